@@ -1,0 +1,19 @@
+#include "commands.hpp"
+
+#include "config.hpp"
+#include "image_store.hpp"
+
+#include <cstdio>
+
+namespace sarus {
+
+int commandRmi(const Config& config, const RmiOptions& options) {
+    auto reference = ImageReference::parse(options.reference);
+    auto store = options.centralizedRepository ? ImageStore::centralized(config)
+                                               : ImageStore::local(config);
+    auto removed = store.remove(reference);
+    std::printf("removed %s\n", removed.reference.normalized().c_str());
+    return 0;
+}
+
+}  // namespace sarus

@@ -1,0 +1,62 @@
+// One function per sarus command. The CLI layer (cli.cpp) parses arguments
+// into these option structs; commands return the process exit code.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sarus {
+
+class Config;
+
+struct ImagesOptions {
+    bool digests = false;
+    bool centralizedRepository = false;
+};
+int commandImages(const Config& config, const ImagesOptions& options);
+
+struct LoadOptions {
+    std::string archive;
+    std::string name;
+    std::string tempDir;
+    bool centralizedRepository = false;
+};
+int commandLoad(const Config& config, const LoadOptions& options);
+
+struct RmiOptions {
+    std::string reference;
+    bool centralizedRepository = false;
+};
+int commandRmi(const Config& config, const RmiOptions& options);
+
+struct RunOptions {
+    std::string image;
+    std::vector<std::string> command;
+    bool centralizedRepository = false;
+    bool tty = false;
+    std::optional<std::string> entrypoint;  // set to "" by a bare --entrypoint
+    std::vector<std::string> mounts;
+    std::vector<std::string> devices;
+    std::vector<std::string> env;
+    std::string workdir;
+    bool init = false;
+    bool mpi = false;
+    std::string mpiType;
+    bool glibc = false;
+    bool ssh = false;
+    std::string name;
+    std::vector<std::string> annotations;
+    std::string pid = "private";
+};
+
+struct PullOptions {
+    std::string reference;
+    bool login = false;
+    std::string username;
+    bool passwordStdin = false;
+    std::string tempDir;
+    bool centralizedRepository = false;
+};
+
+}  // namespace sarus

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <sys/types.h>
+
+namespace sarus {
+
+std::string readFile(const std::filesystem::path& path);
+
+// Writes via a temporary file in the same directory and rename(2), so readers
+// see either the old or the new content, never a partial file.
+void writeFileAtomically(const std::filesystem::path& path, const std::string& content,
+                         mode_t mode = 0644);
+
+// Creates path and missing parents with the given mode; throws sarus::Error.
+void createDirectories(const std::filesystem::path& path, mode_t mode = 0755);
+
+// A file that is deleted when this object dies unless release() was called.
+class ScopedFile {
+public:
+    explicit ScopedFile(std::filesystem::path path) : path_(std::move(path)) {}
+    ~ScopedFile();
+    ScopedFile(const ScopedFile&) = delete;
+    ScopedFile& operator=(const ScopedFile&) = delete;
+    const std::filesystem::path& path() const { return path_; }
+    void release() { path_.clear(); }
+
+private:
+    std::filesystem::path path_;
+};
+
+// A directory created with mkdtemp under base, removed recursively on destruction.
+class TempDirectory {
+public:
+    explicit TempDirectory(const std::filesystem::path& base, const std::string& prefix = "sarus");
+    ~TempDirectory();
+    TempDirectory(const TempDirectory&) = delete;
+    TempDirectory& operator=(const TempDirectory&) = delete;
+    const std::filesystem::path& path() const { return path_; }
+
+private:
+    std::filesystem::path path_;
+};
+
+std::string humanReadableSize(unsigned long long bytes);
+
+}  // namespace sarus

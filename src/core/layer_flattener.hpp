@@ -1,0 +1,49 @@
+// Flattens OCI image layers, streamed one after another, into a single
+// squashfs image. Nothing is unpacked to disk: entries are applied to an
+// in-memory tree (whiteouts, opaque directories, hard links, ownership from
+// the tar headers) while file contents go straight into the squashfs data
+// area through libsquashfs.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+struct archive;  // libarchive reader
+
+namespace sarus {
+
+struct SquashfsOptions {
+    std::string compressor = "zstd";  // zstd | gzip | xz | lz4 | lzo | lzma
+    int level = 3;                    // 0: the compressor's default
+    std::uint32_t blockSize = 131072;
+    unsigned workers = 0;             // 0: one per online CPU
+};
+
+struct FlattenStats {
+    std::uint64_t entries = 0;        // entries in the final tree
+    std::uint64_t imageBytes = 0;     // size of the squashfs file
+};
+
+class LayerFlattener {
+public:
+    LayerFlattener(const std::filesystem::path& output, const SquashfsOptions& options);
+    ~LayerFlattener();
+    LayerFlattener(const LayerFlattener&) = delete;
+    LayerFlattener& operator=(const LayerFlattener&) = delete;
+
+    // Applies every entry of an opened libarchive reader (any format/filter
+    // the caller enabled) as the next layer. layerName appears in errors.
+    void addLayer(archive* layer, const std::string& layerName);
+
+    // Writes the tables and the super block. The output file is complete
+    // only after this returns.
+    FlattenStats finish();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sarus

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs, from Debian's repositories only, everything sarus needs to build,
+# run and be tested. Idempotent: apt-get skips what is already there.
+#   tools/install_dependencies.sh            build + runtime packages
+#   tools/install_dependencies.sh --tests    also the packages the test suite uses
+set -euo pipefail
+
+build_packages=(
+    build-essential cmake pkg-config
+    libmount-dev libcap-dev nlohmann-json3-dev libvalijson-dev libarchive-dev
+    libcurl4-openssl-dev libcli11-dev libgtest-dev libsquashfs-dev libzstd-dev
+)
+runtime_packages=(
+    squashfuse fuse-overlayfs fuse3 crun runc uidmap tini squashfs-tools ca-certificates
+)
+test_packages=(
+    python3 python3-pytest busybox-static util-linux procps psmisc
+)
+
+packages=("${build_packages[@]}" "${runtime_packages[@]}")
+if [[ "${1:-}" == "--tests" ]]; then
+    packages+=("${test_packages[@]}")
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "install_dependencies.sh: must run as root (it calls apt-get)" >&2
+    exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "All dependencies already installed."
+    exit 0
+fi
+echo "Installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
