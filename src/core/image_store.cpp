@@ -270,6 +270,9 @@ StoredImage ImageStore::commit(PendingImage& pending, const ImageMetadata& metad
 }
 
 StoredImage ImageStore::remove(const ImageReference& reference) {
+    if (!fileExists(indexFile())) {
+        throw Error("image " + reference.normalized() + " not found in " + directory_.string());
+    }
     IndexLock lock(directory_ / ".metadata.lock", lockTimeoutMs_, lockWarningMs_);
     auto image = find(reference);
     if (!image) {

@@ -1,0 +1,131 @@
+#include "error.hpp"
+#include "file_utils.hpp"
+#include "image_store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <thread>
+
+namespace fs = std::filesystem;
+using sarus::ImageReference;
+using sarus::ImageStore;
+
+namespace {
+
+class ImageStoreTest : public ::testing::Test {
+protected:
+    sarus::TempDirectory dir{fs::temp_directory_path(), "store-test"};
+    ImageStore store{dir.path() / ".sarus", 5000, 1000};
+
+    sarus::StoredImage import(const std::string& name, const std::string& content = "squash") {
+        auto pending = store.beginImport(ImageReference::parse(name));
+        std::ofstream(pending.file()) << content;
+        sarus::ImageMetadata meta;
+        meta.cmd = std::vector<std::string>{"/bin/sh"};
+        meta.env = {"A=1"};
+        return store.commit(pending, meta, "sha256:" + std::string(64, 'a'), "");
+    }
+};
+
+}  // namespace
+
+TEST_F(ImageStoreTest, CommitPlacesFilesLikeSarus) {
+    auto image = import("load/library/busybox:v1");
+    EXPECT_EQ(image.imageFile, dir.path() / ".sarus/images/load/library/busybox/v1.squashfs");
+    EXPECT_EQ(image.metadataFile, dir.path() / ".sarus/images/load/library/busybox/v1.meta");
+    EXPECT_EQ(sarus::readFile(image.imageFile), "squash");
+    EXPECT_EQ(image.size, 6u);
+    auto meta = sarus::ImageMetadata::fromJson(nlohmann::json::parse(sarus::readFile(image.metadataFile)));
+    EXPECT_EQ(meta.cmd, std::vector<std::string>{"/bin/sh"});
+    ASSERT_EQ(store.list().size(), 1u);
+    EXPECT_EQ(store.list()[0].reference.normalized(), "load/library/busybox:v1");
+    // No partial file is left next to the image.
+    for (const auto& entry : fs::directory_iterator(image.imageFile.parent_path())) {
+        EXPECT_EQ(entry.path().filename().string().find(".partial"), std::string::npos);
+    }
+}
+
+TEST_F(ImageStoreTest, UncommittedImportLeavesNothing) {
+    fs::path partial;
+    {
+        auto pending = store.beginImport(ImageReference::parse("load/x"));
+        partial = pending.file();
+        std::ofstream(partial) << "half";
+    }
+    EXPECT_FALSE(fs::exists(partial));
+    EXPECT_TRUE(store.list().empty());
+}
+
+TEST_F(ImageStoreTest, ReimportReplacesTheEntry) {
+    import("load/library/a", "one");
+    import("load/library/a", "two!");
+    auto images = store.list();
+    ASSERT_EQ(images.size(), 1u);
+    EXPECT_EQ(sarus::readFile(images[0].imageFile), "two!");
+}
+
+TEST_F(ImageStoreTest, FindByTagAndRemove) {
+    import("load/library/a:1");
+    import("load/library/a:2");
+    EXPECT_TRUE(store.find(ImageReference::parse("load/library/a:1")));
+    EXPECT_FALSE(store.find(ImageReference::parse("load/library/a:3")));
+    auto removed = store.remove(ImageReference::parse("load/library/a:1"));
+    EXPECT_FALSE(fs::exists(removed.imageFile));
+    EXPECT_FALSE(fs::exists(removed.metadataFile));
+    ASSERT_EQ(store.list().size(), 1u);
+    EXPECT_EQ(store.list()[0].reference.tag, "2");
+}
+
+TEST_F(ImageStoreTest, RemovingAMissingImageFailsAndKeepsOthers) {
+    import("load/library/a:1");
+    try {
+        store.remove(ImageReference::parse("load/library/zzz"));
+        FAIL() << "expected an error";
+    } catch (const sarus::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("not found"), std::string::npos);
+    }
+    EXPECT_EQ(store.list().size(), 1u);
+}
+
+TEST_F(ImageStoreTest, EntriesWhoseFilesVanishedAreDropped) {
+    auto a = import("load/library/a");
+    import("load/library/b");
+    fs::remove(a.imageFile);
+    auto images = store.list();
+    ASSERT_EQ(images.size(), 1u);
+    EXPECT_EQ(images[0].reference.repository, "library/b");
+}
+
+TEST_F(ImageStoreTest, CorruptIndexIsReportedAndNotOverwritten) {
+    import("load/library/a");
+    auto index = dir.path() / ".sarus/metadata.json";
+    std::ofstream(index) << "{ not json";
+    EXPECT_THROW(store.list(), sarus::Error);
+    auto pending = store.beginImport(ImageReference::parse("load/library/b"));
+    std::ofstream(pending.file()) << "b";
+    EXPECT_THROW(store.commit(pending, {}, "sha256:x", ""), sarus::Error);
+    EXPECT_EQ(sarus::readFile(index), "{ not json");
+    EXPECT_FALSE(fs::exists(dir.path() / ".sarus/images/load/library/b/latest.squashfs"));
+}
+
+TEST_F(ImageStoreTest, ConcurrentImportsAllLandInTheIndex) {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 16; ++i) {
+        threads.emplace_back([this, i] { import("load/library/img" + std::to_string(i)); });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    EXPECT_EQ(store.list().size(), 16u);
+}
+
+TEST_F(ImageStoreTest, StalePartialOfADeadProcessIsRemoved) {
+    auto dirOfImage = dir.path() / ".sarus/images/load/library/a";
+    fs::create_directories(dirOfImage);
+    // PID 2^22+1 is above the kernel's pid_max limit, so it is never alive.
+    auto stale = dirOfImage / ".latest.squashfs.partial-4194305";
+    std::ofstream(stale) << "x";
+    import("load/library/a");
+    EXPECT_FALSE(fs::exists(stale));
+}
