@@ -77,3 +77,96 @@ def run_as(user, argv, env=None, cwd=None, input=None, timeout=600, check=False,
                           cwd=cwd or pw.pw_dir, input=input, timeout=timeout,
                           check=check, stdout=kw.pop("stdout", subprocess.PIPE),
                           stderr=kw.pop("stderr", subprocess.PIPE), text=True, **kw)
+
+
+# --- sarus under test ---------------------------------------------------------
+
+import json
+import shutil
+import tempfile
+
+TEST_USERS = ("sarustest", "sarusnosub")
+
+
+def sarus_prefix():
+    """Installation prefix of the sarus under test (tools/run_tests.sh installs
+    it there); SARUS_PREFIX overrides."""
+    return os.environ.get("SARUS_PREFIX", "/opt/sarus-test")
+
+
+class Sarus:
+    """One sarus installation with a private repository base directory, driven
+    as an unprivileged user exactly as a user would drive it."""
+
+    def __init__(self, prefix, workdir, user):
+        self.prefix = prefix
+        self.binary = os.path.join(prefix, "bin", "sarus")
+        self.user = user
+        self.workdir = workdir
+        self.repo_base = os.path.join(workdir, "repos")
+        os.makedirs(os.path.join(self.repo_base, user), exist_ok=True)
+        with open(os.path.join(prefix, "etc", "sarus.json")) as f:
+            self.config = json.load(f)
+        self.config["localRepositoryBaseDir"] = self.repo_base
+        self.config["centralizedRepositoryDir"] = os.path.join(workdir, "centralized")
+        self.config_file = os.path.join(workdir, "sarus.json")
+        self.write_config()
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam(user)
+            for root, dirs, files in os.walk(workdir):
+                os.chown(root, pw.pw_uid, pw.pw_gid)
+                for name in files:
+                    os.chown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)
+            os.chmod(workdir, 0o755)
+
+    def write_config(self):
+        with open(self.config_file, "w") as f:
+            json.dump(self.config, f, indent=4)
+        os.chmod(self.config_file, 0o644)
+
+    @property
+    def repository(self):
+        return os.path.join(self.repo_base, self.user, ".sarus")
+
+    def __call__(self, *args, env=None, **kw):
+        full_env = {"SARUS_CONFIG_FILE": self.config_file}
+        if env:
+            full_env.update(env)
+        return run_as(self.user, [self.binary, *args], env=full_env, **kw)
+
+    def ok(self, *args, **kw):
+        r = self(*args, **kw)
+        assert r.returncode == 0, f"sarus {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+        return r
+
+
+@pytest.fixture(scope="session")
+def installed_prefix():
+    prefix = sarus_prefix()
+    if not os.access(os.path.join(prefix, "bin", "sarus"), os.X_OK):
+        pytest.fail(f"no sarus installed in {prefix}: run tools/run_tests.sh "
+                    "(or set SARUS_PREFIX to an installation)")
+    return prefix
+
+
+@pytest.fixture(params=TEST_USERS)
+def sarus(request, installed_prefix, tmp_path_factory):
+    """A sarus with an empty private repository, used as a test user (once
+    with a subordinate id range, once without)."""
+    workdir = tempfile.mkdtemp(prefix="sarus-it-", dir="/var/tmp")
+    try:
+        yield Sarus(installed_prefix, workdir, request.param)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def tree_snapshot(path):
+    """Names, sizes and mtimes of everything under path: proves a failed
+    command left a directory exactly as it was."""
+    snapshot = {}
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            full = os.path.join(root, name)
+            st = os.lstat(full)
+            snapshot[os.path.relpath(full, path)] = (st.st_size, st.st_mtime_ns, st.st_mode)
+    return snapshot

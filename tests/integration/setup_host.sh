@@ -77,67 +77,9 @@ set_subids sarustest 200000:65536
 set_subids sarusnosub ""
 say "users: $(id sarustest); $(id sarusnosub)"
 
-# --- 3. /dev/fuse ------------------------------------------------------------
-# Rootless sarus mounts the image with squashfuse and the overlay with
-# fuse-overlayfs, which open /dev/fuse as the calling user. Debian creates it
-# 0600 (root only) in environments without the usual udev rules, so open it
-# up as udev does on a normal desktop (fusermount3 still enforces its policy).
-# Not persistent across reboots: rerun this script after a reboot.
-if [[ ! -e /dev/fuse ]]; then
-    modprobe fuse 2>/dev/null || true
-    [[ -e /dev/fuse ]] || { mknod -m 0666 /dev/fuse c 10 229 && say "created /dev/fuse"; }
-fi
-if [[ -c /dev/fuse ]]; then
-    if [[ $(stat -c %a /dev/fuse) != 666 ]]; then
-        say "chmod 0666 /dev/fuse"
-        chmod 0666 /dev/fuse
-    fi
-    say "/dev/fuse: $(stat -c '%A %U:%G' /dev/fuse)"
-else
-    warn "/dev/fuse missing: FUSE tests will fail"
-    fail=1
-fi
-
-# --- 4. cgroups --------------------------------------------------------------
-# This host boots with hybrid cgroups: the controllers on v1 hierarchies plus
-# a v2 "unified" mount. crun 1.8 refuses to run ("cgroups in hybrid mode not
-# supported") as long as any controller is still attached to the v2 side.
-# Controllers that nobody mounted in v1 (here hugetlb) stay on v2, so mount
-# each of them as a v1 hierarchy; that moves it off the v2 mount, after which
-# crun treats the host as plain v1.
-if [[ -d /sys/fs/cgroup/unified && -r /sys/fs/cgroup/unified/cgroup.controllers ]]; then
-    left=$(cat /sys/fs/cgroup/unified/cgroup.controllers)
-    for c in $left; do
-        if mountpoint -q "/sys/fs/cgroup/$c"; then
-            continue
-        fi
-        say "mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c"
-        mkdir -p "/sys/fs/cgroup/$c"
-        mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" || { warn "mounting $c failed"; fail=1; }
-    done
-    left=$(cat /sys/fs/cgroup/unified/cgroup.controllers)
-    say "cgroups: controllers left on the v2 (unified) side: '${left}'"
-    [[ -z $left ]] || { warn "crun will refuse hybrid cgroups"; fail=1; }
-else
-    say "cgroups: no hybrid v2 mount at /sys/fs/cgroup/unified ($(stat -f -c %T /sys/fs/cgroup))"
-fi
-
-# --- 5. user namespaces ------------------------------------------------------
-if [[ -e /proc/sys/kernel/unprivileged_userns_clone ]] \
-        && [[ $(cat /proc/sys/kernel/unprivileged_userns_clone) != 1 ]]; then
-    say "sysctl kernel.unprivileged_userns_clone=1"
-    sysctl -q -w kernel.unprivileged_userns_clone=1
-fi
-if [[ -e /proc/sys/kernel/apparmor_restrict_unprivileged_userns ]] \
-        && [[ $(cat /proc/sys/kernel/apparmor_restrict_unprivileged_userns) != 0 ]]; then
-    say "sysctl kernel.apparmor_restrict_unprivileged_userns=0"
-    sysctl -q -w kernel.apparmor_restrict_unprivileged_userns=0
-fi
-if [[ $(cat /proc/sys/user/max_user_namespaces) -eq 0 ]]; then
-    say "sysctl user.max_user_namespaces=15000"
-    sysctl -q -w user.max_user_namespaces=15000
-fi
-say "user.max_user_namespaces = $(cat /proc/sys/user/max_user_namespaces)"
+# --- 3-5. /dev/fuse, cgroups, user namespaces: the same host preparation an
+# admin runs (tools/prepare_host.sh) ------------------------------------------
+"$(cd "$(dirname "$0")/../.." && pwd)/tools/prepare_host.sh" || fail=1
 
 if out=$(runuser -u sarustest -- unshare --user --map-root-user id -u 2>&1) && [[ $out == 0 ]]; then
     say "check: sarustest can create a user namespace (unshare -Ur): OK"

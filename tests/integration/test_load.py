@@ -1,0 +1,226 @@
+"""`sarus load`, `sarus images` and `sarus rmi`, driven as unprivileged users
+against the archives built by tests/images/make_images.py."""
+
+import json
+import os
+import subprocess
+import threading
+
+import pytest
+
+from conftest import run_as, tree_snapshot
+import reference_flatten
+
+ARCHIVES = ["busybox.docker.tar", "busybox.oci.tar", "layered.docker.tar", "layered.oci.tar"]
+
+
+def image_file(sarus, name, tag="latest"):
+    return os.path.join(sarus.repository, "images", "load", "library", name, tag + ".squashfs")
+
+
+def partial_files(path):
+    found = []
+    for root, dirs, files in os.walk(path):
+        found += [f for f in files if ".partial-" in f or ".tmp-" in f]
+    return found
+
+
+@pytest.mark.parametrize("archive", ARCHIVES)
+def test_load_yields_the_flattened_layers_entry_by_entry(sarus, test_images, archive):
+    path = os.path.join(test_images, archive)
+    r = sarus.ok("load", path, "img")
+    assert f"# created: {image_file(sarus, 'img')}" in r.stdout
+    expected = reference_flatten.expected_tree(path)
+    actual = reference_flatten.actual_tree(image_file(sarus, "img"))
+    differences = reference_flatten.diff_trees(expected, actual)
+    assert differences == [], "\n".join(differences[:50])
+    # the comparison is not vacuous: the image holds what the archive holds
+    assert len(actual) == len(expected) > 10
+
+
+def test_load_writes_image_metadata(sarus, test_images):
+    sarus.ok("load", os.path.join(test_images, "layered.oci.tar"), "layered:v1")
+    meta_file = image_file(sarus, "layered", "v1").replace(".squashfs", ".meta")
+    with open(meta_file) as f:
+        meta = json.load(f)
+    config = reference_flatten.image_config(os.path.join(test_images, "layered.oci.tar"))["config"]
+    assert meta["Entrypoint"] == config["Entrypoint"] == ["/bin/echo"]
+    assert meta["Cmd"] == config["Cmd"]
+    assert meta["WorkingDir"] == "/opt"
+    assert meta["Env"] == config["Env"]
+    assert meta["Labels"] == config["Labels"]
+
+
+def test_images_lists_loaded_images_like_sarus(sarus, test_images):
+    sarus.ok("load", os.path.join(test_images, "busybox.docker.tar"), "busybox")
+    sarus.ok("load", os.path.join(test_images, "layered.docker.tar"), "my/layered:2.0")
+    lines = sarus.ok("images").stdout.splitlines()
+    assert lines[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE", "SERVER"]
+    rows = [line.split() for line in lines[1:]]
+    assert [(r[0], r[1], r[-1]) for r in rows] == [
+        ("load/library/busybox", "latest", "load"), ("load/my/layered", "2.0", "load")]
+    config_digest = reference_flatten.image_config  # noqa: keep the oracle import used
+    for row in rows:
+        assert len(row[2]) == 12 and all(c in "0123456789abcdef" for c in row[2])
+        assert row[3][:2] == "20" and "T" in row[3]
+    size = os.path.getsize(image_file(sarus, "busybox"))
+    assert rows[0][4].endswith(("KB", "MB"))
+    assert abs(float(rows[0][4][:-2]) * (1024 if rows[0][4].endswith("KB") else 1024 ** 2) - size) < 0.01 * size + 1024
+
+    digest_lines = sarus.ok("images", "--digests").stdout.splitlines()
+    assert digest_lines[0].split()[:3] == ["REPOSITORY", "TAG", "DIGEST"]
+    assert digest_lines[1].split()[2] == "<none>"  # loaded images have no registry digest
+
+
+def test_images_on_an_empty_repository_prints_only_the_header(sarus):
+    r = sarus.ok("images")
+    assert r.stdout.split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE", "SERVER"]
+
+
+def test_rmi_removes_files_and_entry(sarus, test_images):
+    sarus.ok("load", os.path.join(test_images, "busybox.docker.tar"), "a")
+    sarus.ok("load", os.path.join(test_images, "busybox.docker.tar"), "b")
+    r = sarus.ok("rmi", "load/library/a")
+    assert r.stdout.strip() == "removed load/library/a:latest"
+    assert not os.path.exists(image_file(sarus, "a"))
+    assert not os.path.exists(image_file(sarus, "a").replace(".squashfs", ".meta"))
+    assert os.path.exists(image_file(sarus, "b"))
+    listed = [line.split()[0] for line in sarus.ok("images").stdout.splitlines()[1:]]
+    assert listed == ["load/library/b"]
+
+
+def test_rmi_of_a_missing_image_fails_and_changes_nothing(sarus, test_images):
+    sarus.ok("load", os.path.join(test_images, "busybox.docker.tar"), "a")
+    before = tree_snapshot(sarus.repository)
+    r = sarus("rmi", "load/library/nothere:1")
+    assert r.returncode == 1
+    assert r.stderr.strip().count("\n") == 0
+    assert "load/library/nothere:1 not found" in r.stderr
+    assert tree_snapshot(sarus.repository) == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["rmi", "load/library/../etc"], "path component '..' is not allowed"),
+    (["rmi", "Upper/Case"], "must be lowercase"),
+    (["rmi", "alpine@sha256:1234"], "bad digest"),
+    (["rmi", "alpine:-x"], "bad tag '-x'"),
+    (["load", "ARCHIVE", "../escape"], "path component '..' is not allowed"),
+    (["load", "ARCHIVE", "name:bad:tag"], "invalid image reference"),
+])
+def test_bad_references_are_rejected_naming_the_part(sarus, test_images, args, message):
+    sarus.ok("load", os.path.join(test_images, "busybox.docker.tar"), "keep")
+    before = tree_snapshot(sarus.repository)
+    args = [os.path.join(test_images, "busybox.docker.tar") if a == "ARCHIVE" else a for a in args]
+    r = sarus(*args)
+    assert r.returncode == 1, r.stdout
+    assert message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert tree_snapshot(sarus.repository) == before
+
+
+@pytest.mark.parametrize("archive, message", [
+    ("truncated.docker.tar", "truncated"),
+    ("corrupt-layer.oci.tar", "corrupt"),
+    ("no-manifest.tar", "not a docker-archive or OCI archive"),
+    ("not-a-tar.tar", "cannot read archive"),
+    ("evil-dotdot.docker.tar", "../escape"),
+    ("evil-absolute.docker.tar", "/etc/evil"),
+    ("evil-hardlink.docker.tar", "../../etc/passwd"),
+])
+def test_bad_archives_fail_cleanly_and_leave_the_store_intact(sarus, test_images, archive, message):
+    sarus.ok("load", os.path.join(test_images, "busybox.docker.tar"), "keep")
+    before = tree_snapshot(sarus.repository)
+    r = sarus("load", os.path.join(test_images, archive), "keep")
+    assert r.returncode == 1, r.stdout
+    error_lines = r.stderr.strip().splitlines()
+    assert len(error_lines) == 1, r.stderr
+    assert message in error_lines[0], error_lines[0]
+    assert archive in error_lines[0] or "layer" in error_lines[0], error_lines[0]
+    assert tree_snapshot(sarus.repository) == before
+    assert partial_files(sarus.repository) == []
+    # the image that was there still works as before
+    assert reference_flatten.diff_trees(
+        reference_flatten.expected_tree(os.path.join(test_images, "busybox.docker.tar")),
+        reference_flatten.actual_tree(image_file(sarus, "keep"))) == []
+
+
+def test_malicious_layer_error_names_layer_and_entry(sarus, test_images):
+    r = sarus("load", os.path.join(test_images, "evil-hardlink.docker.tar"), "evil")
+    assert r.returncode == 1
+    assert "layer" in r.stderr and "passwd-link" in r.stderr, r.stderr
+
+
+def test_missing_archive_file(sarus):
+    r = sarus("load", "/nonexistent/archive.tar", "x")
+    assert r.returncode == 1
+    assert "/nonexistent/archive.tar" in r.stderr and "No such file" in r.stderr
+
+
+def test_two_concurrent_loads_both_land_in_the_index(sarus, test_images):
+    binary = [sarus.binary]
+    procs = []
+    for archive, name in [("layered.docker.tar", "one"), ("busybox.oci.tar", "two"),
+                          ("layered.oci.tar", "three")]:
+        procs.append(threading.Thread(target=lambda a=archive, n=name: results.append(
+            sarus("load", os.path.join(test_images, a), n))))
+    results = []
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
+    listed = sorted(line.split()[0] for line in sarus.ok("images").stdout.splitlines()[1:])
+    assert listed == ["load/library/one", "load/library/three", "load/library/two"]
+
+
+def test_centralized_repository_is_separate(sarus, test_images):
+    sarus.ok("load", "--centralized-repository", os.path.join(test_images, "busybox.docker.tar"), "shared")
+    assert sarus.ok("images").stdout.strip().count("\n") == 0
+    listed = sarus.ok("images", "--centralized-repository").stdout.splitlines()[1:]
+    assert [line.split()[0] for line in listed] == ["load/library/shared"]
+    sarus.ok("rmi", "--centralized-repository", "load/library/shared")
+    assert sarus.ok("images", "--centralized-repository").stdout.strip().count("\n") == 0
+
+
+def test_temp_dir_must_exist(sarus, test_images):
+    r = sarus("load", "--temp-dir", "/nonexistent-dir", os.path.join(test_images, "busybox.docker.tar"), "x")
+    assert r.returncode == 1
+    assert "--temp-dir /nonexistent-dir" in r.stderr
+
+
+def test_loaded_image_mounts_with_squashfuse(sarus, test_images):
+    sarus.ok("load", os.path.join(test_images, "layered.oci.tar"), "img")
+    mountpoint = os.path.join(sarus.workdir, "mnt")
+    run_as(sarus.user, ["mkdir", mountpoint], check=True)
+    r = run_as(sarus.user, ["squashfuse_ll", image_file(sarus, "img"), mountpoint])
+    assert r.returncode == 0, r.stderr
+    try:
+        listing = run_as(sarus.user, ["ls", os.path.join(mountpoint, "data")]).stdout.split("\n")
+        assert "keep.txt" in listing and "remove-me.txt" not in listing
+        assert os.readlink(os.path.join(mountpoint, "opt", "app")) == "/opt/app-v2"
+    finally:
+        run_as(sarus.user, ["fusermount3", "-u", mountpoint])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a kernel squashfs mount needs root")
+def test_loaded_image_mounts_with_the_kernel(sarus, test_images):
+    sarus.ok("load", os.path.join(test_images, "layered.docker.tar"), "img")
+    mountpoint = os.path.join(sarus.workdir, "kmnt")
+    os.mkdir(mountpoint)
+    subprocess.run(["mount", "-t", "squashfs", "-o", "loop,ro", image_file(sarus, "img"), mountpoint],
+                   check=True)
+    try:
+        st = os.lstat(os.path.join(mountpoint, "usr", "local", "bin", "suid-tool"))
+        assert st.st_mode & 0o7777 == 0o4755
+        assert os.path.islink(os.path.join(mountpoint, "opt", "app"))
+        assert os.stat(os.path.join(mountpoint, "hardlinks", "one.txt")).st_nlink == 2
+    finally:
+        subprocess.run(["umount", mountpoint], check=True)
+
+
+def test_invalid_configuration_is_reported_with_the_key(sarus):
+    sarus.config["ramFilesystemType"] = "diskfs"
+    sarus.write_config()
+    r = sarus("images")
+    assert r.returncode == 1
+    assert "key 'ramFilesystemType'" in r.stderr and sarus.config_file in r.stderr
