@@ -167,21 +167,23 @@ int runCli(int argc, char** argv) {
             std::printf("sarus version %s\n", SARUS_VERSION);
             return 0;
         }
-        if (name == "pull" || name == "run" || name == "hooks" || name == "ps" || name == "kill" ||
+        if (name == "pull" || name == "hooks" || name == "ps" || name == "kill" ||
             name == "ssh-keygen") {
-            if (name == "run") {
-                auto rest = command->remaining();
-                if (rest.empty()) {
-                    throw Error("run: missing image (usage: sarus run [OPTIONS] REPOSITORY[:TAG] "
-                                "[COMMAND] [ARG...])");
-                }
-                runOptions.image = rest[0];
-                runOptions.command.assign(rest.begin() + 1, rest.end());
-                if (run->count("--entrypoint") > 0) {
-                    runOptions.entrypoint = entrypoint;
-                }
-            }
             return notAvailable(name);
+        }
+        if (name == "run") {
+            auto rest = command->remaining();
+            if (rest.empty()) {
+                throw Error("run: missing image (usage: sarus run [OPTIONS] REPOSITORY[:TAG] "
+                            "[COMMAND] [ARG...])");
+            }
+            runOptions.image = rest[0];
+            runOptions.command.assign(rest.begin() + 1, rest.end());
+            if (run->count("--entrypoint") > 0) {
+                runOptions.entrypoint = entrypoint;
+            }
+            auto config = loadConfig();
+            return commandRun(config, runOptions);
         }
         auto config = loadConfig();
         if (name == "images") {

@@ -59,4 +59,6 @@ struct PullOptions {
     bool centralizedRepository = false;
 };
 
+int commandRun(const Config& config, const RunOptions& options);
+
 }  // namespace sarus

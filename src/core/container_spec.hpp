@@ -1,0 +1,63 @@
+// Everything a backend needs to start one container, computed by pure
+// functions from sarus.json, the image metadata, the command line and the
+// host environment, so every rule is unit-testable without mounting anything.
+#pragma once
+
+#include "commands/commands.hpp"
+#include "identity.hpp"
+#include "image_metadata.hpp"
+#include "mount_options.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace sarus {
+
+class Config;
+
+struct ContainerSpec {
+    std::vector<std::string> args;
+    std::vector<std::string> env;  // NAME=VALUE
+    std::string cwd;
+    std::vector<BindMount> siteMounts;
+    std::vector<BindMount> userMounts;
+    std::vector<DeviceMount> devices;
+    std::map<std::string, std::string> annotations;
+    bool tty = false;
+    bool init = false;
+    bool pidHost = false;
+    std::string name;
+    Identity identity;
+};
+
+// Host environment, then the image's Env, then sarus.json "environment"
+// (set, prepend, append, unset), then -e/--env; CUDA_VISIBLE_DEVICES from the
+// host is turned into NVIDIA_VISIBLE_DEVICES as Sarus does.
+std::vector<std::string> buildEnvironment(const std::vector<std::string>& hostEnv,
+                                          const std::vector<std::string>& imageEnv,
+                                          const nlohmann::json& configEnvironment,
+                                          const std::vector<std::string>& cliEnv);
+
+// Entrypoint/Cmd rules of the Sarus documentation.
+std::vector<std::string> buildArgs(const ImageMetadata& image, const RunOptions& options);
+
+// -w (must be absolute) else the image WorkingDir else "/".
+std::string buildWorkingDirectory(const ImageMetadata& image, const RunOptions& options);
+
+// Image labels < engine annotations (--mpi, --glibc, --ssh) < --annotation.
+std::map<std::string, std::string> buildAnnotations(const ImageMetadata& image,
+                                                    const RunOptions& options,
+                                                    const std::string& defaultMpiType);
+
+UserMountRestrictions userMountRestrictions(const nlohmann::json& configJson);
+std::vector<BindMount> siteMounts(const nlohmann::json& configJson);
+std::vector<DeviceMount> siteDevices(const nlohmann::json& configJson);
+
+ContainerSpec buildContainerSpec(const Config& config, const ImageMetadata& image,
+                                 const RunOptions& options, const std::vector<std::string>& hostEnv,
+                                 const Identity& identity);
+
+}  // namespace sarus

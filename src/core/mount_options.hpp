@@ -1,0 +1,42 @@
+// The --mount and --device formats of `sarus run`. The same parser serves the
+// engine and mount_hook, so a mount prototyped on the command line can be
+// copied into a hook configuration unchanged.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace sarus {
+
+struct BindMount {
+    std::string source;
+    std::string destination;
+    bool readonly = false;
+};
+
+struct DeviceMount {
+    std::string source;
+    std::string destination;
+    std::string access = "rwm";  // subset of "rwm"
+};
+
+// type=bind,src|source=PATH,dst|destination|target=PATH[,readonly]
+BindMount parseMount(const std::string& text);
+
+// HOST[:CONTAINER][:ACCESS]
+DeviceMount parseDevice(const std::string& text);
+
+struct UserMountRestrictions {
+    std::vector<std::string> notAllowedPrefixesOfPath;
+    std::vector<std::string> notAllowedPaths;
+};
+
+// Throws if destination (already normalised) is refused by the admin's
+// userMounts restrictions; the message names the rule.
+void checkUserMountDestination(const std::string& destination, const UserMountRestrictions& rules);
+
+// Collapses "//", "." and ".." of an absolute path without touching the
+// filesystem; ".." never goes above "/".
+std::string normalizeAbsolutePath(const std::string& path);
+
+}  // namespace sarus

@@ -1,0 +1,170 @@
+#include "oci_config.hpp"
+
+#include "error.hpp"
+
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+namespace sarus {
+
+namespace {
+
+using json = nlohmann::json;
+
+const char* initDestination = "/dev/init";
+
+json processSection(const ContainerSpec& spec, const OciConfigOptions& options) {
+    json user = {{"uid", spec.identity.uid}, {"gid", spec.identity.gid}};
+    if (!options.rootless) {
+        user["additionalGids"] = spec.identity.supplementaryGids;
+    }
+    std::vector<std::string> args = spec.args;
+    if (spec.init) {
+        args.insert(args.begin(), {initDestination, "--"});
+    }
+    json noCapabilities = json::array();
+    return {
+        {"terminal", spec.tty},
+        {"user", user},
+        {"args", args},
+        {"env", spec.env},
+        {"cwd", spec.cwd},
+        {"capabilities",
+         {{"bounding", noCapabilities}, {"effective", noCapabilities}, {"inheritable", noCapabilities},
+          {"permitted", noCapabilities}, {"ambient", noCapabilities}}},
+        {"noNewPrivileges", true},
+    };
+}
+
+json bindMount(const std::string& source, const std::string& destination, bool readonly) {
+    json opts = {"rbind", "nosuid", "rprivate"};
+    if (readonly) {
+        opts.push_back("ro");
+    }
+    return {{"destination", destination}, {"type", "bind"}, {"source", source}, {"options", opts}};
+}
+
+json systemMounts(const ContainerSpec& spec, const OciConfigOptions& options) {
+    json mounts = json::array();
+    if (spec.pidHost && options.rootless) {
+        // procfs of a PID namespace we do not own cannot be mounted: reuse the host's.
+        mounts.push_back(bindMount("/proc", "/proc", false));
+    } else {
+        mounts.push_back({{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"},
+                          {"options", {"nosuid", "noexec", "nodev"}}});
+    }
+    mounts.push_back({{"destination", "/dev"}, {"type", "tmpfs"}, {"source", "tmpfs"},
+                      {"options", {"nosuid", "strictatime", "mode=755", "size=65536k"}}});
+    json ptsOptions = {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"};
+    if (!options.rootless) {
+        ptsOptions.push_back("gid=5");
+    }
+    mounts.push_back({{"destination", "/dev/pts"}, {"type", "devpts"}, {"source", "devpts"},
+                      {"options", ptsOptions}});
+    mounts.push_back({{"destination", "/dev/shm"}, {"type", "tmpfs"}, {"source", "shm"},
+                      {"options", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}}});
+    if (options.rootless) {
+        mounts.push_back({{"destination", "/sys"}, {"type", "bind"}, {"source", "/sys"},
+                          {"options", {"rbind", "nosuid", "noexec", "nodev", "ro", "rprivate"}}});
+    } else {
+        mounts.push_back({{"destination", "/sys"}, {"type", "sysfs"}, {"source", "sysfs"},
+                          {"options", {"nosuid", "noexec", "nodev", "ro"}}});
+    }
+    return mounts;
+}
+
+json deviceEntry(const DeviceMount& device) {
+    struct stat st {};
+    if (::stat(device.source.c_str(), &st) != 0) {
+        throw systemError("device " + device.source, errno);
+    }
+    if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        throw Error("device " + device.source + " is not a character or block device");
+    }
+    return {{"path", device.destination},
+            {"type", S_ISCHR(st.st_mode) ? "c" : "b"},
+            {"major", major(st.st_rdev)},
+            {"minor", minor(st.st_rdev)},
+            {"fileMode", st.st_mode & 0777},
+            {"uid", st.st_uid},
+            {"gid", st.st_gid}};
+}
+
+json idMappings(const std::vector<IdMap>& maps) {
+    json out = json::array();
+    for (const auto& m : maps) {
+        out.push_back({{"containerID", m.containerId}, {"hostID", m.hostId}, {"size", m.size}});
+    }
+    return out;
+}
+
+}  // namespace
+
+json generateOciConfig(const ContainerSpec& spec, const OciConfigOptions& options) {
+    json mounts = systemMounts(spec, options);
+    for (const auto& mount : spec.siteMounts) {
+        mounts.push_back(bindMount(mount.source, mount.destination, mount.readonly));
+    }
+    for (const auto& mount : spec.userMounts) {
+        mounts.push_back(bindMount(mount.source, mount.destination, mount.readonly));
+    }
+    if (spec.init) {
+        mounts.push_back(bindMount(options.initPath, initDestination, true));
+    }
+
+    json namespaces = {{{"type", "mount"}}};
+    if (!spec.pidHost) {
+        namespaces.push_back({{"type", "pid"}});
+    }
+    json linux = {{"namespaces", namespaces}};
+    if (!options.uidMappings.empty()) {
+        linux["namespaces"].push_back({{"type", "user"}});
+        linux["uidMappings"] = idMappings(options.uidMappings);
+        linux["gidMappings"] = idMappings(options.gidMappings);
+    }
+
+    json devices = json::array();
+    json allowed = {{{"allow", false}, {"access", "rwm"}}};
+    for (const auto& device : spec.devices) {
+        if (options.rootless) {
+            // No mknod in a user namespace: the node is bind-mounted, and
+            // access is what its permissions allow.
+            auto mount = bindMount(device.source, device.destination, false);
+            mounts.push_back(mount);
+            continue;
+        }
+        auto entry = deviceEntry(device);
+        devices.push_back(entry);
+        allowed.push_back({{"allow", true}, {"type", entry["type"]}, {"major", entry["major"]},
+                           {"minor", entry["minor"]}, {"access", device.access}});
+    }
+    if (!options.rootless) {
+        linux["devices"] = devices;
+        linux["resources"] = {{"devices", allowed}};
+    }
+
+    json annotations = json::object();
+    for (const auto& [key, value] : spec.annotations) {
+        annotations[key] = value;
+    }
+    if (options.rootless) {
+        // The caller's supplementary groups stay (file access on shared
+        // filesystems depends on them) even though they cannot be mapped.
+        annotations["run.oci.keep_original_groups"] = "1";
+    }
+
+    json config = {
+        {"ociVersion", "1.0.2"},
+        {"process", processSection(spec, options)},
+        {"root", {{"path", options.rootfs}, {"readonly", false}}},
+        {"mounts", mounts},
+        {"linux", linux},
+        {"annotations", annotations},
+    };
+    if (!options.hooks.empty()) {
+        config["hooks"] = options.hooks;
+    }
+    return config;
+}
+
+}  // namespace sarus

@@ -1,0 +1,65 @@
+#include "path_in_root.hpp"
+
+#include "error.hpp"
+#include "mount_options.hpp"
+
+#include <deque>
+#include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace sarus {
+
+namespace {
+
+std::deque<std::string> components(const std::string& path) {
+    std::deque<std::string> parts;
+    std::stringstream in(path);
+    for (std::string part; std::getline(in, part, '/');) {
+        if (!part.empty() && part != ".") {
+            parts.push_back(part);
+        }
+    }
+    return parts;
+}
+
+}  // namespace
+
+std::string resolveInRoot(const std::filesystem::path& root, const std::string& containerPath) {
+    constexpr int maxLinks = 40;
+    int links = 0;
+    std::deque<std::string> pending = components(containerPath);
+    std::string resolved;  // "" means "/"
+    while (!pending.empty()) {
+        auto part = pending.front();
+        pending.pop_front();
+        if (part == "..") {
+            resolved = resolved.substr(0, resolved.rfind('/'));
+            continue;
+        }
+        auto candidate = resolved + "/" + part;
+        auto hostPath = root.string() + candidate;
+        struct stat st {};
+        if (::lstat(hostPath.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) {
+            resolved = candidate;
+            continue;
+        }
+        if (++links > maxLinks) {
+            throw Error("too many levels of symbolic links resolving " + containerPath);
+        }
+        std::string target(static_cast<std::size_t>(st.st_size) + 1, '\0');
+        auto n = ::readlink(hostPath.c_str(), target.data(), target.size());
+        if (n < 0) {
+            throw systemError("cannot read symlink " + hostPath, errno);
+        }
+        target.resize(static_cast<std::size_t>(n));
+        auto next = components(target);
+        if (!target.empty() && target[0] == '/') {
+            resolved.clear();
+        }
+        pending.insert(pending.begin(), next.begin(), next.end());
+    }
+    return resolved.empty() ? "/" : resolved;
+}
+
+}  // namespace sarus

@@ -1,0 +1,41 @@
+// Child processes for helpers (FUSE daemons, the OCI runtime). Every helper
+// gets PR_SET_PDEATHSIG so that it dies with its parent even when the parent
+// is killed with SIGKILL: nothing outlives a sarus run.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace sarus {
+
+struct SpawnOptions {
+    std::optional<uid_t> uid;                // switch ids before exec
+    std::optional<gid_t> gid;
+    std::vector<int> ambientCapabilities;    // kept across exec for a non-root uid
+    std::optional<std::vector<std::string>> env;  // default: inherit
+    int stdinFd = -1;                        // -1: inherit
+    int stdoutFd = -1;
+    int stderrFd = -1;
+    std::vector<int> keepFds;                // other fds that stay open
+};
+
+// fork + exec; throws sarus::Error if the fork fails. Exec failures make the
+// child exit with 127 after printing why.
+pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& options = {});
+
+// Waits for pid; returns its exit code, or 128+N if a signal N killed it.
+int waitForExit(pid_t pid);
+
+// Closes every descriptor >= 3 except those listed.
+void closeDescriptorsExcept(const std::vector<int>& keep);
+
+// Forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT and
+// SIGWINCH to the given pid until reset.
+void forwardSignalsTo(pid_t pid);
+
+// Creates a pipe with O_CLOEXEC on both ends.
+void makePipe(int fds[2]);
+
+}  // namespace sarus
