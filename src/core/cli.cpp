@@ -39,9 +39,12 @@ void addRunOptions(CLI::App* run, RunOptions& o, std::string& entrypoint) {
     run->add_option("--entrypoint", entrypoint,
                     "Overwrite the default ENTRYPOINT of the image (no value: remove it)")
         ->expected(0, 1);
-    run->add_option("--mount", o.mounts, "Mount custom directories into the container");
-    run->add_option("--device", o.devices, "Mount a device into the container: HOST[:CONTAINER][:rwm]");
-    run->add_option("-e,--env", o.env, "Set an environment variable in the container: NAME[=VALUE]");
+    run->add_option("--mount", o.mounts, "Mount custom directories into the container")
+        ->allow_extra_args(false);
+    run->add_option("--device", o.devices, "Mount a device into the container: HOST[:CONTAINER][:rwm]")
+        ->allow_extra_args(false);
+    run->add_option("-e,--env", o.env, "Set an environment variable in the container: NAME[=VALUE]")
+        ->allow_extra_args(false);
     run->add_option("-w,--workdir", o.workdir, "Working directory inside the container");
     run->add_flag("--init", o.init,
                   "Run an init process inside the container that forwards signals and reaps processes");
@@ -50,7 +53,8 @@ void addRunOptions(CLI::App* run, RunOptions& o, std::string& entrypoint) {
     run->add_flag("--glibc", o.glibc, "Enable the replacement of the container's glibc");
     run->add_flag("--ssh", o.ssh, "Enable SSH in the container");
     run->add_option("-n,--name", o.name, "Assign a name to the container");
-    run->add_option("--annotation", o.annotations, "Add an OCI annotation KEY=VALUE");
+    run->add_option("--annotation", o.annotations, "Add an OCI annotation KEY=VALUE")
+        ->allow_extra_args(false);
     run->add_option("--pid", o.pid, "PID namespace: private (default) or host")
         ->check(CLI::IsMember({"private", "host"}));
     run->prefix_command();  // everything from the image on belongs to the container
@@ -167,7 +171,13 @@ int runCli(int argc, char** argv) {
             std::printf("sarus version %s\n", SARUS_VERSION);
             return 0;
         }
-        if (name == "pull" || name == "hooks" || name == "ps" || name == "kill" ||
+        if (name == "ps") {
+            return commandPs();
+        }
+        if (name == "kill") {
+            return commandKill(killTarget);
+        }
+        if (name == "pull" || name == "hooks" ||
             name == "ssh-keygen") {
             return notAvailable(name);
         }

@@ -250,6 +250,11 @@ StoredImage ImageStore::commit(PendingImage& pending, const ImageMetadata& metad
         throw systemError("cannot stat " + pending.file().string(), errno);
     }
     image.size = static_cast<std::uint64_t>(st.st_size);
+    // libsquashfs creates 0600 files; images follow the umask like other files
+    // (a centralized repository must be readable by every user).
+    mode_t mask = ::umask(0);
+    ::umask(mask);
+    ::chmod(pending.file().c_str(), 0644 & ~mask);
 
     IndexLock lock(directory_ / ".metadata.lock", lockTimeoutMs_, lockWarningMs_);
     auto index = readIndex();  // before touching files: a corrupt index aborts cleanly

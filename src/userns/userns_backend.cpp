@@ -83,7 +83,7 @@ SandboxPlan makePlan(const Config& config, const ContainerSpec& spec, const Stor
     }
     plan.userMountRules = userMountRestrictions(config.json());
     plan.callerGroups = callerGroups(spec.identity);
-    plan.containerName = spec.name.empty() ? "sarus-" + std::to_string(::getpid()) : spec.name;
+    plan.containerName = spec.name;
     plan.hostsFile = readOrEmpty("/etc/hosts");
     plan.resolvConf = readOrEmpty("/etc/resolv.conf");
 

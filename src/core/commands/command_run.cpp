@@ -2,12 +2,14 @@
 
 #include "backend.hpp"
 #include "config.hpp"
+#include "container_registry.hpp"
 #include "container_spec.hpp"
 #include "error.hpp"
 #include "identity.hpp"
 #include "image_store.hpp"
 #include "log.hpp"
 
+#include <ctime>
 #include <unistd.h>
 
 extern char** environ;
@@ -24,6 +26,15 @@ std::vector<std::string> hostEnvironment() {
     return env;
 }
 
+std::string now() {
+    std::time_t t = std::time(nullptr);
+    std::tm tm {};
+    ::localtime_r(&t, &tm);
+    char buffer[32];
+    std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &tm);
+    return buffer;
+}
+
 }  // namespace
 
 int commandRun(const Config& config, const RunOptions& options) {
@@ -38,8 +49,18 @@ int commandRun(const Config& config, const RunOptions& options) {
         return ImageMetadata::fromJson(parseJsonFile(image->metadataFile));
     });
     auto spec = buildContainerSpec(config, metadata, options, hostEnvironment(), Identity::ofCaller());
+    if (spec.name.empty()) {
+        spec.name = "sarus-" + std::to_string(::getpid());
+    }
+    auto backend = makeBackend(config);
+    auto registry = ContainerRegistry::forCaller();
+    std::string command;
+    for (const auto& arg : spec.args) {
+        command += (command.empty() ? "" : " ") + arg;
+    }
+    Registration registration(registry, {spec.name, ::getpid(), reference.normalized(), command, now()});
     log::verbose("running " + reference.normalized() + " from " + image->imageFile.string());
-    return makeBackend(config)->run(spec, *image);
+    return backend->run(spec, *image);
 }
 
 }  // namespace sarus

@@ -60,5 +60,7 @@ struct PullOptions {
 };
 
 int commandRun(const Config& config, const RunOptions& options);
+int commandPs();
+int commandKill(const std::string& name);
 
 }  // namespace sarus

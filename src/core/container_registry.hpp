@@ -1,0 +1,53 @@
+// Running containers of the calling user, for `sarus ps` and `sarus kill`.
+// Each `sarus run` owns one small file in a private per-user directory for
+// as long as it runs; a file whose sarus process is gone is stale and ignored.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace sarus {
+
+struct RunningContainer {
+    std::string name;
+    pid_t pid = 0;  // the `sarus run` process
+    std::string image;
+    std::string command;
+    std::string created;
+};
+
+class ContainerRegistry {
+public:
+    // /run/user/<uid>/sarus when the session directory exists, else /tmp/sarus-<uid>.
+    static ContainerRegistry forCaller();
+    explicit ContainerRegistry(std::filesystem::path directory) : directory_(std::move(directory)) {}
+
+    std::vector<RunningContainer> list() const;
+    // Throws if a running container already has this name.
+    void add(const RunningContainer& container) const;
+    void remove(const std::string& name) const;
+    // SIGTERM, then SIGKILL after graceSeconds; throws if no such container.
+    void stop(const std::string& name, int graceSeconds) const;
+
+private:
+    std::filesystem::path fileOf(const std::string& name) const;
+    void ensureDirectory() const;
+    std::filesystem::path directory_;
+};
+
+// Registers a container for the lifetime of the object.
+class Registration {
+public:
+    Registration(const ContainerRegistry& registry, const RunningContainer& container);
+    ~Registration();
+    Registration(const Registration&) = delete;
+    Registration& operator=(const Registration&) = delete;
+
+private:
+    const ContainerRegistry& registry_;
+    std::string name_;
+};
+
+}  // namespace sarus
