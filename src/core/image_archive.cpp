@@ -273,17 +273,26 @@ void ImageArchive::forEachLayer(
             throw Error(file_.string() + ": layer " + layer.member + ": " +
                         archive_error_string(inner.get()));
         }
-        consume(inner.get(), layer);
-        // Hash what the tar reader did not need (end-of-archive padding).
+        std::string consumeError;
+        try {
+            consume(inner.get(), layer);
+        } catch (const Error& e) {
+            consumeError = e.what();
+        }
+        // Hash what the tar reader did not need (end-of-archive padding, or
+        // everything after a decompression failure).
         const void* ignored;
         while (readMember(inner.get(), &stream, &ignored) > 0) {
         }
         if (!layer.digest.empty()) {
             auto actual = stream.hash.digest();
             if (actual != layer.digest) {
-                throw Error(file_.string() + ": layer " + layer.member + " is corrupt: digest " +
-                            actual + " does not match the expected " + layer.digest);
+                throw Error(file_.string() + ": layer " + layer.member + " is corrupt: digest " + actual +
+                            " does not match the expected " + layer.digest);
             }
+        }
+        if (!consumeError.empty()) {
+            throw Error(file_.string() + ": " + consumeError);
         }
     }
 }

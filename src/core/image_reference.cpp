@@ -100,6 +100,11 @@ ImageReference ImageReference::parse(const std::string& text) {
             throw invalid(text, "bad tag '" + ref.tag + "'");
         }
     }
+    for (const auto& component : split(rest, '/')) {
+        if (component == ".." || component == ".") {
+            throw invalid(text, "path component '" + component + "' is not allowed");
+        }
+    }
     auto firstSlash = rest.find('/');
     if (firstSlash != std::string::npos && isServer(rest.substr(0, firstSlash))) {
         ref.server = rest.substr(0, firstSlash);

@@ -161,12 +161,20 @@ def sarus(request, installed_prefix, tmp_path_factory):
 
 
 def tree_snapshot(path):
-    """Names, sizes and mtimes of everything under path: proves a failed
-    command left a directory exactly as it was."""
+    """Every entry under path with its mode, and for files their size, mtime
+    and content hash: proves a failed command left a repository as it was.
+    (Directory mtimes are left out: creating and removing a partial file
+    touches them without changing what the directory holds.)"""
+    import hashlib
     snapshot = {}
     for root, dirs, files in os.walk(path):
         for name in dirs + files:
             full = os.path.join(root, name)
             st = os.lstat(full)
-            snapshot[os.path.relpath(full, path)] = (st.st_size, st.st_mtime_ns, st.st_mode)
+            if os.path.isdir(full):
+                snapshot[os.path.relpath(full, path)] = ("dir", st.st_mode)
+                continue
+            with open(full, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            snapshot[os.path.relpath(full, path)] = (st.st_size, st.st_mtime_ns, st.st_mode, digest)
     return snapshot
