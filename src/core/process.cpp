@@ -128,8 +128,17 @@ pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& options) {
     if (options.gid && ::setresgid(*options.gid, *options.gid, *options.gid) != 0) {
         childFail("set the group of", argv[0]);
     }
+    if (options.uid && !options.ambientCapabilities.empty()) {
+        ::prctl(PR_SET_KEEPCAPS, 1);  // leaving uid 0 would clear the permitted set
+    }
     if (options.uid && ::setresuid(*options.uid, *options.uid, *options.uid) != 0) {
         childFail("set the user of", argv[0]);
+    }
+    // A credential change clears PDEATHSIG: arm it again, then make sure the
+    // parent did not die in between.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) {
+        _exit(127);
     }
     raiseAmbient(options.ambientCapabilities);
     if (options.env) {

@@ -76,7 +76,9 @@ void writeFileInRoot(const fs::path& root, const std::string& containerPath, con
                      mode_t mode, uid_t uid, gid_t gid) {
     auto dir = createDirectoryInRoot(root, parentOf(containerPath), 0, 0);
     auto hostDir = root.string() + dir;
-    int dirFd = ::open(hostDir.c_str(), O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    // O_PATH: some FUSE filesystems (fuse-overlayfs) refuse to open a
+    // directory for reading with O_NOFOLLOW, and a path fd is all openat needs.
+    int dirFd = ::open(hostDir.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dirFd < 0) {
         throw systemError("cannot open " + dir + " in the container", errno);
     }

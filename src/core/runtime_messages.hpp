@@ -5,12 +5,17 @@
 
 namespace sarus {
 
-// The OCI runtime's own error (from its --log file), turned into a message a
-// user can act on; empty when the runtime logged no error (the container
-// itself exited non-zero).
-std::string runtimeFailure(const std::filesystem::path& runtimeLog);
+struct RuntimeFailure {
+    std::string explanation;  // extra line for the user; empty when the runtime's own message is clear
+    int exitCode = 0;         // 0: keep the runtime's exit code
+};
 
-// Translates one runtime error message.
-std::string explainRuntimeError(const std::string& message);
+// Reads the OCI runtime's --log file after it failed. The runtime has already
+// printed its message on stderr; only messages that need explaining (e.g. the
+// hybrid cgroup refusal) get an explanation, and a command that could not be
+// found or executed gets the exit code a shell would give (127, 126).
+RuntimeFailure runtimeFailure(const std::filesystem::path& runtimeLog);
+
+RuntimeFailure explainRuntimeError(const std::string& message);
 
 }  // namespace sarus

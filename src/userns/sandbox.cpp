@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <linux/capability.h>
+#include <poll.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -89,11 +90,15 @@ bool mountKernelOverlay(const std::string& options, const fs::path& rootfs) {
 
 void mountFuseOverlay(const SandboxPlan& plan, const std::string& options, const fs::path& rootfs) {
     auto before = deviceOf(rootfs);
+    // As the caller, like the container process: fuse-overlayfs refuses
+    // operations from other ids than its own with EOPNOTSUPP.
     SpawnOptions spawnOptions;
-    spawnOptions.uid = 0;
-    spawnOptions.gid = 0;
+    spawnOptions.uid = plan.ids.callerUidInside;
+    spawnOptions.gid = plan.ids.callerGidInside;
+    spawnOptions.ambientCapabilities = {CAP_SYS_ADMIN, CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH,
+                                        CAP_FOWNER, CAP_FSETID, CAP_SETUID, CAP_SETGID, CAP_MKNOD};
     spawnOptions.env = cleanEnvironment;
-    auto pid = spawn({plan.fuseOverlayfsPath, "-f", "-o", options + ",allow_other", rootfs.string()},
+    auto pid = spawn({plan.fuseOverlayfsPath, "-f", "-o", options + ",allow_other,noxattrs=1", rootfs.string()},
                      spawnOptions);
     waitForMount(pid, rootfs, before, plan.fuseOverlayfsPath);
 }
@@ -124,15 +129,39 @@ void provideEtcFiles(const SandboxPlan& plan, const fs::path& rootfs) {
     writeFileInRoot(rootfs, "/etc/group", group, 0644, 0, 0);
 }
 
-// Destinations are checked again after symlinks in the image are resolved,
-// so a link like /scratch -> /etc cannot get around userMounts.
-void checkResolvedMountDestinations(const SandboxPlan& plan, const fs::path& rootfs) {
-    for (const auto& mount : plan.spec.userMounts) {
-        auto resolved = resolveInRoot(rootfs, mount.destination);
-        if (resolved == "/") {
-            throw Error("mount destination '" + mount.destination + "' resolves to the container's root");
-        }
-        checkUserMountDestination(resolved, plan.userMountRules);
+// Destinations are resolved in the image (symlinks followed inside the
+// rootfs), checked again against userMounts so a link like /scratch -> /etc
+// cannot get around them, and created; the runtime then gets the resolved
+// path and never has to follow an image symlink itself.
+std::string prepareMountPoint(const fs::path& rootfs, const std::string& source, const std::string& destination) {
+    auto resolved = resolveInRoot(rootfs, destination);
+    if (resolved == "/") {
+        throw Error("mount destination '" + destination + "' resolves to the container's root");
+    }
+    struct stat st {};
+    bool directory = ::stat(source.c_str(), &st) != 0 || S_ISDIR(st.st_mode);
+    struct stat existing {};
+    if (::lstat((rootfs.string() + resolved).c_str(), &existing) == 0) {
+        return resolved;
+    }
+    if (directory) {
+        createDirectoryInRoot(rootfs, resolved, 0, 0);
+    } else {
+        writeFileInRoot(rootfs, resolved, "", 0644, 0, 0);
+    }
+    return resolved;
+}
+
+void prepareMountPoints(SandboxPlan& plan, const fs::path& rootfs) {
+    for (auto& mount : plan.spec.userMounts) {
+        mount.destination = prepareMountPoint(rootfs, mount.source, mount.destination);
+        checkUserMountDestination(mount.destination, plan.userMountRules);
+    }
+    for (auto& mount : plan.spec.siteMounts) {
+        mount.destination = prepareMountPoint(rootfs, mount.source, mount.destination);
+    }
+    for (auto& device : plan.spec.devices) {
+        device.destination = resolveInRoot(rootfs, device.destination);
     }
 }
 
@@ -150,7 +179,24 @@ void writeBundleConfig(const SandboxPlan& plan) {
     }
 }
 
-void prepareBundle(const SandboxPlan& plan) {
+// The image is mounted as the caller, who can read the repository. What
+// sarus adds to the rootfs afterwards (/etc files, mount points) belongs to
+// root of the namespace, as in a Sarus container; fuse-overlayfs also refuses
+// some writes from other ids than its own.
+void becomeNamespaceRoot(int parentAliveFd) {
+    if (::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0) {
+        throw systemError("cannot become root of the container's user namespace", errno);
+    }
+    // The credential change cleared PDEATHSIG; if sarus died meanwhile, its
+    // end of the pipe is closed.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    struct pollfd check {parentAliveFd, POLLIN, 0};
+    if (::poll(&check, 1, 0) > 0 && (check.revents & (POLLHUP | POLLIN))) {
+        _exit(1);
+    }
+}
+
+void prepareBundle(SandboxPlan& plan) {
     // Our mounts must never propagate back to the host.
     mountOrThrow("none", "/", "", MS_REC | MS_PRIVATE, "");
     if (!plan.spec.pidHost) {
@@ -163,9 +209,10 @@ void prepareBundle(const SandboxPlan& plan) {
     }
     auto rootfs = plan.bundleDir / "rootfs";
     mountImage(plan, plan.bundleDir / "lower");
+    becomeNamespaceRoot(plan.parentAliveFd);
     mountWritableLayer(plan);
     provideEtcFiles(plan, rootfs);
-    checkResolvedMountDestinations(plan, rootfs);
+    prepareMountPoints(plan, rootfs);
     createDirectoryInRoot(rootfs, plan.spec.cwd, plan.ids.callerUidInside, plan.ids.callerGidInside);
     writeBundleConfig(plan);
 }
@@ -184,8 +231,12 @@ int runRuntime(const SandboxPlan& plan) {
     forwardSignalsTo(pid);
     int code = waitForExit(pid);
     if (code != 0) {
-        if (auto message = runtimeFailure(log); !message.empty()) {
-            throw Error(message);
+        auto failure = runtimeFailure(log);
+        if (!failure.explanation.empty()) {
+            throw Error(failure.explanation);
+        }
+        if (failure.exitCode != 0) {
+            code = failure.exitCode;
         }
     }
     return code;
@@ -210,7 +261,6 @@ void runSandbox(const SandboxPlan& plan, int goFd, int statusFd) {
     if (::read(goFd, &go, 1) != 1 || go != 'g') {
         _exit(1);  // the parent failed to map our ids, or died
     }
-    ::close(goFd);
     // Until the runtime runs there is nothing to forward to: a signal ends
     // the sandbox, and with it (PID 1, PDEATHSIG) every helper and mount.
     struct sigaction quit {};
@@ -220,8 +270,10 @@ void runSandbox(const SandboxPlan& plan, int goFd, int statusFd) {
     }
     int code = 1;
     try {
-        prepareBundle(plan);
-        code = runRuntime(plan);
+        auto prepared = plan;  // mount destinations get resolved in the copy
+        prepared.parentAliveFd = goFd;
+        prepareBundle(prepared);
+        code = runRuntime(prepared);
     } catch (const Error& e) {
         sendStatus(statusFd, e.what());
         code = 1;

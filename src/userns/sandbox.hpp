@@ -34,9 +34,11 @@ struct SandboxPlan {
     std::string containerName;
     std::string hostsFile;
     std::string resolvConf;
+    int parentAliveFd = -1;  // read end of a pipe whose write end sarus holds until it exits
 };
 
-// Runs in the cloned child: waits for the go byte on goFd, prepares the
+// Runs in the cloned child: waits for the go byte on goFd (whose write end
+// sarus keeps open while it lives), prepares the
 // bundle and runs crun. Errors before the container starts are written as
 // text to statusFd. Never returns: exits with the container's exit code.
 [[noreturn]] void runSandbox(const SandboxPlan& plan, int goFd, int statusFd);

@@ -162,8 +162,9 @@ int UsernsBackend::run(const ContainerSpec& spec, const StoredImage& image) {
     if (::write(go[1], "g", 1) != 1) {
         throw systemError("cannot start the container sandbox", errno);
     }
-    ::close(go[1]);
+    // go[1] stays open until we exit: the sandbox sees it close if we die.
     int code = waitForExit(sandbox);
+    ::close(go[1]);
     auto failure = readAll(status[0]);
     ::close(status[0]);
     if (!failure.empty()) {

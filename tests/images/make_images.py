@@ -38,7 +38,8 @@ MT_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 MT_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 BUSYBOX_APPLETS = ["sh", "ls", "cat", "echo", "id", "env", "pwd", "touch", "mkdir",
-                   "sleep", "stat", "ps", "true", "false", "grep", "wc", "readlink"]
+                   "sleep", "stat", "ps", "true", "false", "grep", "wc", "readlink", "kill",
+                   "rm", "tty", "head", "printenv", "ln", "sort", "hostname", "dd", "seq", "test"]
 
 SCRIPT = os.path.abspath(__file__)
 
@@ -370,6 +371,14 @@ def busybox_layer(pkgs):
     layer.file("etc/os-release", 'NAME="sarus busybox test image"\nID=sarus-busybox\n')
     layer.file("etc/passwd", PASSWD)
     layer.file("etc/group", GROUP)
+    # Mount destinations that are symlinks: one to a forbidden prefix, one to
+    # an absolute path that also exists on the host. Both must resolve
+    # inside the container's rootfs.
+    layer.symlink("scratch", "/etc")
+    layer.symlink("outside", "/tmp/sarus-escape-target")
+    layer.dir("opt")
+    layer.dir("opt/work")
+    layer.symlink("opt/work-link", "../etc/sub")
     return layer
 
 

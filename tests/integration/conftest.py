@@ -178,3 +178,43 @@ def tree_snapshot(path):
                 digest = hashlib.sha256(f.read()).hexdigest()
             snapshot[os.path.relpath(full, path)] = (st.st_size, st.st_mtime_ns, st.st_mode, digest)
     return snapshot
+
+
+def popen_as(user, argv, env=None, **kw):
+    """Like run_as, but returns a running Popen (for signal tests)."""
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam(user)
+        prefix = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", "--"]
+    else:
+        pw = pwd.getpwuid(os.geteuid())
+        prefix = []
+    full_env = {"HOME": pw.pw_dir, "USER": pw.pw_name, "LOGNAME": pw.pw_name,
+                "PATH": CLEAN_PATH, "LANG": "C.UTF-8"}
+    if env:
+        full_env.update({k: str(v) for k, v in env.items()})
+    return subprocess.Popen(prefix + [str(a) for a in argv], env=full_env, cwd=pw.pw_dir,
+                            stdout=kw.pop("stdout", subprocess.PIPE),
+                            stderr=kw.pop("stderr", subprocess.PIPE), text=True, **kw)
+
+
+def leftovers(user):
+    """Processes and mounts that a finished container must not leave behind."""
+    found = []
+    uid = pwd.getpwnam(user).pw_uid
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            st = os.stat(f"/proc/{pid}")
+        except OSError:
+            continue
+        helper = any(t in cmdline for t in ("squashfuse", "fuse-overlayfs", "crun ", "sarus run"))
+        if helper and (st.st_uid == uid or st.st_uid >= 100000):
+            found.append(f"process {pid}: {cmdline}")
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            if "squashfuse" in line or "fuse-overlayfs" in line or "OCIBundleDir" in line:
+                found.append("mount: " + line.strip())
+    return found

@@ -49,6 +49,10 @@ int commandRun(const Config& config, const RunOptions& options) {
         return ImageMetadata::fromJson(parseJsonFile(image->metadataFile));
     });
     auto spec = buildContainerSpec(config, metadata, options, hostEnvironment(), Identity::ofCaller());
+    if (spec.tty && !::isatty(STDIN_FILENO)) {
+        log::warn("-t/--tty ignored: the input device is not a terminal");
+        spec.tty = false;
+    }
     if (spec.name.empty()) {
         spec.name = "sarus-" + std::to_string(::getpid());
     }

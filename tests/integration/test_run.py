@@ -1,0 +1,376 @@
+"""`sarus run` as an unprivileged user, with and without a subordinate id
+range (the `sarus` fixture runs every test as both users)."""
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import leftovers, popen_as, run_as
+
+BUSYBOX = "load/library/busybox"
+LAYERED = "load/library/layered"
+
+
+@pytest.fixture
+def images(sarus, test_images):
+    sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    sarus.ok("load", os.path.join(test_images, "layered.docker.tar"), "layered")
+    return sarus
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind(sarus):
+    yield
+    deadline = time.time() + 5
+    while leftovers(sarus.user) and time.time() < deadline:
+        time.sleep(0.1)
+    assert leftovers(sarus.user) == []
+    assert os.listdir(sarus.config["OCIBundleDir"]) == [], "the host's OCIBundleDir must stay empty"
+
+
+def uid_of(user):
+    return pwd.getpwnam(user).pw_uid
+
+
+def test_command_output(images):
+    r = images.ok("run", BUSYBOX, "echo", "hello", "world")
+    assert r.stdout == "hello world\n"
+
+
+def test_options_after_the_image_belong_to_the_container(images):
+    r = images.ok("run", BUSYBOX, "echo", "--verbose", "-t", "--mount")
+    assert r.stdout == "--verbose -t --mount\n"
+
+
+@pytest.mark.parametrize("script, code", [("exit 0", 0), ("exit 3", 3)])
+def test_exit_code(images, script, code):
+    assert images("run", BUSYBOX, "sh", "-c", script).returncode == code
+
+
+@pytest.mark.parametrize("options", [["--pid", "host"], ["--init"]])
+def test_killed_container_gives_128_plus_signal(images, options):
+    # Not as PID 1 of its namespace: PID 1 ignores its own SIGKILL, as in Docker.
+    r = images("run", *options, BUSYBOX, "sh", "-c", "kill -9 $$")
+    assert r.returncode == 137
+
+
+def test_identity_is_the_caller(images):
+    pw = pwd.getpwnam(images.user)
+    r = images.ok("run", BUSYBOX, "sh", "-c", "id -u; id -g; id -un; grep ^%s: /etc/passwd" % pw.pw_name)
+    uid, gid, name, entry = r.stdout.split("\n")[:4]
+    assert (int(uid), int(gid), name) == (pw.pw_uid, pw.pw_gid, pw.pw_name)
+    assert entry.startswith(f"{pw.pw_name}:x:{pw.pw_uid}:{pw.pw_gid}:")
+
+
+def test_image_owners_depend_on_the_subordinate_range(images):
+    r = images.ok("--verbose", "run", BUSYBOX, "stat", "-c", "%u", "/bin/busybox")
+    owner = int(r.stdout.strip())
+    if images.user == "sarustest":      # keep-id map: root stays root
+        assert owner == 0
+        assert "keep-id" in r.stderr
+    else:                               # single-id map: root files are the caller's
+        assert owner == uid_of(images.user)
+        assert "single-id map" in r.stderr
+
+
+def test_no_capabilities_and_no_new_privileges(images):
+    r = images.ok("run", BUSYBOX, "grep", "-E", "^(CapEff|CapPrm|NoNewPrivs)", "/proc/self/status")
+    fields = dict(line.split(":\t") for line in r.stdout.strip().split("\n"))
+    assert fields["CapEff"] == "0000000000000000"
+    assert fields["CapPrm"] == "0000000000000000"
+    assert fields["NoNewPrivs"] == "1"
+
+
+def test_signals_are_forwarded(images):
+    p = popen_as(images.user, [images.binary, "run", BUSYBOX, "sh", "-c",
+                               "trap 'echo got TERM; exit 42' TERM; echo ready; while true; do sleep 0.1; done"],
+                 env={"SARUS_CONFIG_FILE": images.config_file})
+    assert p.stdout.readline() == "ready\n"
+    p.send_signal(signal.SIGTERM)
+    out, _ = p.communicate(timeout=20)
+    assert p.returncode == 42
+    assert "got TERM" in out
+
+
+def test_stdin_is_passed_through(images):
+    r = images.ok("run", BUSYBOX, "cat", input="data from stdin\n")
+    assert r.stdout == "data from stdin\n"
+
+
+def test_tty_under_script(images):
+    cmd = f"SARUS_CONFIG_FILE={images.config_file} {images.binary} run -t {BUSYBOX} sh -c 'tty; test -t 0 && echo interactive'"
+    r = run_as(images.user, ["script", "-qec", cmd, "/dev/null"])
+    assert r.returncode == 0, r.stderr
+    assert "/dev/pts/" in r.stdout and "interactive" in r.stdout
+
+
+def test_init_is_pid_1(images):
+    r = images.ok("run", "--init", BUSYBOX, "ps", "-o", "pid,args")
+    assert any(line.split()[:2] == ["1", "/dev/init"] for line in r.stdout.splitlines()[1:]), r.stdout
+    r = images.ok("run", BUSYBOX, "ps", "-o", "pid,args")
+    assert any(line.split()[:2] == ["1", "ps"] for line in r.stdout.splitlines()[1:]), r.stdout
+
+
+def test_pid_host_sees_host_processes(images):
+    private = images.ok("run", BUSYBOX, "ps").stdout.count("\n")
+    host = images.ok("run", "--pid", "host", BUSYBOX, "ps").stdout.count("\n")
+    assert private <= 3 < host
+
+
+# --- environment -----------------------------------------------------------
+
+def env_of(images, *args, env=None):
+    r = images.ok("run", *args, BUSYBOX, "env", env=env)
+    return dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+
+
+def test_host_environment_is_transferred(images):
+    assert env_of(images, env={"FROM_HOST": "h1"})["FROM_HOST"] == "h1"
+
+
+def test_image_environment_overrides_host(images):
+    env = env_of(images, env={"IMAGE_VAR": "from-host"})
+    assert env["IMAGE_VAR"] == "from-image"
+
+
+def test_config_environment_set_prepend_append_unset(images):
+    images.config["environment"] = {"set": {"SET_VAR": "set", "IMAGE_VAR": "set-by-config"},
+                                    "prepend": {"PATH": "/site/bin"},
+                                    "append": {"LIST": "/appended"},
+                                    "unset": ["DROP_ME"]}
+    images.write_config()
+    env = env_of(images, env={"LIST": "/first", "DROP_ME": "x"})
+    assert env["SET_VAR"] == "set"
+    assert env["IMAGE_VAR"] == "set-by-config"        # config over image
+    assert env["PATH"].startswith("/site/bin:/usr/local/sbin")
+    assert env["LIST"] == "/first:/appended"
+    assert "DROP_ME" not in env
+
+
+def test_old_style_environment_lists_are_accepted(images):
+    images.config["environment"] = {"set": [{"OLD_STYLE": "yes"}]}
+    images.write_config()
+    assert env_of(images)["OLD_STYLE"] == "yes"
+
+
+def test_cli_env_overrides_everything(images):
+    images.config["environment"] = {"set": {"SET_VAR": "config"}}
+    images.write_config()
+    env = env_of(images, "-e", "SET_VAR=cli", "--env", "IMAGE_VAR=cli2", "-e", "PASS_ME",
+                 env={"PASS_ME": "from-host-by-name"})
+    assert env["SET_VAR"] == "cli"
+    assert env["IMAGE_VAR"] == "cli2"
+    assert env["PASS_ME"] == "from-host-by-name"
+
+
+def test_cuda_visible_devices_become_nvidia_visible_devices(images):
+    env = env_of(images, env={"CUDA_VISIBLE_DEVICES": "3,1"})
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "3,1"
+    assert env["CUDA_VISIBLE_DEVICES"] == "1,0"
+    assert "NVIDIA_VISIBLE_DEVICES" not in env_of(images)
+
+
+# --- entrypoint, cmd, workdir ----------------------------------------------
+
+def test_image_cmd_runs_by_default(images):
+    assert images.ok("run", BUSYBOX).stdout == "hello from busybox\n"
+
+
+def test_entrypoint_gets_default_args(images):
+    assert images.ok("run", LAYERED).stdout == "default args\n"
+
+
+def test_arguments_replace_cmd_but_keep_entrypoint(images):
+    assert images.ok("run", LAYERED, "new", "args").stdout == "new args\n"
+
+
+def test_new_entrypoint_discards_default_args(images):
+    r = images.ok("run", "--entrypoint", "cat", LAYERED, "/etc/os-release")
+    assert 'NAME="sarus layered test image"' in r.stdout
+
+
+def test_empty_entrypoint_runs_the_command_alone(images):
+    assert images.ok("run", "--entrypoint", "", LAYERED, "pwd").stdout == "/opt\n"
+    # the bare form of the Sarus documentation: "--entrypoint -t IMAGE CMD"
+    # (-t without a terminal is ignored with a warning)
+    r = images.ok("run", "--entrypoint", "-t", LAYERED, "sh", "-c", "echo $0")
+    assert r.stdout.strip() == "sh"
+    assert "-t/--tty ignored" in r.stderr
+
+
+def test_workdir_rules(images):
+    assert images.ok("run", "--entrypoint", "", LAYERED, "pwd").stdout == "/opt\n"   # image WorkingDir
+    assert images.ok("run", BUSYBOX, "pwd").stdout == "/\n"                           # default
+    r = images.ok("run", "-w", "/new/work/dir", BUSYBOX, "sh", "-c", "pwd; touch ok")  # created, writable
+    assert r.stdout == "/new/work/dir\n"
+    r = images("run", "--workdir", "relative", BUSYBOX, "pwd")
+    assert r.returncode == 1 and "not an absolute path" in r.stderr
+
+
+# --- filesystem ------------------------------------------------------------
+
+def test_writes_to_the_rootfs_succeed_and_vanish(images):
+    images.ok("run", BUSYBOX, "sh", "-c", "echo x > /tmp/written && mkdir -p /tmp/d && cat /tmp/written")
+    assert images("run", BUSYBOX, "test", "-e", "/tmp/written").returncode == 1
+
+
+@pytest.fixture
+def host_dir(images):
+    path = os.path.join(images.workdir, "data")
+    run_as(images.user, ["mkdir", "-p", path], check=True)
+    run_as(images.user, ["sh", "-c", f"echo from-host > {path}/input"], check=True)
+    return path
+
+
+def test_bind_mount_files_belong_to_the_caller(images, host_dir):
+    images.ok("run", "--mount", f"type=bind,source={host_dir},destination=/data", BUSYBOX,
+              "sh", "-c", "cat /data/input && echo out > /data/output")
+    st = os.stat(os.path.join(host_dir, "output"))
+    pw = pwd.getpwnam(images.user)
+    assert (st.st_uid, st.st_gid) == (pw.pw_uid, pw.pw_gid)
+
+
+def test_readonly_mount_is_read_only(images, host_dir):
+    r = images("run", "--mount", f"type=bind,src={host_dir},dst=/data,readonly", BUSYBOX,
+               "sh", "-c", "cat /data/input; touch /data/new")
+    assert r.stdout == "from-host\n"
+    assert r.returncode != 0 and "Read-only file system" in r.stderr
+    assert not os.path.exists(os.path.join(host_dir, "new"))
+
+
+def test_several_mounts_and_missing_destinations_are_created(images, host_dir):
+    r = images.ok("run", "--mount", f"type=bind,src={host_dir},dst=/a/b/c",
+                  "--mount", f"src={host_dir},target=/x,type=bind", BUSYBOX, "cat", "/a/b/c/input", "/x/input")
+    assert r.stdout == "from-host\nfrom-host\n"
+
+
+@pytest.mark.parametrize("destination, rule", [
+    ("/etc/conf", "under '/etc'"), ("/var/x", "under '/var'"), ("/opt", "notAllowedPaths"),
+    ("/scratch/inside", "under '/etc'"),         # /scratch -> /etc in the image
+    ("/opt/work-link", "under '/etc'"),          # relative link ../etc/sub
+])
+def test_disallowed_destinations_are_refused(images, host_dir, destination, rule):
+    r = images("run", "--mount", f"type=bind,src={host_dir},dst={destination}", BUSYBOX, "true")
+    assert r.returncode == 1
+    assert rule in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_symlink_destination_stays_inside_the_rootfs(images, host_dir):
+    target = "/tmp/sarus-escape-target"
+    shutil.rmtree(target, ignore_errors=True)
+    r = images.ok("run", "--mount", f"type=bind,src={host_dir},dst=/outside", BUSYBOX,
+                  "sh", "-c", f"cat {target}/input")
+    assert r.stdout == "from-host\n"
+    assert not os.path.exists(target), "the mount escaped to the host"
+
+
+@pytest.mark.parametrize("mount, message", [
+    ("type=volume,src=/tmp,dst=/x", "unsupported type 'volume'"),
+    ("src=/tmp,dst=/x", "missing 'type'"),
+    ("type=bind,dst=/x", "missing 'source'"),
+    ("type=bind,src=/tmp", "missing 'destination'"),
+    ("type=bind,src=tmp,dst=/x", "not an absolute path"),
+    ("type=bind,src=/tmp,dst=/x,color=red", "unknown option 'color'"),
+    ("type=bind,src=/nonexistent-src,dst=/x", "No such file or directory"),
+])
+def test_bad_mount_options(images, mount, message):
+    r = images("run", "--mount", mount, BUSYBOX, "true")
+    assert r.returncode == 1
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_site_mounts(images, host_dir):
+    images.config["siteMounts"] = [{"type": "bind", "source": host_dir, "destination": "/etc/site",
+                                    "flags": {"readonly": ""}}]
+    images.write_config()
+    r = images("run", BUSYBOX, "sh", "-c", "cat /etc/site/input; touch /etc/site/x")
+    assert r.stdout == "from-host\n" and "Read-only" in r.stderr
+
+
+def test_device_is_available(images):
+    r = images.ok("run", "--device", "/dev/fuse:/dev/myfuse:rw", BUSYBOX, "ls", "-l", "/dev/myfuse")
+    assert r.stdout.startswith("c")
+    r = images("run", "--device", "/etc/passwd", BUSYBOX, "true")
+    assert r.returncode == 1 and "not a character or block device" in r.stderr
+
+
+def test_fuse_overlayfs_can_be_forced(images):
+    images.config["overlayType"] = "fuse"
+    images.write_config()
+    r = images.ok("--verbose", "run", BUSYBOX, "sh", "-c", "echo x > /tmp/f && cat /tmp/f")
+    assert r.stdout == "x\n"
+    assert "fuse-overlayfs" in r.stderr
+
+
+# --- errors ----------------------------------------------------------------
+
+def test_missing_image(images):
+    r = images("run", "load/library/nothere", "true")
+    assert r.returncode == 1
+    assert "load/library/nothere:latest not found" in r.stderr
+
+
+def test_missing_command_in_container(images):
+    r = images("run", BUSYBOX, "no-such-command")
+    assert r.returncode == 127
+    assert "`no-such-command` not found" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_missing_runtime_is_named(images):
+    images.config["crunPath"] = "/nonexistent/crun"
+    images.write_config()
+    r = images("run", BUSYBOX, "true")
+    assert r.returncode == 1 and "/nonexistent/crun" in r.stderr and "crunPath" in r.stderr
+
+
+# --- concurrency and teardown ----------------------------------------------
+
+def test_16_concurrent_containers(images):
+    results = []
+    def one(i):
+        results.append(images("run", BUSYBOX, "sh", "-c", f"echo {i}"))
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.returncode for r in results) == [0] * 16, [r.stderr for r in results if r.returncode]
+    assert sorted(int(r.stdout) for r in results) == list(range(16))
+
+
+def test_kill_9_of_sarus_leaves_nothing_and_next_run_works(images):
+    p = popen_as(images.user, [images.binary, "run", BUSYBOX, "sh", "-c", "echo ready; sleep 1000"],
+                 env={"SARUS_CONFIG_FILE": images.config_file})
+    assert p.stdout.readline() == "ready\n"
+    assert leftovers(images.user) != []      # the check below is not vacuous
+    p.kill()
+    p.wait()
+    deadline = time.time() + 5
+    while leftovers(images.user) and time.time() < deadline:
+        time.sleep(0.1)
+    assert leftovers(images.user) == []
+    assert images.ok("run", BUSYBOX, "echo", "again").stdout == "again\n"
+
+
+def test_ps_and_kill(images):
+    p = popen_as(images.user, [images.binary, "run", "--name", "job1", BUSYBOX, "sh", "-c", "echo ready; sleep 1000"],
+                 env={"SARUS_CONFIG_FILE": images.config_file})
+    assert p.stdout.readline() == "ready\n"
+    rows = images.ok("ps").stdout.splitlines()
+    assert rows[0].split() == ["NAME", "PID", "IMAGE", "CREATED", "COMMAND"]
+    assert rows[1].split()[0] == "job1" and "sleep 1000" in rows[1]
+    duplicate = images("run", "--name", "job1", BUSYBOX, "true")
+    assert duplicate.returncode == 1 and "already running" in duplicate.stderr
+    images.ok("kill", "job1")
+    p.wait(timeout=20)
+    assert p.returncode != 0
+    assert len(images.ok("ps").stdout.splitlines()) == 1
+    r = images("kill", "job1")
+    assert r.returncode == 1 and "no running container named 'job1'" in r.stderr
