@@ -1,0 +1,193 @@
+#!/usr/bin/python3
+"""Container start-up benchmark of sarus (issue: start adds only milliseconds
+over raw crun). Run as root; the containers run as an unprivileged user.
+
+Prints, for `sarus run IMAGE true`: median and p90 over --runs runs after
+warm-up; next to it, measured in the same run, the floor (rootless `crun run`
+of a ready bundle on a plain directory) and rootless `podman run --rm` when
+podman is installed. Also `python3 -c 'import numpy'` in a Debian+numpy
+image against the host, and 16 concurrent starts.
+
+   sudo bench/startup_benchmark.py [--prefix /opt/sarus-test] [--runs 30] [--user sarustest]
+"""
+
+import argparse
+import json
+import os
+import pwd
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+IMAGES = "/var/tmp/sarus-test-images"
+BENCH_IMAGES = "/var/tmp/sarus-bench-images"
+
+
+class User:
+    def __init__(self, name):
+        self.pw = pwd.getpwnam(name)
+
+    def argv(self, argv):
+        return ["setpriv", f"--reuid={self.pw.pw_uid}", f"--regid={self.pw.pw_gid}", "--init-groups", "--"] + argv
+
+    def env(self, extra=None):
+        env = {"HOME": self.pw.pw_dir, "USER": self.pw.pw_name,
+               "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+        env.update(extra or {})
+        return env
+
+    def run(self, argv, env=None, check=True, **kw):
+        return subprocess.run(self.argv(argv), env=self.env(env), cwd="/", check=check,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+    def timed(self, argv, env=None):
+        start = time.perf_counter()
+        r = self.run(argv, env=env, check=False)
+        elapsed = time.perf_counter() - start
+        if r.returncode != 0:
+            sys.exit(f"benchmark command failed: {' '.join(argv)}\n{r.stderr}")
+        return elapsed, r
+
+
+def percentile(values, p):
+    values = sorted(values)
+    k = (len(values) - 1) * p
+    lo = int(k)
+    hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def measure(user, argv, runs, warmup=3, env=None):
+    for _ in range(warmup):
+        user.timed(argv, env)
+    times = [user.timed(argv, env)[0] for _ in range(runs)]
+    return statistics.median(times), percentile(times, 0.9)
+
+
+def ms(seconds):
+    return f"{seconds * 1000:7.1f} ms"
+
+
+def setup_sarus(prefix, user, workdir):
+    with open(os.path.join(prefix, "etc", "sarus.json")) as f:
+        config = json.load(f)
+    config["localRepositoryBaseDir"] = os.path.join(workdir, "repos")
+    os.makedirs(os.path.join(workdir, "repos", user.pw.pw_name))
+    config_file = os.path.join(workdir, "sarus.json")
+    with open(config_file, "w") as f:
+        json.dump(config, f)
+    for root, dirs, files in os.walk(workdir):
+        for name in dirs + files + ["."]:
+            os.chown(os.path.join(root, name), user.pw.pw_uid, user.pw.pw_gid)
+    return {"SARUS_CONFIG_FILE": config_file}
+
+
+def crun_floor_bundle(user, workdir):
+    """A ready bundle on a plain directory: what `crun run` alone costs."""
+    bundle = os.path.join(workdir, "floor-bundle")
+    os.makedirs(os.path.join(bundle, "rootfs"))
+    subprocess.run(["tar", "-C", os.path.join(bundle, "rootfs"), "-xf", "-"], check=True,
+                   input=subprocess.run(["/usr/bin/python3", "-c", f"""
+import tarfile, json, sys
+t = tarfile.open('{IMAGES}/busybox.docker.tar')
+m = json.load(t.extractfile('manifest.json'))
+sys.stdout.buffer.write(t.extractfile(m[0]['Layers'][0]).read())
+"""], check=True, stdout=subprocess.PIPE).stdout)
+    subprocess.run(["crun", "spec", "--rootless"], cwd=bundle, check=True)
+    with open(os.path.join(bundle, "config.json")) as f:
+        spec = json.load(f)
+    spec["process"]["args"] = ["/bin/true"]
+    spec["process"]["terminal"] = False
+    spec["linux"].pop("resources", None)
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(spec, f)
+    for root, dirs, files in os.walk(workdir):
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), user.pw.pw_uid, user.pw.pw_gid)
+    state = os.path.join(workdir, "crun-state")
+    return ["crun", "--cgroup-manager=disabled", "--root", state, "run", "--bundle", bundle, "floor"]
+
+
+def concurrent(user, argv, env, count):
+    errors = []
+
+    def one():
+        elapsed, r = user.timed(argv, env)
+        if r.returncode:
+            errors.append(r.stderr)
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start, errors
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--prefix", default=os.environ.get("SARUS_PREFIX", "/opt/sarus-test"))
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--user", default="sarustest")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("startup_benchmark.py: run as root (containers run as --user)")
+    sarus = os.path.join(args.prefix, "bin", "sarus")
+    user = User(args.user)
+    subprocess.run(["/usr/bin/python3", os.path.join(REPO, "tests/images/make_images.py"), IMAGES],
+                   check=True, stdout=subprocess.DEVNULL)
+    workdir = tempfile.mkdtemp(prefix="sarus-bench-", dir="/var/tmp")
+    os.chmod(workdir, 0o755)
+    try:
+        env = setup_sarus(args.prefix, user, workdir)
+        user.run([sarus, "load", f"{IMAGES}/busybox.oci.tar", "busybox"], env=env)
+        print(f"sarus start-up benchmark: {args.runs} runs after 3 warm-up runs, as {args.user}, "
+              f"{os.cpu_count()} CPUs")
+        med, p90 = measure(user, [sarus, "run", "load/library/busybox", "true"], args.runs, env=env)
+        floor_med, floor_p90 = measure(user, crun_floor_bundle(user, workdir), args.runs)
+        print(f"  sarus run busybox true        median {ms(med)}   p90 {ms(p90)}")
+        print(f"  crun run (floor, ready bundle) median {ms(floor_med)}   p90 {ms(floor_p90)}")
+        print(f"  sarus overhead over the floor  {ms(med - floor_med)}   (target: median <= 30 ms, "
+              f"<= 25 ms above the floor)")
+        if shutil.which("podman"):
+            user.run(["podman", "load", "-i", f"{IMAGES}/busybox.docker.tar"], check=False)
+            pmed, pp90 = measure(user, ["podman", "run", "--rm", "sarus-tests/busybox", "true"], 10)
+            print(f"  podman run --rm busybox true  median {ms(pmed)}   p90 {ms(pp90)}")
+        else:
+            print("  podman run --rm: podman is not installed (apt-get install podman to compare)")
+
+        total, errors = concurrent(user, [sarus, "run", "load/library/busybox", "true"], env, 16)
+        target = 16 * med / os.cpu_count() * 1.5
+        print(f"  16 concurrent starts           total {ms(total)}   (target: < {ms(target)} = "
+              f"16 x median / {os.cpu_count()} CPUs + 50%); failures: {len(errors)}")
+
+        archive = f"{BENCH_IMAGES}/python-numpy.docker.tar"
+        if not os.path.exists(archive):
+            print(f"  numpy import: {archive} missing (bench/make_python_image.sh {BENCH_IMAGES} builds it)")
+            return
+        start = time.perf_counter()
+        user.run([sarus, "load", archive, "python"], env=env)
+        print(f"  load of the python+numpy image (docker-archive): {time.perf_counter() - start:.2f} s")
+        code = "import numpy"
+        host_med, _ = measure(user, ["python3", "-c", code], 10)
+        ctr_med, _ = measure(user, [sarus, "run", "load/library/python", "python3", "-c", code], 10, env=env)
+        inner = "import time; t = time.perf_counter(); import numpy; print(time.perf_counter() - t)"
+        host_in = statistics.median(float(user.run(["python3", "-c", inner]).stdout) for _ in range(10))
+        ctr_in = statistics.median(float(user.run([sarus, "run", "load/library/python", "python3", "-c", inner],
+                                                   env=env).stdout) for _ in range(10))
+        print(f"  python3 -c 'import numpy'     host {ms(host_med)}   sarus run {ms(ctr_med)}   "
+              f"ratio {ctr_med / host_med:.2f}")
+        print(f"  import numpy alone (in-process) host {ms(host_in)}   in container {ms(ctr_in)}   "
+              f"ratio {ctr_in / host_in:.2f}   (target: within 1.2x warm)")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
