@@ -374,3 +374,12 @@ def test_ps_and_kill(images):
     assert len(images.ok("ps").stdout.splitlines()) == 1
     r = images("kill", "job1")
     assert r.returncode == 1 and "no running container named 'job1'" in r.stderr
+
+
+def test_cpu_affinity_of_the_caller_is_kept(images):
+    # Slurm pins ranks with an affinity mask: the container must keep it.
+    r = run_as(images.user, ["taskset", "-c", "1", images.binary, "run", BUSYBOX, "grep",
+                             "Cpus_allowed_list", "/proc/self/status"],
+               env={"SARUS_CONFIG_FILE": images.config_file})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["Cpus_allowed_list:", "1"]
