@@ -4,7 +4,7 @@
 #include "file_utils.hpp"
 #include "log.hpp"
 #include "process.hpp"
-#include "sandbox.hpp"
+#include "userns_sandbox.hpp"
 
 #include <cerrno>
 #include <csignal>
@@ -30,14 +30,6 @@ std::string requiredTool(const Config& config, const std::string& key, const std
 OverlayType overlayType(const Config& config) {
     auto type = config.stringOr("overlayType", "auto");
     return type == "kernel" ? OverlayType::kernel : type == "fuse" ? OverlayType::fuse : OverlayType::automatic;
-}
-
-std::string readOrEmpty(const std::string& path) {
-    try {
-        return readFile(path);
-    } catch (const Error&) {
-        return "";
-    }
 }
 
 // User mount sources are checked as the caller, before any namespace
@@ -82,10 +74,7 @@ SandboxPlan makePlan(const Config& config, const ContainerSpec& spec, const Stor
                     " is not an existing directory");
     }
     plan.userMountRules = userMountRestrictions(config.json());
-    plan.callerGroups = callerGroups(spec.identity);
-    plan.containerName = spec.name;
-    plan.hostsFile = readOrEmpty("/etc/hosts");
-    plan.resolvConf = readOrEmpty("/etc/resolv.conf");
+    plan.hostFiles = HostFiles::read(spec.identity);
 
     auto subuid = findSubordinateRange("/etc/subuid", spec.identity.userName, spec.identity.uid);
     auto subgid = findSubordinateRange("/etc/subgid", spec.identity.userName, spec.identity.uid);
@@ -100,35 +89,6 @@ SandboxPlan makePlan(const Config& config, const ContainerSpec& spec, const Stor
     return plan;
 }
 
-// clone(2) without a new stack behaves like fork(2) but can create the
-// namespaces at once, which makes the sandbox PID 1 of its own namespace.
-pid_t cloneSandbox(bool newPidNamespace) {
-    unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | SIGCHLD;
-    if (newPidNamespace) {
-        flags |= CLONE_NEWPID;
-    }
-    auto pid = static_cast<pid_t>(::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, 0));
-    if (pid < 0) {
-        int err = errno;
-        throw Error(std::string("cannot create a user namespace: ") + std::strerror(err) +
-                    (err == EPERM || err == ENOSPC || err == EINVAL
-                         ? " (are unprivileged user namespaces enabled? see user.max_user_namespaces "
-                           "and kernel.unprivileged_userns_clone)"
-                         : ""));
-    }
-    return pid;
-}
-
-std::string readAll(int fd) {
-    std::string text;
-    char buffer[4096];
-    ssize_t n;
-    while ((n = ::read(fd, buffer, sizeof buffer)) > 0) {
-        text.append(buffer, static_cast<std::size_t>(n));
-    }
-    return text;
-}
-
 }  // namespace
 
 int UsernsBackend::run(const ContainerSpec& spec, const StoredImage& image) {
@@ -138,39 +98,20 @@ int UsernsBackend::run(const ContainerSpec& spec, const StoredImage& image) {
     tools.newuidmap = config_.stringOr("newuidmapPath", tools.newuidmap);
     tools.newgidmap = config_.stringOr("newgidmapPath", tools.newgidmap);
 
-    int go[2], status[2];
-    makePipe(go);
-    makePipe(status);
-    std::fflush(stdout);
-    std::fflush(stderr);
-    pid_t sandbox = cloneSandbox(!spec.pidHost);
-    if (sandbox == 0) {
-        ::close(go[1]);
-        ::close(status[0]);
-        runSandbox(plan, go[0], status[1]);
-    }
-    ::close(go[0]);
-    ::close(status[1]);
+    auto channels = makeSandboxChannels();
+    unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | (spec.pidHost ? 0 : CLONE_NEWPID);
+    pid_t sandbox;
     try {
-        applyIdMapping(sandbox, plan.ids, tools);
-    } catch (...) {
-        ::kill(sandbox, SIGKILL);
-        waitForExit(sandbox);
-        throw;
+        sandbox = cloneSandbox(flags, "cannot create a user namespace");
+    } catch (const Error& e) {
+        throw Error(std::string(e.what()) +
+                    " (are unprivileged user namespaces enabled? see user.max_user_namespaces and "
+                    "kernel.unprivileged_userns_clone)");
     }
-    forwardSignalsTo(sandbox);
-    if (::write(go[1], "g", 1) != 1) {
-        throw systemError("cannot start the container sandbox", errno);
+    if (sandbox == 0) {
+        runSandboxChild(channels, [&](int parentAliveFd) { return runUsernsSandbox(plan, parentAliveFd); });
     }
-    // go[1] stays open until we exit: the sandbox sees it close if we die.
-    int code = waitForExit(sandbox);
-    ::close(go[1]);
-    auto failure = readAll(status[0]);
-    ::close(status[0]);
-    if (!failure.empty()) {
-        throw Error(failure);
-    }
-    return code;
+    return superviseSandbox(sandbox, channels, [&] { applyIdMapping(sandbox, plan.ids, tools); });
 }
 
 }  // namespace sarus::userns

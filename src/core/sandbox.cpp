@@ -1,0 +1,233 @@
+#include "sandbox.hpp"
+
+#include "error.hpp"
+#include "file_utils.hpp"
+#include "path_in_root.hpp"
+#include "runtime_messages.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <poll.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace sarus {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void sendStatus(int fd, const std::string& message) {
+    std::size_t done = 0;
+    while (done < message.size()) {
+        auto n = ::write(fd, message.data() + done, message.size() - done);
+        if (n <= 0) {
+            return;
+        }
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+std::string readAll(int fd) {
+    std::string text;
+    char buffer[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buffer, sizeof buffer)) > 0) {
+        text.append(buffer, static_cast<std::size_t>(n));
+    }
+    return text;
+}
+
+std::string readOrEmpty(const std::string& path) {
+    try {
+        return readFile(path);
+    } catch (const Error&) {
+        return "";
+    }
+}
+
+void makeDirectory(const fs::path& path) {
+    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+        throw systemError("cannot create " + path.string(), errno);
+    }
+}
+
+std::string prepareMountPoint(const fs::path& rootfs, const std::string& source, const std::string& destination) {
+    auto resolved = resolveInRoot(rootfs, destination);
+    if (resolved == "/") {
+        throw Error("mount destination '" + destination + "' resolves to the container's root");
+    }
+    struct stat existing {};
+    if (::lstat((rootfs.string() + resolved).c_str(), &existing) == 0) {
+        return resolved;
+    }
+    struct stat st {};
+    bool directory = ::stat(source.c_str(), &st) != 0 || S_ISDIR(st.st_mode);
+    if (directory) {
+        createDirectoryInRoot(rootfs, resolved, 0, 0);
+    } else {
+        writeFileInRoot(rootfs, resolved, "", 0644, 0, 0);
+    }
+    return resolved;
+}
+
+}  // namespace
+
+SandboxChannels makeSandboxChannels() {
+    SandboxChannels channels;
+    makePipe(channels.go);
+    makePipe(channels.status);
+    return channels;
+}
+
+pid_t cloneSandbox(unsigned long namespaceFlags, const std::string& what) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    auto pid = static_cast<pid_t>(::syscall(SYS_clone, namespaceFlags | SIGCHLD, nullptr, nullptr, nullptr, 0));
+    if (pid < 0) {
+        throw systemError(what, errno);
+    }
+    return pid;
+}
+
+void rearmParentDeathSignal(int parentAliveFd) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    struct pollfd check {parentAliveFd, POLLIN, 0};
+    if (::poll(&check, 1, 0) > 0 && (check.revents & (POLLHUP | POLLIN))) {
+        _exit(1);
+    }
+}
+
+void runSandboxChild(SandboxChannels& channels, const std::function<int(int)>& body) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::close(channels.go[1]);
+    ::close(channels.status[0]);
+    char go = 0;
+    if (::read(channels.go[0], &go, 1) != 1 || go != 'g') {
+        _exit(1);  // sarus failed to prepare us, or died
+    }
+    // Until the runtime runs there is nothing to forward to: a signal ends
+    // the sandbox, and with it (PID 1, PDEATHSIG) every helper and mount.
+    struct sigaction quit {};
+    quit.sa_handler = [](int signal) { _exit(128 + signal); };
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) {
+        ::sigaction(s, &quit, nullptr);
+    }
+    int code = 1;
+    try {
+        code = body(channels.go[0]);
+    } catch (const Error& e) {
+        sendStatus(channels.status[1], e.what());
+        code = 1;
+    } catch (const std::exception& e) {
+        sendStatus(channels.status[1], std::string("unexpected error in the container sandbox: ") + e.what());
+        code = 1;
+    }
+    std::fflush(stdout);
+    std::fflush(stderr);
+    _exit(code);
+}
+
+int superviseSandbox(pid_t sandbox, SandboxChannels& channels, const std::function<void()>& beforeGo) {
+    ::close(channels.go[0]);
+    ::close(channels.status[1]);
+    try {
+        beforeGo();
+    } catch (...) {
+        ::kill(sandbox, SIGKILL);
+        waitForExit(sandbox);
+        throw;
+    }
+    forwardSignalsTo(sandbox);
+    if (::write(channels.go[1], "g", 1) != 1) {
+        throw systemError("cannot start the container sandbox", errno);
+    }
+    // go[1] stays open while we live: the sandbox sees it close if we die.
+    int code = waitForExit(sandbox);
+    ::close(channels.go[1]);
+    auto failure = readAll(channels.status[0]);
+    ::close(channels.status[0]);
+    if (!failure.empty()) {
+        throw Error(failure);
+    }
+    return code;
+}
+
+void mountOrThrow(const std::string& source, const std::string& target, const std::string& type,
+                  unsigned long flags, const std::string& data) {
+    if (::mount(source.c_str(), target.c_str(), type.empty() ? nullptr : type.c_str(), flags,
+                data.empty() ? nullptr : data.c_str()) != 0) {
+        throw systemError("cannot mount " + (type.empty() ? source : type) + " on " + target, errno);
+    }
+}
+
+void prepareBundleDirectory(const fs::path& bundleDir, const std::string& ramFilesystemType, bool mountProc) {
+    mountOrThrow("none", "/", "", MS_REC | MS_PRIVATE, "");
+    if (mountProc) {
+        // The runtime finds its processes through /proc: it must show our PID namespace.
+        mountOrThrow("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "");
+    }
+    mountOrThrow("sarus-bundle", bundleDir, ramFilesystemType, MS_NOSUID | MS_NODEV, "mode=0755");
+    for (const char* dir : {"lower", "upper", "work", "rootfs", "state"}) {
+        makeDirectory(bundleDir / dir);
+    }
+}
+
+HostFiles HostFiles::read(const Identity& identity) {
+    return {readOrEmpty("/etc/hosts"), readOrEmpty("/etc/resolv.conf"), sarus::callerGroups(identity)};
+}
+
+void provideEtcFiles(const fs::path& rootfs, const Identity& identity, const HostFiles& files) {
+    writeFileInRoot(rootfs, "/etc/hosts", files.hosts, 0644, 0, 0);
+    writeFileInRoot(rootfs, "/etc/resolv.conf", files.resolvConf, 0644, 0, 0);
+    writeFileInRoot(rootfs, "/etc/passwd", mergePasswd(readFileInRoot(rootfs, "/etc/passwd"), identity), 0644, 0, 0);
+    writeFileInRoot(rootfs, "/etc/group",
+                    mergeGroup(readFileInRoot(rootfs, "/etc/group"), identity, files.callerGroups), 0644, 0, 0);
+}
+
+void prepareMountPoints(ContainerSpec& spec, const fs::path& rootfs, const UserMountRestrictions& rules) {
+    for (auto& mount : spec.userMounts) {
+        mount.destination = prepareMountPoint(rootfs, mount.source, mount.destination);
+        checkUserMountDestination(mount.destination, rules);
+    }
+    for (auto& mount : spec.siteMounts) {
+        mount.destination = prepareMountPoint(rootfs, mount.source, mount.destination);
+    }
+    for (auto& device : spec.devices) {
+        device.destination = resolveInRoot(rootfs, device.destination);
+    }
+}
+
+void writeBundleConfig(const fs::path& bundleDir, const ContainerSpec& spec, const OciConfigOptions& options) {
+    auto config = generateOciConfig(spec, options);
+    std::ofstream out(bundleDir / "config.json");
+    out << config.dump();
+    if (!out) {
+        throw Error("cannot write " + (bundleDir / "config.json").string());
+    }
+}
+
+int runRuntime(const std::vector<std::string>& argv, const SpawnOptions& options, const fs::path& runtimeLog) {
+    auto pid = spawn(argv, options);
+    forwardSignalsTo(pid);
+    int code = waitForExit(pid);
+    if (code != 0) {
+        auto failure = runtimeFailure(runtimeLog);
+        if (!failure.explanation.empty()) {
+            throw Error(failure.explanation);
+        }
+        if (failure.exitCode != 0) {
+            code = failure.exitCode;
+        }
+    }
+    return code;
+}
+
+}  // namespace sarus

@@ -1,0 +1,64 @@
+#include "privileges.hpp"
+
+#include "error.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <unistd.h>
+
+namespace sarus::suid {
+
+namespace {
+bool suidRoot = false;
+uid_t realUid = 0;
+gid_t realGid = 0;
+}  // namespace
+
+bool Privileges::initialize() {
+    realUid = ::getuid();
+    realGid = ::getgid();
+    suidRoot = ::geteuid() == 0 && realUid != 0;
+    if (suidRoot) {
+        // Act as the caller from the first instruction on; root stays only in
+        // the saved set-user-ID for RootScope.
+        if (::setresgid(realGid, realGid, 0) != 0 || ::setresuid(realUid, realUid, 0) != 0) {
+            std::abort();
+        }
+    }
+    return suidRoot;
+}
+
+bool Privileges::elevated() { return suidRoot; }
+uid_t Privileges::callerUid() { return realUid; }
+gid_t Privileges::callerGid() { return realGid; }
+
+void Privileges::dropPermanently() {
+    if (!suidRoot) {
+        return;
+    }
+    if (::setresgid(realGid, realGid, realGid) != 0 || ::setresuid(realUid, realUid, realUid) != 0) {
+        std::abort();
+    }
+    // Paranoia: make sure root cannot come back.
+    if (::setuid(0) == 0 || ::seteuid(0) == 0) {
+        std::abort();
+    }
+    suidRoot = false;
+}
+
+RootScope::RootScope() {
+    if (!suidRoot) {
+        throw Error("this operation needs the SUID installation of sarus (mode \"suid\")");
+    }
+    if (::setresuid(-1, 0, -1) != 0 || ::setresgid(-1, 0, -1) != 0) {
+        throw systemError("cannot regain root privileges", errno);
+    }
+}
+
+RootScope::~RootScope() {
+    if (::setresgid(-1, realGid, -1) != 0 || ::setresuid(-1, realUid, -1) != 0) {
+        std::abort();  // never continue as root by accident
+    }
+}
+
+}  // namespace sarus::suid

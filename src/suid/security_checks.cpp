@@ -1,0 +1,101 @@
+#include "security_checks.hpp"
+
+#include "config.hpp"
+#include "error.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <fstream>
+#include <sys/stat.h>
+
+namespace sarus::suid {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void checkOne(const fs::path& path, const fs::path& checked) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+        throw systemError("security check of " + checked.string() + ": cannot stat " + path.string(), errno);
+    }
+    if (st.st_uid != 0) {
+        throw Error("security check failed: " + path.string() + " is not owned by root" +
+                    (path == checked ? "" : " (ancestor of " + checked.string() + ")"));
+    }
+    // A symlink's own mode bits mean nothing; its target is checked on its own.
+    if (!S_ISLNK(st.st_mode) && (st.st_mode & (S_IWGRP | S_IWOTH))) {
+        throw Error("security check failed: " + path.string() + " is writable by group or others" +
+                    (path == checked ? "" : " (ancestor of " + checked.string() + ")"));
+    }
+}
+
+}  // namespace
+
+void checkRootOwnedAndNotWritable(const fs::path& path) {
+    if (!path.is_absolute()) {
+        throw Error("security check failed: " + path.string() + " is not an absolute path");
+    }
+    for (fs::path current = path;; current = current.parent_path()) {
+        checkOne(current, path);
+        if (current == current.root_path()) {
+            break;
+        }
+    }
+    std::error_code ec;
+    auto target = fs::canonical(path, ec);
+    if (!ec && target != path) {
+        for (fs::path current = target;; current = current.parent_path()) {
+            checkOne(current, path);
+            if (current == current.root_path()) {
+                break;
+            }
+        }
+    }
+}
+
+void checkConfigurationFiles(const fs::path& configFile, const fs::path& schemaFile) {
+    checkRootOwnedAndNotWritable(configFile);
+    checkRootOwnedAndNotWritable(schemaFile);
+}
+
+void checkInstallation(const Config& config) {
+    if (!config.json().value("securityChecks", true)) {
+        return;
+    }
+    for (const char* key : {"runcPath", "initPath", "mksquashfsPath", "OCIBundleDir"}) {
+        auto value = config.stringOr(key, "");
+        if (!value.empty()) {
+            checkRootOwnedAndNotWritable(value);
+        }
+    }
+    auto bin = config.prefixDir() / "bin";
+    checkRootOwnedAndNotWritable(bin);
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(bin, ec)) {
+        checkRootOwnedAndNotWritable(entry.path());
+    }
+    auto hooksDir = config.stringOr("hooksDir", "");
+    if (hooksDir.empty()) {
+        return;
+    }
+    checkRootOwnedAndNotWritable(hooksDir);
+    for (const auto& entry : fs::directory_iterator(hooksDir, ec)) {
+        if (entry.path().extension() != ".json") {
+            continue;
+        }
+        checkRootOwnedAndNotWritable(entry.path());
+        try {
+            std::ifstream in(entry.path());
+            auto hook = nlohmann::json::parse(in);
+            if (hook.contains("hook") && hook["hook"].contains("path")) {
+                checkRootOwnedAndNotWritable(hook["hook"]["path"].get<std::string>());
+            }
+        } catch (const nlohmann::json::exception&) {
+            // a malformed hook file is reported by the hook configuration code
+        }
+    }
+}
+
+}  // namespace sarus::suid

@@ -1,0 +1,144 @@
+#include "userns_sandbox.hpp"
+
+#include "error.hpp"
+#include "log.hpp"
+#include "process.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <linux/capability.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace sarus::userns {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::vector<std::string> cleanEnvironment = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+
+dev_t deviceOf(const fs::path& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? st.st_dev : 0;
+}
+
+// FUSE daemons run in the foreground (so PDEATHSIG ties them to us); the
+// mount is ready when the mount point's device changes.
+void waitForMount(pid_t daemon, const fs::path& mountpoint, dev_t before, const std::string& what) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (deviceOf(mountpoint) == before) {
+        int status = 0;
+        if (::waitpid(daemon, &status, WNOHANG) == daemon) {
+            throw Error(what + " exited before mounting (exit code " +
+                        std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)) + ")");
+        }
+        if (std::chrono::steady_clock::now() > deadline) {
+            throw Error(what + " did not mount " + mountpoint.string() + " within 30 s");
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+}
+
+void mountImage(const SandboxPlan& plan, const fs::path& lower) {
+    auto before = deviceOf(lower);
+    // As the caller (who can read the repository) with CAP_SYS_ADMIN of our
+    // namespace kept across exec, so the FUSE mount needs no fusermount.
+    SpawnOptions options;
+    options.uid = plan.ids.callerUidInside;
+    options.gid = plan.ids.callerGidInside;
+    options.ambientCapabilities = {CAP_SYS_ADMIN};
+    options.env = cleanEnvironment;
+    auto pid = spawn({plan.squashfusePath, "-f", "-o", "allow_other", plan.imageFile.string(), lower.string()},
+                     options);
+    waitForMount(pid, lower, before, plan.squashfusePath);
+    log::debug("image " + plan.imageFile.string() + " mounted with " + plan.squashfusePath);
+}
+
+bool mountKernelOverlay(const std::string& options, const fs::path& rootfs) {
+    if (::mount("overlay", rootfs.c_str(), "overlay", 0, options.c_str()) == 0) {
+        return true;
+    }
+    log::debug(std::string("kernel overlayfs refused in this user namespace: ") + std::strerror(errno));
+    return false;
+}
+
+void mountFuseOverlay(const SandboxPlan& plan, const std::string& options, const fs::path& rootfs) {
+    auto before = deviceOf(rootfs);
+    // As the caller, like the container process: fuse-overlayfs refuses
+    // operations from other ids than its own. Without xattrs: over a
+    // squashfuse lower, exec fails with EOPNOTSUPP otherwise.
+    SpawnOptions spawnOptions;
+    spawnOptions.uid = plan.ids.callerUidInside;
+    spawnOptions.gid = plan.ids.callerGidInside;
+    spawnOptions.ambientCapabilities = {CAP_SYS_ADMIN, CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH,
+                                        CAP_FOWNER, CAP_FSETID, CAP_SETUID, CAP_SETGID, CAP_MKNOD};
+    spawnOptions.env = cleanEnvironment;
+    auto pid = spawn({plan.fuseOverlayfsPath, "-f", "-o", options + ",allow_other,noxattrs=1", rootfs.string()},
+                     spawnOptions);
+    waitForMount(pid, rootfs, before, plan.fuseOverlayfsPath);
+}
+
+void mountWritableLayer(const SandboxPlan& plan) {
+    auto bundle = plan.bundleDir;
+    auto options = "lowerdir=" + (bundle / "lower").string() + ",upperdir=" + (bundle / "upper").string() +
+                   ",workdir=" + (bundle / "work").string();
+    auto rootfs = bundle / "rootfs";
+    if (plan.overlay != OverlayType::fuse && mountKernelOverlay(options + ",userxattr", rootfs)) {
+        log::verbose("writable layer: kernel overlayfs (in the user namespace)");
+        return;
+    }
+    if (plan.overlay == OverlayType::kernel) {
+        throw Error("kernel overlayfs cannot be mounted in a user namespace on this host, and "
+                    "sarus.json forces it (overlayType \"kernel\"): use \"auto\" or \"fuse\"");
+    }
+    mountFuseOverlay(plan, options, rootfs);
+    log::verbose("writable layer: fuse-overlayfs (" + plan.fuseOverlayfsPath + ")");
+}
+
+// The image is mounted as the caller, who can read the repository. What
+// sarus adds to the rootfs afterwards (/etc files, mount points) belongs to
+// root of the namespace, as in a Sarus container.
+void becomeNamespaceRoot(int parentAliveFd) {
+    if (::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0) {
+        throw systemError("cannot become root of the container's user namespace", errno);
+    }
+    rearmParentDeathSignal(parentAliveFd);
+}
+
+}  // namespace
+
+int runUsernsSandbox(SandboxPlan plan, int parentAliveFd) {
+    auto rootfs = plan.bundleDir / "rootfs";
+    prepareBundleDirectory(plan.bundleDir, plan.ramFilesystemType, !plan.spec.pidHost);
+    mountImage(plan, plan.bundleDir / "lower");
+    becomeNamespaceRoot(parentAliveFd);
+    mountWritableLayer(plan);
+    provideEtcFiles(rootfs, plan.spec.identity, plan.hostFiles);
+    prepareMountPoints(plan.spec, rootfs, plan.userMountRules);
+    createDirectoryInRoot(rootfs, plan.spec.cwd, plan.ids.callerUidInside, plan.ids.callerGidInside);
+
+    OciConfigOptions options;
+    options.rootless = true;
+    options.uidMappings = plan.ids.nestedUidMap;
+    options.gidMappings = plan.ids.nestedGidMap;
+    options.initPath = plan.initPath;
+    writeBundleConfig(plan.bundleDir, plan.spec, options);
+
+    auto log = plan.bundleDir / "runtime.log";
+    SpawnOptions runtime;
+    runtime.uid = 0;  // crun acts as root of our namespace, never as "rootless"
+    runtime.gid = 0;
+    runtime.env = cleanEnvironment;
+    // Cgroups cannot be delegated to an unprivileged user here; disabling
+    // them also keeps crun away from hybrid-hierarchy refusals.
+    return runRuntime({plan.crunPath, "--cgroup-manager=disabled", "--root", (plan.bundleDir / "state").string(),
+                       "--log", log.string(), "run", "--bundle", plan.bundleDir.string(), plan.spec.name},
+                      runtime, log);
+}
+
+}  // namespace sarus::userns

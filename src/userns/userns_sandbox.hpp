@@ -1,0 +1,36 @@
+// The userns-specific part of the sandbox (see core/sandbox.hpp): the image
+// through squashfuse_ll as the caller, the writable overlay in the user
+// namespace, then crun as root of that namespace.
+#pragma once
+
+#include "container_spec.hpp"
+#include "id_mapping.hpp"
+#include "mount_options.hpp"
+#include "core/sandbox.hpp"
+
+#include <filesystem>
+#include <string>
+
+namespace sarus::userns {
+
+enum class OverlayType { automatic, kernel, fuse };
+
+struct SandboxPlan {
+    ContainerSpec spec;
+    std::filesystem::path imageFile;
+    std::filesystem::path bundleDir;
+    std::string ramFilesystemType = "tmpfs";
+    std::string crunPath;
+    std::string squashfusePath;
+    std::string fuseOverlayfsPath;
+    std::string initPath;
+    OverlayType overlay = OverlayType::automatic;
+    IdMappingPlan ids;
+    UserMountRestrictions userMountRules;
+    HostFiles hostFiles;
+};
+
+// The sandbox's work once its ids are mapped; returns the container's exit code.
+int runUsernsSandbox(SandboxPlan plan, int parentAliveFd);
+
+}  // namespace sarus::userns
