@@ -14,8 +14,10 @@ RuntimeFailure explainRuntimeError(const std::string& message) {
     } else if (message.find("executable file `") != std::string::npos &&
                message.find("not found") != std::string::npos) {
         failure.exitCode = 127;
-    } else if (message.find("exec") != std::string::npos &&
-               message.find("Permission denied") != std::string::npos) {
+    } else if ((message.find("exec") != std::string::npos &&
+                message.find("Permission denied") != std::string::npos) ||
+               // crun's EPERM: the command exists but is not a regular file (e.g. a directory)
+               message.find("open executable: Operation not permitted") != std::string::npos) {
         failure.exitCode = 126;
     }
     return failure;

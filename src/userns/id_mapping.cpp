@@ -24,15 +24,19 @@ std::optional<SubordinateRange> findSubordinateRange(const std::filesystem::path
         if (owner != user && owner != std::to_string(id)) {
             continue;
         }
-        try {
-            SubordinateRange range;
-            range.start = static_cast<unsigned>(std::stoul(line.substr(first + 1, second - first - 1)));
-            range.count = static_cast<unsigned>(std::stoul(line.substr(second + 1)));
-            if (range.count > 0) {
-                return range;
+        // A malformed line (not plain decimal numbers within 32 bits) is
+        // skipped, as newuidmap does; stoul alone would accept "-5" or "5x".
+        auto number = [](const std::string& text) -> std::optional<unsigned> {
+            if (text.empty() || text.size() > 10 || text.find_first_not_of("0123456789") != std::string::npos) {
+                return std::nullopt;
             }
-        } catch (const std::exception&) {
-            continue;  // a malformed line is skipped, as newuidmap does
+            auto value = std::stoull(text);
+            return value > 0xffffffffULL ? std::nullopt : std::optional<unsigned>(static_cast<unsigned>(value));
+        };
+        auto start = number(line.substr(first + 1, second - first - 1));
+        auto count = number(line.substr(second + 1));
+        if (start && count && *count > 0) {
+            return SubordinateRange{*start, *count};
         }
     }
     return std::nullopt;

@@ -1,0 +1,537 @@
+#include "config.hpp"
+#include "container_spec.hpp"
+#include "error.hpp"
+#include "file_utils.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <functional>
+#include <optional>
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Strings = std::vector<std::string>;
+
+namespace {
+
+std::string errorOf(const std::function<void()>& fn) {
+    try {
+        fn();
+    } catch (const sarus::Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+Strings env(const Strings& host, const Strings& image = {}, const json& config = json(),
+            const Strings& cli = {}) {
+    return sarus::buildEnvironment(host, image, config, cli);
+}
+
+sarus::ImageMetadata image(std::optional<Strings> entrypoint, std::optional<Strings> cmd) {
+    sarus::ImageMetadata meta;
+    meta.entrypoint = std::move(entrypoint);
+    meta.cmd = std::move(cmd);
+    return meta;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- environment
+
+TEST(BuildEnvironment, HostEnvironmentIsPassedInOrder) {
+    EXPECT_EQ(env({"A=1", "B=2", "C="}), (Strings{"A=1", "B=2", "C="}));
+}
+
+TEST(BuildEnvironment, ValueMayContainEqualSigns) {
+    EXPECT_EQ(env({"OPTS=a=b=c"}), (Strings{"OPTS=a=b=c"}));
+}
+
+TEST(BuildEnvironment, ImageEnvOverridesHostKeepingPosition) {
+    EXPECT_EQ(env({"A=host", "B=host"}, {"B=image", "C=image"}),
+              (Strings{"A=host", "B=image", "C=image"}));
+}
+
+TEST(BuildEnvironment, ConfigSetObjectFormOverridesImage) {
+    EXPECT_EQ(env({"A=host"}, {"B=image"}, json::parse(R"({"set": {"B": "cfg", "D": "new"}})")),
+              (Strings{"A=host", "B=cfg", "D=new"}));
+}
+
+TEST(BuildEnvironment, ConfigSetListOfSingleEntryObjectsForm) {
+    EXPECT_EQ(env({}, {"B=image"}, json::parse(R"({"set": [{"B": "cfg"}, {"E": "5"}]})")),
+              (Strings{"B=cfg", "E=5"}));
+}
+
+TEST(BuildEnvironment, ConfigPrependToExistingValue) {
+    EXPECT_EQ(env({"PATH=/usr/bin"}, {}, json::parse(R"({"prepend": {"PATH": "/opt/bin"}})")),
+              (Strings{"PATH=/opt/bin:/usr/bin"}));
+}
+
+TEST(BuildEnvironment, ConfigPrependToMissingOrEmptyValueHasNoColon) {
+    EXPECT_EQ(env({"E="}, {}, json::parse(R"({"prepend": [{"E": "/x"}, {"M": "/y"}]})")),
+              (Strings{"E=/x", "M=/y"}));
+}
+
+TEST(BuildEnvironment, ConfigAppendToExistingValue) {
+    EXPECT_EQ(env({}, {"LD_LIBRARY_PATH=/lib"}, json::parse(R"({"append": [{"LD_LIBRARY_PATH": "/opt/lib"}]})")),
+              (Strings{"LD_LIBRARY_PATH=/lib:/opt/lib"}));
+}
+
+TEST(BuildEnvironment, ConfigAppendToMissingValueHasNoColon) {
+    EXPECT_EQ(env({}, {}, json::parse(R"({"append": {"M": "/y"}})")), (Strings{"M=/y"}));
+}
+
+TEST(BuildEnvironment, ConfigSetThenPrependThenAppend) {
+    auto config = json::parse(R"({"set": {"P": "mid"}, "prepend": {"P": "first"}, "append": {"P": "last"}})");
+    EXPECT_EQ(env({"P=host"}, {}, config), (Strings{"P=first:mid:last"}));
+}
+
+TEST(BuildEnvironment, ConfigUnsetRemovesHostAndImageVariables) {
+    auto config = json::parse(R"({"unset": ["A", "B", "NOT_THERE"]})");
+    EXPECT_EQ(env({"A=1", "K=2"}, {"B=3"}, config), (Strings{"K=2"}));
+}
+
+TEST(BuildEnvironment, ConfigUnsetAppliesAfterSet) {
+    auto config = json::parse(R"({"set": {"A": "1"}, "unset": ["A"]})");
+    EXPECT_EQ(env({}, {}, config), Strings{});
+}
+
+TEST(BuildEnvironment, NullOrNonObjectConfigEnvironmentIsIgnored) {
+    EXPECT_EQ(env({"A=1"}, {}, json()), (Strings{"A=1"}));
+    EXPECT_EQ(env({"A=1"}, {}, json::array({"x"})), (Strings{"A=1"}));
+}
+
+TEST(BuildEnvironment, CudaDevicesFromHostBecomeNvidiaDevicesAndAreRenumbered) {
+    EXPECT_EQ(env({"CUDA_VISIBLE_DEVICES=1,3"}),
+              (Strings{"CUDA_VISIBLE_DEVICES=0,1", "NVIDIA_VISIBLE_DEVICES=1,3"}));
+}
+
+TEST(BuildEnvironment, CudaDevicesRenumberingKeepsHostOrder) {
+    EXPECT_EQ(env({"CUDA_VISIBLE_DEVICES=3,1,2"}),
+              (Strings{"CUDA_VISIBLE_DEVICES=2,0,1", "NVIDIA_VISIBLE_DEVICES=3,1,2"}));
+}
+
+TEST(BuildEnvironment, CudaDevicesNumericOrderNotLexical) {
+    EXPECT_EQ(env({"CUDA_VISIBLE_DEVICES=10,2"}),
+              (Strings{"CUDA_VISIBLE_DEVICES=1,0", "NVIDIA_VISIBLE_DEVICES=10,2"}));
+}
+
+TEST(BuildEnvironment, NoHostCudaDevicesRemovesImageNvidiaDevices) {
+    EXPECT_EQ(env({"A=1"}, {"NVIDIA_VISIBLE_DEVICES=all"}), (Strings{"A=1"}));
+}
+
+TEST(BuildEnvironment, EmptyHostCudaDevicesRemovesNvidiaDevices) {
+    EXPECT_EQ(env({"CUDA_VISIBLE_DEVICES="}, {"NVIDIA_VISIBLE_DEVICES=all"}),
+              (Strings{"CUDA_VISIBLE_DEVICES="}));
+}
+
+TEST(BuildEnvironment, NoDevFilesRemovesNvidiaDevices) {
+    EXPECT_EQ(env({"CUDA_VISIBLE_DEVICES=NoDevFiles"}, {"NVIDIA_VISIBLE_DEVICES=all"}),
+              (Strings{"CUDA_VISIBLE_DEVICES=NoDevFiles"}));
+}
+
+TEST(BuildEnvironment, HostCudaDevicesOverrideImageNvidiaDevices) {
+    EXPECT_EQ(env({"CUDA_VISIBLE_DEVICES=0"}, {"NVIDIA_VISIBLE_DEVICES=all"}),
+              (Strings{"CUDA_VISIBLE_DEVICES=0", "NVIDIA_VISIBLE_DEVICES=0"}));
+}
+
+TEST(BuildEnvironment, CliNameValueOverridesEverything) {
+    auto config = json::parse(R"({"set": {"A": "cfg"}})");
+    EXPECT_EQ(env({"A=host"}, {"A=image"}, config, {"A=cli", "Z=26"}), (Strings{"A=cli", "Z=26"}));
+}
+
+TEST(BuildEnvironment, CliNameValueMayBeEmpty) {
+    EXPECT_EQ(env({"A=host"}, {}, json(), {"A="}), (Strings{"A="}));
+}
+
+TEST(BuildEnvironment, CliNameValueOverridesCudaRewriting) {
+    EXPECT_EQ(env({"CUDA_VISIBLE_DEVICES=4"}, {}, json(), {"CUDA_VISIBLE_DEVICES=7"}),
+              (Strings{"CUDA_VISIBLE_DEVICES=7", "NVIDIA_VISIBLE_DEVICES=4"}));
+}
+
+TEST(BuildEnvironment, CliNameAloneTakesTheHostValue) {
+    // The image overrode X; -e X brings the host's value back.
+    EXPECT_EQ(env({"X=host"}, {"X=image"}, json(), {"X"}), (Strings{"X=host"}));
+}
+
+TEST(BuildEnvironment, CliNameAloneNotOnHostSetsNothing) {
+    EXPECT_EQ(env({"A=1"}, {}, json(), {"MISSING"}), (Strings{"A=1"}));
+}
+
+TEST(BuildEnvironment, CliNameAloneRestoresAnUnsetVariable) {
+    auto config = json::parse(R"({"unset": ["X"]})");
+    EXPECT_EQ(env({"X=host"}, {}, config, {"X"}), (Strings{"X=host"}));
+}
+
+TEST(BuildEnvironment, EmptyCliEntryIsRejected) {
+    EXPECT_EQ(errorOf([] { env({}, {}, json(), {""}); }), "invalid --env '': expected NAME[=VALUE]");
+}
+
+TEST(BuildEnvironment, CliEntryWithoutNameIsRejected) {
+    EXPECT_EQ(errorOf([] { env({}, {}, json(), {"=value"}); }),
+              "invalid --env '=value': expected NAME[=VALUE]");
+}
+
+// ---------------------------------------------------------------- args
+
+TEST(BuildArgs, EntrypointThenCmd) {
+    sarus::RunOptions options;
+    EXPECT_EQ(sarus::buildArgs(image(Strings{"/ep", "-x"}, Strings{"a", "b"}), options),
+              (Strings{"/ep", "-x", "a", "b"}));
+}
+
+TEST(BuildArgs, CmdAloneWithoutEntrypoint) {
+    sarus::RunOptions options;
+    EXPECT_EQ(sarus::buildArgs(image(std::nullopt, Strings{"bash"}), options), (Strings{"bash"}));
+}
+
+TEST(BuildArgs, CommandReplacesCmdButKeepsEntrypoint) {
+    sarus::RunOptions options;
+    options.command = {"echo", "hi"};
+    EXPECT_EQ(sarus::buildArgs(image(Strings{"/ep"}, Strings{"default"}), options),
+              (Strings{"/ep", "echo", "hi"}));
+}
+
+TEST(BuildArgs, CommandWithoutEntrypoint) {
+    sarus::RunOptions options;
+    options.command = {"ls", "-l"};
+    EXPECT_EQ(sarus::buildArgs(image(std::nullopt, Strings{"default"}), options), (Strings{"ls", "-l"}));
+}
+
+TEST(BuildArgs, EntrypointOptionReplacesEntrypointAndDiscardsCmd) {
+    sarus::RunOptions options;
+    options.entrypoint.emplace("/bin/sh -c");
+    EXPECT_EQ(sarus::buildArgs(image(Strings{"/ep"}, Strings{"default"}), options),
+              (Strings{"/bin/sh", "-c"}));
+}
+
+TEST(BuildArgs, EntrypointOptionWithCommand) {
+    sarus::RunOptions options;
+    options.entrypoint.emplace("env");
+    options.command = {"-i", "X=1"};
+    EXPECT_EQ(sarus::buildArgs(image(Strings{"/ep"}, Strings{"default"}), options),
+              (Strings{"env", "-i", "X=1"}));
+}
+
+TEST(BuildArgs, EmptyEntrypointOptionRunsTheCommandAlone) {
+    sarus::RunOptions options;
+    options.entrypoint.emplace("");
+    options.command = {"true"};
+    EXPECT_EQ(sarus::buildArgs(image(Strings{"/ep"}, Strings{"default"}), options), (Strings{"true"}));
+}
+
+TEST(BuildArgs, EmptyEntrypointOptionWithoutCommandIsAnError) {
+    sarus::RunOptions options;
+    options.entrypoint.emplace("");
+    auto meta = image(Strings{"/ep"}, Strings{"default"});
+    try {
+        sarus::buildArgs(meta, options);
+        FAIL() << "no error";
+    } catch (const sarus::Error& e) {
+        EXPECT_EQ(std::string(e.what()),
+                  "no command to run: the image has no entrypoint or default command, and none was given");
+    }
+}
+
+TEST(BuildArgs, NothingToRunIsAnError) {
+    sarus::RunOptions options;
+    EXPECT_THROW(sarus::buildArgs(image(std::nullopt, std::nullopt), options), sarus::Error);
+    EXPECT_THROW(sarus::buildArgs(image(Strings{}, Strings{}), options), sarus::Error);
+}
+
+// ---------------------------------------------------------------- working directory
+
+TEST(BuildWorkingDirectory, OptionWinsAndIsNormalised) {
+    sarus::ImageMetadata meta;
+    meta.workingDir = "/image";
+    sarus::RunOptions options;
+    options.workdir = "/work//dir/./sub/..";
+    EXPECT_EQ(sarus::buildWorkingDirectory(meta, options), "/work/dir");
+}
+
+TEST(BuildWorkingDirectory, RelativeOptionIsAnError) {
+    sarus::RunOptions options;
+    options.workdir = "rel/dir";
+    EXPECT_EQ(errorOf([&] { sarus::buildWorkingDirectory({}, options); }),
+              "invalid --workdir 'rel/dir': not an absolute path");
+}
+
+TEST(BuildWorkingDirectory, ImageWorkingDirWhenNoOption) {
+    sarus::ImageMetadata meta;
+    meta.workingDir = "/srv/app/";
+    EXPECT_EQ(sarus::buildWorkingDirectory(meta, {}), "/srv/app");
+}
+
+TEST(BuildWorkingDirectory, RootByDefaultOrForRelativeImageWorkingDir) {
+    sarus::ImageMetadata meta;
+    EXPECT_EQ(sarus::buildWorkingDirectory(meta, {}), "/");
+    meta.workingDir = "relative";
+    EXPECT_EQ(sarus::buildWorkingDirectory(meta, {}), "/");
+}
+
+// ---------------------------------------------------------------- annotations
+
+TEST(BuildAnnotations, ImageLabelsAreTheBase) {
+    sarus::ImageMetadata meta;
+    meta.labels = {{"org.label", "v"}};
+    EXPECT_EQ(sarus::buildAnnotations(meta, {}, "mpich"),
+              (std::map<std::string, std::string>{{"org.label", "v"}}));
+}
+
+TEST(BuildAnnotations, MpiEnablesMpiAndGlibcHooksWithDefaultType) {
+    sarus::RunOptions options;
+    options.mpi = true;
+    EXPECT_EQ(sarus::buildAnnotations({}, options, "mpich"),
+              (std::map<std::string, std::string>{{"com.hooks.mpi.enabled", "true"},
+                                                  {"com.hooks.glibc.enabled", "true"},
+                                                  {"com.hooks.mpi.type", "mpich"}}));
+}
+
+TEST(BuildAnnotations, MpiWithoutDefaultTypeSetsNoType) {
+    sarus::RunOptions options;
+    options.mpi = true;
+    auto annotations = sarus::buildAnnotations({}, options, "");
+    EXPECT_EQ(annotations.count("com.hooks.mpi.type"), 0u);
+    EXPECT_EQ(annotations.at("com.hooks.mpi.enabled"), "true");
+}
+
+TEST(BuildAnnotations, MpiTypeImpliesMpiAndOverridesDefault) {
+    sarus::RunOptions options;
+    options.mpiType = "pmix";
+    auto annotations = sarus::buildAnnotations({}, options, "mpich");
+    EXPECT_EQ(annotations.at("com.hooks.mpi.enabled"), "true");
+    EXPECT_EQ(annotations.at("com.hooks.mpi.type"), "pmix");
+}
+
+TEST(BuildAnnotations, GlibcAlone) {
+    sarus::RunOptions options;
+    options.glibc = true;
+    EXPECT_EQ(sarus::buildAnnotations({}, options, "mpich"),
+              (std::map<std::string, std::string>{{"com.hooks.glibc.enabled", "true"}}));
+}
+
+TEST(BuildAnnotations, SshEnablesSshAndSlurmGlobalSync) {
+    sarus::RunOptions options;
+    options.ssh = true;
+    EXPECT_EQ(sarus::buildAnnotations({}, options, ""),
+              (std::map<std::string, std::string>{{"com.hooks.ssh.enabled", "true"},
+                                                  {"com.hooks.slurm-global-sync.enabled", "true"}}));
+}
+
+TEST(BuildAnnotations, EngineAnnotationsOverrideImageLabels) {
+    sarus::ImageMetadata meta;
+    meta.labels = {{"com.hooks.mpi.enabled", "false"}, {"com.hooks.mpi.type", "label"}};
+    sarus::RunOptions options;
+    options.mpi = true;
+    auto annotations = sarus::buildAnnotations(meta, options, "mpich");
+    EXPECT_EQ(annotations.at("com.hooks.mpi.enabled"), "true");
+    EXPECT_EQ(annotations.at("com.hooks.mpi.type"), "mpich");
+}
+
+TEST(BuildAnnotations, CliAnnotationOverridesEngineAndLabels) {
+    sarus::ImageMetadata meta;
+    meta.labels = {{"x", "label"}};
+    sarus::RunOptions options;
+    options.mpi = true;
+    options.annotations = {"com.hooks.mpi.type=openmpi", "x=cli", "empty=", "eq=a=b"};
+    auto annotations = sarus::buildAnnotations(meta, options, "mpich");
+    EXPECT_EQ(annotations.at("com.hooks.mpi.type"), "openmpi");
+    EXPECT_EQ(annotations.at("x"), "cli");
+    EXPECT_EQ(annotations.at("empty"), "");
+    EXPECT_EQ(annotations.at("eq"), "a=b");
+    EXPECT_EQ(annotations.size(), 6u);
+}
+
+TEST(BuildAnnotations, AnnotationWithoutEqualSignIsAnError) {
+    sarus::RunOptions options;
+    options.annotations = {"novalue"};
+    EXPECT_EQ(errorOf([&] { sarus::buildAnnotations({}, options, ""); }),
+              "invalid --annotation 'novalue': expected KEY=VALUE");
+}
+
+TEST(BuildAnnotations, AnnotationWithoutKeyIsAnError) {
+    sarus::RunOptions options;
+    options.annotations = {"=v"};
+    EXPECT_EQ(errorOf([&] { sarus::buildAnnotations({}, options, ""); }),
+              "invalid --annotation '=v': expected KEY=VALUE");
+}
+
+// ---------------------------------------------------------------- sarus.json mounts and devices
+
+TEST(UserMountRestrictions, ReadFromConfig) {
+    auto rules = sarus::userMountRestrictions(json::parse(
+        R"({"userMounts": {"notAllowedPrefixesOfPath": ["/etc", "/var"], "notAllowedPaths": ["/opt"]}})"));
+    EXPECT_EQ(rules.notAllowedPrefixesOfPath, (Strings{"/etc", "/var"}));
+    EXPECT_EQ(rules.notAllowedPaths, (Strings{"/opt"}));
+}
+
+TEST(UserMountRestrictions, EmptyWhenAbsent) {
+    auto rules = sarus::userMountRestrictions(json::parse(R"({"userMounts": {}})"));
+    EXPECT_TRUE(rules.notAllowedPrefixesOfPath.empty());
+    EXPECT_TRUE(rules.notAllowedPaths.empty());
+    rules = sarus::userMountRestrictions(json::object());
+    EXPECT_TRUE(rules.notAllowedPrefixesOfPath.empty());
+    EXPECT_TRUE(rules.notAllowedPaths.empty());
+}
+
+TEST(SiteMounts, ReadWithNormalisedDestinationAndReadonlyFlag) {
+    auto mounts = sarus::siteMounts(json::parse(R"({"siteMounts": [
+        {"type": "bind", "source": "/home", "destination": "/home/", "flags": {}},
+        {"source": "/scratch", "destination": "/x//y/../s", "flags": {"readonly": ""}},
+        {"source": "/apps", "destination": "/apps"}]})"));
+    ASSERT_EQ(mounts.size(), 3u);
+    EXPECT_EQ(mounts[0].source, "/home");
+    EXPECT_EQ(mounts[0].destination, "/home");
+    EXPECT_FALSE(mounts[0].readonly);
+    EXPECT_EQ(mounts[1].source, "/scratch");
+    EXPECT_EQ(mounts[1].destination, "/x/s");
+    EXPECT_TRUE(mounts[1].readonly);
+    EXPECT_EQ(mounts[2].destination, "/apps");
+    EXPECT_FALSE(mounts[2].readonly);
+}
+
+TEST(SiteMounts, NoneWhenAbsent) { EXPECT_TRUE(sarus::siteMounts(json::object()).empty()); }
+
+TEST(SiteDevices, DestinationDefaultsToSourceAndAccessToRwm) {
+    auto devices = sarus::siteDevices(json::parse(R"({"siteDevices": [
+        {"source": "/dev/fuse", "access": "rw"},
+        {"source": "/dev/nvidia0", "destination": "/dev/gpu0/"}]})"));
+    ASSERT_EQ(devices.size(), 2u);
+    EXPECT_EQ(devices[0].source, "/dev/fuse");
+    EXPECT_EQ(devices[0].destination, "/dev/fuse");
+    EXPECT_EQ(devices[0].access, "rw");
+    EXPECT_EQ(devices[1].source, "/dev/nvidia0");
+    EXPECT_EQ(devices[1].destination, "/dev/gpu0");
+    EXPECT_EQ(devices[1].access, "rwm");
+}
+
+TEST(SiteDevices, NoneWhenAbsent) { EXPECT_TRUE(sarus::siteDevices(json::object()).empty()); }
+
+// ---------------------------------------------------------------- whole spec
+
+namespace {
+
+const fs::path schema = fs::path(SARUS_SOURCE_DIR) / "etc" / "sarus.schema.json";
+
+class ContainerSpecTest : public ::testing::Test {
+protected:
+    sarus::TempDirectory dir{fs::temp_directory_path(), "container-spec-test"};
+
+    sarus::Config config(const std::string& extraKeys) {
+        auto path = dir.path() / "sarus.json";
+        std::ofstream(path) << R"({
+            "securityChecks": false, "OCIBundleDir": "/var/sarus/OCIBundleDir", "rootfsFolder": "rootfs",
+            "prefixDir": "/opt/sarus", "tempDir": "/tmp", "localRepositoryBaseDir": "/home",
+            "ramFilesystemType": "tmpfs")"
+                            << extraKeys << "}";
+        return sarus::Config::load(path, schema);
+    }
+};
+
+sarus::Identity alice() {
+    sarus::Identity id;
+    id.uid = 1000;
+    id.gid = 1001;
+    id.userName = "alice";
+    id.home = "/home/alice";
+    id.shell = "/bin/bash";
+    return id;
+}
+
+}  // namespace
+
+TEST_F(ContainerSpecTest, CombinesAllRules) {
+    auto cfg = config(R"(,
+        "defaultMPIType": "mpich",
+        "environment": {"set": {"SITE": "1"}, "unset": ["SECRET"]},
+        "siteMounts": [{"source": "/scratch", "destination": "/scratch", "flags": {}}],
+        "siteDevices": [{"source": "/dev/fuse", "access": "rw"}],
+        "userMounts": {"notAllowedPrefixesOfPath": ["/etc"], "notAllowedPaths": ["/opt"]})");
+    sarus::ImageMetadata meta;
+    meta.entrypoint = Strings{"/ep"};
+    meta.cmd = Strings{"default"};
+    meta.workingDir = "/app";
+    meta.env = {"IMG=1"};
+    meta.labels = {{"l", "v"}};
+    sarus::RunOptions options;
+    options.command = {"run", "me"};
+    options.env = {"CLI=2"};
+    options.mpi = true;
+    options.mounts = {"type=bind,src=/data,dst=/data/,readonly"};
+    options.devices = {"/dev/null:/dev/mynull:r"};
+    options.tty = true;
+    options.init = true;
+    options.pid = "host";
+    options.name = "job1";
+
+    auto spec = sarus::buildContainerSpec(cfg, meta, options, {"HOME=/home/alice", "SECRET=x"}, alice());
+    EXPECT_EQ(spec.args, (Strings{"/ep", "run", "me"}));
+    EXPECT_EQ(spec.cwd, "/app");
+    EXPECT_EQ(spec.env, (Strings{"HOME=/home/alice", "IMG=1", "SITE=1", "CLI=2"}));
+    EXPECT_EQ(spec.annotations.at("com.hooks.mpi.type"), "mpich");
+    EXPECT_EQ(spec.annotations.at("l"), "v");
+    ASSERT_EQ(spec.siteMounts.size(), 1u);
+    EXPECT_EQ(spec.siteMounts[0].source, "/scratch");
+    ASSERT_EQ(spec.userMounts.size(), 1u);
+    EXPECT_EQ(spec.userMounts[0].source, "/data");
+    EXPECT_EQ(spec.userMounts[0].destination, "/data");
+    EXPECT_TRUE(spec.userMounts[0].readonly);
+    ASSERT_EQ(spec.devices.size(), 2u);
+    EXPECT_EQ(spec.devices[0].source, "/dev/fuse");
+    EXPECT_EQ(spec.devices[0].access, "rw");
+    EXPECT_EQ(spec.devices[1].source, "/dev/null");
+    EXPECT_EQ(spec.devices[1].destination, "/dev/mynull");
+    EXPECT_EQ(spec.devices[1].access, "r");
+    EXPECT_TRUE(spec.tty);
+    EXPECT_TRUE(spec.init);
+    EXPECT_TRUE(spec.pidHost);
+    EXPECT_EQ(spec.name, "job1");
+    EXPECT_EQ(spec.identity.uid, 1000u);
+    EXPECT_EQ(spec.identity.userName, "alice");
+}
+
+TEST_F(ContainerSpecTest, PrivatePidByDefault) {
+    auto cfg = config("");
+    sarus::RunOptions options;
+    options.command = {"true"};
+    auto spec = sarus::buildContainerSpec(cfg, {}, options, {}, alice());
+    EXPECT_FALSE(spec.pidHost);
+    EXPECT_FALSE(spec.tty);
+    EXPECT_FALSE(spec.init);
+    EXPECT_EQ(spec.cwd, "/");
+    EXPECT_TRUE(spec.devices.empty());
+    EXPECT_TRUE(spec.siteMounts.empty());
+    EXPECT_TRUE(spec.annotations.empty());
+}
+
+TEST_F(ContainerSpecTest, UserMountUnderForbiddenPrefixIsRefused) {
+    auto cfg = config(R"(, "userMounts": {"notAllowedPrefixesOfPath": ["/etc"]})");
+    sarus::RunOptions options;
+    options.command = {"true"};
+    options.mounts = {"type=bind,src=/tmp,dst=/etc/ssh"};
+    auto error = errorOf([&] { sarus::buildContainerSpec(cfg, {}, options, {}, alice()); });
+    EXPECT_EQ(error,
+              "mount destination '/etc/ssh' is not allowed: it is under '/etc' "
+              "(userMounts.notAllowedPrefixesOfPath in sarus.json)");
+}
+
+TEST_F(ContainerSpecTest, ForbiddenPathIsCheckedAfterNormalisation) {
+    auto cfg = config(R"(, "userMounts": {"notAllowedPaths": ["/opt"]})");
+    sarus::RunOptions options;
+    options.command = {"true"};
+    options.mounts = {"type=bind,src=/tmp,dst=/opt/x/.."};
+    auto error = errorOf([&] { sarus::buildContainerSpec(cfg, {}, options, {}, alice()); });
+    EXPECT_EQ(error, "mount destination '/opt' is not allowed (userMounts.notAllowedPaths in sarus.json)");
+}
+
+TEST_F(ContainerSpecTest, SiteMountsAreNotSubjectToUserRestrictions) {
+    auto cfg = config(R"(,
+        "siteMounts": [{"source": "/etc/site", "destination": "/etc/site"}],
+        "userMounts": {"notAllowedPrefixesOfPath": ["/etc"]})");
+    sarus::RunOptions options;
+    options.command = {"true"};
+    auto spec = sarus::buildContainerSpec(cfg, {}, options, {}, alice());
+    ASSERT_EQ(spec.siteMounts.size(), 1u);
+    EXPECT_EQ(spec.siteMounts[0].destination, "/etc/site");
+}

@@ -1,0 +1,280 @@
+#include "error.hpp"
+#include "mount_options.hpp"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+
+namespace {
+
+std::string errorOf(const std::function<void()>& fn) {
+    try {
+        fn();
+    } catch (const sarus::Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+std::string mountError(const std::string& text) {
+    return errorOf([&] { sarus::parseMount(text); });
+}
+
+std::string deviceError(const std::string& text) {
+    return errorOf([&] { sarus::parseDevice(text); });
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- normalizeAbsolutePath
+
+TEST(NormalizeAbsolutePath, CollapsesSlashesAndDots) {
+    EXPECT_EQ(sarus::normalizeAbsolutePath("//a///b/./c/"), "/a/b/c");
+}
+
+TEST(NormalizeAbsolutePath, DotDotRemovesPreviousComponent) {
+    EXPECT_EQ(sarus::normalizeAbsolutePath("/a/b/../c/.."), "/a");
+}
+
+TEST(NormalizeAbsolutePath, DotDotNeverGoesAboveRoot) {
+    EXPECT_EQ(sarus::normalizeAbsolutePath("/../../x"), "/x");
+    EXPECT_EQ(sarus::normalizeAbsolutePath("/a/../../.."), "/");
+}
+
+TEST(NormalizeAbsolutePath, RootAndEmpty) {
+    EXPECT_EQ(sarus::normalizeAbsolutePath("/"), "/");
+    EXPECT_EQ(sarus::normalizeAbsolutePath(""), "/");
+    EXPECT_EQ(sarus::normalizeAbsolutePath("/."), "/");
+}
+
+TEST(NormalizeAbsolutePath, DotsInsideNamesAreKept) {
+    EXPECT_EQ(sarus::normalizeAbsolutePath("/a/..b/.c/..."), "/a/..b/.c/...");
+}
+
+// ---------------------------------------------------------------- parseMount
+
+TEST(ParseMount, ShortKeys) {
+    auto m = sarus::parseMount("type=bind,src=/host/data,dst=/data");
+    EXPECT_EQ(m.source, "/host/data");
+    EXPECT_EQ(m.destination, "/data");
+    EXPECT_FALSE(m.readonly);
+}
+
+TEST(ParseMount, LongKeysAndReadonly) {
+    auto m = sarus::parseMount("type=bind,source=/a,destination=/b,readonly");
+    EXPECT_EQ(m.source, "/a");
+    EXPECT_EQ(m.destination, "/b");
+    EXPECT_TRUE(m.readonly);
+}
+
+TEST(ParseMount, TargetAlias) {
+    auto m = sarus::parseMount("type=bind,source=/a,target=/t");
+    EXPECT_EQ(m.destination, "/t");
+}
+
+TEST(ParseMount, OrderOfOptionsDoesNotMatter) {
+    auto m = sarus::parseMount("readonly,dst=/d,src=/s,type=bind");
+    EXPECT_EQ(m.source, "/s");
+    EXPECT_EQ(m.destination, "/d");
+    EXPECT_TRUE(m.readonly);
+}
+
+TEST(ParseMount, RoAliasAndTrueValues) {
+    EXPECT_TRUE(sarus::parseMount("type=bind,src=/s,dst=/d,ro").readonly);
+    EXPECT_TRUE(sarus::parseMount("type=bind,src=/s,dst=/d,readonly=true").readonly);
+    EXPECT_TRUE(sarus::parseMount("type=bind,src=/s,dst=/d,ro=1").readonly);
+}
+
+TEST(ParseMount, ReadonlyWithOtherValueIsAnError) {
+    EXPECT_EQ(mountError("type=bind,src=/s,dst=/d,readonly=no"),
+              "invalid --mount 'type=bind,src=/s,dst=/d,readonly=no': 'readonly' takes no value");
+}
+
+TEST(ParseMount, DestinationIsNormalisedSourceIsNot) {
+    auto m = sarus::parseMount("type=bind,src=/s//x/,dst=/d//e/./f/");
+    EXPECT_EQ(m.source, "/s//x/");
+    EXPECT_EQ(m.destination, "/d/e/f");
+}
+
+TEST(ParseMount, LastValueWins) {
+    auto m = sarus::parseMount("type=bind,src=/a,source=/b,dst=/c,target=/d");
+    EXPECT_EQ(m.source, "/b");
+    EXPECT_EQ(m.destination, "/d");
+}
+
+TEST(ParseMount, AcceptedBindPropagation) {
+    auto m = sarus::parseMount("type=bind,src=/s,dst=/d,bind-propagation=rslave");
+    EXPECT_EQ(m.destination, "/d");
+}
+
+TEST(ParseMount, UnsupportedBindPropagation) {
+    EXPECT_EQ(mountError("type=bind,src=/s,dst=/d,bind-propagation=shared"),
+              "invalid --mount 'type=bind,src=/s,dst=/d,bind-propagation=shared': "
+              "unsupported bind-propagation 'shared'");
+}
+
+TEST(ParseMount, UnknownOptionIsNamed) {
+    EXPECT_EQ(mountError("type=bind,src=/s,dst=/d,size=10"),
+              "invalid --mount 'type=bind,src=/s,dst=/d,size=10': unknown option 'size'");
+}
+
+TEST(ParseMount, MissingType) {
+    EXPECT_EQ(mountError("src=/s,dst=/d"),
+              "invalid --mount 'src=/s,dst=/d': missing 'type' (only type=bind is supported)");
+}
+
+TEST(ParseMount, EmptyTextReportsMissingType) {
+    EXPECT_EQ(mountError(""), "invalid --mount '': missing 'type' (only type=bind is supported)");
+}
+
+TEST(ParseMount, UnsupportedType) {
+    EXPECT_EQ(mountError("type=volume,src=/s,dst=/d"),
+              "invalid --mount 'type=volume,src=/s,dst=/d': unsupported type 'volume' "
+              "(only type=bind is supported)");
+}
+
+TEST(ParseMount, MissingSource) {
+    EXPECT_EQ(mountError("type=bind,dst=/d"), "invalid --mount 'type=bind,dst=/d': missing 'source' (or 'src')");
+}
+
+TEST(ParseMount, EmptySourceCountsAsMissing) {
+    EXPECT_EQ(mountError("type=bind,src=,dst=/d"),
+              "invalid --mount 'type=bind,src=,dst=/d': missing 'source' (or 'src')");
+}
+
+TEST(ParseMount, MissingDestination) {
+    EXPECT_EQ(mountError("type=bind,src=/s"),
+              "invalid --mount 'type=bind,src=/s': missing 'destination' (or 'dst', 'target')");
+}
+
+TEST(ParseMount, RelativeSource) {
+    EXPECT_EQ(mountError("type=bind,src=data,dst=/d"),
+              "invalid --mount 'type=bind,src=data,dst=/d': source 'data' is not an absolute path");
+}
+
+TEST(ParseMount, RelativeDestination) {
+    EXPECT_EQ(mountError("type=bind,src=/s,dst=d"),
+              "invalid --mount 'type=bind,src=/s,dst=d': destination 'd' is not an absolute path");
+}
+
+TEST(ParseMount, DestinationRootIsRefused) {
+    EXPECT_EQ(mountError("type=bind,src=/s,dst=/"),
+              "invalid --mount 'type=bind,src=/s,dst=/': cannot mount over the container's root directory");
+}
+
+TEST(ParseMount, DestinationNormalisingToRootIsRefused) {
+    EXPECT_EQ(mountError("type=bind,src=/s,dst=/a/.."),
+              "invalid --mount 'type=bind,src=/s,dst=/a/..': cannot mount over the container's root directory");
+}
+
+TEST(ParseMount, TrailingCommaIsAnEmptyUnknownOption) {
+    EXPECT_EQ(mountError("type=bind,src=/s,dst=/d,"),
+              "invalid --mount 'type=bind,src=/s,dst=/d,': unknown option ''");
+}
+
+// ---------------------------------------------------------------- parseDevice
+
+TEST(ParseDevice, HostOnly) {
+    auto d = sarus::parseDevice("/dev/fuse");
+    EXPECT_EQ(d.source, "/dev/fuse");
+    EXPECT_EQ(d.destination, "/dev/fuse");
+    EXPECT_EQ(d.access, "rwm");
+}
+
+TEST(ParseDevice, HostAndAccess) {
+    auto d = sarus::parseDevice("/dev/fuse:rw");
+    EXPECT_EQ(d.source, "/dev/fuse");
+    EXPECT_EQ(d.destination, "/dev/fuse");
+    EXPECT_EQ(d.access, "rw");
+}
+
+TEST(ParseDevice, HostAndContainerPath) {
+    auto d = sarus::parseDevice("/dev/nvidia0:/dev/gpu");
+    EXPECT_EQ(d.source, "/dev/nvidia0");
+    EXPECT_EQ(d.destination, "/dev/gpu");
+    EXPECT_EQ(d.access, "rwm");
+}
+
+TEST(ParseDevice, HostContainerAndAccess) {
+    auto d = sarus::parseDevice("/dev/nvidia0:/dev//gpu/:m");
+    EXPECT_EQ(d.source, "/dev/nvidia0");
+    EXPECT_EQ(d.destination, "/dev/gpu");
+    EXPECT_EQ(d.access, "m");
+}
+
+TEST(ParseDevice, AccessLettersInAnyOrder) {
+    EXPECT_EQ(sarus::parseDevice("/dev/x:mwr").access, "mwr");
+    EXPECT_EQ(sarus::parseDevice("/dev/x:/dev/y:wr").access, "wr");
+}
+
+TEST(ParseDevice, RepeatedAccessLetterIsRejectedInThirdField) {
+    EXPECT_EQ(deviceError("/dev/x:/dev/y:rr"),
+              "invalid --device '/dev/x:/dev/y:rr': access 'rr' must be made of the letters r, w, m");
+}
+
+TEST(ParseDevice, BadAccessLetterInThirdField) {
+    EXPECT_EQ(deviceError("/dev/x:/dev/y:rx"),
+              "invalid --device '/dev/x:/dev/y:rx': access 'rx' must be made of the letters r, w, m");
+}
+
+TEST(ParseDevice, NonAccessSecondFieldIsAContainerPathThatMustBeAbsolute) {
+    EXPECT_EQ(deviceError("/dev/x:rx"),
+              "invalid --device '/dev/x:rx': container path 'rx' is not an absolute path");
+}
+
+TEST(ParseDevice, EmptyContainerPath) {
+    EXPECT_EQ(deviceError("/dev/x:"), "invalid --device '/dev/x:': container path '' is not an absolute path");
+}
+
+TEST(ParseDevice, RelativeHostPath) {
+    EXPECT_EQ(deviceError("dev/x"), "invalid --device 'dev/x': device 'dev/x' is not an absolute path");
+}
+
+TEST(ParseDevice, TooManyFields) {
+    EXPECT_EQ(deviceError("/a:/b:r:w"), "invalid --device '/a:/b:r:w': expected HOST[:CONTAINER][:ACCESS]");
+}
+
+TEST(ParseDevice, EmptyOrMissingHost) {
+    EXPECT_EQ(deviceError(""), "invalid --device '': expected HOST[:CONTAINER][:ACCESS]");
+    EXPECT_EQ(deviceError(":/dev/y"), "invalid --device ':/dev/y': expected HOST[:CONTAINER][:ACCESS]");
+}
+
+// ---------------------------------------------------------------- checkUserMountDestination
+
+TEST(CheckUserMountDestination, NoRulesAllowsEverything) {
+    EXPECT_NO_THROW(sarus::checkUserMountDestination("/etc/passwd", {}));
+}
+
+TEST(CheckUserMountDestination, NotAllowedPathIsExact) {
+    sarus::UserMountRestrictions rules;
+    rules.notAllowedPaths = {"/opt/"};
+    EXPECT_EQ(errorOf([&] { sarus::checkUserMountDestination("/opt", rules); }),
+              "mount destination '/opt' is not allowed (userMounts.notAllowedPaths in sarus.json)");
+    EXPECT_NO_THROW(sarus::checkUserMountDestination("/opt/app", rules));
+}
+
+TEST(CheckUserMountDestination, PrefixBlocksThePathAndEverythingBelow) {
+    sarus::UserMountRestrictions rules;
+    rules.notAllowedPrefixesOfPath = {"/etc"};
+    EXPECT_THROW(sarus::checkUserMountDestination("/etc", rules), sarus::Error);
+    EXPECT_EQ(errorOf([&] { sarus::checkUserMountDestination("/etc/ssh/keys", rules); }),
+              "mount destination '/etc/ssh/keys' is not allowed: it is under '/etc' "
+              "(userMounts.notAllowedPrefixesOfPath in sarus.json)");
+}
+
+TEST(CheckUserMountDestination, PrefixMatchesWholeComponentsOnly) {
+    sarus::UserMountRestrictions rules;
+    rules.notAllowedPrefixesOfPath = {"/etc", "/opt/sarus/"};
+    EXPECT_NO_THROW(sarus::checkUserMountDestination("/etcetera", rules));
+    EXPECT_NO_THROW(sarus::checkUserMountDestination("/opt/sarusx", rules));
+    EXPECT_THROW(sarus::checkUserMountDestination("/opt/sarus/bin", rules), sarus::Error);
+    EXPECT_NO_THROW(sarus::checkUserMountDestination("/opt", rules));
+}
+
+TEST(CheckUserMountDestination, RootPrefixBlocksEverything) {
+    sarus::UserMountRestrictions rules;
+    rules.notAllowedPrefixesOfPath = {"/"};
+    EXPECT_EQ(errorOf([&] { sarus::checkUserMountDestination("/data", rules); }),
+              "mount destination '/data' is not allowed: it is under '/' "
+              "(userMounts.notAllowedPrefixesOfPath in sarus.json)");
+}
