@@ -1,0 +1,76 @@
+#include "blob_cache.hpp"
+
+#include "error.hpp"
+#include "file_utils.hpp"
+#include "log.hpp"
+#include "manifest.hpp"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace sarus {
+
+namespace fs = std::filesystem;
+
+FileDescriptor::~FileDescriptor() {
+    if (fd_ >= 0) {
+        ::close(fd_);
+    }
+}
+
+FileDescriptor& FileDescriptor::operator=(FileDescriptor&& other) noexcept {
+    if (this != &other) {
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
+        fd_ = other.fd_;
+        other.fd_ = -1;
+    }
+    return *this;
+}
+
+BlobCache::BlobCache(fs::path directory) : directory_(std::move(directory)) {
+    createDirectories(directory_);
+    removeStalePartialFiles(directory_);
+}
+
+fs::path BlobCache::pathOf(const std::string& digest) const {
+    // Digests come from manifests: never let one name a path elsewhere.
+    if (!manifest::isValidDigest(digest)) {
+        throw Error("invalid blob digest '" + digest + "'");
+    }
+    return directory_ / digest;
+}
+
+std::optional<FileDescriptor> BlobCache::open(const std::string& digest, std::uint64_t size) const {
+    auto path = pathOf(digest);
+    FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (fd.get() < 0) {
+        return std::nullopt;
+    }
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        static_cast<std::uint64_t>(st.st_size) != size) {
+        log::warn("ignoring cached blob " + path.string() + ": its size is not the expected " +
+                  std::to_string(size) + " bytes");
+        return std::nullopt;
+    }
+    return fd;
+}
+
+std::unique_ptr<UnnamedFile> BlobCache::create(const std::string& digest) const {
+    return std::make_unique<UnnamedFile>(directory_, pathOf(digest).filename().string());
+}
+
+void BlobCache::publish(UnnamedFile& file, const std::string& digest) const {
+    // Replacing keeps a wrong-sized leftover from shadowing a good download.
+    file.publish(pathOf(digest), true);
+}
+
+void BlobCache::remove(const std::string& digest) const {
+    ::unlink(pathOf(digest).c_str());
+}
+
+}  // namespace sarus
