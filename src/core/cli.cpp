@@ -177,7 +177,7 @@ int runCli(int argc, char** argv) {
         if (name == "kill") {
             return commandKill(killTarget);
         }
-        if (name == "pull" || name == "hooks" ||
+        if (name == "hooks" ||
             name == "ssh-keygen") {
             return notAvailable(name);
         }
@@ -220,4 +220,7 @@ int runCli(int argc, char** argv) {
     }
 }
 
+        if (name == "pull") {
+            return commandPull(config, pullOptions);
+        }
 }  // namespace sarus

@@ -58,6 +58,7 @@ struct PullOptions {
     std::string tempDir;
     bool centralizedRepository = false;
 };
+int commandPull(const Config& config, const PullOptions& options);
 
 int commandRun(const Config& config, const RunOptions& options);
 int commandPs();

@@ -1,0 +1,265 @@
+// sarus pull: registry -> squashfs in one streaming pass. Layers download in
+// parallel into the blob cache while the flattener consumes them in order,
+// each as it grows; the squashfs is unnamed until complete, then committed
+// to the store with its manifest digest.
+#include "commands.hpp"
+
+#include "blob_cache.hpp"
+#include "cancellation.hpp"
+#include "config.hpp"
+#include "credentials_prompt.hpp"
+#include "error.hpp"
+#include "file_utils.hpp"
+#include "image_archive.hpp"
+#include "image_store.hpp"
+#include "layer_downloads.hpp"
+#include "layer_flattener.hpp"
+#include "log.hpp"
+#include "manifest.hpp"
+#include "pull_progress.hpp"
+#include "registry_client.hpp"
+#include "unnamed_file.hpp"
+
+#include <archive.h>
+
+#include <chrono>
+#include <cstdio>
+#include <sys/stat.h>
+
+namespace sarus {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int defaultParallelism = 3;
+constexpr int maxIndexDepth = 3;
+
+struct ResolvedImage {
+    std::string digest;  // of the top-level manifest (an index for multi-arch images)
+    manifest::Manifest manifest;
+    std::string platformDigest;  // of the image manifest chosen in an index, if any
+};
+
+void printField(const std::string& name, const std::string& value) {
+    std::printf("# %-16s : %s\n", name.c_str(), value.c_str());
+    std::fflush(stdout);
+}
+
+void checkTempDir(const std::string& dir) {
+    struct stat st {};
+    if (!dir.empty() && (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))) {
+        throw Error("--temp-dir " + dir + ": not an existing directory");
+    }
+}
+
+ImageReference pullReference(const std::string& text) {
+    auto reference = ImageReference::parse(text);
+    if (reference.server == "load") {
+        throw Error("cannot pull " + reference.normalized() +
+                    ": 'load/' names images imported with 'sarus load'");
+    }
+    if (!reference.tag.empty() && !reference.digest.empty()) {
+        // The digest decides what is pulled; Docker ignores the tag too.
+        log::verbose("pulling by digest: the tag '" + reference.tag + "' is ignored");
+        reference.tag.clear();
+    }
+    return reference;
+}
+
+std::optional<Credentials> credentialsFor(const PullOptions& options, const std::string& server) {
+    if (!options.login && !options.passwordStdin && options.username.empty()) {
+        return std::nullopt;
+    }
+    return readCredentials({options.username, options.passwordStdin}, server);
+}
+
+manifest::Manifest imageManifestOf(RegistryClient& registry, http::Client& client,
+                                   manifest::Manifest top, ResolvedImage& resolved) {
+    auto platform = manifest::Platform::host();
+    for (int depth = 0; top.kind == manifest::Kind::index; ++depth) {
+        if (depth >= maxIndexDepth) {
+            throw Error("the image index nests more than " + std::to_string(maxIndexDepth) + " levels");
+        }
+        auto chosen = manifest::selectPlatform(top.manifests, platform);
+        if (!chosen) {
+            std::string available;
+            for (const auto& entry : top.manifests) {
+                if (entry.platform) {
+                    available += (available.empty() ? "" : ", ") + entry.platform->normalized().toString();
+                }
+            }
+            throw Error("the image has no variant for this machine (" + platform.toString() +
+                        "); it is available for: " + (available.empty() ? "nothing" : available));
+        }
+        log::verbose("index: chose " + chosen->digest + " for " + platform.toString());
+        auto fetched = registry.getManifest(client, chosen->digest);
+        resolved.platformDigest = fetched.digest;
+        top = manifest::parse(fetched.body, fetched.contentType);
+    }
+    return top;
+}
+
+ResolvedImage resolve(RegistryClient& registry, http::Client& client, const ImageReference& reference) {
+    ResolvedImage resolved;
+    auto target = reference.digest.empty() ? reference.tag : reference.digest;
+    auto fetched = registry.getManifest(client, target);
+    resolved.digest = fetched.digest;
+    auto top = manifest::parse(fetched.body, fetched.contentType);
+    resolved.manifest = imageManifestOf(registry, client, std::move(top), resolved);
+    for (std::size_t i = 0; i < resolved.manifest.layers.size(); ++i) {
+        const auto& layer = resolved.manifest.layers[i];
+        if (!manifest::isSupportedLayerType(layer.mediaType)) {
+            throw Error("layer " + std::to_string(i + 1) + " (" + layer.digest +
+                        ") has the unsupported media type '" + layer.mediaType + "'");
+        }
+    }
+    if (resolved.manifest.layers.empty()) {
+        throw Error("the image " + reference.normalized() + " has no layers");
+    }
+    return resolved;
+}
+
+nlohmann::json fetchImageConfig(RegistryClient& registry, http::Client& client,
+                                const manifest::Descriptor& descriptor) {
+    auto body = registry.getBlob(client, descriptor);
+    try {
+        auto config = nlohmann::json::parse(body);
+        auto host = manifest::Platform::host();
+        auto os = config.value("os", "");
+        auto architecture = config.value("architecture", "");
+        if (!os.empty() && !architecture.empty() &&
+            (manifest::Platform{os, architecture, config.value("variant", "")}.normalized().architecture !=
+                 host.architecture || os != host.os)) {
+            log::warn("the image is built for " + os + "/" + architecture + ", not for this machine (" +
+                      host.toString() + ")");
+        }
+        return config;
+    } catch (const nlohmann::json::exception&) {
+        throw Error("the image configuration " + descriptor.digest + " is not valid JSON");
+    }
+}
+
+// Flattens every layer as soon as its download streams in.
+FlattenStats flattenLayers(LayerDownloads& downloads, const manifest::Manifest& image,
+                           LayerFlattener& flattener, PullProgress& progress) {
+    for (std::size_t i = 0; i < image.layers.size(); ++i) {
+        const auto& layer = image.layers[i];
+        auto& stream = downloads.stream(i);
+        progress.flattening(i);
+        auto reader = newLayerReader();
+        try {
+            if (archive_read_open(reader.get(), &stream, nullptr, LayerStream::read, nullptr) != ARCHIVE_OK) {
+                throw Error("layer " + layer.digest + ": " + archive_error_string(reader.get()));
+            }
+            flattener.addLayer(reader.get(), "layer " + std::to_string(i + 1) + " (" + layer.digest + ")");
+            // The tar reader stops at the end-of-archive marker: the digest
+            // check needs the whole blob.
+            stream.waitUntilDone();
+        } catch (const Error& e) {
+            cancellation::throwIfRequested();
+            auto cause = downloads.firstFailure();
+            throw cause.empty() ? e : Error(cause);
+        }
+        progress.flattened(i);
+    }
+    cancellation::throwIfRequested();
+    return flattener.finish();
+}
+
+std::vector<PullProgress::Layer> progressLayers(const manifest::Manifest& image) {
+    std::vector<PullProgress::Layer> layers;
+    for (const auto& layer : image.layers) {
+        layers.push_back({layer.digest, static_cast<std::uint64_t>(layer.size)});
+    }
+    return layers;
+}
+
+unsigned parallelism(const Config& config) {
+    auto value = config.json().value("pullParallelism", defaultParallelism);
+    return static_cast<unsigned>(std::max(1, value));
+}
+
+bool upToDate(const std::optional<StoredImage>& existing, const std::string& digest,
+              const ImageReference& reference) {
+    if (!existing || existing->digest.empty() || existing->digest != digest) {
+        return false;
+    }
+    std::printf("# image is up to date: %s (%s)\n", reference.normalized().c_str(), digest.c_str());
+    std::fflush(stdout);
+    return true;
+}
+
+}  // namespace
+
+int commandPull(const Config& config, const PullOptions& options) {
+    auto started = Clock::now();
+    cancellation::SignalWatcher signals;
+    auto reference = pullReference(options.reference);
+    checkTempDir(options.tempDir);
+    auto store = options.centralizedRepository ? ImageStore::centralized(config) : ImageStore::local(config);
+    auto credentials = credentialsFor(options, reference.server);
+
+    printField("image", reference.normalized());
+    printField("cache directory", store.cacheDirectory().string());
+    printField("images directory", store.imagesDirectory().string());
+
+    auto existing = store.find(reference);
+    if (!reference.digest.empty() && upToDate(existing, reference.digest, reference)) {
+        return 0;  // content-addressed: nothing to ask the registry
+    }
+    RegistryClient registry({reference.server, reference.repository,
+                             isInsecureRegistry(reference.server, config.insecureRegistries()),
+                             config.file().string(), std::move(credentials)});
+    auto client = registry.newClient();
+    withContext("contacting registry " + reference.server, [&] { registry.ping(*client); });
+    if (existing && reference.digest.empty()) {
+        auto current = registry.headManifestDigest(*client, reference.tag);
+        if (current && upToDate(existing, *current, reference)) {
+            return 0;
+        }
+    }
+    auto resolved = resolve(registry, *client, reference);
+    if (upToDate(existing, resolved.digest, reference)) {
+        return 0;
+    }
+    printField("image digest", resolved.digest);
+    if (!resolved.platformDigest.empty()) {
+        printField("platform digest", resolved.platformDigest + " (" + manifest::Platform::host().toString() + ")");
+    }
+    auto imageConfig = fetchImageConfig(registry, *client, resolved.manifest.config);
+    auto metadata = ImageMetadata::fromImageConfig(imageConfig);
+
+    auto pending = store.beginImport(reference);
+    BlobCache cache(store.cacheDirectory());
+    UnnamedFile output(pending.file().parent_path(), reference.storeName() + ".squashfs");
+    FlattenStats stats;
+    std::uint64_t downloaded = 0;
+    std::size_t fromCache = 0;
+    {
+        LayerFlattener flattener(output.path(), config.squashfsOptions());
+        PullProgress progress(progressLayers(resolved.manifest),
+                              PullProgress::stdoutIsInteractive() && !log::enabled(log::Level::verbose));
+        LayerDownloads downloads(registry, cache, resolved.manifest.layers, parallelism(config), progress);
+        stats = flattenLayers(downloads, resolved.manifest, flattener, progress);
+        progress.stop();
+        downloaded = progress.bytesDownloaded();
+        fromCache = progress.layersFromCache();
+    }
+    cancellation::throwIfRequested();
+    output.publish(pending.file(), true);
+    auto image = store.commit(pending, metadata, resolved.manifest.config.digest, resolved.digest);
+
+    auto seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    std::printf("# created: %s\n", image.imageFile.string().c_str());
+    std::printf("# created: %s\n", image.metadataFile.string().c_str());
+    char summary[256];
+    std::snprintf(summary, sizeof summary, "# pulled %zu layers (%s downloaded, %zu from cache), image %s, in %.1f s\n",
+                  resolved.manifest.layers.size(), humanReadableSize(downloaded).c_str(), fromCache,
+                  humanReadableSize(image.size).c_str(), seconds);
+    std::fputs(summary, stdout);
+    log::verbose("flattened " + std::to_string(stats.entries) + " entries");
+    return 0;
+}
+
+}  // namespace sarus
