@@ -205,6 +205,9 @@ int runCli(int argc, char** argv) {
         if (name == "rmi") {
             return commandRmi(config, rmiOptions);
         }
+        if (name == "pull") {
+            return commandPull(config, pullOptions);
+        }
         throw Error("unhandled command '" + name + "'");
     } catch (const Error& e) {
         std::fprintf(stderr, "sarus: %s\n", e.what());
@@ -220,7 +223,4 @@ int runCli(int argc, char** argv) {
     }
 }
 
-        if (name == "pull") {
-            return commandPull(config, pullOptions);
-        }
 }  // namespace sarus
