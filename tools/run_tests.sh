@@ -3,10 +3,12 @@
 # integration tests (pytest), which drive an installed sarus as the
 # unprivileged users created by tests/integration/setup_host.sh.
 #   sudo tools/run_tests.sh [PYTEST ARGS...]
-# SARUS_PREFIX (default /opt/sarus-test) is where the tested sarus is installed.
+# SARUS_PREFIX (default /opt/sarus-test) and SARUS_SUID_PREFIX (default
+# /opt/sarus-suid) are where the tested userns and suid installations go.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 export SARUS_PREFIX=${SARUS_PREFIX:-/opt/sarus-test}
+export SARUS_SUID_PREFIX=${SARUS_SUID_PREFIX:-/opt/sarus-suid}
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "run_tests.sh: run as root: it installs packages and creates the test users" >&2
@@ -16,10 +18,14 @@ fi
 "$repo/tools/install_dependencies.sh" --tests
 "$repo/tests/integration/setup_host.sh"
 
-# A fresh prefix each time, so the installed sarus.json is the shipped one.
-rm -rf "$SARUS_PREFIX"
+# Fresh prefixes each time, so the installed sarus.json is the shipped one:
+# one unprivileged installation in userns mode, one root-owned SUID
+# installation configured by configure_installation.sh as an admin would.
+rm -rf "$SARUS_PREFIX" "$SARUS_SUID_PREFIX"
 "$repo/tools/build_and_install.sh" "$SARUS_PREFIX"
 chmod 755 "$SARUS_PREFIX"
+cmake --install "$repo/build" --prefix "$SARUS_SUID_PREFIX" >/dev/null
+"$SARUS_SUID_PREFIX/configure_installation.sh" --mode suid "$SARUS_SUID_PREFIX"
 
 echo "=== unit tests"
 (cd "$repo/build" && ctest --output-on-failure)

@@ -2,6 +2,7 @@
 
 #include "config.hpp"
 #include "error.hpp"
+#include "suid/suid_backend.hpp"
 #include "userns/userns_backend.hpp"
 
 namespace sarus {
@@ -11,8 +12,7 @@ std::unique_ptr<Backend> makeBackend(const Config& config) {
     case Mode::userns:
         return std::make_unique<userns::UsernsBackend>(config);
     case Mode::suid:
-        throw Error("mode \"suid\" in " + config.file().string() +
-                    " is not available yet in this version of sarus; use \"userns\"");
+        return std::make_unique<suid::SuidBackend>(config);
     }
     throw Error("unknown mode in " + config.file().string());
 }

@@ -4,6 +4,8 @@
 #include "config.hpp"
 #include "error.hpp"
 #include "log.hpp"
+#include "suid/privileges.hpp"
+#include "suid/security_checks.hpp"
 #include "version.hpp"
 
 #include <CLI/CLI.hpp>
@@ -22,9 +24,14 @@ struct GlobalOptions {
     bool debug = false;
 };
 
+// A SUID sarus trusts its configuration only when nobody but root can
+// change it; that check runs before the file is even parsed.
 Config loadConfig() {
     auto configFile = Config::defaultConfigFile();
     auto schemaFile = Config::installPrefix() / "etc" / "sarus.schema.json";
+    if (suid::Privileges::elevated()) {
+        suid::checkConfigurationFiles(configFile, schemaFile);
+    }
     return Config::load(configFile, schemaFile);
 }
 
@@ -73,6 +80,7 @@ void addPullOptions(CLI::App* pull, PullOptions& o) {
 }  // namespace
 
 int runCli(int argc, char** argv) {
+    suid::Privileges::initialize();
     CLI::App app{"Sarus - an OCI-compatible container engine for HPC", "sarus"};
     app.set_version_flag("--version", std::string("sarus version ") + SARUS_VERSION);
     app.require_subcommand(0, 1);
@@ -154,6 +162,10 @@ int runCli(int argc, char** argv) {
     auto* command = selected[0];
     const std::string name = command->get_name();
     try {
+        // Only `run` in suid mode ever needs root again.
+        if (name != "run") {
+            suid::Privileges::dropPermanently();
+        }
         if (name == "help") {
             if (helpTopic.empty()) {
                 std::printf("%s", app.help().c_str());
@@ -193,6 +205,9 @@ int runCli(int argc, char** argv) {
                 runOptions.entrypoint = entrypoint;
             }
             auto config = loadConfig();
+            if (config.mode() != Mode::suid) {
+                suid::Privileges::dropPermanently();  // a SUID install in userns mode is unprivileged
+            }
             return commandRun(config, runOptions);
         }
         auto config = loadConfig();

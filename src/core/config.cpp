@@ -10,6 +10,7 @@
 #include <valijson/validator.hpp>
 
 #include <cstdlib>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 namespace sarus {
@@ -100,7 +101,9 @@ fs::path Config::installPrefix() {
 }
 
 fs::path Config::defaultConfigFile() {
-    bool elevated = getuid() != geteuid() || getgid() != getegid();
+    // AT_SECURE is set by the kernel for every set-user-ID exec, and stays
+    // true after sarus switched its effective ids to the caller's.
+    bool elevated = ::getauxval(AT_SECURE) != 0;
     if (const char* override = std::getenv("SARUS_CONFIG_FILE"); override && !elevated) {
         return override;
     }

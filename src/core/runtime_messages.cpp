@@ -11,8 +11,8 @@ RuntimeFailure explainRuntimeError(const std::string& message) {
             "the OCI runtime refuses this host's hybrid cgroups (controllers left on the v2 side); "
             "as root, mount them in v1, e.g. 'mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o "
             "hugetlb cgroup /sys/fs/cgroup/hugetlb' (tools/prepare_host.sh does it)";
-    } else if (message.find("executable file `") != std::string::npos &&
-               message.find("not found") != std::string::npos) {
+    } else if (message.find("executable file") != std::string::npos &&
+               message.find("not found") != std::string::npos) {  // crun and runc wordings
         failure.exitCode = 127;
     } else if ((message.find("exec") != std::string::npos &&
                 message.find("Permission denied") != std::string::npos) ||

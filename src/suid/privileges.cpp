@@ -47,6 +47,9 @@ void Privileges::dropPermanently() {
 }
 
 RootScope::RootScope() {
+    if (realUid == 0) {
+        return;  // started by root itself: nothing to switch
+    }
     if (!suidRoot) {
         throw Error("this operation needs the SUID installation of sarus (mode \"suid\")");
     }
@@ -56,6 +59,9 @@ RootScope::RootScope() {
 }
 
 RootScope::~RootScope() {
+    if (realUid == 0) {
+        return;
+    }
     if (::setresgid(-1, realGid, -1) != 0 || ::setresuid(-1, realUid, -1) != 0) {
         std::abort();  // never continue as root by accident
     }

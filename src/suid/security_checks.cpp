@@ -67,7 +67,11 @@ void checkInstallation(const Config& config) {
     for (const char* key : {"runcPath", "initPath", "mksquashfsPath", "OCIBundleDir"}) {
         auto value = config.stringOr(key, "");
         if (!value.empty()) {
-            checkRootOwnedAndNotWritable(value);
+            try {
+                checkRootOwnedAndNotWritable(value);
+            } catch (const Error& e) {
+                throw Error(std::string(e.what()) + " (" + key + " in " + config.file().string() + ")");
+            }
         }
     }
     auto bin = config.prefixDir() / "bin";

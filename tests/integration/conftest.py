@@ -86,31 +86,41 @@ import shutil
 import tempfile
 
 TEST_USERS = ("sarustest", "sarusnosub")
+MODES = ("userns", "suid")
 
 
-def sarus_prefix():
-    """Installation prefix of the sarus under test (tools/run_tests.sh installs
-    it there); SARUS_PREFIX overrides."""
+def sarus_prefix(mode="userns"):
+    """Installation prefix of the sarus under test in a mode (tools/run_tests.sh
+    installs both); SARUS_PREFIX and SARUS_SUID_PREFIX override."""
+    if mode == "suid":
+        return os.environ.get("SARUS_SUID_PREFIX", "/opt/sarus-suid")
     return os.environ.get("SARUS_PREFIX", "/opt/sarus-test")
 
 
 class Sarus:
     """One sarus installation with a private repository base directory, driven
-    as an unprivileged user exactly as a user would drive it."""
+    as an unprivileged user exactly as a user would drive it.
 
-    def __init__(self, prefix, workdir, user):
+    userns mode: a private copy of sarus.json selected with SARUS_CONFIG_FILE.
+    suid mode: a SUID sarus ignores SARUS_CONFIG_FILE, so the installed
+    root-owned sarus.json itself is rewritten for the test and restored by
+    restore()."""
+
+    def __init__(self, prefix, workdir, user, mode):
         self.prefix = prefix
+        self.mode = mode
         self.binary = os.path.join(prefix, "bin", "sarus")
         self.user = user
         self.workdir = workdir
         self.repo_base = os.path.join(workdir, "repos")
         os.makedirs(os.path.join(self.repo_base, user), exist_ok=True)
-        with open(os.path.join(prefix, "etc", "sarus.json")) as f:
-            self.config = json.load(f)
+        installed = os.path.join(prefix, "etc", "sarus.json")
+        with open(installed) as f:
+            self.original_config = f.read()
+        self.config = json.loads(self.original_config)
         self.config["localRepositoryBaseDir"] = self.repo_base
         self.config["centralizedRepositoryDir"] = os.path.join(workdir, "centralized")
-        self.config_file = os.path.join(workdir, "sarus.json")
-        self.write_config()
+        self.config_file = installed if mode == "suid" else os.path.join(workdir, "sarus.json")
         if os.geteuid() == 0:
             pw = pwd.getpwnam(user)
             for root, dirs, files in os.walk(workdir):
@@ -118,11 +128,21 @@ class Sarus:
                 for name in files:
                     os.chown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)
             os.chmod(workdir, 0o755)
+        self.write_config()
 
     def write_config(self):
         with open(self.config_file, "w") as f:
             json.dump(self.config, f, indent=4)
         os.chmod(self.config_file, 0o644)
+
+    def restore(self):
+        if self.mode == "suid":
+            with open(self.config_file, "w") as f:
+                f.write(self.original_config)
+
+    @property
+    def runtime_key(self):
+        return "runcPath" if self.mode == "suid" else "crunPath"
 
     @property
     def repository(self):
@@ -140,24 +160,51 @@ class Sarus:
         return r
 
 
-@pytest.fixture(scope="session")
-def installed_prefix():
-    prefix = sarus_prefix()
+def _installed(mode):
+    prefix = sarus_prefix(mode)
     if not os.access(os.path.join(prefix, "bin", "sarus"), os.X_OK):
-        pytest.fail(f"no sarus installed in {prefix}: run tools/run_tests.sh "
-                    "(or set SARUS_PREFIX to an installation)")
+        pytest.fail(f"no sarus installed in {prefix} ({mode} mode): run tools/run_tests.sh")
     return prefix
 
 
-@pytest.fixture(params=TEST_USERS)
-def sarus(request, installed_prefix, tmp_path_factory):
-    """A sarus with an empty private repository, used as a test user (once
-    with a subordinate id range, once without)."""
+def _make_sarus(mode, user):
     workdir = tempfile.mkdtemp(prefix="sarus-it-", dir="/var/tmp")
+    sarus = Sarus(_installed(mode), workdir, user, mode)
+    return sarus
+
+
+@pytest.fixture(params=[(m, u) for m in MODES for u in TEST_USERS], ids=lambda p: f"{p[0]}-{p[1]}")
+def sarus(request):
+    """A sarus with an empty private repository, used as a test user (with and
+    without a subordinate id range), in both execution modes."""
+    mode, user = request.param
+    s = _make_sarus(mode, user)
     try:
-        yield Sarus(installed_prefix, workdir, request.param)
+        yield s
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        s.restore()
+        shutil.rmtree(s.workdir, ignore_errors=True)
+
+
+@pytest.fixture(params=TEST_USERS)
+def userns_sarus(request):
+    """For behaviour that only exists in userns mode (e.g. fuse-overlayfs)."""
+    s = _make_sarus("userns", request.param)
+    try:
+        yield s
+    finally:
+        shutil.rmtree(s.workdir, ignore_errors=True)
+
+
+@pytest.fixture(params=TEST_USERS)
+def suid_sarus(request):
+    """For behaviour that only exists in suid mode (privilege handling)."""
+    s = _make_sarus("suid", request.param)
+    try:
+        yield s
+    finally:
+        s.restore()
+        shutil.rmtree(s.workdir, ignore_errors=True)
 
 
 def tree_snapshot(path):
@@ -210,11 +257,16 @@ def leftovers(user):
             st = os.stat(f"/proc/{pid}")
         except OSError:
             continue
-        helper = any(t in cmdline for t in ("squashfuse", "fuse-overlayfs", "crun ", "sarus run"))
-        if helper and (st.st_uid == uid or st.st_uid >= 100000):
+        helper = any(t in cmdline for t in ("squashfuse", "fuse-overlayfs", "crun ", "runc ", "sarus run"))
+        if helper and (st.st_uid in (uid, 0) or st.st_uid >= 100000):
             found.append(f"process {pid}: {cmdline}")
     with open("/proc/self/mountinfo") as f:
         for line in f:
             if "squashfuse" in line or "fuse-overlayfs" in line or "OCIBundleDir" in line:
                 found.append("mount: " + line.strip())
+    losetup = subprocess.run(["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"],
+                             stdout=subprocess.PIPE, text=True)
+    for line in losetup.stdout.splitlines():
+        if ".squashfs" in line:
+            found.append("loop device: " + line.strip())
     return found
