@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <sys/auxv.h>
 #include <functional>
 #include <map>
 #include <optional>
@@ -29,7 +30,7 @@ struct GlobalOptions {
 Config loadConfig() {
     auto configFile = Config::defaultConfigFile();
     auto schemaFile = Config::installPrefix() / "etc" / "sarus.schema.json";
-    if (suid::Privileges::elevated()) {
+    if (::getauxval(AT_SECURE) != 0) {  // started through the SUID bit, even if root is dropped by now
         suid::checkConfigurationFiles(configFile, schemaFile);
     }
     return Config::load(configFile, schemaFile);

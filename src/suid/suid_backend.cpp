@@ -44,6 +44,10 @@ int openAsCaller(const std::string& path, int flags, const std::string& what) {
 // clones exactly that object into a detached mount tree, which the sandbox
 // attaches inside the container. Root never resolves the caller's path.
 int cloneMountAsCaller(const std::string& source) {
+    // An O_PATH open does not check read permission on the path itself.
+    if (::access(source.c_str(), R_OK) != 0) {
+        throw systemError("mount source '" + source + "' is not readable by you", errno);
+    }
     int fd = openAsCaller(source, O_PATH, "mount source");
     int tree;
     {

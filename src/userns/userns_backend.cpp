@@ -40,6 +40,9 @@ void checkMountSources(const ContainerSpec& spec) {
         if (::stat(mount.source.c_str(), &st) != 0) {
             throw systemError("mount source '" + mount.source + "'", errno);
         }
+        if (::access(mount.source.c_str(), R_OK) != 0) {
+            throw systemError("mount source '" + mount.source + "' is not readable by you", errno);
+        }
     }
     for (const auto& device : spec.devices) {
         struct stat st {};

@@ -359,6 +359,22 @@ PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexisten
 GROUP = "root:x:0:\nnogroup:x:65534:\n"
 
 
+SHOW_EUID_C = b"#include <stdio.h>\n#include <unistd.h>\nint main(void) { printf(\"%d\\n\", (int)geteuid()); return 0; }\n"
+
+
+def show_euid_binary():
+    """A static program printing its effective uid, built with the host's gcc."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "show-euid.c")
+        out = os.path.join(tmp, "show-euid")
+        with open(src, "wb") as f:
+            f.write(SHOW_EUID_C)
+        subprocess.run(["gcc", "-static", "-O2", "-o", out, src], check=True)
+        subprocess.run(["strip", out], check=True)
+        with open(out, "rb") as f:
+            return f.read()
+
+
 def busybox_layer(pkgs):
     layer = Layer("busybox-static rootfs")
     for d in ["bin", "dev", "etc", "home", "proc", "sys", "usr", "usr/bin"]:
@@ -379,6 +395,10 @@ def busybox_layer(pkgs):
     layer.dir("opt")
     layer.dir("opt/work")
     layer.symlink("opt/work-link", "../etc/sub")
+    # A setuid-root program that prints its effective uid: it must never
+    # give root inside a container (busybox cannot tell: it drops setuid
+    # privileges by itself).
+    layer.file("bin/show-euid", show_euid_binary(), 0o4755)
     return layer
 
 

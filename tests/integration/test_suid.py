@@ -1,0 +1,183 @@
+"""What only the SUID installation must guarantee: root is never usable by
+the caller, no user input steers a privileged path, the installation is
+checked before it is trusted, and concurrent ranks share the node safely."""
+
+import os
+import shutil
+import stat
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import leftovers, popen_as, run_as
+
+BUSYBOX = "load/library/busybox"
+
+
+@pytest.fixture
+def suid(suid_sarus, test_images):
+    suid_sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    yield suid_sarus
+    deadline = time.time() + 5
+    while leftovers(suid_sarus.user) and time.time() < deadline:
+        time.sleep(0.1)
+    assert leftovers(suid_sarus.user) == []
+
+
+def test_the_binary_really_is_suid_root(suid):
+    st = os.stat(suid.binary)
+    assert st.st_uid == 0 and st.st_mode & stat.S_ISUID
+
+
+def test_container_has_no_capabilities(suid):
+    r = suid.ok("run", BUSYBOX, "grep", "-E", "^(CapEff|CapPrm|CapBnd|NoNewPrivs)", "/proc/self/status")
+    fields = dict(line.split(":\t") for line in r.stdout.strip().split("\n"))
+    assert fields["CapEff"] == fields["CapPrm"] == fields["CapBnd"] == "0000000000000000"
+    assert fields["NoNewPrivs"] == "1"
+
+
+def test_setuid_root_binary_in_the_image_does_not_give_root(suid):
+    r = suid.ok("run", BUSYBOX, "sh", "-c", "ls -ln /bin/show-euid; /bin/show-euid")
+    mode, _, owner = r.stdout.split("\n")[0].split()[:3]
+    assert mode.startswith("-rws") and owner == "0"     # the image really has it
+    import pwd
+    assert r.stdout.split("\n")[1] == str(pwd.getpwnam(suid.user).pw_uid)
+
+
+def test_other_commands_run_as_the_caller(suid, test_images):
+    # load drops root before doing anything: it cannot read what the caller
+    # cannot read, and everything it writes belongs to the caller.
+    secret = "/root/sarus-test-secret.tar"
+    shutil.copy(os.path.join(test_images, "busybox.docker.tar"), secret)
+    os.chmod(secret, 0o600)
+    try:
+        r = suid("load", secret, "secret")
+        assert r.returncode == 1 and "Permission denied" in r.stderr
+    finally:
+        os.remove(secret)
+    import pwd
+    uid = pwd.getpwnam(suid.user).pw_uid
+    for root, dirs, files in os.walk(suid.repository):
+        for name in dirs + files:
+            assert os.lstat(os.path.join(root, name)).st_uid == uid, name
+
+
+@pytest.mark.parametrize("source", ["/root", "/etc/shadow"])
+def test_mount_of_a_path_the_user_cannot_read_is_refused(suid, source):
+    r = suid("run", "--mount", f"type=bind,src={source},dst=/data", BUSYBOX, "true")
+    assert r.returncode == 1
+    assert f"mount source '{source}' is not readable by you" in r.stderr
+
+
+@pytest.fixture
+def restore_installation(suid):
+    changed = []
+    yield changed
+    for path, mode in changed:
+        os.chmod(path, mode)
+
+
+@pytest.mark.parametrize("relative", ["etc/sarus.json", "etc/sarus.schema.json", "bin", "bin/sarus"])
+def test_group_writable_installation_files_are_refused(suid, restore_installation, relative):
+    path = os.path.join(suid.prefix, relative)
+    mode = os.stat(path).st_mode
+    restore_installation.append((path, stat.S_IMODE(mode)))
+    os.chmod(path, stat.S_IMODE(mode) | stat.S_IWGRP | (stat.S_ISUID if relative == "bin/sarus" else 0))
+    command = ["images"] if relative.startswith("etc/") else ["run", BUSYBOX, "true"]
+    r = suid(*command)
+    assert r.returncode == 1
+    assert path in r.stderr and "writable by group or others" in r.stderr, r.stderr
+
+
+def test_group_writable_runtime_is_refused(suid, tmp_path):
+    runtime = "/opt/sarus-test-runtime/runc"
+    os.makedirs(os.path.dirname(runtime), exist_ok=True)
+    shutil.copy2(suid.config["runcPath"], runtime)
+    os.chmod(runtime, 0o775)
+    try:
+        suid.config["runcPath"] = runtime
+        suid.write_config()
+        r = suid("run", BUSYBOX, "true")
+        assert r.returncode == 1
+        assert runtime in r.stderr and "writable by group or others" in r.stderr and "runcPath" in r.stderr
+    finally:
+        shutil.rmtree(os.path.dirname(runtime))
+
+
+def test_runtime_owned_by_a_user_is_refused(suid):
+    runtime = os.path.join(suid.workdir, "runc")
+    shutil.copy2(suid.config["runcPath"], runtime)
+    suid.config["runcPath"] = runtime
+    suid.write_config()
+    r = suid("run", BUSYBOX, "true")
+    assert r.returncode == 1
+    assert "not owned by root" in r.stderr
+
+
+def test_config_file_cannot_be_chosen_by_the_user(suid):
+    fake = os.path.join(suid.workdir, "evil.json")
+    with open(fake, "w") as f:
+        f.write('{"securityChecks": false}')
+    r = suid("images", env={"SARUS_CONFIG_FILE": fake})
+    assert r.returncode == 0, r.stderr     # the installed configuration was used
+
+
+def test_annotations_and_env_naming_host_files_write_nothing(suid):
+    target = "/etc/sarus-test-must-not-exist"
+    r = suid("run", "--annotation", f"com.hooks.logging.file={target}",
+             "--annotation", f"com.hooks.timestamp.logfile={target}",
+             "-e", f"TIMESTAMP_HOOK_LOGFILE={target}", "-e", f"HOOK_LOGFILE={target}",
+             BUSYBOX, "true", env={"TIMESTAMP_HOOK_LOGFILE": target})
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(target)
+
+
+def test_symlink_planted_in_the_repository_is_not_followed_by_root(suid, test_images):
+    victim = "/etc/sarus-test-victim"
+    with open(victim, "w") as f:
+        f.write("precious\n")
+    try:
+        image_dir = os.path.join(suid.repository, "images", "load", "library", "planted")
+        run_as(suid.user, ["mkdir", "-p", image_dir], check=True)
+        run_as(suid.user, ["ln", "-s", victim, os.path.join(image_dir, "latest.squashfs")], check=True)
+        run_as(suid.user, ["ln", "-s", victim, os.path.join(image_dir, "latest.meta")], check=True)
+        suid("load", os.path.join(test_images, "busybox.docker.tar"), "planted")
+        index = os.path.join(suid.repository, "metadata.json")
+        os.rename(index, index + ".orig")
+        run_as(suid.user, ["ln", "-s", victim, index], check=True)
+        suid("load", os.path.join(test_images, "busybox.docker.tar"), "other")
+        with open(victim) as f:
+            assert f.read() == "precious\n"
+        assert os.stat(victim).st_uid == 0
+    finally:
+        os.remove(victim)
+
+
+def test_32_concurrent_ranks_on_one_node(suid):
+    results = []
+    def rank(i):
+        results.append(suid("run", BUSYBOX, "sh", "-c", f"echo {i}"))
+    threads = [threading.Thread(target=rank, args=(i,)) for i in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    failed = [r.stderr for r in results if r.returncode]
+    assert failed == []
+    assert sorted(int(r.stdout) for r in results) == list(range(32))
+
+
+def test_kill_9_leaves_no_loop_device_or_mount(suid):
+    p = popen_as(suid.user, [suid.binary, "run", BUSYBOX, "sh", "-c", "echo ready; sleep 1000"])
+    assert p.stdout.readline() == "ready\n"
+    loops = subprocess.run(["losetup", "--list", "--noheadings", "-O", "BACK-FILE"], stdout=subprocess.PIPE,
+                           text=True).stdout
+    assert ".squashfs" in loops          # there was one while it ran
+    p.kill()
+    p.wait()
+    deadline = time.time() + 5
+    while leftovers(suid.user) and time.time() < deadline:
+        time.sleep(0.1)
+    assert leftovers(suid.user) == []
