@@ -114,6 +114,40 @@ sys.stdout.buffer.write(t.extractfile(m[0]['Layers'][0]).read())
     return ["crun", "--cgroup-manager=disabled", "--root", state, "run", "--bundle", bundle, "floor"]
 
 
+import contextlib
+
+
+@contextlib.contextmanager
+def suid_config(prefix, workdir, security_checks=True):
+    """A SUID sarus only reads its installed configuration: point its
+    repository into the benchmark's directory for the duration, then restore."""
+    path = os.path.join(prefix, "etc", "sarus.json")
+    with open(path) as f:
+        original = f.read()
+    config = json.loads(original)
+    config["localRepositoryBaseDir"] = os.path.join(workdir, "repos")
+    config["securityChecks"] = security_checks
+    try:
+        with open(path, "w") as f:
+            json.dump(config, f)
+        yield None
+    finally:
+        with open(path, "w") as f:
+            f.write(original)
+
+
+def measure_suid(user, prefix, workdir, runs):
+    sarus = os.path.join(prefix, "bin", "sarus")
+    with suid_config(prefix, workdir):
+        user.run([sarus, "load", f"{IMAGES}/busybox.oci.tar", "busybox"])
+        result = measure(user, [sarus, "run", "load/library/busybox", "true"], runs)
+    with suid_config(prefix, workdir, security_checks=False):
+        unchecked, _ = measure(user, [sarus, "run", "load/library/busybox", "true"], runs)
+    print(f"  suid mode: cost of the security checks (securityChecks true - false): "
+          f"{ms(result[0] - unchecked)}")
+    return result
+
+
 def concurrent(user, argv, env, count):
     errors = []
 
@@ -134,6 +168,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--prefix", default=os.environ.get("SARUS_PREFIX", "/opt/sarus-test"))
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--suid-prefix", default=os.environ.get("SARUS_SUID_PREFIX", "/opt/sarus-suid"))
     parser.add_argument("--user", default="sarustest")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -162,6 +197,15 @@ def main():
         else:
             print("  podman run --rm: podman is not installed (apt-get install podman to compare)")
 
+        suid = os.path.join(args.suid_prefix, "bin", "sarus")
+        suid_med = None
+        if os.path.exists(suid) and os.stat(suid).st_mode & 0o4000:
+            suid_med, suid_p90 = measure_suid(user, args.suid_prefix, workdir, args.runs)
+            print(f"  suid mode: sarus run busybox true median {ms(suid_med)}   p90 {ms(suid_p90)}   "
+                  f"(target: <= 20 ms and faster than userns mode)")
+        else:
+            print(f"  suid mode: no SUID installation in {args.suid_prefix} (tools/run_tests.sh makes one)")
+
         total, errors = concurrent(user, [sarus, "run", "load/library/busybox", "true"], env, 16)
         target = 16 * med / os.cpu_count() * 1.5
         print(f"  16 concurrent starts           total {ms(total)}   (target: < {ms(target)} = "
@@ -185,6 +229,14 @@ def main():
               f"ratio {ctr_med / host_med:.2f}")
         print(f"  import numpy alone (in-process) host {ms(host_in)}   in container {ms(ctr_in)}   "
               f"ratio {ctr_in / host_in:.2f}   (target: within 1.2x warm)")
+        if suid_med is not None:
+            with suid_config(args.suid_prefix, workdir) as suid_env:
+                user.run([suid, "load", archive, "python"])
+                suid_ctr, _ = measure(user, [suid, "run", "load/library/python", "python3", "-c", code], 10)
+                suid_in = statistics.median(float(user.run([suid, "run", "load/library/python", "python3", "-c",
+                                                            inner]).stdout) for _ in range(10))
+            print(f"  suid mode: python3 -c 'import numpy' {ms(suid_ctr)} (ratio {suid_ctr / host_med:.2f}); "
+                  f"import alone {ms(suid_in)} (ratio {suid_in / host_in:.2f})")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
