@@ -230,9 +230,13 @@ int commandPull(const Config& config, const PullOptions& options) {
     auto imageConfig = fetchImageConfig(registry, *client, resolved.manifest.config);
     auto metadata = ImageMetadata::fromImageConfig(imageConfig);
 
-    auto pending = store.beginImport(reference);
+    // The image is written unnamed at the top of the images directory and
+    // only linked to its place in the store once complete: a failed pull
+    // leaves not even a new directory behind.
+    createDirectories(store.imagesDirectory());
+    removeStalePartialFiles(store.imagesDirectory());
     BlobCache cache(store.cacheDirectory());
-    UnnamedFile output(pending.file().parent_path(), reference.storeName() + ".squashfs");
+    UnnamedFile output(store.imagesDirectory(), "pull.squashfs");
     FlattenStats stats;
     std::uint64_t downloaded = 0;
     std::size_t fromCache = 0;
@@ -247,6 +251,7 @@ int commandPull(const Config& config, const PullOptions& options) {
         fromCache = progress.layersFromCache();
     }
     cancellation::throwIfRequested();
+    auto pending = store.beginImport(reference);
     output.publish(pending.file(), true);
     auto image = store.commit(pending, metadata, resolved.manifest.config.digest, resolved.digest);
 
