@@ -4,6 +4,7 @@
 #include "error.hpp"
 #include "file_utils.hpp"
 #include "log.hpp"
+#include "text_table.hpp"
 
 #include <cerrno>
 #include <chrono>
@@ -72,14 +73,6 @@ std::string currentUserName() {
     return pw->pw_name;
 }
 
-std::string localTimestamp() {
-    std::time_t now = std::time(nullptr);
-    std::tm tm {};
-    ::localtime_r(&now, &tm);
-    char buffer[32];
-    std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &tm);
-    return buffer;
-}
 
 bool fileExists(const fs::path& path) {
     struct stat st {};

@@ -2,7 +2,9 @@
 
 #include "error.hpp"
 
+#include <cerrno>
 #include <sstream>
+#include <sys/stat.h>
 
 namespace sarus {
 
@@ -148,6 +150,16 @@ DeviceMount parseDevice(const std::string& text) {
     }
     device.destination = normalizeAbsolutePath(device.destination);
     return device;
+}
+
+void checkDeviceNode(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        throw systemError("device '" + path + "'", errno);
+    }
+    if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        throw Error("device '" + path + "' is not a character or block device");
+    }
 }
 
 void checkUserMountDestination(const std::string& destination, const UserMountRestrictions& rules) {

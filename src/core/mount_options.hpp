@@ -35,6 +35,10 @@ struct UserMountRestrictions {
 // userMounts restrictions; the message names the rule.
 void checkUserMountDestination(const std::string& destination, const UserMountRestrictions& rules);
 
+// Throws unless path is an existing character or block device (stat'ed
+// with the caller's permissions).
+void checkDeviceNode(const std::string& path);
+
 // Collapses "//", "." and ".." of an absolute path without touching the
 // filesystem; ".." never goes above "/".
 std::string normalizeAbsolutePath(const std::string& path);

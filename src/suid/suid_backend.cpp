@@ -62,17 +62,6 @@ int cloneMountAsCaller(const std::string& source) {
     return tree;
 }
 
-void checkDevicesAsCaller(const ContainerSpec& spec) {
-    for (const auto& device : spec.devices) {
-        struct stat st {};
-        if (::stat(device.source.c_str(), &st) != 0) {
-            throw systemError("device '" + device.source + "'", errno);
-        }
-        if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
-            throw Error("device '" + device.source + "' is not a character or block device");
-        }
-    }
-}
 
 }  // namespace
 
@@ -92,7 +81,9 @@ int SuidBackend::run(const ContainerSpec& spec, const StoredImage& image) {
     for (auto& mount : plan.spec.userMounts) {
         mount.source = "/proc/self/fd/" + std::to_string(cloneMountAsCaller(mount.source));
     }
-    checkDevicesAsCaller(spec);
+    for (const auto& device : spec.devices) {
+        checkDeviceNode(device.source);  // as the caller
+    }
 
     auto channels = makeSandboxChannels();
     unsigned long flags = CLONE_NEWNS | (spec.pidHost ? 0 : CLONE_NEWPID);

@@ -45,13 +45,7 @@ void checkMountSources(const ContainerSpec& spec) {
         }
     }
     for (const auto& device : spec.devices) {
-        struct stat st {};
-        if (::stat(device.source.c_str(), &st) != 0) {
-            throw systemError("device '" + device.source + "'", errno);
-        }
-        if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
-            throw Error("device '" + device.source + "' is not a character or block device");
-        }
+        checkDeviceNode(device.source);
     }
 }
 

@@ -3,6 +3,7 @@
 #include "config.hpp"
 #include "file_utils.hpp"
 #include "image_store.hpp"
+#include "text_table.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -15,25 +16,6 @@ std::string shortId(const std::string& digest) {
     auto colon = digest.find(':');
     auto hex = colon == std::string::npos ? digest : digest.substr(colon + 1);
     return hex.substr(0, 12);
-}
-
-void printTable(const std::vector<std::vector<std::string>>& rows) {
-    std::vector<std::size_t> widths(rows[0].size(), 0);
-    for (const auto& row : rows) {
-        for (std::size_t i = 0; i < row.size(); ++i) {
-            widths[i] = std::max(widths[i], row[i].size());
-        }
-    }
-    for (const auto& row : rows) {
-        std::string line;
-        for (std::size_t i = 0; i < row.size(); ++i) {
-            line += row[i];
-            if (i + 1 < row.size()) {
-                line += std::string(widths[i] - row[i].size() + 3, ' ');
-            }
-        }
-        std::printf("%s\n", line.c_str());
-    }
 }
 
 }  // namespace

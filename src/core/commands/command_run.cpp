@@ -8,6 +8,7 @@
 #include "identity.hpp"
 #include "image_store.hpp"
 #include "log.hpp"
+#include "text_table.hpp"
 
 #include <ctime>
 #include <unistd.h>
@@ -24,15 +25,6 @@ std::vector<std::string> hostEnvironment() {
         env.emplace_back(*e);
     }
     return env;
-}
-
-std::string now() {
-    std::time_t t = std::time(nullptr);
-    std::tm tm {};
-    ::localtime_r(&t, &tm);
-    char buffer[32];
-    std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &tm);
-    return buffer;
 }
 
 }  // namespace
@@ -62,7 +54,7 @@ int commandRun(const Config& config, const RunOptions& options) {
     for (const auto& arg : spec.args) {
         command += (command.empty() ? "" : " ") + arg;
     }
-    Registration registration(registry, {spec.name, ::getpid(), reference.normalized(), command, now()});
+    Registration registration(registry, {spec.name, ::getpid(), reference.normalized(), command, localTimestamp()});
     log::verbose("running " + reference.normalized() + " from " + image->imageFile.string());
     return backend->run(spec, *image);
 }
