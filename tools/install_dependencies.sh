@@ -8,10 +8,10 @@ set -euo pipefail
 build_packages=(
     build-essential cmake pkg-config
     libmount-dev libcap-dev nlohmann-json3-dev libvalijson-dev libarchive-dev
-    libcurl4-openssl-dev libcli11-dev libgtest-dev libsquashfs-dev libzstd-dev
+    libcurl4-openssl-dev libcli11-dev libgtest-dev libsquashfs-dev libzstd-dev libisal-dev
 )
 runtime_packages=(
-    squashfuse fuse-overlayfs fuse3 crun runc uidmap tini squashfs-tools ca-certificates
+    squashfuse fuse-overlayfs fuse3 crun runc uidmap tini squashfs-tools ca-certificates libisal2
 )
 test_packages=(
     python3 python3-pytest busybox-static util-linux procps psmisc

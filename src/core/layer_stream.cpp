@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <fcntl.h>
+#include <algorithm>
 #include <chrono>
 #include <unistd.h>
 
@@ -14,6 +15,9 @@ namespace sarus {
 
 namespace {
 constexpr std::size_t readSize = 1 << 20;
+// Following a download closely in tiny steps would cost a wake-up per few
+// KiB: the reader waits for a useful amount unless the blob is complete.
+constexpr std::size_t minimumRead = 256 << 10;
 }
 
 void LayerStream::attach(int fd) {
@@ -53,17 +57,18 @@ std::string LayerStream::failure() const {
     return state_ == State::failed ? error_ : "";
 }
 
-std::uint64_t LayerStream::waitForData() {
+std::uint64_t LayerStream::waitForData(std::uint64_t atLeast) {
     std::unique_lock lock(mutex_);
     while (true) {
         if (state_ == State::failed) {
             throw Error(error_);
         }
-        if (state_ != State::waiting && available_ > offset_) {
+        bool started = state_ != State::waiting;
+        if (started && available_ >= offset_ + atLeast) {
             return available_ - offset_;
         }
         if (state_ == State::done) {
-            return 0;
+            return available_ - offset_;
         }
         // Woken by the producer; the timeout only serves Ctrl-C.
         changed_.wait_for(lock, std::chrono::milliseconds(100));
@@ -73,25 +78,34 @@ std::uint64_t LayerStream::waitForData() {
     }
 }
 
-long LayerStream::read(archive* reader, void* self, const void** buffer) {
-    auto* stream = static_cast<LayerStream*>(self);
-    try {
-        auto available = stream->waitForData();
-        if (available == 0) {
-            return 0;
-        }
-        if (stream->buffer_.empty()) {
-            stream->buffer_.resize(readSize);
-        }
-        auto want = static_cast<std::size_t>(std::min<std::uint64_t>(available, readSize));
-        ssize_t n = ::pread(stream->fd_.get(), stream->buffer_.data(), want,
-                            static_cast<off_t>(stream->offset_));
+std::size_t LayerStream::next(const char** data, std::size_t atLeast) {
+    auto available = waitForData(std::min<std::uint64_t>(std::max(atLeast, minimumRead), readSize));
+    if (available == 0) {
+        return 0;
+    }
+    if (buffer_.empty()) {
+        buffer_.resize(readSize);
+    }
+    auto want = static_cast<std::size_t>(std::min<std::uint64_t>(available, readSize));
+    std::size_t got = 0;
+    while (got < want) {
+        ssize_t n = ::pread(fd_.get(), buffer_.data() + got, want - got, static_cast<off_t>(offset_ + got));
         if (n <= 0) {
             throw systemError("cannot read layer data", n < 0 ? errno : EIO);
         }
-        stream->offset_ += static_cast<std::uint64_t>(n);
-        *buffer = stream->buffer_.data();
-        return n;
+        got += static_cast<std::size_t>(n);
+    }
+    offset_ += got;
+    *data = buffer_.data();
+    return got;
+}
+
+long LayerStream::read(archive* reader, void* self, const void** buffer) {
+    try {
+        const char* data = nullptr;
+        auto n = static_cast<LayerStream*>(self)->next(&data);
+        *buffer = data;
+        return static_cast<long>(n);
     } catch (const Error& e) {
         archive_set_error(reader, EIO, "%s", e.what());
         return -1;

@@ -25,8 +25,11 @@ public:
     void complete();                      // everything is in and verified
     void fail(const std::string& message);
 
-    // Consumer side: a libarchive read callback (use with archive_read_open
-    // and this object as client data).
+    // Consumer side: the next bytes of the blob, at least `atLeast` unless
+    // the blob ends first; 0 at the end. The data stay valid until the next
+    // call. Throws sarus::Error when the download failed.
+    std::size_t next(const char** data, std::size_t atLeast = 1);
+    // The same as a libarchive read callback (this object as client data).
     static long read(archive* reader, void* self, const void** buffer);
     // Waits until the producer finished; throws sarus::Error if it failed.
     void waitUntilDone();
@@ -35,8 +38,9 @@ public:
 
 private:
     enum class State { waiting, streaming, done, failed };
-    // Returns bytes available beyond offset_ (0 means end of data); throws on failure.
-    std::uint64_t waitForData();
+    // Bytes available beyond offset_ once there are atLeast of them or the
+    // blob is complete (0 means end of data); throws on failure.
+    std::uint64_t waitForData(std::uint64_t atLeast);
 
     mutable std::mutex mutex_;
     std::condition_variable changed_;

@@ -10,17 +10,15 @@
 #include "credentials_prompt.hpp"
 #include "error.hpp"
 #include "file_utils.hpp"
-#include "image_archive.hpp"
 #include "image_store.hpp"
 #include "layer_downloads.hpp"
 #include "layer_flattener.hpp"
+#include "layer_reader.hpp"
 #include "log.hpp"
 #include "manifest.hpp"
 #include "pull_progress.hpp"
 #include "registry_client.hpp"
 #include "unnamed_file.hpp"
-
-#include <archive.h>
 
 #include <chrono>
 #include <cstdio>
@@ -147,12 +145,10 @@ FlattenStats flattenLayers(LayerDownloads& downloads, const manifest::Manifest& 
         const auto& layer = image.layers[i];
         auto& stream = downloads.stream(i);
         progress.flattening(i);
-        auto reader = newLayerReader();
+        auto name = "layer " + std::to_string(i + 1) + " (" + layer.digest + ")";
         try {
-            if (archive_read_open(reader.get(), &stream, nullptr, LayerStream::read, nullptr) != ARCHIVE_OK) {
-                throw Error("layer " + layer.digest + ": " + archive_error_string(reader.get()));
-            }
-            flattener.addLayer(reader.get(), "layer " + std::to_string(i + 1) + " (" + layer.digest + ")");
+            LayerReader reader(stream, name);
+            flattener.addLayer(reader.get(), name);
             // The tar reader stops at the end-of-archive marker: the digest
             // check needs the whole blob.
             stream.waitUntilDone();
