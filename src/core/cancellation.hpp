@@ -1,7 +1,7 @@
 // Ctrl-C, SIGTERM and SIGHUP turned into a flag that long operations poll
 // (transfers, waits for data, prompts), so they unwind normally and every
 // RAII guard removes what it created. Signals are blocked in all threads and
-// taken by one watcher thread with sigtimedwait: no async-signal-unsafe work
+// read by one watcher thread from a signalfd: no async-signal-unsafe work
 // ever runs in a handler.
 #pragma once
 
@@ -24,9 +24,12 @@ public:
     SignalWatcher& operator=(const SignalWatcher&) = delete;
 
 private:
+    void close();
+
     sigset_t watched_{};
     sigset_t previous_{};
-    std::atomic<bool> stop_{false};
+    int signalFd_ = -1;
+    int stopFd_ = -1;  // eventfd that ends the watcher at once
     std::thread thread_;
 };
 
