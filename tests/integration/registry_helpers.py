@@ -350,6 +350,12 @@ class CountingProxy:
 
     def __init__(self, rate=None):
         self.rate = rate
+        # Fault injection for blob GETs: answer the next ones with these
+        # statuses instead of relaying them, and cut the next transfer after
+        # this many body bytes (a connection reset mid-blob).
+        self.fail_statuses = []
+        self.cut_after = None
+        self.ranges = []  # Range headers seen on blob GETs
         self.requests = []
         self.relayed = 0  # body bytes of blob answers
         self.active_blobs = 0
@@ -383,6 +389,15 @@ class CountingProxy:
                 is_blob = "/blobs/" in url.path
                 with proxy.lock:
                     proxy.requests.append((method, url.path))
+                    status = proxy.fail_statuses.pop(0) if is_blob and proxy.fail_statuses else None
+                    if is_blob and self.headers.get("Range"):
+                        proxy.ranges.append(self.headers["Range"])
+                if status:
+                    self.send_response(status)
+                    self.send_header("Retry-After", "0")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 headers = {k: v for k, v in self.headers.items()
                            if k.lower() not in ("proxy-connection", "connection", "keep-alive")}
                 try:
@@ -405,14 +420,22 @@ class CountingProxy:
                 if method == "HEAD":
                     upstream.close()
                     return
+                cut = None
                 if is_blob:
                     with proxy.lock:
+                        length = int(answer.getheader("Content-Length") or 0)
+                        if proxy.cut_after is not None and length > proxy.cut_after:
+                            cut, proxy.cut_after = proxy.cut_after, None
                         proxy.active_blobs += 1
                         proxy.max_active_blobs = max(proxy.max_active_blobs, proxy.active_blobs)
                 try:
                     chunk_size = 64 * 1024
+                    sent = 0
                     while True:
+                        if cut is not None and sent >= cut:
+                            raise ConnectionResetError("fault injected by the test proxy")
                         chunk = answer.read(chunk_size)
+                        sent += len(chunk)
                         if not chunk:
                             if answer.length:  # http.client returns b"" on a truncated body
                                 raise http.client.IncompleteRead(b"", answer.length)

@@ -385,6 +385,26 @@ def test_shared_layers_are_downloaded_once(sarus, registries):
         proxy.stop()
 
 
+def test_transient_failures_are_retried(sarus, registries):
+    """503 and 429 answers, then a connection cut in the middle of a blob:
+    the pull retries, resumes the blob with a Range request and succeeds."""
+    configure(sarus, registries)
+    proxy = rh.CountingProxy()
+    proxy.fail_statuses = [503, 429]
+    proxy.cut_after = 3 << 20
+    try:
+        r = sarus("--verbose", "pull", f"{registries.plain.address}/big", env={"HTTP_PROXY": proxy.url})
+        assert r.returncode == 0, r.stderr
+        assert "HTTP 503; retrying" in r.stderr and "HTTP 429; retrying" in r.stderr
+        assert len(proxy.ranges) == 1 and proxy.ranges[0].startswith("bytes=")
+        assert int(proxy.ranges[0][6:-1]) >= 3 << 20  # resumed, not restarted
+        assert_cache_is_verified(sarus)
+        with open(image_path(sarus, registries.plain.address, "big"), "rb") as f:
+            assert f.read(4) == b"hsqs"
+    finally:
+        proxy.stop()
+
+
 def test_no_proxy_is_honoured(sarus, registries):
     configure(sarus, registries)
     dead = f"http://127.0.0.1:{rh.free_port()}"
