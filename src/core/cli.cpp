@@ -10,7 +10,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <unistd.h>
 #include <sys/auxv.h>
 #include <functional>
 #include <map>
@@ -77,6 +80,26 @@ void addPullOptions(CLI::App* pull, PullOptions& o) {
                    "Use the centralized repository instead of the local one");
     pull->add_option("REFERENCE", o.reference, "Image to pull")->required();
 }
+
+#ifdef SARUS_IMPORT_IN_HELPER
+// load and pull live in <prefix>/libexec/sarus/sarus-import: the libraries
+// they need (libarchive, libcurl and their dependency trees) would otherwise
+// cost every `sarus run` milliseconds of dynamic linking. Root is already
+// dropped here; a SUID sarus passes its own, checked configuration on.
+int execImportHelper(char** argv) {
+    auto helper = Config::installPrefix() / "libexec" / "sarus" / "sarus-import";
+    if (::getauxval(AT_SECURE) != 0) {
+        suid::checkRootOwnedAndNotWritable(helper);
+        auto configFile = Config::defaultConfigFile();
+        suid::checkConfigurationFiles(configFile, Config::installPrefix() / "etc" / "sarus.schema.json");
+        ::setenv("SARUS_CONFIG_FILE", configFile.c_str(), 1);
+    }
+    std::fflush(stdout);
+    std::fflush(stderr);
+    ::execv(helper.c_str(), argv);
+    throw systemError("cannot run " + helper.string() + " (the import helper of sarus)", errno);
+}
+#endif
 
 }  // namespace
 
@@ -211,18 +234,25 @@ int runCli(int argc, char** argv) {
             }
             return commandRun(config, runOptions);
         }
+#ifdef SARUS_IMPORT_IN_HELPER
+        if (name == "load" || name == "pull") {
+            return execImportHelper(argv);
+        }
+#endif
         auto config = loadConfig();
         if (name == "images") {
             return commandImages(config, imagesOptions);
         }
+#ifndef SARUS_IMPORT_IN_HELPER
         if (name == "load") {
             return commandLoad(config, loadOptions);
         }
-        if (name == "rmi") {
-            return commandRmi(config, rmiOptions);
-        }
         if (name == "pull") {
             return commandPull(config, pullOptions);
+        }
+#endif
+        if (name == "rmi") {
+            return commandRmi(config, rmiOptions);
         }
         throw Error("unhandled command '" + name + "'");
     } catch (const Error& e) {

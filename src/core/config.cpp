@@ -97,7 +97,12 @@ fs::path Config::installPrefix() {
     if (ec) {
         throw Error("cannot find the sarus installation: /proc/self/exe: " + ec.message());
     }
-    return exe.parent_path().parent_path();
+    // bin/sarus, or libexec/sarus/sarus-import
+    auto dir = exe.parent_path();
+    if (dir.filename() == "sarus" && dir.parent_path().filename() == "libexec") {
+        return dir.parent_path().parent_path();
+    }
+    return dir.parent_path();
 }
 
 fs::path Config::defaultConfigFile() {

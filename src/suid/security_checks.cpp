@@ -80,6 +80,7 @@ void checkInstallation(const Config& config) {
     for (const auto& entry : fs::directory_iterator(bin, ec)) {
         checkRootOwnedAndNotWritable(entry.path());
     }
+    checkRootOwnedAndNotWritable(config.prefixDir() / "libexec" / "sarus" / "sarus-import");
     auto hooksDir = config.stringOr("hooksDir", "");
     if (hooksDir.empty()) {
         return;
