@@ -108,12 +108,6 @@ void PullProgress::downloading(std::size_t i) {
 
 void PullProgress::bytes(std::size_t i, std::uint64_t done) { entries_[i].done = done; }
 
-void PullProgress::retrying(std::size_t i) {
-    if (!interactive_) {
-        print("> retrying       : " + entries_[i].layer.digest + "\n");
-    }
-}
-
 void PullProgress::downloaded(std::size_t i) {
     auto& e = entries_[i];
     double elapsed;

@@ -32,7 +32,6 @@ public:
     void cached(std::size_t layer);
     void downloading(std::size_t layer);
     void bytes(std::size_t layer, std::uint64_t done);
-    void retrying(std::size_t layer);
     void downloaded(std::size_t layer);
     // Called from the flattening thread.
     void flattening(std::size_t layer);
@@ -47,7 +46,7 @@ public:
     static bool stdoutIsInteractive();
 
 private:
-    enum class State { waiting, cached, downloading, downloaded, failed };
+    enum class State { waiting, cached, downloading, downloaded };
     struct Entry {
         Layer layer;
         std::atomic<State> state{State::waiting};

@@ -538,6 +538,18 @@ def test_tls_failure_names_the_insecure_registries_key(sarus, registries):
     assert sarus.config_file in line
 
 
+def test_pull_into_the_centralized_repository(sarus, registries):
+    configure(sarus, registries)
+    server = registries.plain.address
+    sarus.ok("pull", "--centralized-repository", f"{server}/sarus-tests/busybox")
+    centralized = sarus.config["centralizedRepositoryDir"]
+    assert os.path.exists(os.path.join(centralized, "images", server, "sarus-tests/busybox", "latest.squashfs"))
+    assert os.listdir(os.path.join(centralized, "cache"))
+    listed = sarus.ok("images", "--centralized-repository").stdout.splitlines()[1:]
+    assert [line.split()[0] for line in listed] == [f"{server}/sarus-tests/busybox"]
+    assert sarus.ok("images").stdout.splitlines()[1:] == []  # not in the local repository
+
+
 def test_load_images_cannot_be_pulled(sarus, registries):
     configure(sarus, registries)
     assert "sarus load" in one_line_error(sarus("pull", "load/library/busybox"))
