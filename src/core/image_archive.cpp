@@ -2,6 +2,7 @@
 
 #include "error.hpp"
 #include "log.hpp"
+#include "manifest.hpp"
 #include "sha256.hpp"
 
 #include <archive.h>
@@ -38,20 +39,8 @@ Reader openOuter(const fs::path& file) {
     return reader;
 }
 
-const std::vector<std::string> supportedLayerTypes = {
-    "application/vnd.oci.image.layer.v1.tar",
-    "application/vnd.oci.image.layer.v1.tar+gzip",
-    "application/vnd.oci.image.layer.v1.tar+zstd",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-    "application/vnd.docker.image.rootfs.diff.tar.gzip",
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-};
-
 bool isIndexType(const std::string& mediaType) {
-    return mediaType == "application/vnd.oci.image.index.v1+json" ||
-           mediaType == "application/vnd.docker.distribution.manifest.list.v2+json";
+    return mediaType == manifest::media::ociIndex || mediaType == manifest::media::dockerList;
 }
 
 std::string blobPath(const std::string& digest) {
@@ -234,8 +223,7 @@ void ImageArchive::resolveOciArchive() {
         imageConfig_ = jsonMember(configPath);
         for (const auto& layer : manifest.at("layers")) {
             auto mediaType = layer.value("mediaType", "");
-            if (std::find(supportedLayerTypes.begin(), supportedLayerTypes.end(), mediaType) ==
-                supportedLayerTypes.end()) {
+            if (!manifest::isSupportedLayerType(mediaType)) {
                 throw Error(file_.string() + ": unsupported layer media type '" + mediaType + "'");
             }
             auto digest = layer.at("digest").get<std::string>();
