@@ -213,8 +213,10 @@ int runCli(int argc, char** argv) {
         if (name == "kill") {
             return commandKill(killTarget);
         }
-        if (name == "hooks" ||
-            name == "ssh-keygen") {
+        if (name == "hooks") {
+            return commandHooks(loadConfig(), hooksMpiOnly);
+        }
+        if (name == "ssh-keygen") {
             return notAvailable(name);
         }
         if (name == "run") {

@@ -1,6 +1,7 @@
 #include "suid_backend.hpp"
 
 #include "error.hpp"
+#include "hooks_config.hpp"
 #include "log.hpp"
 #include "privileges.hpp"
 #include "security_checks.hpp"
@@ -77,6 +78,8 @@ int SuidBackend::run(const ContainerSpec& spec, const StoredImage& image) {
     }
     plan.userMountRules = userMountRestrictions(config_.json());
     plan.hostFiles = HostFiles::read(spec.identity);
+    // selected before the user mounts are done by the sandbox (hasBindMounts)
+    plan.hooks = configuredHooks(config_, spec);
     plan.imageFd = openAsCaller(image.imageFile, O_RDONLY, "image");
     for (auto& mount : plan.spec.userMounts) {
         mount.source = "/proc/self/fd/" + std::to_string(cloneMountAsCaller(mount.source));

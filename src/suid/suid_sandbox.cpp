@@ -100,6 +100,7 @@ int runSuidSandbox(SandboxPlan plan, int parentAliveFd) {
     OciConfigOptions options;
     options.rootless = false;
     options.initPath = plan.initPath;
+    options.hooks = plan.hooks;
     writeBundleConfig(plan.bundleDir, plan.spec, options);
     refuseHybridCgroupsForCrun(plan.runtimePath);
 

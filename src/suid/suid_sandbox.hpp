@@ -22,6 +22,7 @@ struct SandboxPlan {
     std::string initPath;
     UserMountRestrictions userMountRules;
     HostFiles hostFiles;
+    nlohmann::json hooks = nlohmann::json::object();  // config.json "hooks"
 };
 
 int runSuidSandbox(SandboxPlan plan, int parentAliveFd);

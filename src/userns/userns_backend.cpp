@@ -2,6 +2,7 @@
 
 #include "error.hpp"
 #include "file_utils.hpp"
+#include "hooks_config.hpp"
 #include "log.hpp"
 #include "process.hpp"
 #include "userns_sandbox.hpp"
@@ -72,6 +73,7 @@ SandboxPlan makePlan(const Config& config, const ContainerSpec& spec, const Stor
     }
     plan.userMountRules = userMountRestrictions(config.json());
     plan.hostFiles = HostFiles::read(spec.identity);
+    plan.hooks = configuredHooks(config, spec);
 
     auto subuid = findSubordinateRange("/etc/subuid", spec.identity.userName, spec.identity.uid);
     auto subgid = findSubordinateRange("/etc/subgid", spec.identity.userName, spec.identity.uid);
@@ -108,7 +110,10 @@ int UsernsBackend::run(const ContainerSpec& spec, const StoredImage& image) {
     if (sandbox == 0) {
         runSandboxChild(channels, [&](int parentAliveFd) { return runUsernsSandbox(plan, parentAliveFd); });
     }
-    return superviseSandbox(sandbox, channels, [&] { applyIdMapping(sandbox, plan.ids, tools); });
+    return superviseSandbox(sandbox, channels, [&] {
+        log::debug("sandbox cloned, mapping ids");
+        applyIdMapping(sandbox, plan.ids, tools);
+    });
 }
 
 }  // namespace sarus::userns

@@ -114,10 +114,12 @@ void becomeNamespaceRoot(int parentAliveFd) {
 
 int runUsernsSandbox(SandboxPlan plan, int parentAliveFd) {
     auto rootfs = plan.bundleDir / "rootfs";
+    log::debug("sandbox: ids mapped, preparing the bundle");
     prepareBundleDirectory(plan.bundleDir, plan.ramFilesystemType, !plan.spec.pidHost);
     mountImage(plan, plan.bundleDir / "lower");
     becomeNamespaceRoot(parentAliveFd);
     mountWritableLayer(plan);
+    log::debug("sandbox: writable layer mounted");
     provideEtcFiles(rootfs, plan.spec.identity, plan.hostFiles);
     prepareMountPoints(plan.spec, rootfs, plan.userMountRules);
     createDirectoryInRoot(rootfs, plan.spec.cwd, plan.ids.callerUidInside, plan.ids.callerGidInside);
@@ -127,8 +129,10 @@ int runUsernsSandbox(SandboxPlan plan, int parentAliveFd) {
     options.uidMappings = plan.ids.nestedUidMap;
     options.gidMappings = plan.ids.nestedGidMap;
     options.initPath = plan.initPath;
+    options.hooks = plan.hooks;
     writeBundleConfig(plan.bundleDir, plan.spec, options);
 
+    log::debug("sandbox: bundle ready, starting " + plan.crunPath);
     auto log = plan.bundleDir / "runtime.log";
     SpawnOptions runtime;
     runtime.uid = 0;  // crun acts as root of our namespace, never as "rootless"

@@ -28,6 +28,7 @@ struct SandboxPlan {
     IdMappingPlan ids;
     UserMountRestrictions userMountRules;
     HostFiles hostFiles;
+    nlohmann::json hooks = nlohmann::json::object();  // config.json "hooks"
 };
 
 // The sandbox's work once its ids are mapped; returns the container's exit code.

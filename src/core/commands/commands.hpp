@@ -62,6 +62,8 @@ int commandPull(const Config& config, const PullOptions& options);
 
 int commandRun(const Config& config, const RunOptions& options);
 int commandPs();
+// Lists the hook files of hooksDir (--mpi: those conditioned on com.hooks.mpi*).
+int commandHooks(const Config& config, bool mpiOnly);
 int commandKill(const std::string& name);
 
 }  // namespace sarus

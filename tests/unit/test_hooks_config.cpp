@@ -1,0 +1,146 @@
+#include "error.hpp"
+#include "hooks_config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <unistd.h>
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+sarus::ContainerSpec spec() {
+    sarus::ContainerSpec s;
+    s.args = {"/bin/sh", "-c", "true"};
+    s.annotations = {{"com.hooks.mpi.enabled", "true"}, {"com.hooks.mpi.type", "mpich"}};
+    return s;
+}
+
+sarus::HookFile hook(const std::string& name, const json& when, const json& stages = {"createContainer"}) {
+    return {name, json{{"version", "1.0.0"},
+                       {"hook", {{"path", "/bin/" + name}, {"args", {name, "x"}}, {"env", {"A=1"}}}},
+                       {"when", when},
+                       {"stages", stages}}};
+}
+
+bool applies(const json& when, const sarus::ContainerSpec& s = spec()) { return sarus::hookApplies(when, s); }
+
+}  // namespace
+
+TEST(HooksConfig, Always) {
+    EXPECT_TRUE(applies({{"always", true}}));
+    EXPECT_FALSE(applies({{"always", false}}));
+}
+
+TEST(HooksConfig, AnnotationsFullMatchKeyAndValue) {
+    EXPECT_TRUE(applies({{"annotations", {{"^com.hooks.mpi.enabled$", "^true$"}}}}));
+    EXPECT_TRUE(applies({{"annotations", {{"com.hooks.mpi.enabled", "true"}}}}));
+    EXPECT_TRUE(applies({{"annotations", {{"com\\.hooks\\.mpi\\..*", "mpich"}}}}));
+    EXPECT_FALSE(applies({{"annotations", {{"com.hooks.mpi", "true"}}}}));       // not a prefix match
+    EXPECT_FALSE(applies({{"annotations", {{"com.hooks.mpi.enabled", "tru"}}}}));
+    EXPECT_FALSE(applies({{"annotations", {{"com.hooks.mpi.enabled", "true"}, {"com.hooks.mpi.type", "libfabric"}}}}));
+}
+
+TEST(HooksConfig, Commands) {
+    EXPECT_TRUE(applies({{"commands", {"/usr/bin/env", "/bin/s."}}}));
+    EXPECT_FALSE(applies({{"commands", {"sh"}}}));
+    EXPECT_TRUE(applies({{"commands", {".*/sh"}}}));
+}
+
+TEST(HooksConfig, HasBindMounts) {
+    auto s = spec();
+    EXPECT_FALSE(applies({{"hasBindMounts", true}}, s));
+    EXPECT_TRUE(applies({{"hasBindMounts", false}}, s));
+    s.userMounts.push_back({"/a", "/b", false});
+    EXPECT_TRUE(applies({{"hasBindMounts", true}}, s));
+    s.userMounts.clear();
+    s.siteMounts.push_back({"/a", "/b", false});
+    EXPECT_TRUE(applies({{"hasBindMounts", true}}, s));
+}
+
+TEST(HooksConfig, ConditionsAreAnded) {
+    EXPECT_FALSE(applies({{"always", true}, {"commands", {"/bin/bash"}}}));
+    EXPECT_TRUE(applies({{"always", true}, {"commands", {"/bin/sh"}}, {"annotations", {{".*type", "mpich"}}}}));
+}
+
+TEST(HooksConfig, InvalidRegexNamesTheFile) {
+    try {
+        sarus::selectHooks(spec(), {hook("bad.json", {{"commands", {"("}}})}, json::object());
+        FAIL();
+    } catch (const sarus::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("("), std::string::npos);
+        ASSERT_FALSE(e.contexts().empty());
+        EXPECT_NE(e.contexts()[0].find("bad.json"), std::string::npos);
+    }
+}
+
+TEST(HooksConfig, SelectsInOrderPerStageThenLegacy) {
+    std::vector<sarus::HookFile> files = {
+        hook("a", {{"always", true}}, {"createContainer", "poststop"}),
+        hook("b", {{"commands", {"/nope"}}}),
+        hook("c", {{"always", true}}),
+    };
+    json legacy = {{"createContainer", {{{"path", "/legacy"}}}}, {"prestart", {{{"path", "/pre"}}}}};
+    auto hooks = sarus::selectHooks(spec(), files, legacy);
+    ASSERT_EQ(hooks["createContainer"].size(), 3u);
+    EXPECT_EQ(hooks["createContainer"][0]["path"], "/bin/a");
+    EXPECT_EQ(hooks["createContainer"][0]["args"], json({"a", "x"}));
+    EXPECT_EQ(hooks["createContainer"][0]["env"], json({"A=1"}));
+    EXPECT_EQ(hooks["createContainer"][1]["path"], "/bin/c");
+    EXPECT_EQ(hooks["createContainer"][2]["path"], "/legacy");
+    EXPECT_EQ(hooks["poststop"].size(), 1u);
+    EXPECT_EQ(hooks["prestart"][0]["path"], "/pre");
+    EXPECT_TRUE(sarus::selectHooks(spec(), {}, json::object()).empty());
+}
+
+TEST(HooksConfig, MpiHooks) {
+    EXPECT_TRUE(sarus::isMpiHook(hook("m", {{"annotations", {{"^com.hooks.mpi.enabled$", "^true$"}}}})));
+    EXPECT_FALSE(sarus::isMpiHook(hook("t", {{"always", true}})));
+}
+
+class HookFiles : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char pattern[] = "/tmp/sarus-hooks-test-XXXXXX";
+        dir = ::mkdtemp(pattern);
+    }
+    void TearDown() override { fs::remove_all(dir); }
+    void write(const std::string& name, const std::string& text) { std::ofstream(dir / name) << text; }
+    fs::path schema() const { return fs::path(SARUS_SOURCE_DIR) / "etc" / "hook.schema.json"; }
+    fs::path dir;
+};
+
+TEST_F(HookFiles, LoadedInFileNameOrder) {
+    write("20-b.json", hook("b", {{"always", true}}).json.dump());
+    write("10-a.json", hook("a", {{"always", true}}).json.dump());
+    write("README", "not a hook");
+    auto files = sarus::loadHookFiles(dir, schema());
+    ASSERT_EQ(files.size(), 2u);
+    EXPECT_EQ(files[0].name, "10-a.json");
+    EXPECT_EQ(files[1].name, "20-b.json");
+}
+
+TEST_F(HookFiles, MissingDirectoryGivesNoHooks) {
+    EXPECT_TRUE(sarus::loadHookFiles(dir / "missing", schema()).empty());
+}
+
+TEST_F(HookFiles, BadFilesNameTheFile) {
+    write("bad.json", R"({"version": "1.0.0", "hook": {"path": "relative"}, "when": {"always": true},
+                          "stages": ["createContainer"]})");
+    try {
+        sarus::loadHookFiles(dir, schema());
+        FAIL();
+    } catch (const sarus::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("bad.json"), std::string::npos) << e.what();
+    }
+    fs::remove(dir / "bad.json");
+    write("broken.json", "{");
+    try {
+        sarus::loadHookFiles(dir, schema());
+        FAIL();
+    } catch (const sarus::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("broken.json"), std::string::npos) << e.what();
+    }
+}
