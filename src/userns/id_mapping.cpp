@@ -99,14 +99,16 @@ void writeProcFile(pid_t pid, const std::string& name, const std::string& conten
     }
 }
 
-void runMapTool(const std::vector<std::string>& argv) {
-    if (::access(argv[0].c_str(), X_OK) != 0) {
-        throw Error(argv[0] + " is missing (package uidmap): it is needed to map the subordinate "
+void checkMapTool(const std::string& tool) {
+    if (::access(tool.c_str(), X_OK) != 0) {
+        throw Error(tool + " is missing (package uidmap): it is needed to map the subordinate "
                     "ids of /etc/subuid and /etc/subgid");
     }
-    int code = waitForExit(spawn(argv));
+}
+
+void checkMapToolExit(const std::string& tool, int code) {
     if (code != 0) {
-        throw Error(argv[0] + " failed (exit code " + std::to_string(code) +
+        throw Error(tool + " failed (exit code " + std::to_string(code) +
                     "): check the entries of this user in /etc/subuid and /etc/subgid");
     }
 }
@@ -115,8 +117,15 @@ void runMapTool(const std::vector<std::string>& argv) {
 
 void applyIdMapping(pid_t pid, const IdMappingPlan& plan, const IdMappingTools& tools) {
     if (plan.keepId) {
-        runMapTool(mapArguments(tools.newuidmap, pid, plan.uidMap));
-        runMapTool(mapArguments(tools.newgidmap, pid, plan.gidMap));
+        checkMapTool(tools.newuidmap);
+        checkMapTool(tools.newgidmap);
+        // Independent of each other: run both at once, it is on every start's path.
+        auto uidTool = spawn(mapArguments(tools.newuidmap, pid, plan.uidMap));
+        auto gidTool = spawn(mapArguments(tools.newgidmap, pid, plan.gidMap));
+        int uidCode = waitForExit(uidTool);
+        int gidCode = waitForExit(gidTool);
+        checkMapToolExit(tools.newuidmap, uidCode);
+        checkMapToolExit(tools.newgidmap, gidCode);
         return;
     }
     // One id, our own: the kernel lets an unprivileged parent write it.

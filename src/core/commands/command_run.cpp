@@ -40,6 +40,7 @@ int commandRun(const Config& config, const RunOptions& options) {
     auto metadata = withContext("reading " + image->metadataFile.string(), [&] {
         return ImageMetadata::fromJson(parseJsonFile(image->metadataFile));
     });
+    log::debug("configuration and image metadata read");
     auto spec = buildContainerSpec(config, metadata, options, hostEnvironment(), Identity::ofCaller());
     if (spec.tty && !::isatty(STDIN_FILENO)) {
         log::warn("-t/--tty ignored: the input device is not a terminal");
