@@ -168,16 +168,14 @@ def _installed(mode):
 
 
 def _make_sarus(mode, user):
+    """A Sarus with a fresh private workdir (the caller cleans up)."""
     workdir = tempfile.mkdtemp(prefix="sarus-it-", dir="/var/tmp")
-    sarus = Sarus(_installed(mode), workdir, user, mode)
-    return sarus
+    return Sarus(_installed(mode), workdir, user, mode)
 
 
-@pytest.fixture(params=[(m, u) for m in MODES for u in TEST_USERS], ids=lambda p: f"{p[0]}-{p[1]}")
-def sarus(request):
-    """A sarus with an empty private repository, used as a test user (with and
-    without a subordinate id range), in both execution modes."""
-    mode, user = request.param
+def _sarus_session(mode, user):
+    """Yields a Sarus with a fresh private workdir; restores the installed
+    configuration (suid mode) and removes the workdir afterwards."""
     s = _make_sarus(mode, user)
     try:
         yield s
@@ -186,25 +184,23 @@ def sarus(request):
         shutil.rmtree(s.workdir, ignore_errors=True)
 
 
+@pytest.fixture(params=[(m, u) for m in MODES for u in TEST_USERS], ids=lambda p: f"{p[0]}-{p[1]}")
+def sarus(request):
+    """A sarus with an empty private repository, used as a test user (with and
+    without a subordinate id range), in both execution modes."""
+    yield from _sarus_session(*request.param)
+
+
 @pytest.fixture(params=TEST_USERS)
 def userns_sarus(request):
     """For behaviour that only exists in userns mode (e.g. fuse-overlayfs)."""
-    s = _make_sarus("userns", request.param)
-    try:
-        yield s
-    finally:
-        shutil.rmtree(s.workdir, ignore_errors=True)
+    yield from _sarus_session("userns", request.param)
 
 
 @pytest.fixture(params=TEST_USERS)
 def suid_sarus(request):
     """For behaviour that only exists in suid mode (privilege handling)."""
-    s = _make_sarus("suid", request.param)
-    try:
-        yield s
-    finally:
-        s.restore()
-        shutil.rmtree(s.workdir, ignore_errors=True)
+    yield from _sarus_session("suid", request.param)
 
 
 def tree_snapshot(path):

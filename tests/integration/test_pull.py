@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import TEST_USERS, _make_sarus, popen_as, tree_snapshot
+from conftest import TEST_USERS, _make_sarus, _sarus_session, popen_as, tree_snapshot
 import reference_flatten
 import registry_helpers as rh
 
@@ -37,11 +37,7 @@ def sarus(request):
     """Pulling is the same code in both execution modes (a SUID sarus drops
     its privileges first): these tests use userns installations, which have
     a private configuration file each; test_pull_in_suid_mode covers suid."""
-    s = _make_sarus("userns", request.param)
-    try:
-        yield s
-    finally:
-        shutil.rmtree(s.workdir, ignore_errors=True)
+    yield from _sarus_session("userns", request.param)
 
 
 class Registries:
