@@ -161,8 +161,17 @@ json generateOciConfig(const ContainerSpec& spec, const OciConfigOptions& option
         {"linux", linux},
         {"annotations", annotations},
     };
+    // crun opens these files as itself (root in suid mode): never a path of
+    // the user's. Hooks write to the bundle's hooks.log, relayed to the
+    // user by runRuntime (crun cannot reopen sarus' stderr in userns mode).
+    config["annotations"].erase("run.oci.hooks.stdout");
+    config["annotations"].erase("run.oci.hooks.stderr");
     if (!options.hooks.empty()) {
         config["hooks"] = options.hooks;
+        if (!options.hooksOutput.empty()) {
+            config["annotations"]["run.oci.hooks.stdout"] = options.hooksOutput;
+            config["annotations"]["run.oci.hooks.stderr"] = options.hooksOutput;
+        }
     }
     return config;
 }

@@ -29,6 +29,7 @@ struct OciConfigOptions {
     std::vector<IdMap> gidMappings;
     std::string initPath;  // bind-mounted at /dev/init when spec.init
     nlohmann::json hooks = nlohmann::json::object();
+    std::string hooksOutput;  // file crun gives the hooks as stdout and stderr
 };
 
 nlohmann::json generateOciConfig(const ContainerSpec& spec, const OciConfigOptions& options);

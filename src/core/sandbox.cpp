@@ -206,7 +206,9 @@ void prepareMountPoints(ContainerSpec& spec, const fs::path& rootfs, const UserM
 }
 
 void writeBundleConfig(const fs::path& bundleDir, const ContainerSpec& spec, const OciConfigOptions& options) {
-    auto config = generateOciConfig(spec, options);
+    auto withHooksOutput = options;
+    withHooksOutput.hooksOutput = (bundleDir / "hooks.log").string();
+    auto config = generateOciConfig(spec, withHooksOutput);
     std::ofstream out(bundleDir / "config.json");
     out << config.dump();
     if (!out) {
@@ -214,10 +216,20 @@ void writeBundleConfig(const fs::path& bundleDir, const ContainerSpec& spec, con
     }
 }
 
+// What the hooks printed (see writeBundleConfig), after the runtime is done.
+static void relayHooksOutput(const fs::path& file) {
+    std::ifstream in(file);
+    std::string line;
+    while (std::getline(in, line)) {
+        std::fprintf(stderr, "%s\n", line.c_str());
+    }
+}
+
 int runRuntime(const std::vector<std::string>& argv, const SpawnOptions& options, const fs::path& runtimeLog) {
     auto pid = spawn(argv, options);
     forwardSignalsTo(pid);
     int code = waitForExit(pid);
+    relayHooksOutput(runtimeLog.parent_path() / "hooks.log");
     if (code != 0) {
         auto failure = runtimeFailure(runtimeLog);
         if (!failure.explanation.empty()) {

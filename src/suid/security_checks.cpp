@@ -94,7 +94,9 @@ void checkInstallation(const Config& config) {
         try {
             std::ifstream in(entry.path());
             auto hook = nlohmann::json::parse(in);
-            if (hook.contains("hook") && hook["hook"].contains("path")) {
+            // a relative path is refused with the file's name by the hook configuration code
+            if (hook.contains("hook") && hook["hook"].contains("path") && hook["hook"]["path"].is_string() &&
+                hook["hook"]["path"].get<std::string>().rfind('/', 0) == 0) {
                 checkRootOwnedAndNotWritable(hook["hook"]["path"].get<std::string>());
             }
         } catch (const nlohmann::json::exception&) {

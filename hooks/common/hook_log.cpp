@@ -1,0 +1,44 @@
+#include "hook_log.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <strings.h>
+
+namespace hook::log {
+
+namespace {
+
+Level current = Level::info;
+
+const char* name(Level level) {
+    switch (level) {
+    case Level::error: return "ERROR";
+    case Level::warn: return "WARN";
+    case Level::info: return "INFO";
+    case Level::debug: return "DEBUG";
+    }
+    return "?";
+}
+
+}  // namespace
+
+void setLevelFromEnvironment() {
+    const char* value = std::getenv("HOOK_LOG_LEVEL");
+    if (value == nullptr) {
+        return;
+    }
+    for (auto level : {Level::error, Level::warn, Level::info, Level::debug}) {
+        if (::strcasecmp(value, name(level)) == 0) {
+            current = level;
+        }
+    }
+}
+
+void write(Level level, const std::string& message) {
+    if (level <= current) {
+        // one fprintf per line so lines of hooks running side by side do not mix
+        std::fprintf(stderr, "[hook] [%s] %s\n", name(level), message.c_str());
+    }
+}
+
+}  // namespace hook::log

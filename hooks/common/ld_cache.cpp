@@ -1,0 +1,72 @@
+#include "ld_cache.hpp"
+
+#include "error.hpp"
+#include "hook_log.hpp"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <sstream>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace hook {
+
+std::string runCommand(const std::vector<std::string>& argv) {
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) {
+        throw sarus::systemError("pipe", errno);
+    }
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        throw sarus::systemError("fork", errno);
+    }
+    if (pid == 0) {
+        ::dup2(out[1], STDOUT_FILENO);
+        std::vector<char*> args;
+        for (const auto& a : argv) {
+            args.push_back(const_cast<char*>(a.c_str()));
+        }
+        args.push_back(nullptr);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    ::close(out[1]);
+    std::string output;
+    char buffer[4096];
+    ssize_t n;
+    while ((n = ::read(out[0], buffer, sizeof buffer)) > 0 || (n < 0 && errno == EINTR)) {
+        if (n > 0) {
+            output.append(buffer, n);
+        }
+    }
+    ::close(out[0]);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        throw sarus::Error(argv[0] + " failed (status " + std::to_string(status) + ")");
+    }
+    return output;
+}
+
+void updateLdCache(const std::string& ldconfigPath, const std::filesystem::path& rootfs) {
+    runCommand({ldconfigPath, "-r", rootfs.string()});
+    log::info("updated the dynamic linker cache of the container with " + ldconfigPath);
+}
+
+std::string findLibrary(const std::string& ldconfigPath, const std::filesystem::path& rootfs,
+                        const std::string& soname) {
+    // lines look like "\tlibfabric.so.1 (libc6,x86-64) => /usr/lib64/libfabric.so.1"
+    std::istringstream lines(runCommand({ldconfigPath, "-r", rootfs.string(), "-p"}));
+    std::string line;
+    while (std::getline(lines, line)) {
+        auto name = line.find_first_not_of(" \t");
+        auto arrow = line.find(" => ");
+        if (name != std::string::npos && arrow != std::string::npos && line.compare(name, soname.size(), soname) == 0) {
+            return line.substr(arrow + 4);
+        }
+    }
+    return "";
+}
+
+}  // namespace hook

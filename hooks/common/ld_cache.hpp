@@ -1,0 +1,21 @@
+// The container's dynamic linker cache, through a trusted host ldconfig.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace hook {
+
+// Runs "<ldconfig> -r <rootfs>" (ldconfig chroots there itself); throws on failure.
+void updateLdCache(const std::string& ldconfigPath, const std::filesystem::path& rootfs);
+
+// The container path of the first library named like `soname` ("libfabric.so")
+// in "<ldconfig> -r <rootfs> -p"; "" when there is none.
+std::string findLibrary(const std::string& ldconfigPath, const std::filesystem::path& rootfs,
+                        const std::string& soname);
+
+// Runs argv, returns its stdout; throws sarus::Error when it fails.
+std::string runCommand(const std::vector<std::string>& argv);
+
+}  // namespace hook

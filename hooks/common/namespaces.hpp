@@ -1,0 +1,17 @@
+// Entering the container's namespaces and knowing what we may do there.
+#pragma once
+
+#include <sys/types.h>
+
+namespace hook {
+
+// Joins the mount namespace of pid (the user namespace first when the
+// container has its own and the mount namespace cannot be joined without it).
+// A namespace we already are in is left alone. Throws sarus::Error.
+void enterMountNamespace(pid_t pid);
+
+// HOOK_ROOTLESS=true (any case), or the hook is not root of the initial user
+// namespace: no identity switches, no cgroup writes.
+bool isRootless();
+
+}  // namespace hook

@@ -1,0 +1,120 @@
+#include "mount_hook.hpp"
+
+#include "error.hpp"
+#include "hook_log.hpp"
+#include "ld_cache.hpp"
+#include "mounts.hpp"
+#include "namespaces.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <unistd.h>
+
+namespace hook {
+
+namespace {
+
+const std::string wildcard = "<FI_PROVIDER_PATH>";
+
+std::string substitute(std::string text, const std::string& value) {
+    for (auto at = text.find(wildcard); at != std::string::npos; at = text.find(wildcard, at + value.size())) {
+        text.replace(at, wildcard.size(), value);
+    }
+    return text;
+}
+
+// "--mount=X" or "--mount X"; returns whether args[i] was this option.
+bool optionValue(const std::vector<std::string>& args, size_t& i, const std::string& option, std::string& value) {
+    if (args[i].rfind(option + "=", 0) == 0) {
+        value = args[i].substr(option.size() + 1);
+        return true;
+    }
+    if (args[i] == option) {
+        if (i + 1 >= args.size()) {
+            throw sarus::Error(option + " needs a value");
+        }
+        value = args[++i];
+        return true;
+    }
+    return false;
+}
+
+std::string environment(const char* name) {
+    const char* value = std::getenv(name);
+    return value == nullptr ? "" : value;
+}
+
+}  // namespace
+
+MountHookArgs parseMountHookArgs(const std::vector<std::string>& args, const std::string& fiProviderPath) {
+    MountHookArgs parsed;
+    std::string value;
+    for (size_t i = 0; i < args.size(); ++i) {
+        if (optionValue(args, i, "--mount", value)) {
+            parsed.mounts.push_back(sarus::parseMount(substitute(value, fiProviderPath)));
+        } else if (optionValue(args, i, "--device", value)) {
+            parsed.devices.push_back(sarus::parseDevice(value));
+        } else {
+            throw sarus::Error("unknown argument '" + args[i] + "' (expected --mount=... or --device=...)");
+        }
+    }
+    return parsed;
+}
+
+std::string fiProviderPath(const ContainerState& state, const std::string& ldconfigPath) {
+    auto fromEnv = containerEnv(state, "FI_PROVIDER_PATH");
+    if (!fromEnv.empty()) {
+        return fromEnv;
+    }
+    if (!ldconfigPath.empty()) {
+        auto library = findLibrary(ldconfigPath, state.rootfs, "libfabric.so");
+        if (!library.empty()) {
+            return std::filesystem::path(library).parent_path().string() + "/libfabric";
+        }
+    }
+    return "/usr/lib";
+}
+
+int runMountHook(const std::vector<std::string>& args) {
+    log::setLevelFromEnvironment();
+    try {
+        bool rootless = isRootless();
+        auto state = readContainerState(std::cin);
+        auto ldconfig = environment("LDCONFIG_PATH");
+        if (!ldconfig.empty() && !std::filesystem::path(ldconfig).is_absolute()) {
+            throw sarus::Error("LDCONFIG_PATH must be an absolute path, not '" + ldconfig + "'");
+        }
+        if (state.pid == 0 && ::geteuid() != 0) {
+            // crun runs createContainer hooks inside the container, already as
+            // its user when it created a user namespace of a single id
+            throw sarus::Error("no privileges to mount: the runtime runs this createContainer hook as the "
+                               "container's user; configure mount_hook for the createRuntime stage");
+        }
+        enterMountNamespace(state.pid);
+        bool needsWildcard = false;
+        for (const auto& arg : args) {
+            needsWildcard = needsWildcard || arg.find(wildcard) != std::string::npos;
+        }
+        auto parsed = parseMountHookArgs(args, needsWildcard ? fiProviderPath(state, ldconfig) : "");
+        for (const auto& mount : parsed.mounts) {
+            bindMount(state.rootfs, mount);
+        }
+        for (const auto& device : parsed.devices) {
+            deviceMount(state.rootfs, device, state.pid, rootless);
+        }
+        if (!ldconfig.empty()) {
+            updateLdCache(ldconfig, state.rootfs);
+        }
+        return 0;
+    } catch (const sarus::Error& e) {
+        std::string message = "mount hook: ";
+        for (auto it = e.contexts().rbegin(); it != e.contexts().rend(); ++it) {
+            message += *it + ": ";
+        }
+        log::error(message + e.what());
+        return 1;
+    }
+}
+
+}  // namespace hook

@@ -1,0 +1,5 @@
+#include "timestamp_hook.hpp"
+
+int main() {
+    return hook::runTimestampHook();
+}

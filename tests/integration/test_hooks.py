@@ -1,0 +1,223 @@
+"""OCI hooks of sarus: hook files of hooksDir selected by their `when`
+conditions into the container's config.json, and the mount and timestamp
+hooks built with sarus, in both modes and as both test users."""
+
+import json
+import os
+import shutil
+import stat
+import tempfile
+import uuid
+
+import pytest
+
+BUSYBOX = "load/library/busybox"
+# mount_hook works at both stages, except at createContainer in userns mode
+# without subordinate ids: crun then runs it as the container's user.
+MOUNT_STAGE = "createRuntime"
+BOTH_STAGES = pytest.mark.parametrize("stage", ["createRuntime", "createContainer"])
+
+
+@pytest.fixture
+def hooks(sarus, test_images):
+    """sarus with busybox loaded and an empty, root-owned hooksDir under the
+    prefix (the suid security checks want it and its ancestors root-owned)."""
+    sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    directory = os.path.join(sarus.prefix, "etc", f"hooks.d.test-{uuid.uuid4().hex[:8]}")
+    os.mkdir(directory, 0o755)
+    sarus.hooks_dir = directory
+    sarus.config["hooksDir"] = directory
+    sarus.write_config()
+    try:
+        yield sarus
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def logdir():
+    """A directory every hook (host root, or the user in userns mode) can write to."""
+    directory = tempfile.mkdtemp(prefix="sarus-hooks-log-", dir="/var/tmp")
+    os.chmod(directory, 0o1777)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def run_mount_test(hooks, stage, *args):
+    """Runs the container; None when the mount hook is expected to refuse
+    (and did, with a clear message), else the successful result."""
+    r = hooks("run", *args)
+    if stage == "createContainer" and hooks.mode == "userns" and hooks.user == "sarusnosub":
+        assert r.returncode != 0
+        assert "configure mount_hook for the createRuntime stage" in r.stderr, r.stderr
+        return None
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def add_hook(sarus, name, binary, args=(), env=(), when=None, stages=None):
+    stages = stages or ((MOUNT_STAGE,) if binary == "mount_hook" else ("createContainer",))
+    document = {
+        "version": "1.0.0",
+        "hook": {"path": os.path.join(sarus.prefix, "bin", binary), "args": [binary, *args],
+                 "env": list(env)},
+        "when": when or {"always": True},
+        "stages": list(stages),
+    }
+    path = os.path.join(sarus.hooks_dir, name)
+    with open(path, "w") as f:
+        json.dump(document, f)
+    os.chmod(path, 0o644)
+
+
+def timestamp(sarus, name, logfile, message, when=None, stages=("createContainer",)):
+    add_hook(sarus, name, "timestamp_hook",
+             env=[f"TIMESTAMP_HOOK_LOGFILE={logfile}", f"TIMESTAMP_HOOK_MESSAGE={message}"],
+             when=when, stages=stages)
+
+
+def logged(logfile):
+    if not os.path.exists(logfile):
+        return []
+    with open(logfile) as f:
+        return [line.rsplit("Timestamp hook: ", 1)[1].rstrip("\n") for line in f]
+
+
+@pytest.fixture
+def host_files():
+    """Host files to bind: readable by everyone."""
+    directory = tempfile.mkdtemp(prefix="sarus-hooks-src-", dir="/var/tmp")
+    os.chmod(directory, 0o755)
+    with open(os.path.join(directory, "file.txt"), "w") as f:
+        f.write("from the host\n")
+    os.chmod(os.path.join(directory, "file.txt"), 0o644)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@BOTH_STAGES
+def test_mount_hook_bind_mounts(hooks, host_files, stage):
+    add_hook(hooks, "mount.json", "mount_hook",
+             [f"--mount=type=bind,src={host_files},dst=/opt/rw",
+              f"--mount=type=bind,source={host_files}/file.txt,destination=/etc/ro.txt,readonly"],
+             stages=[stage])
+    r = run_mount_test(hooks, stage, BUSYBOX, "sh", "-c",
+                       "cat /opt/rw/file.txt /etc/ro.txt; echo x > /etc/ro.txt && echo WRITABLE; "
+                       "grep -E ' /(opt/rw|etc/ro.txt) ' /proc/mounts")
+    if r is None:
+        return
+    assert r.stdout.count("from the host\n") == 2
+    assert "WRITABLE" not in r.stdout
+    mounts = {line.split()[1]: line.split()[3].split(",") for line in r.stdout.splitlines()
+              if len(line.split()) > 3 and line.split()[1] in ("/opt/rw", "/etc/ro.txt")}
+    assert "ro" in mounts["/etc/ro.txt"] and "nosuid" in mounts["/etc/ro.txt"]
+    assert "rw" in mounts["/opt/rw"]
+
+
+@BOTH_STAGES
+def test_mount_hook_device(hooks, stage):
+    """/dev/fuse is not among the devices the runtime allows: opening it
+    needs the whitelisting of the hook (suid mode; userns containers have
+    no devices cgroup of their own)."""
+    add_hook(hooks, "device.json", "mount_hook", ["--device=/dev/fuse:/dev/hooked-fuse"], stages=[stage])
+    r = run_mount_test(hooks, stage, BUSYBOX, "sh", "-c",
+                       "test -c /dev/hooked-fuse && exec 3<>/dev/hooked-fuse && echo OPENED")
+    if r is None:
+        return
+    assert "OPENED" in r.stdout, r.stderr
+    if hooks.mode == "suid":
+        assert "whitelisted 'c 10:229 rwm'" in r.stderr
+    else:
+        assert "not whitelisted" in r.stderr
+
+
+def test_mount_hook_ldconfig(hooks, host_files):
+    """LDCONFIG_PATH: the mounted library (libz, SONAME libz.so.1) enters the
+    container's ld cache, which busybox does not have at all."""
+    shutil.copy("/lib/x86_64-linux-gnu/libz.so.1", os.path.join(host_files, "libz.so.1"))
+    os.chmod(os.path.join(host_files, "libz.so.1"), 0o644)
+    add_hook(hooks, "mount.json", "mount_hook",
+             [f"--mount=type=bind,src={host_files}/libz.so.1,dst=/usr/lib/libz.so.1"],
+             env=["LDCONFIG_PATH=/sbin/ldconfig"])
+    r = hooks.ok("run", BUSYBOX, "sh", "-c", "grep -c /usr/lib/libz.so.1 /etc/ld.so.cache")
+    assert r.stdout.strip() != "0"
+    add_hook(hooks, "mount.json", "mount_hook",
+             [f"--mount=type=bind,src={host_files}/libz.so.1,dst=/usr/lib/libz.so.1"])
+    r = hooks("run", BUSYBOX, "test", "-e", "/etc/ld.so.cache")
+    assert r.returncode == 1
+
+
+@pytest.mark.parametrize("when, options, runs", [
+    ({"always": True}, [], True),
+    ({"annotations": {"^com.test.hook$": "^on$"}}, ["--annotation", "com.test.hook=on"], True),
+    ({"annotations": {"^com.test.hook$": "^on$"}}, ["--annotation", "com.test.hook=off"], False),
+    ({"annotations": {"^com.hooks.mpi.enabled$": "^true$"}}, ["--mpi"], True),
+    ({"commands": [".*/true"]}, [], True),
+    ({"commands": ["/bin/false"]}, [], False),
+    ({"hasBindMounts": True}, [], False),
+    ({"hasBindMounts": True}, ["--mount", "type=bind,src=/etc,dst=/host-etc"], True),
+    ({"always": True, "commands": ["/bin/false"]}, [], False),
+])
+def test_when_conditions(hooks, logdir, when, options, runs):
+    logfile = os.path.join(logdir, "log")
+    timestamp(hooks, "ts.json", logfile, "ran", when=when)
+    r = hooks("run", *options, BUSYBOX, "/bin/true")
+    if "--mpi" in options and r.returncode != 0:
+        pytest.skip("--mpi needs an MPI hook configuration on this host")
+    assert r.returncode == 0, r.stderr
+    assert logged(logfile) == (["ran"] if runs else [])
+
+
+def test_hook_order_and_stages(hooks, logdir, host_files):
+    logfile = os.path.join(logdir, "log")
+    timestamp(hooks, "10-ts.json", logfile, "first", stages=("createRuntime", "createContainer", "poststop"))
+    add_hook(hooks, "20-mount.json", "mount_hook", [f"--mount=type=bind,src={host_files},dst=/opt/x"])
+    timestamp(hooks, "30-ts.json", logfile, "second", stages=("createContainer",))
+    hooks.ok("run", BUSYBOX, "cat", "/opt/x/file.txt")
+    assert logged(logfile) == ["first", "first", "second", "first"]
+    with open(logfile) as f:
+        line = f.readline()
+    assert line.startswith("[") and "] [hook] [INFO] Timestamp hook: first" in line
+
+
+def test_timestamp_log_file_only_from_the_hook_environment(hooks, logdir, capfd):
+    userfile = os.path.join(logdir, "user-chosen")
+    timestamp(hooks, "ts.json", "", "to stderr")
+    r = hooks.ok("run", "-e", f"TIMESTAMP_HOOK_LOGFILE={userfile}",
+                 "--annotation", f"com.hooks.timestamp.logfile={userfile}", BUSYBOX, "/bin/true")
+    assert not os.path.exists(userfile)
+    assert "Timestamp hook: to stderr" in r.stderr
+
+
+def test_failing_hook_fails_the_run(hooks):
+    add_hook(hooks, "mount.json", "mount_hook", ["--mount=type=bind,src=/etc"])
+    r = hooks("run", BUSYBOX, "/bin/true")
+    assert r.returncode != 0
+    assert "mount hook" in r.stderr and "invalid --mount" in r.stderr, r.stderr
+
+
+def test_bad_hook_file_is_named(hooks):
+    path = os.path.join(hooks.hooks_dir, "broken.json")
+    with open(path, "w") as f:
+        json.dump({"version": "1.0.0", "hook": {"path": "relative"}, "when": {"always": True},
+                   "stages": ["createContainer"]}, f)
+    os.chmod(path, 0o644)
+    for args in (["run", BUSYBOX, "/bin/true"], ["hooks"]):
+        r = hooks(*args)
+        assert r.returncode != 0
+        assert "broken.json" in r.stderr and "hook.path" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_sarus_hooks_lists_them(hooks, logdir):
+    add_hook(hooks, "10-mount.json", "mount_hook", ["--mount=type=bind,src=/etc,dst=/x"],
+             when={"annotations": {"^com.hooks.mpi.enabled$": "^true$"}})
+    timestamp(hooks, "20-ts.json", os.path.join(logdir, "log"), "m", stages=("prestart", "poststop"))
+    listing = hooks.ok("hooks").stdout.splitlines()
+    assert listing[0].split() == ["NAME", "PATH", "STAGES", "CONDITIONS"]
+    assert listing[1].split()[:3] == ["10-mount.json", os.path.join(hooks.prefix, "bin", "mount_hook"),
+                                      MOUNT_STAGE]
+    assert listing[2].split()[:3] == ["20-ts.json", os.path.join(hooks.prefix, "bin", "timestamp_hook"),
+                                      "prestart,poststop"]
+    mpi = hooks.ok("hooks", "--mpi").stdout.splitlines()
+    assert [line.split()[0] for line in mpi[1:]] == ["10-mount.json"]
