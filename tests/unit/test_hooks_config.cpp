@@ -1,5 +1,6 @@
 #include "error.hpp"
 #include "hooks_config.hpp"
+#include "oci_config.hpp"
 
 #include <gtest/gtest.h>
 
@@ -143,4 +144,35 @@ TEST_F(HookFiles, BadFilesNameTheFile) {
     } catch (const sarus::Error& e) {
         EXPECT_NE(std::string(e.what()).find("broken.json"), std::string::npos) << e.what();
     }
+}
+
+TEST_F(HookFiles, TemplatesAreValidOnceThePrefixIsFilledIn) {
+    auto templates = fs::path(SARUS_SOURCE_DIR) / "etc" / "templates" / "hooks.d";
+    for (const auto& entry : fs::directory_iterator(templates)) {
+        std::ifstream in(entry.path());
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        for (auto at = text.find("@PREFIX@"); at != std::string::npos; at = text.find("@PREFIX@")) {
+            text.replace(at, 8, "/opt/sarus");
+        }
+        write(entry.path().filename(), text);
+    }
+    auto files = sarus::loadHookFiles(dir, schema());
+    ASSERT_EQ(files.size(), 2u);
+    EXPECT_EQ(files[0].json["hook"]["path"], "/opt/sarus/bin/mount_hook");
+    EXPECT_EQ(files[1].json["hook"]["path"], "/opt/sarus/bin/timestamp_hook");
+}
+
+TEST(HooksInOciConfig, WrittenWithTheirOutputFileAndNeverTheUsers) {
+    auto s = spec();
+    s.annotations["run.oci.hooks.stderr"] = "/etc/shadow";
+    sarus::OciConfigOptions options;
+    options.hooksOutput = "/bundle/hooks.log";
+    auto none = sarus::generateOciConfig(s, options);
+    EXPECT_FALSE(none.contains("hooks"));
+    EXPECT_FALSE(none["annotations"].contains("run.oci.hooks.stderr"));
+    options.hooks = sarus::selectHooks(s, {hook("a", {{"always", true}})}, json::object());
+    auto config = sarus::generateOciConfig(s, options);
+    EXPECT_EQ(config["hooks"]["createContainer"][0]["path"], "/bin/a");
+    EXPECT_EQ(config["annotations"]["run.oci.hooks.stderr"], "/bundle/hooks.log");
+    EXPECT_EQ(config["annotations"]["run.oci.hooks.stdout"], "/bundle/hooks.log");
 }
