@@ -221,3 +221,21 @@ def test_sarus_hooks_lists_them(hooks, logdir):
                                       "prestart,poststop"]
     mpi = hooks.ok("hooks", "--mpi").stdout.splitlines()
     assert [line.split()[0] for line in mpi[1:]] == ["10-mount.json"]
+
+
+@pytest.mark.parametrize("env, expected", [([], "/usr/lib/prov.so"),
+                                           (["-e", "FI_PROVIDER_PATH=/opt/fi"], "/opt/fi/prov.so")])
+def test_mount_hook_fi_provider_path_wildcard(hooks, host_files, env, expected):
+    add_hook(hooks, "mount.json", "mount_hook",
+             [f"--mount=type=bind,src={host_files}/file.txt,dst=<FI_PROVIDER_PATH>/prov.so"])
+    r = hooks.ok("run", *env, BUSYBOX, "cat", expected)
+    assert r.stdout == "from the host\n"
+
+
+def test_hook_rootless_switches_off_cgroup_writes(hooks):
+    add_hook(hooks, "device.json", "mount_hook", ["--device=/dev/fuse"],
+             env=["HOOK_ROOTLESS=TRUE", "HOOK_LOG_LEVEL=debug"])
+    r = hooks.ok("run", BUSYBOX, "test", "-c", "/dev/fuse")
+    assert "[hook] [DEBUG] HOOK_ROOTLESS=true: no identity switches, no cgroup writes" in r.stderr
+    assert "rootless: device /dev/fuse not whitelisted in the devices cgroup" in r.stderr
+    assert "whitelisted 'c" not in r.stderr
