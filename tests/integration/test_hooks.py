@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import tempfile
 import uuid
 
@@ -285,3 +286,23 @@ def test_standalone_in_rootless_crun():
         assert logged(os.path.join(bundle, "timestamps.log")) == ["stopped"]
     finally:
         shutil.rmtree(bundle, ignore_errors=True)
+
+
+def test_mount_hook_fi_provider_path_from_the_ld_cache(hooks, host_files):
+    """Without FI_PROVIDER_PATH in the container, <FI_PROVIDER_PATH> is the
+    directory of libfabric in the container's ld cache + /libfabric: a first
+    hook puts a libfabric (SONAME libfabric.so.1) in /usr/lib and updates
+    the cache, the second one places the provider."""
+    source = os.path.join(host_files, "fabric.c")
+    with open(source, "w") as f:
+        f.write("int fi_version(void) { return 1; }\n")
+    library = os.path.join(host_files, "libfabric.so.1")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,libfabric.so.1", "-o", library, source], check=True)
+    os.chmod(library, 0o755)
+    ldconfig = ["LDCONFIG_PATH=/sbin/ldconfig"]
+    add_hook(hooks, "10-libfabric.json", "mount_hook",
+             [f"--mount=type=bind,src={library},dst=/usr/lib/libfabric.so.1"], env=ldconfig)
+    add_hook(hooks, "20-provider.json", "mount_hook",
+             [f"--mount=type=bind,src={host_files}/file.txt,dst=<FI_PROVIDER_PATH>/libprov-fi.so"], env=ldconfig)
+    r = hooks.ok("run", BUSYBOX, "cat", "/usr/lib/libfabric/libprov-fi.so")
+    assert r.stdout == "from the host\n"
