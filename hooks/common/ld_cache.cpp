@@ -2,10 +2,14 @@
 
 #include "error.hpp"
 #include "hook_log.hpp"
+#include "path_in_root.hpp"
 
 #include <cerrno>
 #include <fcntl.h>
+#include <fstream>
+#include <iterator>
 #include <sstream>
+#include <string_view>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -64,6 +68,23 @@ std::string findLibrary(const std::string& ldconfigPath, const std::filesystem::
         auto arrow = line.find(" => ");
         if (name != std::string::npos && arrow != std::string::npos && line.compare(name, soname.size(), soname) == 0) {
             return line.substr(arrow + 4);
+        }
+    }
+    return "";
+}
+
+std::string findLibraryInCacheFile(const std::filesystem::path& rootfs, const std::string& soname) {
+    // resolved inside the rootfs: an image's symlink must not point us at a host file
+    auto cache = rootfs / std::filesystem::path(sarus::resolveInRoot(rootfs, "/etc/ld.so.cache")).relative_path();
+    std::ifstream in(cache, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t start = 0;
+    for (size_t end = text.find('\0'); end != std::string::npos; start = end + 1, end = text.find('\0', start)) {
+        std::string_view entry(text.data() + start, end - start);
+        auto slash = entry.rfind('/');
+        if (!entry.empty() && entry[0] == '/' && slash != std::string_view::npos &&
+            entry.substr(slash + 1).rfind(soname, 0) == 0) {
+            return std::string(entry);
         }
     }
     return "";

@@ -15,6 +15,11 @@ void updateLdCache(const std::string& ldconfigPath, const std::filesystem::path&
 std::string findLibrary(const std::string& ldconfigPath, const std::filesystem::path& rootfs,
                         const std::string& soname);
 
+// The same from the container's /etc/ld.so.cache file itself, without
+// running anything: its string table holds the absolute paths of the
+// libraries (old and new glibc formats alike). "" when there is none.
+std::string findLibraryInCacheFile(const std::filesystem::path& rootfs, const std::string& soname);
+
 // Runs argv, returns its stdout; throws sarus::Error when it fails.
 std::string runCommand(const std::vector<std::string>& argv);
 

@@ -67,11 +67,10 @@ std::string fiProviderPath(const ContainerState& state, const std::string& ldcon
     if (!fromEnv.empty()) {
         return fromEnv;
     }
-    if (!ldconfigPath.empty()) {
-        auto library = findLibrary(ldconfigPath, state.rootfs, "libfabric.so");
-        if (!library.empty()) {
-            return std::filesystem::path(library).parent_path().string() + "/libfabric";
-        }
+    auto library = ldconfigPath.empty() ? findLibraryInCacheFile(state.rootfs, "libfabric.so")
+                                        : findLibrary(ldconfigPath, state.rootfs, "libfabric.so");
+    if (!library.empty()) {
+        return std::filesystem::path(library).parent_path().string() + "/libfabric";
     }
     return "/usr/lib";
 }

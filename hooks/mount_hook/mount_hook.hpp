@@ -20,7 +20,8 @@ struct MountHookArgs {
 MountHookArgs parseMountHookArgs(const std::vector<std::string>& args, const std::string& fiProviderPath);
 
 // The value of <FI_PROVIDER_PATH>: the container's FI_PROVIDER_PATH, else the
-// directory of libfabric in its ld cache + "/libfabric" (needs ldconfigPath),
+// directory of libfabric in its ld cache + "/libfabric" (`ldconfig -p` when
+// ldconfigPath is set, else the cache file read directly),
 // else /usr/lib.
 std::string fiProviderPath(const ContainerState& state, const std::string& ldconfigPath);
 

@@ -2,6 +2,7 @@
 // parsers, <FI_PROVIDER_PATH>, the timestamp line.
 #include "container_state.hpp"
 #include "error.hpp"
+#include "ld_cache.hpp"
 #include "mount_hook.hpp"
 #include "timestamp_hook.hpp"
 
@@ -64,6 +65,18 @@ TEST_F(Bundle, FiProviderPathFromTheContainerEnvironmentElseUsrLib) {
     EXPECT_EQ(hook::fiProviderPath(state, ""), "/opt/prov");
     state.env = {"FI_PROVIDER_PATH="};
     EXPECT_EQ(hook::fiProviderPath(state, ""), "/usr/lib");
+}
+
+TEST_F(Bundle, FiProviderPathFromTheCacheFile) {
+    auto state = read();
+    state.env.clear();
+    fs::create_directories(dir / "rootfs" / "etc");
+    std::string cache("glibc-ld.so.cache1.1\0\0\0\0libz.so.1\0/usr/lib/libz.so.1\0libfabric.so.1\0"
+                      "/usr/lib64/libfabric.so.1\0", 94);
+    std::ofstream(dir / "rootfs" / "etc" / "ld.so.cache", std::ios::binary) << cache;
+    EXPECT_EQ(hook::findLibraryInCacheFile(state.rootfs, "libfabric.so"), "/usr/lib64/libfabric.so.1");
+    EXPECT_EQ(hook::fiProviderPath(state, ""), "/usr/lib64/libfabric");
+    EXPECT_EQ(hook::findLibraryInCacheFile(state.rootfs, "libnone.so"), "");
 }
 
 TEST(MountHookArgs, SameFormatsAsSarusRun) {

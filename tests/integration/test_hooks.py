@@ -288,11 +288,14 @@ def test_standalone_in_rootless_crun():
         shutil.rmtree(bundle, ignore_errors=True)
 
 
-def test_mount_hook_fi_provider_path_from_the_ld_cache(hooks, host_files):
+@pytest.mark.parametrize("provider_env", [["LDCONFIG_PATH=/sbin/ldconfig"], []],
+                         ids=["ldconfig-p", "cache-file"])
+def test_mount_hook_fi_provider_path_from_the_ld_cache(hooks, host_files, provider_env):
     """Without FI_PROVIDER_PATH in the container, <FI_PROVIDER_PATH> is the
     directory of libfabric in the container's ld cache + /libfabric: a first
     hook puts a libfabric (SONAME libfabric.so.1) in /usr/lib and updates
-    the cache, the second one places the provider."""
+    the cache, the second one places the provider (found by `ldconfig -p`
+    with LDCONFIG_PATH, else in the cache file itself)."""
     source = os.path.join(host_files, "fabric.c")
     with open(source, "w") as f:
         f.write("int fi_version(void) { return 1; }\n")
@@ -303,6 +306,6 @@ def test_mount_hook_fi_provider_path_from_the_ld_cache(hooks, host_files):
     add_hook(hooks, "10-libfabric.json", "mount_hook",
              [f"--mount=type=bind,src={library},dst=/usr/lib/libfabric.so.1"], env=ldconfig)
     add_hook(hooks, "20-provider.json", "mount_hook",
-             [f"--mount=type=bind,src={host_files}/file.txt,dst=<FI_PROVIDER_PATH>/libprov-fi.so"], env=ldconfig)
+             [f"--mount=type=bind,src={host_files}/file.txt,dst=<FI_PROVIDER_PATH>/libprov-fi.so"], env=provider_env)
     r = hooks.ok("run", BUSYBOX, "cat", "/usr/lib/libfabric/libprov-fi.so")
     assert r.stdout == "from the host\n"
