@@ -309,3 +309,42 @@ def test_mount_hook_fi_provider_path_from_the_ld_cache(hooks, host_files, provid
              [f"--mount=type=bind,src={host_files}/file.txt,dst=<FI_PROVIDER_PATH>/libprov-fi.so"], env=provider_env)
     r = hooks.ok("run", BUSYBOX, "cat", "/usr/lib/libfabric/libprov-fi.so")
     assert r.stdout == "from the host\n"
+
+
+def test_enroot_adapter_in_a_simulated_enroot_hook():
+    """tools/enroot_mount_hook.sh as enroot runs its hooks: inside the
+    container's user and mount namespaces (unshare -Urm here), with
+    ENROOT_ROOTFS and ENROOT_ENVIRON."""
+    from conftest import REPO, run_as, sarus_prefix
+    work = tempfile.mkdtemp(prefix="sarus-enroot-hooks-", dir="/var/tmp")
+    try:
+        os.chmod(work, 0o755)
+        os.makedirs(os.path.join(work, "rootfs", "usr", "lib"))
+        os.makedirs(os.path.join(work, "src"))
+        with open(os.path.join(work, "src", "f.txt"), "w") as f:
+            f.write("from the host\n")
+        with open(os.path.join(work, "environ"), "w") as f:
+            f.write('PATH=/bin\nFI_PROVIDER_PATH=/opt/fi\nQUOTED="a\\b"\n')
+        with open(os.path.join(REPO, "tools", "enroot_mount_hook.sh")) as f:
+            script = f.read().replace("@PREFIX@", sarus_prefix("userns"))
+        adapter = os.path.join(work, "adapter.sh")
+        with open(adapter, "w") as f:
+            f.write(script)
+        os.chmod(adapter, 0o755)
+        uid = __import__("pwd").getpwnam("sarustest").pw_uid
+        for root, dirs, files in os.walk(work):
+            for name in [root] + [os.path.join(root, n) for n in files]:
+                os.lchown(name, uid, -1)
+        rootfs = os.path.join(work, "rootfs")
+        args = (f"--mount=type=bind,src={work}/src,dst=/opt/x,readonly "
+                f"--mount=type=bind,src={work}/src/f.txt,dst=<FI_PROVIDER_PATH>/p.so")
+        r = run_as("sarustest", ["unshare", "-Urm", "sh", "-c",
+                                 f"{adapter} && cat {rootfs}/opt/x/f.txt {rootfs}/opt/fi/p.so && "
+                                 f"touch {rootfs}/opt/x/new"],
+                   env={"ENROOT_ROOTFS": rootfs, "ENROOT_ENVIRON": os.path.join(work, "environ"),
+                        "MOUNT_HOOK_ARGS": args})
+        assert r.stdout == "from the host\nfrom the host\n", r.stderr
+        assert "Read-only file system" in r.stderr
+        assert "bind mounted" in r.stderr
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
