@@ -21,7 +21,7 @@ fi
 # --- 1. packages -------------------------------------------------------------
 packages=(squashfs-tools squashfs-tools-ng python3-pytest busybox-static uidmap fuse3
           squashfuse fuse-overlayfs crun runc tini util-linux procps
-          docker-registry skopeo apache2-utils curl)
+          docker-registry skopeo apache2-utils curl podman)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
