@@ -192,7 +192,7 @@ def main():
               f"<= 25 ms above the floor)")
         if shutil.which("podman"):
             user.run(["podman", "load", "-i", f"{IMAGES}/busybox.docker.tar"], check=False)
-            pmed, pp90 = measure(user, ["podman", "run", "--rm", "sarus-tests/busybox", "true"], 10)
+            pmed, pp90 = measure(user, ["podman", "run", "--rm", "--network=none", "sarus-tests/busybox", "true"], 10)
             print(f"  podman run --rm busybox true  median {ms(pmed)}   p90 {ms(pp90)}")
         else:
             print("  podman run --rm: podman is not installed (apt-get install podman to compare)")
