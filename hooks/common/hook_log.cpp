@@ -22,15 +22,24 @@ const char* name(Level level) {
 
 }  // namespace
 
-void setLevelFromEnvironment() {
-    const char* value = std::getenv("HOOK_LOG_LEVEL");
-    if (value == nullptr) {
-        return;
-    }
+void setLevelByName(const char* value) {
     for (auto level : {Level::error, Level::warn, Level::info, Level::debug}) {
         if (::strcasecmp(value, name(level)) == 0) {
             current = level;
         }
+    }
+}
+
+void setLevelFromEnvironment() {
+    if (const char* value = std::getenv("HOOK_LOG_LEVEL")) {
+        setLevelByName(value);
+    }
+}
+
+void setLevelFromAnnotations(const std::map<std::string, std::string>& annotations) {
+    auto it = annotations.find("com.hooks.logging.level");
+    if (it != annotations.end() && std::getenv("HOOK_LOG_LEVEL") == nullptr) {
+        setLevelByName(it->second.c_str());
     }
 }
 

@@ -3,6 +3,7 @@
 // the runtime shows stderr of a failing hook, so errors reach the user.
 #pragma once
 
+#include <map>
 #include <string>
 
 namespace hook::log {
@@ -10,6 +11,9 @@ namespace hook::log {
 enum class Level { error = 0, warn = 1, info = 2, debug = 3 };
 
 void setLevelFromEnvironment();
+// com.hooks.logging.level (error, warn, info, debug), set by sarus from
+// --verbose/--debug; the admin's HOOK_LOG_LEVEL takes precedence.
+void setLevelFromAnnotations(const std::map<std::string, std::string>& annotations);
 void write(Level level, const std::string& message);
 
 inline void error(const std::string& m) { write(Level::error, m); }

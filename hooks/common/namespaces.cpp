@@ -72,8 +72,10 @@ void enterMountNamespace(pid_t pid) {
     // needed when the mount namespace belongs to it and we are not privileged
     // over it from outside.
     if (!sameNamespace(pid, "user") && ::geteuid() != 0) {
+        log::debug("joining the user namespace of container process " + std::to_string(pid));
         join(pid, "user", CLONE_NEWUSER);
     }
+    log::debug("joining the mount namespace of container process " + std::to_string(pid));
     join(pid, "mnt", CLONE_NEWNS);
 }
 

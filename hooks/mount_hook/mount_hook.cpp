@@ -78,8 +78,9 @@ std::string fiProviderPath(const ContainerState& state, const std::string& ldcon
 int runMountHook(const std::vector<std::string>& args) {
     log::setLevelFromEnvironment();
     try {
-        bool rootless = isRootless();
         auto state = readContainerState(std::cin);
+        log::setLevelFromAnnotations(state.annotations);  // before anything logs
+        bool rootless = isRootless();
         auto ldconfig = environment("LDCONFIG_PATH");
         if (!ldconfig.empty() && !std::filesystem::path(ldconfig).is_absolute()) {
             throw sarus::Error("LDCONFIG_PATH must be an absolute path, not '" + ldconfig + "'");

@@ -382,3 +382,16 @@ def test_standalone_in_rootless_podman(test_images):
         assert not os.path.exists(os.path.join(source, "x"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_debug_level_of_sarus_reaches_the_hooks(hooks, host_files):
+    # The hook's debug lines appear with `sarus --debug`, not without it; a
+    # user's own --annotation still decides when given.
+    add_hook(hooks, "mount.json", "mount_hook", [f"--mount=type=bind,src={host_files},dst=/opt/data"])
+    quiet = hooks("run", BUSYBOX, "true")
+    debug = hooks("--debug", "run", BUSYBOX, "true")
+    overridden = hooks("--debug", "run", "--annotation", "com.hooks.logging.level=error", BUSYBOX, "true")
+    assert quiet.returncode == debug.returncode == overridden.returncode == 0, debug.stderr
+    assert "[hook] [DEBUG]" not in quiet.stderr
+    assert "[hook] [DEBUG]" in debug.stderr
+    assert "[hook] [DEBUG]" not in overridden.stderr

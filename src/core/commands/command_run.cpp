@@ -19,6 +19,8 @@ namespace sarus {
 
 namespace {
 
+const std::string hookLogLevelKey = "com.hooks.logging.level";
+
 std::vector<std::string> hostEnvironment() {
     std::vector<std::string> env;
     for (char** e = environ; e && *e; ++e) {
@@ -42,6 +44,14 @@ int commandRun(const Config& config, const RunOptions& options) {
     });
     log::debug("configuration and image metadata read");
     auto spec = buildContainerSpec(config, metadata, options, hostEnvironment(), Identity::ofCaller());
+    // Hooks log at the level chosen for sarus, unless the user asked otherwise.
+    bool userChoseHookLogLevel = false;
+    for (const auto& annotation : options.annotations) {
+        userChoseHookLogLevel |= annotation.rfind(hookLogLevelKey + "=", 0) == 0;
+    }
+    if (!userChoseHookLogLevel && log::enabled(log::Level::verbose)) {
+        spec.annotations[hookLogLevelKey] = log::enabled(log::Level::debug) ? "debug" : "info";
+    }
     if (spec.tty && !::isatty(STDIN_FILENO)) {
         log::warn("-t/--tty ignored: the input device is not a terminal");
         spec.tty = false;
