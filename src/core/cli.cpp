@@ -28,15 +28,24 @@ struct GlobalOptions {
     bool debug = false;
 };
 
+struct ConfigurationFiles {
+    std::filesystem::path config;
+    std::filesystem::path schema;
+};
+
 // A SUID sarus trusts its configuration only when nobody but root can
 // change it; that check runs before the file is even parsed.
-Config loadConfig() {
-    auto configFile = Config::defaultConfigFile();
-    auto schemaFile = Config::installPrefix() / "etc" / "sarus.schema.json";
+ConfigurationFiles trustedConfigurationFiles() {
+    ConfigurationFiles files{Config::defaultConfigFile(), Config::installPrefix() / "etc" / "sarus.schema.json"};
     if (::getauxval(AT_SECURE) != 0) {  // started through the SUID bit, even if root is dropped by now
-        suid::checkConfigurationFiles(configFile, schemaFile);
+        suid::checkConfigurationFiles(files.config, files.schema);
     }
-    return Config::load(configFile, schemaFile);
+    return files;
+}
+
+Config loadConfig() {
+    auto files = trustedConfigurationFiles();
+    return Config::load(files.config, files.schema);
 }
 
 int notAvailable(const std::string& command) {
@@ -90,9 +99,7 @@ int execImportHelper(char** argv) {
     auto helper = Config::installPrefix() / "libexec" / "sarus" / "sarus-import";
     if (::getauxval(AT_SECURE) != 0) {
         suid::checkRootOwnedAndNotWritable(helper);
-        auto configFile = Config::defaultConfigFile();
-        suid::checkConfigurationFiles(configFile, Config::installPrefix() / "etc" / "sarus.schema.json");
-        ::setenv("SARUS_CONFIG_FILE", configFile.c_str(), 1);
+        ::setenv("SARUS_CONFIG_FILE", trustedConfigurationFiles().config.c_str(), 1);
     }
     std::fflush(stdout);
     std::fflush(stderr);

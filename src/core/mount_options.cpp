@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <sstream>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace sarus {
 
@@ -150,6 +151,16 @@ DeviceMount parseDevice(const std::string& text) {
     }
     device.destination = normalizeAbsolutePath(device.destination);
     return device;
+}
+
+void checkMountSourceReadable(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        throw systemError("mount source '" + path + "'", errno);
+    }
+    if (::access(path.c_str(), R_OK) != 0) {
+        throw systemError("mount source '" + path + "' is not readable by you", errno);
+    }
 }
 
 void checkDeviceNode(const std::string& path) {

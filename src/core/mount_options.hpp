@@ -35,6 +35,10 @@ struct UserMountRestrictions {
 // userMounts restrictions; the message names the rule.
 void checkUserMountDestination(const std::string& destination, const UserMountRestrictions& rules);
 
+// Throws unless the caller (this process's ids) can read path; call it with
+// the caller's ids, before anything privileged happens.
+void checkMountSourceReadable(const std::string& path);
+
 // Throws unless path is an existing character or block device (stat'ed
 // with the caller's permissions).
 void checkDeviceNode(const std::string& path);

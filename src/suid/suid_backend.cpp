@@ -9,14 +9,14 @@
 
 #include <cerrno>
 #include <fcntl.h>
-
-#ifndef AT_RECURSIVE
-#define AT_RECURSIVE 0x8000
-#endif
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
 
 namespace sarus::suid {
 
@@ -46,9 +46,7 @@ int openAsCaller(const std::string& path, int flags, const std::string& what) {
 // attaches inside the container. Root never resolves the caller's path.
 int cloneMountAsCaller(const std::string& source) {
     // An O_PATH open does not check read permission on the path itself.
-    if (::access(source.c_str(), R_OK) != 0) {
-        throw systemError("mount source '" + source + "' is not readable by you", errno);
-    }
+    checkMountSourceReadable(source);
     int fd = openAsCaller(source, O_PATH, "mount source");
     int tree;
     {

@@ -37,13 +37,7 @@ OverlayType overlayType(const Config& config) {
 // exists: a user can only mount what the user can reach.
 void checkMountSources(const ContainerSpec& spec) {
     for (const auto& mount : spec.userMounts) {
-        struct stat st {};
-        if (::stat(mount.source.c_str(), &st) != 0) {
-            throw systemError("mount source '" + mount.source + "'", errno);
-        }
-        if (::access(mount.source.c_str(), R_OK) != 0) {
-            throw systemError("mount source '" + mount.source + "' is not readable by you", errno);
-        }
+        checkMountSourceReadable(mount.source);
     }
     for (const auto& device : spec.devices) {
         checkDeviceNode(device.source);

@@ -53,6 +53,22 @@ def test_images():
     return outdir
 
 
+def _as_user(user, env):
+    """The setpriv prefix, clean environment and passwd entry for running a
+    command as `user` (as the current user when the tests are not root)."""
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam(user)
+        prefix = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", "--"]
+    else:
+        pw = pwd.getpwuid(os.geteuid())
+        prefix = []
+    full_env = {"HOME": pw.pw_dir, "USER": pw.pw_name, "LOGNAME": pw.pw_name,
+                "PATH": CLEAN_PATH, "LANG": "C.UTF-8"}
+    if env:
+        full_env.update({k: str(v) for k, v in env.items()})
+    return prefix, full_env, pw
+
+
 def run_as(user, argv, env=None, cwd=None, input=None, timeout=600, check=False, **kw):
     """Runs argv as `user` with a clean environment: HOME (the user's home),
     USER, LOGNAME, PATH, LANG=C.UTF-8, plus `env` (dict) on top.
@@ -62,17 +78,7 @@ def run_as(user, argv, env=None, cwd=None, input=None, timeout=600, check=False,
     (`user` is then only informative) with the current user's HOME. The
     default cwd is that home directory. Returns a CompletedProcess with text
     stdout and stderr. Extra keyword arguments go to subprocess.run."""
-    if os.geteuid() == 0:
-        pw = pwd.getpwnam(user)
-        prefix = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}",
-                  "--init-groups", "--"]
-    else:
-        pw = pwd.getpwuid(os.geteuid())
-        prefix = []
-    full_env = {"HOME": pw.pw_dir, "USER": pw.pw_name, "LOGNAME": pw.pw_name,
-                "PATH": CLEAN_PATH, "LANG": "C.UTF-8"}
-    if env:
-        full_env.update({k: str(v) for k, v in env.items()})
+    prefix, full_env, pw = _as_user(user, env)
     return subprocess.run(prefix + [str(a) for a in argv], env=full_env,
                           cwd=cwd or pw.pw_dir, input=input, timeout=timeout,
                           check=check, stdout=kw.pop("stdout", subprocess.PIPE),
@@ -225,16 +231,7 @@ def tree_snapshot(path):
 
 def popen_as(user, argv, env=None, **kw):
     """Like run_as, but returns a running Popen (for signal tests)."""
-    if os.geteuid() == 0:
-        pw = pwd.getpwnam(user)
-        prefix = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", "--"]
-    else:
-        pw = pwd.getpwuid(os.geteuid())
-        prefix = []
-    full_env = {"HOME": pw.pw_dir, "USER": pw.pw_name, "LOGNAME": pw.pw_name,
-                "PATH": CLEAN_PATH, "LANG": "C.UTF-8"}
-    if env:
-        full_env.update({k: str(v) for k, v in env.items()})
+    prefix, full_env, pw = _as_user(user, env)
     return subprocess.Popen(prefix + [str(a) for a in argv], env=full_env, cwd=pw.pw_dir,
                             stdout=kw.pop("stdout", subprocess.PIPE),
                             stderr=kw.pop("stderr", subprocess.PIPE), text=True, **kw)
