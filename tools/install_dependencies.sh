@@ -16,6 +16,7 @@ runtime_packages=(
 test_packages=(
     python3 python3-pytest busybox-static util-linux procps psmisc
     docker-registry skopeo apache2-utils curl podman
+    mpich libmpich-dev patchelf
 )
 
 packages=("${build_packages[@]}" "${runtime_packages[@]}")

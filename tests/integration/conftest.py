@@ -4,6 +4,11 @@
   tests/images/make_images.py (see MANIFEST.txt there). Default location
   /var/tmp/sarus-test-images, readable by every user; override with
   SARUS_TEST_IMAGES=DIR.
+* mpi_images (session fixture): directory holding the MPI and glibc hook
+  images written by tests/images/make_mpi_images.py (mpich-older.tar,
+  glibc-older.tar...; see MANIFEST.txt there). Default location
+  /var/tmp/sarus-test-images/mpi; override with SARUS_TEST_MPI_IMAGES=DIR.
+  Building them needs root (ldconfig -r, chroot).
 * run_as(user, argv, ...): runs a command as one of the test users
   (sarustest / sarusnosub, made by setup_host.sh) when the tests run as
   root, or directly when they do not.
@@ -20,6 +25,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 MAKE_IMAGES = os.path.join(REPO, "tests", "images", "make_images.py")
 DEFAULT_IMAGES_DIR = "/var/tmp/sarus-test-images"
+MAKE_MPI_IMAGES = os.path.join(REPO, "tests", "images", "make_mpi_images.py")
+DEFAULT_MPI_IMAGES_DIR = os.path.join(DEFAULT_IMAGES_DIR, "mpi")
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 if HERE not in sys.path:        # make reference_flatten importable everywhere
@@ -44,6 +51,26 @@ def test_images():
         ok, log = _make_images(outdir)
     if not ok:
         pytest.fail(f"make_images.py {outdir} failed:\n{log}")
+    if os.geteuid() == 0:
+        # the unprivileged test users must be able to read them
+        for dirpath, dirnames, filenames in os.walk(outdir):
+            os.chmod(dirpath, 0o755)
+            for f in filenames:
+                os.chmod(os.path.join(dirpath, f), 0o644)
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def mpi_images():
+    """Path of the directory with the MPI and glibc hook images; (re)builds
+    them when missing or older than make_mpi_images.py, make_images.py,
+    fetch_debs.sh or the .c sources (the script decides; cheap when up to
+    date, and then it needs no root)."""
+    outdir = os.environ.get("SARUS_TEST_MPI_IMAGES", DEFAULT_MPI_IMAGES_DIR)
+    r = subprocess.run(["/usr/bin/python3", MAKE_MPI_IMAGES, outdir],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        pytest.fail(f"make_mpi_images.py {outdir} failed:\n{r.stdout}")
     if os.geteuid() == 0:
         # the unprivileged test users must be able to read them
         for dirpath, dirnames, filenames in os.walk(outdir):
