@@ -58,16 +58,27 @@ void updateLdCache(const std::string& ldconfigPath, const std::filesystem::path&
     log::info("updated the dynamic linker cache of the container with " + ldconfigPath);
 }
 
-std::string findLibrary(const std::string& ldconfigPath, const std::filesystem::path& rootfs,
-                        const std::string& soname) {
+std::vector<CachedLibrary> listCachedLibraries(const std::string& ldconfigPath, const std::filesystem::path& rootfs) {
     // lines look like "\tlibfabric.so.1 (libc6,x86-64) => /usr/lib64/libfabric.so.1"
+    std::vector<CachedLibrary> entries;
     std::istringstream lines(runCommand({ldconfigPath, "-r", rootfs.string(), "-p"}));
     std::string line;
     while (std::getline(lines, line)) {
         auto name = line.find_first_not_of(" \t");
+        auto nameEnd = line.find(' ', name);
         auto arrow = line.find(" => ");
-        if (name != std::string::npos && arrow != std::string::npos && line.compare(name, soname.size(), soname) == 0) {
-            return line.substr(arrow + 4);
+        if (name != std::string::npos && nameEnd != std::string::npos && arrow != std::string::npos) {
+            entries.push_back({line.substr(name, nameEnd - name), line.substr(arrow + 4)});
+        }
+    }
+    return entries;
+}
+
+std::string findLibrary(const std::string& ldconfigPath, const std::filesystem::path& rootfs,
+                        const std::string& soname) {
+    for (const auto& entry : listCachedLibraries(ldconfigPath, rootfs)) {
+        if (entry.soname.rfind(soname, 0) == 0) {
+            return entry.path;
         }
     }
     return "";

@@ -7,6 +7,14 @@
 
 namespace hook {
 
+struct CachedLibrary {
+    std::string soname;  // "libmpich.so.12"
+    std::string path;    // container path, as the cache has it
+};
+
+// Every entry of "<ldconfig> -r <rootfs> -p", in the cache's order.
+std::vector<CachedLibrary> listCachedLibraries(const std::string& ldconfigPath, const std::filesystem::path& rootfs);
+
 // Runs "<ldconfig> -r <rootfs>" (ldconfig chroots there itself); throws on failure.
 void updateLdCache(const std::string& ldconfigPath, const std::filesystem::path& rootfs);
 

@@ -107,6 +107,22 @@ void bindMount(const fs::path& rootfs, const sarus::BindMount& mount) {
     log::info("bind mounted " + mount.source + " at " + inRoot.string() + (mount.readonly ? " (read-only)" : ""));
 }
 
+bool createSymlinkIfMissing(const fs::path& rootfs, const std::string& directory, const std::string& name,
+                            const std::string& target) {
+    auto inRoot = sarus::resolveInRoot(rootfs, directory);
+    auto link = rootfs / fs::path(inRoot).relative_path() / name;
+    std::error_code ec;
+    if (fs::symlink_status(link, ec).type() != fs::file_type::not_found) {
+        return false;
+    }
+    fs::create_directories(link.parent_path(), ec);
+    if (::symlink(target.c_str(), link.c_str()) != 0) {
+        throw sarus::systemError("cannot create the symlink " + (fs::path(inRoot) / name).string(), errno);
+    }
+    log::debug("created the symlink " + (fs::path(inRoot) / name).string() + " -> " + target);
+    return true;
+}
+
 bool whitelistDevice(pid_t pid, char type, unsigned major, unsigned minor, const std::string& access) {
     auto path = cgroupPath(pid);
     if (path.empty()) {

@@ -14,6 +14,12 @@ namespace hook {
 // read-only when asked. Must run in the container's mount namespace.
 void bindMount(const std::filesystem::path& rootfs, const sarus::BindMount& mount);
 
+// Creates the symlink <directory>/<name> -> target in the container unless
+// something of that name is there already (an image's own file wins).
+// Returns whether it created it.
+bool createSymlinkIfMissing(const std::filesystem::path& rootfs, const std::string& directory,
+                            const std::string& name, const std::string& target);
+
 // Binds the device node into rootfs and, unless rootless, allows it in the
 // devices cgroup (v1) of pid; when that is impossible it says so and continues.
 void deviceMount(const std::filesystem::path& rootfs, const sarus::DeviceMount& device, pid_t pid,

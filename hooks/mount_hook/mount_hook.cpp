@@ -2,14 +2,13 @@
 
 #include "error.hpp"
 #include "hook_log.hpp"
+#include "hook_main.hpp"
 #include "ld_cache.hpp"
 #include "mounts.hpp"
 #include "namespaces.hpp"
 
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
-#include <unistd.h>
 
 namespace hook {
 
@@ -38,11 +37,6 @@ bool optionValue(const std::vector<std::string>& args, size_t& i, const std::str
         return true;
     }
     return false;
-}
-
-std::string environment(const char* name) {
-    const char* value = std::getenv(name);
-    return value == nullptr ? "" : value;
 }
 
 }  // namespace
@@ -76,21 +70,12 @@ std::string fiProviderPath(const ContainerState& state, const std::string& ldcon
 }
 
 int runMountHook(const std::vector<std::string>& args) {
-    log::setLevelFromEnvironment();
-    try {
+    return runHookMain("mount hook", [&] {
         auto state = readContainerState(std::cin);
         log::setLevelFromAnnotations(state.annotations);  // before anything logs
         bool rootless = isRootless();
-        auto ldconfig = environment("LDCONFIG_PATH");
-        if (!ldconfig.empty() && !std::filesystem::path(ldconfig).is_absolute()) {
-            throw sarus::Error("LDCONFIG_PATH must be an absolute path, not '" + ldconfig + "'");
-        }
-        if (state.pid == 0 && ::geteuid() != 0) {
-            // crun runs createContainer hooks inside the container, already as
-            // its user when it created a user namespace of a single id
-            throw sarus::Error("no privileges to mount: the runtime runs this createContainer hook as the "
-                               "container's user; configure mount_hook for the createRuntime stage");
-        }
+        auto ldconfig = absolutePathFromEnvironment("LDCONFIG_PATH", false);
+        requireMountPrivileges(state, "mount_hook");
         enterMountNamespace(state.pid);
         bool needsWildcard = false;
         for (const auto& arg : args) {
@@ -106,15 +91,7 @@ int runMountHook(const std::vector<std::string>& args) {
         if (!ldconfig.empty()) {
             updateLdCache(ldconfig, state.rootfs);
         }
-        return 0;
-    } catch (const sarus::Error& e) {
-        std::string message = "mount hook: ";
-        for (auto it = e.contexts().rbegin(); it != e.contexts().rend(); ++it) {
-            message += *it + ": ";
-        }
-        log::error(message + e.what());
-        return 1;
-    }
+    });
 }
 
 }  // namespace hook

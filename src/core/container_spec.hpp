@@ -31,6 +31,7 @@ struct ContainerSpec {
     bool pidHost = false;
     std::string name;
     Identity identity;
+    std::vector<int> passFds;  // caller's descriptors the container gets as 3, 4, ... (PMI_FD)
 };
 
 // Host environment, then the image's Env, then sarus.json "environment"

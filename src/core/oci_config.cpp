@@ -61,8 +61,10 @@ json systemMounts(const ContainerSpec& spec, const OciConfigOptions& options) {
     }
     mounts.push_back({{"destination", "/dev/pts"}, {"type", "devpts"}, {"source", "devpts"},
                       {"options", ptsOptions}});
-    mounts.push_back({{"destination", "/dev/shm"}, {"type", "tmpfs"}, {"source", "shm"},
-                      {"options", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}}});
+    // The host's /dev/shm, as Sarus shares the host's IPC: MPI ranks of one
+    // node, each in its own container, exchange data through files there.
+    mounts.push_back({{"destination", "/dev/shm"}, {"type", "bind"}, {"source", "/dev/shm"},
+                      {"options", {"rbind", "nosuid", "nodev", "rprivate"}}});
     if (options.rootless) {
         mounts.push_back({{"destination", "/sys"}, {"type", "bind"}, {"source", "/sys"},
                           {"options", {"rbind", "nosuid", "noexec", "nodev", "ro", "rprivate"}}});

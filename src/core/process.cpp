@@ -124,7 +124,21 @@ pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& options) {
     if (options.stdinFd >= 0 && ::dup2(options.stdinFd, 0) < 0) childFail("redirect stdin of", argv[0]);
     if (options.stdoutFd >= 0 && ::dup2(options.stdoutFd, 1) < 0) childFail("redirect stdout of", argv[0]);
     if (options.stderrFd >= 0 && ::dup2(options.stderrFd, 2) < 0) childFail("redirect stderr of", argv[0]);
-    closeDescriptorsExcept(options.keepFds);
+    std::vector<int> keep = options.keepFds;
+    if (!options.passFds.empty()) {
+        // via copies above any target number, so no target overwrites a source
+        int copies[16];
+        size_t count = std::min(options.passFds.size(), sizeof copies / sizeof copies[0]);
+        for (size_t i = 0; i < count; ++i) {
+            copies[i] = ::fcntl(options.passFds[i], F_DUPFD_CLOEXEC, 3 + static_cast<int>(count));
+            if (copies[i] < 0) childFail("pass a descriptor to", argv[0]);
+        }
+        for (size_t i = 0; i < count; ++i) {
+            if (::dup2(copies[i], 3 + static_cast<int>(i)) < 0) childFail("pass a descriptor to", argv[0]);
+            keep.push_back(3 + static_cast<int>(i));
+        }
+    }
+    closeDescriptorsExcept(keep);
     if (options.gid && ::setresgid(*options.gid, *options.gid, *options.gid) != 0) {
         childFail("set the group of", argv[0]);
     }

@@ -19,6 +19,7 @@ struct SpawnOptions {
     int stdoutFd = -1;
     int stderrFd = -1;
     std::vector<int> keepFds;                // other fds that stay open
+    std::vector<int> passFds;                // become 3, 4, ... in the child
 };
 
 // fork + exec; throws sarus::Error if the fork fails. Exec failures make the

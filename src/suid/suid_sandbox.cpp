@@ -4,6 +4,7 @@
 #include "file_utils.hpp"
 #include "log.hpp"
 #include "loop_device.hpp"
+#include "pmi_descriptor.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -107,9 +108,14 @@ int runSuidSandbox(SandboxPlan plan, int parentAliveFd) {
     auto log = plan.bundleDir / "runtime.log";
     SpawnOptions runtime;
     runtime.env = cleanEnvironment;
-    return runRuntime({plan.runtimePath, "--root", (plan.bundleDir / "state").string(), "--log", log.string(),
-                       "run", "--bundle", plan.bundleDir.string(), plan.spec.name},
-                      runtime, log);
+    runtime.passFds = plan.spec.passFds;
+    std::vector<std::string> argv{plan.runtimePath, "--root", (plan.bundleDir / "state").string(),
+                                  "--log", log.string(), "run", "--bundle", plan.bundleDir.string()};
+    for (const auto& option : preserveFdsArguments(plan.spec)) {
+        argv.push_back(option);
+    }
+    argv.push_back(plan.spec.name);
+    return runRuntime(argv, runtime, log);
 }
 
 }  // namespace sarus::suid

@@ -2,6 +2,7 @@
 
 #include "error.hpp"
 #include "log.hpp"
+#include "pmi_descriptor.hpp"
 #include "process.hpp"
 
 #include <cerrno>
@@ -140,9 +141,15 @@ int runUsernsSandbox(SandboxPlan plan, int parentAliveFd) {
     runtime.env = cleanEnvironment;
     // Cgroups cannot be delegated to an unprivileged user here; disabling
     // them also keeps crun away from hybrid-hierarchy refusals.
-    return runRuntime({plan.crunPath, "--cgroup-manager=disabled", "--root", (plan.bundleDir / "state").string(),
-                       "--log", log.string(), "run", "--bundle", plan.bundleDir.string(), plan.spec.name},
-                      runtime, log);
+    runtime.passFds = plan.spec.passFds;
+    std::vector<std::string> argv{plan.crunPath, "--cgroup-manager=disabled", "--root",
+                                  (plan.bundleDir / "state").string(), "--log", log.string(),
+                                  "run", "--bundle", plan.bundleDir.string()};
+    for (const auto& option : preserveFdsArguments(plan.spec)) {
+        argv.push_back(option);
+    }
+    argv.push_back(plan.spec.name);
+    return runRuntime(argv, runtime, log);
 }
 
 }  // namespace sarus::userns

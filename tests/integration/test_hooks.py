@@ -44,10 +44,11 @@ def logdir():
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def run_mount_test(hooks, stage, *args):
+def run_mount_test(hooks, stage, *args, verbose=False):
     """Runs the container; None when the mount hook is expected to refuse
-    (and did, with a clear message), else the successful result."""
-    r = hooks("run", *args)
+    (and did, with a clear message), else the successful result. The hooks'
+    INFO lines show only with verbose."""
+    r = hooks(*(["--verbose"] if verbose else []), "run", *args)
     if stage == "createContainer" and hooks.mode == "userns" and hooks.user == "sarusnosub":
         assert r.returncode != 0
         assert "configure mount_hook for the createRuntime stage" in r.stderr, r.stderr
@@ -122,7 +123,7 @@ def test_mount_hook_device(hooks, stage):
     no devices cgroup of their own)."""
     add_hook(hooks, "device.json", "mount_hook", ["--device=/dev/fuse:/dev/hooked-fuse"], stages=[stage])
     r = run_mount_test(hooks, stage, BUSYBOX, "sh", "-c",
-                       "test -c /dev/hooked-fuse && exec 3<>/dev/hooked-fuse && echo OPENED")
+                       "test -c /dev/hooked-fuse && exec 3<>/dev/hooked-fuse && echo OPENED", verbose=True)
     if r is None:
         return
     assert "OPENED" in r.stdout, r.stderr
@@ -389,9 +390,11 @@ def test_debug_level_of_sarus_reaches_the_hooks(hooks, host_files):
     # user's own --annotation still decides when given.
     add_hook(hooks, "mount.json", "mount_hook", [f"--mount=type=bind,src={host_files},dst=/opt/data"])
     quiet = hooks("run", BUSYBOX, "true")
+    verbose = hooks("--verbose", "run", BUSYBOX, "true")
     debug = hooks("--debug", "run", BUSYBOX, "true")
     overridden = hooks("--debug", "run", "--annotation", "com.hooks.logging.level=error", BUSYBOX, "true")
     assert quiet.returncode == debug.returncode == overridden.returncode == 0, debug.stderr
-    assert "[hook] [DEBUG]" not in quiet.stderr
+    assert "[hook] [DEBUG]" not in quiet.stderr and "[hook] [INFO]" not in quiet.stderr
+    assert "[hook] [INFO] bind mounted" in verbose.stderr and "[hook] [DEBUG]" not in verbose.stderr
     assert "[hook] [DEBUG]" in debug.stderr
     assert "[hook] [DEBUG]" not in overridden.stderr

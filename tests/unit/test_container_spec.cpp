@@ -2,6 +2,7 @@
 #include "container_spec.hpp"
 #include "error.hpp"
 #include "file_utils.hpp"
+#include "pmi_descriptor.hpp"
 
 #include <gtest/gtest.h>
 
@@ -540,4 +541,27 @@ TEST_F(ContainerSpecTest, SiteMountsAreNotSubjectToUserRestrictions) {
     auto spec = sarus::buildContainerSpec(cfg, {}, options, {}, alice());
     ASSERT_EQ(spec.siteMounts.size(), 1u);
     EXPECT_EQ(spec.siteMounts[0].destination, "/etc/site");
+}
+
+TEST(PmiDescriptor, PassedAsThreeWithPmiFdRewritten) {
+    sarus::ContainerSpec spec;
+    spec.env = {"PATH=/bin", "PMI_FD=6", "PMI_RANK=0"};
+    sarus::passPmiDescriptor(spec, [](int fd) { return fd == 6; });
+    EXPECT_EQ(spec.passFds, std::vector<int>{6});
+    EXPECT_EQ(spec.env[1], "PMI_FD=3");
+    EXPECT_EQ(sarus::preserveFdsArguments(spec), std::vector<std::string>{"--preserve-fds=1"});
+}
+
+TEST(PmiDescriptor, InvalidOrClosedIsLeftAlone) {
+    for (std::string value : {"6", "x", "-1", "6x", ""}) {
+        sarus::ContainerSpec spec;
+        spec.env = {"PMI_FD=" + value};
+        sarus::passPmiDescriptor(spec, [](int) { return false; });
+        EXPECT_TRUE(spec.passFds.empty()) << value;
+        EXPECT_EQ(spec.env[0], "PMI_FD=" + value);
+        EXPECT_TRUE(sarus::preserveFdsArguments(spec).empty());
+    }
+    sarus::ContainerSpec none;
+    sarus::passPmiDescriptor(none);
+    EXPECT_TRUE(none.passFds.empty());
 }

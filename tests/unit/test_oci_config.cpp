@@ -121,7 +121,9 @@ TEST(OciConfig, SystemMountsNotRootless) {
     EXPECT_EQ(config["mounts"][2], json({{"destination", "/dev/pts"}, {"type", "devpts"}, {"source", "devpts"},
                                          {"options", {"nosuid", "noexec", "newinstance", "ptmxmode=0666",
                                                       "mode=0620", "gid=5"}}}));
-    EXPECT_EQ(config["mounts"][3]["destination"], "/dev/shm");
+    // the host's: MPI ranks in separate containers share memory through it
+    EXPECT_EQ(config["mounts"][3], json({{"destination", "/dev/shm"}, {"type", "bind"}, {"source", "/dev/shm"},
+                                         {"options", {"rbind", "nosuid", "nodev", "rprivate"}}}));
     EXPECT_EQ(config["mounts"][4], json({{"destination", "/sys"}, {"type", "sysfs"}, {"source", "sysfs"},
                                          {"options", {"nosuid", "noexec", "nodev", "ro"}}}));
     EXPECT_EQ(config["mounts"].size(), 5u);

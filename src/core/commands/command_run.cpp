@@ -8,6 +8,7 @@
 #include "identity.hpp"
 #include "image_store.hpp"
 #include "log.hpp"
+#include "pmi_descriptor.hpp"
 #include "text_table.hpp"
 
 #include <ctime>
@@ -49,9 +50,13 @@ int commandRun(const Config& config, const RunOptions& options) {
     for (const auto& annotation : options.annotations) {
         userChoseHookLogLevel |= annotation.rfind(hookLogLevelKey + "=", 0) == 0;
     }
-    if (!userChoseHookLogLevel && log::enabled(log::Level::verbose)) {
-        spec.annotations[hookLogLevelKey] = log::enabled(log::Level::debug) ? "debug" : "info";
+    if (!userChoseHookLogLevel) {
+        // quiet by default: with mpiexec -n 128, INFO lines of every rank's hooks would drown the output
+        spec.annotations[hookLogLevelKey] = log::enabled(log::Level::debug)     ? "debug"
+                                            : log::enabled(log::Level::verbose) ? "info"
+                                                                                : "warn";
     }
+    passPmiDescriptor(spec);
     if (spec.tty && !::isatty(STDIN_FILENO)) {
         log::warn("-t/--tty ignored: the input device is not a terminal");
         spec.tty = false;

@@ -1,0 +1,5 @@
+#include "glibc_hook.hpp"
+
+int main() {
+    return hook::runGlibcHook();
+}

@@ -1,0 +1,5 @@
+#include "mpi_hook.hpp"
+
+int main() {
+    return hook::runMpiHook();
+}
