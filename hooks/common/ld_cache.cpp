@@ -61,6 +61,11 @@ void updateLdCache(const std::string& ldconfigPath, const std::filesystem::path&
 std::vector<CachedLibrary> listCachedLibraries(const std::string& ldconfigPath, const std::filesystem::path& rootfs) {
     // lines look like "\tlibfabric.so.1 (libc6,x86-64) => /usr/lib64/libfabric.so.1"
     std::vector<CachedLibrary> entries;
+    auto cache = rootfs / std::filesystem::path(sarus::resolveInRoot(rootfs, "/etc/ld.so.cache")).relative_path();
+    if (!std::filesystem::exists(cache)) {
+        log::debug("the container has no /etc/ld.so.cache: no library known to its dynamic linker");
+        return entries;  // a static image; ldconfig -p would fail
+    }
     std::istringstream lines(runCommand({ldconfigPath, "-r", rootfs.string(), "-p"}));
     std::string line;
     while (std::getline(lines, line)) {
