@@ -7,6 +7,7 @@
 #include "identity.hpp"
 #include "image_metadata.hpp"
 #include "mount_options.hpp"
+#include "security_profiles.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -32,6 +33,7 @@ struct ContainerSpec {
     std::string name;
     Identity identity;
     std::vector<int> passFds;  // caller's descriptors the container gets as 3, 4, ... (PMI_FD)
+    SecurityProfiles security;
 };
 
 // Host environment, then the image's Env, then sarus.json "environment"

@@ -1,5 +1,7 @@
 #include "oci_config.hpp"
 
+#include "security_profiles.hpp"
+
 #include "error.hpp"
 
 #include <sys/stat.h>
@@ -163,6 +165,7 @@ json generateOciConfig(const ContainerSpec& spec, const OciConfigOptions& option
         {"linux", linux},
         {"annotations", annotations},
     };
+    applySecurityProfiles(config, spec.security);
     // crun opens these files as itself (root in suid mode): never a path of
     // the user's. Hooks write to the bundle's hooks.log, relayed to the
     // user by runRuntime (crun cannot reopen sarus' stderr in userns mode).

@@ -64,7 +64,7 @@ void checkInstallation(const Config& config) {
     if (!config.json().value("securityChecks", true)) {
         return;
     }
-    for (const char* key : {"runcPath", "initPath", "mksquashfsPath", "OCIBundleDir"}) {
+    for (const char* key : {"runcPath", "initPath", "mksquashfsPath", "OCIBundleDir", "seccompProfile"}) {
         auto value = config.stringOr(key, "");
         if (!value.empty()) {
             try {

@@ -391,3 +391,56 @@ def test_cpu_affinity_of_the_caller_is_kept(images):
                env={"SARUS_CONFIG_FILE": images.config_file})
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["Cpus_allowed_list:", "1"]
+
+
+@pytest.fixture
+def profile_file(images):
+    """A root-owned file under the prefix's etc (the suid checks want it so)."""
+    import json as json_module
+    import uuid
+
+    path = os.path.join(images.prefix, "etc", f"seccomp-test-{uuid.uuid4().hex[:8]}.json")
+
+    def write(document):
+        with open(path, "w") as f:
+            f.write(document if isinstance(document, str) else json_module.dumps(document))
+        os.chmod(path, 0o644)
+        images.config["seccompProfile"] = path
+        images.write_config()
+        return path
+
+    yield write
+    if os.path.exists(path):
+        os.unlink(path)
+
+
+def test_seccomp_profile_is_enforced(images, profile_file):
+    """seccompProfile of sarus.json goes into linux.seccomp: a profile that
+    makes chdir fail with EPERM stops `cd` in the container, not the rest."""
+    profile_file({"defaultAction": "SCMP_ACT_ALLOW",
+                  "syscalls": [{"names": ["chdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]})
+    r = images("run", BUSYBOX, "sh", "-c", "echo before; cd /tmp || echo cd-refused")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "before\ncd-refused\n"
+    assert "Operation not permitted" in r.stderr
+
+
+def test_bad_seccomp_profile_is_a_clear_error(images, profile_file):
+    path = profile_file({"syscalls": []})
+    r = images("run", BUSYBOX, "true")
+    assert r.returncode != 0
+    assert f"seccompProfile {path}: no \"defaultAction\" string" in r.stderr, r.stderr
+    path = profile_file("{")
+    r = images("run", BUSYBOX, "true")
+    assert r.returncode != 0 and path in r.stderr and "invalid JSON" in r.stderr, r.stderr
+
+
+def test_apparmor_profile_must_be_loaded(images):
+    images.config["apparmorProfile"] = "sarus-test-profile"
+    images.write_config()
+    r = images("run", BUSYBOX, "true")
+    assert r.returncode != 0
+    if os.path.exists("/sys/kernel/security/apparmor/profiles"):
+        assert "apparmorProfile 'sarus-test-profile' is not loaded on this host" in r.stderr, r.stderr
+    else:
+        assert "AppArmor is not enabled on this host" in r.stderr, r.stderr

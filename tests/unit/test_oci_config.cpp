@@ -1,12 +1,17 @@
 #include "error.hpp"
 #include "oci_config.hpp"
+#include "security_profiles.hpp"
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <sys/sysmacros.h>
 
 using json = nlohmann::json;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -264,4 +269,49 @@ TEST(OciConfig, HooksOnlyWhenGiven) {
     auto options = rootful();
     options.hooks = json::parse(R"({"prestart": [{"path": "/opt/hook", "args": ["hook"]}]})");
     EXPECT_EQ(sarus::generateOciConfig(spec(), options)["hooks"], options.hooks);
+}
+
+TEST(SecurityProfiles, SeccompFileCheckedAndCopied) {
+    char pattern[] = "/tmp/sarus-seccomp-test-XXXXXX";
+    fs::path dir = ::mkdtemp(pattern);
+    std::ofstream(dir / "good.json") << R"({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["chdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]})";
+    std::ofstream(dir / "no-default.json") << R"({"syscalls": []})";
+    std::ofstream(dir / "bad-rule.json") << R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"action": "x"}]})";
+    std::ofstream(dir / "broken.json") << "{";
+    auto profile = sarus::readSeccompProfile(dir / "good.json");
+    sarus::SecurityProfiles profiles;
+    profiles.seccomp = profile;
+    profiles.apparmorProfile = "sarus-default";
+    profiles.selinuxLabel = "system_u:system_r:container_t:s0";
+    profiles.selinuxMountLabel = "system_u:object_r:container_file_t:s0";
+    json config = {{"process", json::object()}, {"linux", json::object()}};
+    sarus::applySecurityProfiles(config, profiles);
+    EXPECT_EQ(config["linux"]["seccomp"]["syscalls"][0]["names"][0], "chdir");
+    EXPECT_EQ(config["process"]["apparmorProfile"], "sarus-default");
+    EXPECT_EQ(config["process"]["selinuxLabel"], "system_u:system_r:container_t:s0");
+    EXPECT_EQ(config["linux"]["mountLabel"], "system_u:object_r:container_file_t:s0");
+    for (const char* name : {"no-default.json", "bad-rule.json", "broken.json"}) {
+        try {
+            sarus::readSeccompProfile(dir / name);
+            ADD_FAILURE() << name << " accepted";
+        } catch (const sarus::Error& e) {
+            EXPECT_NE(std::string(e.what()).find(std::string(name)), std::string::npos) << e.what();
+        }
+    }
+    json untouched = {{"process", json::object()}, {"linux", json::object()}};
+    sarus::applySecurityProfiles(untouched, sarus::SecurityProfiles{});
+    EXPECT_FALSE(untouched["linux"].contains("seccomp"));
+    EXPECT_FALSE(untouched["process"].contains("apparmorProfile"));
+    fs::remove_all(dir);
+}
+
+TEST(SecurityProfiles, AppArmorProfileMustBeLoaded) {
+    char pattern[] = "/tmp/sarus-apparmor-test-XXXXXX";
+    fs::path dir = ::mkdtemp(pattern);
+    std::ofstream(dir / "profiles") << "sarus-default (enforce)\nother (complain)\n";
+    EXPECT_TRUE(sarus::apparmorProfileLoaded("sarus-default", dir / "profiles"));
+    EXPECT_FALSE(sarus::apparmorProfileLoaded("sarus", dir / "profiles"));
+    EXPECT_THROW(sarus::apparmorProfileLoaded("x", dir / "missing"), sarus::Error);
+    fs::remove_all(dir);
 }

@@ -9,6 +9,7 @@
 #include "image_store.hpp"
 #include "log.hpp"
 #include "pmi_descriptor.hpp"
+#include "security_profiles.hpp"
 #include "text_table.hpp"
 
 #include <ctime>
@@ -57,6 +58,7 @@ int commandRun(const Config& config, const RunOptions& options) {
                                                                                 : "warn";
     }
     passPmiDescriptor(spec);
+    spec.security = loadSecurityProfiles(config);
     if (spec.tty && !::isatty(STDIN_FILENO)) {
         log::warn("-t/--tty ignored: the input device is not a terminal");
         spec.tty = false;
