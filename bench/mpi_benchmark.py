@@ -18,7 +18,6 @@ container/native (1.00 = same speed).
 import argparse
 import json
 import os
-import pwd
 import shutil
 import stat
 import statistics
@@ -31,13 +30,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 MPI_IMAGES = "/var/tmp/sarus-test-images/mpi"
 PINGPONG_SOURCE = os.path.join(REPO, "tests", "images", "mpi", "mpi_pingpong.c")
+sys.path.insert(0, HERE)
+from startup_benchmark import User  # noqa: E402  (setpriv as the benchmark user)
 
 
 def as_user(user, argv, env):
-    full_env = {"HOME": user.pw_dir, "USER": user.pw_name, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-    full_env.update(env)
-    r = subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups", "--"] + argv,
-                       env=full_env, cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """stdout of argv run as user (startup_benchmark's User); exits on failure."""
+    r = user.run(argv, env=env, check=False)
     if r.returncode != 0:
         sys.exit(f"benchmark command failed: {' '.join(argv)}\n{r.stdout}\n{r.stderr}")
     return r.stdout
@@ -61,7 +60,7 @@ class Installation:
     sarus reads only its installed sarus.json: that one is rewritten for the
     duration and restored by close()."""
 
-    def __init__(self, prefix, user, workdir, bind_mounts):
+    def __init__(self, prefix, user, workdir, bind_mounts):  # user: a pwd entry
         self.prefix = prefix
         self.sarus = os.path.join(prefix, "bin", "sarus")
         self.suid = os.stat(self.sarus).st_mode & stat.S_ISUID != 0
@@ -106,7 +105,7 @@ def main():
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root (the ranks run as --user)")
-    user = pwd.getpwnam(args.user)
+    user = User(args.user)
     subprocess.run([sys.executable, os.path.join(REPO, "tests", "images", "make_mpi_images.py"), MPI_IMAGES],
                    check=True, stdout=subprocess.DEVNULL)
     workdir = tempfile.mkdtemp(prefix="sarus-mpi-bench-", dir="/var/tmp")
@@ -121,12 +120,12 @@ def main():
                 continue
             installation = next((i for i in installations if i.prefix == prefix), None)
             if installation is None:
-                installation = Installation(prefix, user, workdir, args.bind_mounts)
+                installation = Installation(prefix, user.pw, workdir, args.bind_mounts)
                 installations.append(installation)
             variants[label] = (["mpiexec", "-n", "2", installation.sarus, "run", "--mpi", *options,
                                 "load/library/mpich-older", "/usr/local/bin/mpi_pingpong", args.multiplier],
                                installation.env)
-        chown_tree(workdir, user)
+        chown_tree(workdir, user.pw)
         for installation in installations:
             as_user(user, [installation.sarus, "load", os.path.join(MPI_IMAGES, "mpich-older.tar"), "mpich-older"],
                     installation.env)

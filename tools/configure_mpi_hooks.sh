@@ -47,13 +47,15 @@ glibc_libs() {
         awk -F/ '!seen[$NF]++'  # one path per soname
 }
 
+# needs the glibc array (glibc is the glibc hook's business)
 dependencies_of() {
-    local glibc=" $(glibc_libs | xargs -r -n1 basename | tr '\n' ' ') "
+    local glibc=" $(printf '%s\n' "${glibc[@]}" | xargs -r -n1 basename | tr '\n' ' ') "
     ldd "$@" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u | while read -r soname path; do
         [[ $glibc == *" $soname "* ]] || readlink -f "$path"
     done | sort -u | grep -vxF -f <(printf '%s\n' "$@" | xargs -r readlink -f)
 }
 
+mapfile -t glibc < <(glibc_libs)
 if [[ -z $mpi_libs ]]; then
     mapfile -t found < <(host_mpi_libs)
     [[ ${#found[@]} -gt 0 ]] || { echo "configure_mpi_hooks.sh: no MPICH-ABI MPI (libmpi*.so.12) in the host's ld cache; give --mpi-libs" >&2; exit 1; }
@@ -64,7 +66,6 @@ if [[ $dependency_libs == - ]]; then
     mapfile -t deps < <(dependencies_of "${libs[@]}")
     dependency_libs=$(join "${deps[@]}")
 fi
-mapfile -t glibc < <(glibc_libs)
 
 mkdir -p "$hooks_dir"
 mpi_file=$hooks_dir/mpi_hook${type:+-$type}.json

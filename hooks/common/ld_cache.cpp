@@ -15,6 +15,15 @@
 
 namespace hook {
 
+namespace {
+
+// Resolved inside the rootfs: an image's symlink must not point us at a host file.
+std::filesystem::path cacheFile(const std::filesystem::path& rootfs) {
+    return rootfs / std::filesystem::path(sarus::resolveInRoot(rootfs, "/etc/ld.so.cache")).relative_path();
+}
+
+}  // namespace
+
 std::string runCommand(const std::vector<std::string>& argv) {
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0) {
@@ -61,7 +70,7 @@ void updateLdCache(const std::string& ldconfigPath, const std::filesystem::path&
 std::vector<CachedLibrary> listCachedLibraries(const std::string& ldconfigPath, const std::filesystem::path& rootfs) {
     // lines look like "\tlibfabric.so.1 (libc6,x86-64) => /usr/lib64/libfabric.so.1"
     std::vector<CachedLibrary> entries;
-    auto cache = rootfs / std::filesystem::path(sarus::resolveInRoot(rootfs, "/etc/ld.so.cache")).relative_path();
+    auto cache = cacheFile(rootfs);
     if (!std::filesystem::exists(cache)) {
         log::debug("the container has no /etc/ld.so.cache: no library known to its dynamic linker");
         return entries;  // a static image; ldconfig -p would fail
@@ -90,8 +99,7 @@ std::string findLibrary(const std::string& ldconfigPath, const std::filesystem::
 }
 
 std::string findLibraryInCacheFile(const std::filesystem::path& rootfs, const std::string& soname) {
-    // resolved inside the rootfs: an image's symlink must not point us at a host file
-    auto cache = rootfs / std::filesystem::path(sarus::resolveInRoot(rootfs, "/etc/ld.so.cache")).relative_path();
+    auto cache = cacheFile(rootfs);
     std::ifstream in(cache, std::ios::binary);
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     size_t start = 0;

@@ -32,15 +32,16 @@ std::string LibraryName::soname() const {
     return hasMajor() ? linkerName + "." + std::to_string(major()) : linkerName;
 }
 
-std::string LibraryName::versionString() const {
-    if (version.empty()) {
-        return "none";
-    }
+std::string dottedVersion(const std::vector<unsigned long>& version) {
     std::string text;
     for (auto number : version) {
         text += (text.empty() ? "" : ".") + std::to_string(number);
     }
     return text;
+}
+
+std::string LibraryName::versionString() const {
+    return version.empty() ? "none" : dottedVersion(version);
 }
 
 LibraryName parseLibraryName(const std::string& fileName) {

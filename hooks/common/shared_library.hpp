@@ -21,6 +21,9 @@ struct LibraryName {
     std::string versionString() const;   // "12.1.10", or "none"
 };
 
+// {12, 1, 10} -> "12.1.10"; "" for no version.
+std::string dottedVersion(const std::vector<unsigned long>& version);
+
 // "libmpich.so.12.1.10" -> {"libmpich.so", {12, 1, 10}}. Trailing parts that
 // are not numbers end the version ("libfoo.so.1.2rc" -> {1}).
 LibraryName parseLibraryName(const std::string& fileName);

@@ -50,13 +50,16 @@ std::vector<GlibcMount> planGlibcReplacement(const std::vector<std::string>& hos
     std::vector<GlibcMount> mounts;
     for (const auto& host : hostLibraries) {
         auto linkerName = parseLibraryName(fs::path(host).filename()).linkerName;
+        std::string hostName;  // read once, only when the container has the library
         bool found = false;
         for (const auto& container : containerLibraries) {
             // by the cache's soname: old glibc files are named libc-2.31.so
             if (parseLibraryName(container.soname).linkerName != linkerName) {
                 continue;
             }
-            auto hostName = hostSoname(host);
+            if (!found) {
+                hostName = hostSoname(host);
+            }
             auto containerName = containerSoname(container.realPath);
             if (hostName != containerName) {
                 throw sarus::Error("host glibc library " + host + " (soname " + hostName +

@@ -1,5 +1,7 @@
 #include "glibc_version.hpp"
 
+#include "shared_library.hpp"
+
 #include <cctype>
 #include <fstream>
 #include <iterator>
@@ -53,11 +55,7 @@ std::vector<unsigned long> glibcVersion(const std::filesystem::path& libcFile) {
 }
 
 std::string versionString(const std::vector<unsigned long>& version) {
-    std::string text;
-    for (auto number : version) {
-        text += (text.empty() ? "" : ".") + std::to_string(number);
-    }
-    return text.empty() ? "unknown" : text;
+    return version.empty() ? "unknown" : dottedVersion(version);
 }
 
 }  // namespace hook

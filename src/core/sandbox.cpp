@@ -3,6 +3,7 @@
 #include "error.hpp"
 #include "file_utils.hpp"
 #include "path_in_root.hpp"
+#include "pmi_descriptor.hpp"
 #include "runtime_messages.hpp"
 
 #include <cerrno>
@@ -225,11 +226,23 @@ static void relayHooksOutput(const fs::path& file) {
     }
 }
 
-int runRuntime(const std::vector<std::string>& argv, const SpawnOptions& options, const fs::path& runtimeLog) {
+int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const fs::path& bundleDir,
+               const ContainerSpec& spec, SpawnOptions options) {
+    auto runtimeLog = bundleDir / "runtime.log";
+    auto argv = runtimeWithGlobalOptions;
+    for (const auto& argument : {std::string("--root"), (bundleDir / "state").string(), std::string("--log"),
+                                 runtimeLog.string(), std::string("run"), std::string("--bundle"), bundleDir.string()}) {
+        argv.push_back(argument);
+    }
+    for (const auto& option : preserveFdsArguments(spec)) {
+        argv.push_back(option);
+    }
+    argv.push_back(spec.name);
+    options.passFds = spec.passFds;
     auto pid = spawn(argv, options);
     forwardSignalsTo(pid);
     int code = waitForExit(pid);
-    relayHooksOutput(runtimeLog.parent_path() / "hooks.log");
+    relayHooksOutput(bundleDir / "hooks.log");
     if (code != 0) {
         auto failure = runtimeFailure(runtimeLog);
         if (!failure.explanation.empty()) {

@@ -76,9 +76,11 @@ void prepareMountPoints(ContainerSpec& spec, const std::filesystem::path& rootfs
 void writeBundleConfig(const std::filesystem::path& bundleDir, const ContainerSpec& spec,
                        const OciConfigOptions& options);
 
-// Runs the OCI runtime (with --log in the bundle), forwards signals to it,
-// waits, and turns its confusing failures into messages.
-int runRuntime(const std::vector<std::string>& argv, const SpawnOptions& options,
-               const std::filesystem::path& runtimeLog);
+// Runs "<runtime> [global options] --root BUNDLE/state --log
+// BUNDLE/runtime.log run --bundle BUNDLE [--preserve-fds=N] NAME" with
+// spec.passFds as descriptors 3..., forwards signals to it, waits, and turns
+// its confusing failures into messages.
+int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const std::filesystem::path& bundleDir,
+               const ContainerSpec& spec, SpawnOptions options);
 
 }  // namespace sarus

@@ -4,7 +4,6 @@
 #include "file_utils.hpp"
 #include "log.hpp"
 #include "loop_device.hpp"
-#include "pmi_descriptor.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -105,17 +104,9 @@ int runSuidSandbox(SandboxPlan plan, int parentAliveFd) {
     writeBundleConfig(plan.bundleDir, plan.spec, options);
     refuseHybridCgroupsForCrun(plan.runtimePath);
 
-    auto log = plan.bundleDir / "runtime.log";
     SpawnOptions runtime;
     runtime.env = cleanEnvironment;
-    runtime.passFds = plan.spec.passFds;
-    std::vector<std::string> argv{plan.runtimePath, "--root", (plan.bundleDir / "state").string(),
-                                  "--log", log.string(), "run", "--bundle", plan.bundleDir.string()};
-    for (const auto& option : preserveFdsArguments(plan.spec)) {
-        argv.push_back(option);
-    }
-    argv.push_back(plan.spec.name);
-    return runRuntime(argv, runtime, log);
+    return runRuntime({plan.runtimePath}, plan.bundleDir, plan.spec, runtime);
 }
 
 }  // namespace sarus::suid

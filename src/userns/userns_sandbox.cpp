@@ -2,7 +2,6 @@
 
 #include "error.hpp"
 #include "log.hpp"
-#include "pmi_descriptor.hpp"
 #include "process.hpp"
 
 #include <cerrno>
@@ -134,22 +133,13 @@ int runUsernsSandbox(SandboxPlan plan, int parentAliveFd) {
     writeBundleConfig(plan.bundleDir, plan.spec, options);
 
     log::debug("sandbox: bundle ready, starting " + plan.crunPath);
-    auto log = plan.bundleDir / "runtime.log";
     SpawnOptions runtime;
     runtime.uid = 0;  // crun acts as root of our namespace, never as "rootless"
     runtime.gid = 0;
     runtime.env = cleanEnvironment;
     // Cgroups cannot be delegated to an unprivileged user here; disabling
     // them also keeps crun away from hybrid-hierarchy refusals.
-    runtime.passFds = plan.spec.passFds;
-    std::vector<std::string> argv{plan.crunPath, "--cgroup-manager=disabled", "--root",
-                                  (plan.bundleDir / "state").string(), "--log", log.string(),
-                                  "run", "--bundle", plan.bundleDir.string()};
-    for (const auto& option : preserveFdsArguments(plan.spec)) {
-        argv.push_back(option);
-    }
-    argv.push_back(plan.spec.name);
-    return runRuntime(argv, runtime, log);
+    return runRuntime({plan.crunPath, "--cgroup-manager=disabled"}, plan.bundleDir, plan.spec, runtime);
 }
 
 }  // namespace sarus::userns

@@ -290,3 +290,46 @@ def leftovers(user):
         if ".squashfs" in line:
             found.append("loop device: " + line.strip())
     return found
+
+
+def private_hooks_dir(sarus, label):
+    """Generator: an empty hooksDir under the prefix, root-owned like its
+    ancestors (the suid security checks want it so), set in sarus.json as
+    sarus.hooks_dir, removed afterwards. For `yield from` in fixtures."""
+    import uuid
+    directory = os.path.join(sarus.prefix, "etc", f"hooks.d.{label}-{uuid.uuid4().hex[:8]}")
+    os.mkdir(directory, 0o755)
+    sarus.hooks_dir = directory
+    sarus.config["hooksDir"] = directory
+    sarus.write_config()
+    try:
+        yield sarus
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def run_rootless_crun_bundle(bundle, user, args, hooks):
+    """Runs the hand-made bundle (its rootfs in bundle/rootfs) as `user` with
+    rootless crun and no sarus: `crun spec --rootless`, then args, a writable
+    root, the given config.json "hooks", whose output goes to
+    bundle/hooks.log. Returns (CompletedProcess, text of hooks.log)."""
+    uid = pwd.getpwnam(user).pw_uid
+    for root, dirs, files in os.walk(bundle):
+        for name in [root] + [os.path.join(root, n) for n in dirs + files]:
+            os.lchown(name, uid, -1)
+    run_as(user, ["crun", "spec", "--rootless"], cwd=bundle, check=True)
+    config_file = os.path.join(bundle, "config.json")
+    with open(config_file) as f:
+        config = json.load(f)
+    config["process"].update(args=list(args), terminal=False)
+    config["root"]["readonly"] = False
+    hooks_log = os.path.join(bundle, "hooks.log")
+    config.setdefault("annotations", {})["run.oci.hooks.stderr"] = hooks_log
+    config["hooks"] = hooks
+    with open(config_file, "w") as f:
+        json.dump(config, f)
+    name = f"standalone-{os.getpid()}-{os.path.basename(bundle)}"
+    r = run_as(user, ["crun", "--root", os.path.join(bundle, "state"), "run", "--bundle", bundle, name],
+               cwd=bundle, env={"XDG_RUNTIME_DIR": ""})
+    log = open(hooks_log).read() if os.path.exists(hooks_log) else ""
+    return r, log

@@ -8,9 +8,10 @@ import shutil
 import stat
 import subprocess
 import tempfile
-import uuid
 
 import pytest
+
+from conftest import private_hooks_dir
 
 BUSYBOX = "load/library/busybox"
 # mount_hook works at both stages, except at createContainer in userns mode
@@ -24,15 +25,7 @@ def hooks(sarus, test_images):
     """sarus with busybox loaded and an empty, root-owned hooksDir under the
     prefix (the suid security checks want it and its ancestors root-owned)."""
     sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
-    directory = os.path.join(sarus.prefix, "etc", f"hooks.d.test-{uuid.uuid4().hex[:8]}")
-    os.mkdir(directory, 0o755)
-    sarus.hooks_dir = directory
-    sarus.config["hooksDir"] = directory
-    sarus.write_config()
-    try:
-        yield sarus
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    yield from private_hooks_dir(sarus, "test")
 
 
 @pytest.fixture
@@ -247,7 +240,7 @@ def test_standalone_in_rootless_crun():
     """The hooks need no sarus: a hand-made bundle for rootless crun, with
     mount_hook (HOOK_ROOTLESS=true) at createContainer and timestamp_hook at
     poststop, run by an unprivileged user."""
-    from conftest import run_as, sarus_prefix
+    from conftest import run_rootless_crun_bundle, sarus_prefix
     bundle = tempfile.mkdtemp(prefix="sarus-crun-hooks-", dir="/var/tmp")
     try:
         os.makedirs(os.path.join(bundle, "rootfs", "bin"))
@@ -257,31 +250,14 @@ def test_standalone_in_rootless_crun():
         with open(os.path.join(bundle, "src", "f.txt"), "w") as f:
             f.write("standalone\n")
         bin_dir = os.path.join(sarus_prefix("userns"), "bin")
-        uid = __import__("pwd").getpwnam("sarustest").pw_uid
-        for root, dirs, files in os.walk(bundle):
-            for name in [root] + [os.path.join(root, n) for n in files]:
-                os.lchown(name, uid, -1)
-        run_as("sarustest", ["crun", "spec", "--rootless"], cwd=bundle, check=True)
-        config_file = os.path.join(bundle, "config.json")
-        with open(config_file) as f:
-            config = json.load(f)
-        config["process"].update(args=["cat", "/opt/standalone/f.txt"], terminal=False)
-        config["root"]["readonly"] = False
-        config.setdefault("annotations", {})["run.oci.hooks.stderr"] = os.path.join(bundle, "hooks.log")
-        config["hooks"] = {
+        r, hooks_log = run_rootless_crun_bundle(bundle, "sarustest", ["cat", "/opt/standalone/f.txt"], {
             "createContainer": [{"path": os.path.join(bin_dir, "mount_hook"),
                                  "args": ["mount_hook", f"--mount=type=bind,src={bundle}/src,dst=/opt/standalone"],
                                  "env": ["HOOK_ROOTLESS=true"]}],
             "poststop": [{"path": os.path.join(bin_dir, "timestamp_hook"), "args": ["timestamp_hook"],
                           "env": ["TIMESTAMP_HOOK_MESSAGE=stopped",
                                   f"TIMESTAMP_HOOK_LOGFILE={bundle}/timestamps.log"]}],
-        }
-        with open(config_file, "w") as f:
-            json.dump(config, f)
-        r = run_as("sarustest", ["crun", "--root", os.path.join(bundle, "state"), "run", "--bundle", bundle,
-                                 f"hooks-{uuid.uuid4().hex[:8]}"], cwd=bundle, env={"XDG_RUNTIME_DIR": ""})
-        hooks_log = open(os.path.join(bundle, "hooks.log")).read() if os.path.exists(
-            os.path.join(bundle, "hooks.log")) else ""
+        })
         assert r.returncode == 0, r.stderr + hooks_log
         assert r.stdout == "standalone\n"
         assert logged(os.path.join(bundle, "timestamps.log")) == ["stopped"]

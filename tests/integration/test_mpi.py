@@ -8,6 +8,7 @@ older glibc and leaves a newer one alone. The hook files are the ones
 both test users (one module-scoped sarus each, images loaded once);
 mpi_hook also runs standalone in a rootless crun bundle."""
 
+import functools
 import json
 import os
 import re
@@ -15,11 +16,11 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import uuid
 
 import pytest
 
-from conftest import MODES, TEST_USERS, _sarus_session, run_as, sarus_prefix
+from conftest import (MODES, TEST_USERS, _sarus_session, private_hooks_dir, run_as, run_rootless_crun_bundle,
+                      sarus_prefix)
 
 IMAGES = ("mpich-older", "mpich-newer-minor", "mpich-major-only", "mpich-major13", "no-mpi",
           "glibc-older", "glibc-newer")
@@ -33,11 +34,13 @@ def image(name):
     return f"load/library/{name}"
 
 
+@functools.lru_cache(maxsize=None)
 def host_mpich_version():
     out = subprocess.run(["mpichversion"], stdout=subprocess.PIPE, text=True, check=True).stdout
     return re.search(r"MPICH Version:\s*(\S+)", out).group(1)
 
 
+@functools.lru_cache(maxsize=None)
 def host_glibc_version():
     return subprocess.run(["getconf", "GNU_LIBC_VERSION"], stdout=subprocess.PIPE, text=True,
                           check=True).stdout.split()[1]
@@ -52,15 +55,7 @@ def mpi(request, mpi_images, test_images):
         for name in IMAGES:
             s.ok("load", os.path.join(mpi_images, f"{name}.tar"), name)
         s.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
-        directory = os.path.join(s.prefix, "etc", f"hooks.d.mpi-{uuid.uuid4().hex[:8]}")
-        os.mkdir(directory, 0o755)
-        s.hooks_dir = directory
-        s.config["hooksDir"] = directory
-        s.write_config()
-        try:
-            yield s
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
+        yield from private_hooks_dir(s, "mpi")
 
 
 def configure(sarus, *options):
@@ -271,25 +266,10 @@ def test_mpi_hook_standalone_in_rootless_crun(mpi_images):
     try:
         rootfs = os.path.join(bundle, "rootfs")
         extract_rootfs(os.path.join(mpi_images, "mpich-older.tar"), rootfs)
-        uid = __import__("pwd").getpwnam("sarustest").pw_uid
-        subprocess.run(["chown", "-R", "-h", str(uid), bundle], check=True)
-        run_as("sarustest", ["crun", "spec", "--rootless"], cwd=bundle, check=True)
-        config_file = os.path.join(bundle, "config.json")
-        with open(config_file) as f:
-            config = json.load(f)
-        config["process"].update(args=[RING], terminal=False)
-        config["root"]["readonly"] = False
-        config.setdefault("annotations", {})["run.oci.hooks.stderr"] = os.path.join(bundle, "hooks.log")
-        config["hooks"] = {"createContainer": [{
+        r, hooks_log = run_rootless_crun_bundle(bundle, "sarustest", [RING], {"createContainer": [{
             "path": os.path.join(sarus_prefix("userns"), "bin", "mpi_hook"),
             "env": ["HOOK_ROOTLESS=true", "LDCONFIG_PATH=/sbin/ldconfig", f"MPI_LIBS={HOST_LIBMPICH}",
-                    "HOOK_LOG_LEVEL=info"]}]}
-        with open(config_file, "w") as f:
-            json.dump(config, f)
-        r = run_as("sarustest", ["crun", "--root", os.path.join(bundle, "state"), "run", "--bundle", bundle,
-                                 f"mpi-{uuid.uuid4().hex[:8]}"], cwd=bundle, env={"XDG_RUNTIME_DIR": ""})
-        hooks_log = open(os.path.join(bundle, "hooks.log")).read() if os.path.exists(
-            os.path.join(bundle, "hooks.log")) else ""
+                    "HOOK_LOG_LEVEL=info"]}]})
         assert r.returncode == 0, r.stderr + hooks_log
         assert f"MPICH Version:\t{host_mpich_version()}" in r.stdout, r.stdout + hooks_log
         assert "replaced /usr/lib/x86_64-linux-gnu/libmpich.so.12.1.10" in hooks_log
