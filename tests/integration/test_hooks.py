@@ -374,3 +374,87 @@ def test_debug_level_of_sarus_reaches_the_hooks(hooks, host_files):
     assert "[hook] [INFO] bind mounted" in verbose.stderr and "[hook] [DEBUG]" not in verbose.stderr
     assert "[hook] [DEBUG]" in debug.stderr
     assert "[hook] [DEBUG]" not in overridden.stderr
+
+
+# --- amdgpu_hook, on fake AMD GPUs (tests/integration/fake_amd_gpus.sh) -------
+
+FAKE_AMD_GPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_amd_gpus.sh")
+# Device numbers in hex (stat %t:%T), as fake_amd_gpus.sh makes them.
+KFD = "/dev/kfd ee:0"
+CARDS = ["/dev/dri/card0 e2:0", "/dev/dri/card1 e2:1"]
+RENDER_NODES = ["/dev/dri/renderD128 e2:80", "/dev/dri/renderD129 e2:81"]
+# The nodes have no driver: an open that the devices cgroup allows fails with ENXIO.
+ALLOWED = "No such device or address"
+DENIED = "Operation not permitted"
+LIST_DEVICES = "for d in /dev/kfd /dev/dri/*; do [ -c $d ] && echo $d $(stat -c %t:%T $d); done"
+
+
+def run_with_fake_amd_gpus(sarus, gpus, *args):
+    """`sarus ARGS` as the test user in a private mount namespace whose /dev
+    has `gpus` fake AMD GPUs."""
+    from conftest import _as_user
+    prefix, env, pw = _as_user(sarus.user, {"SARUS_CONFIG_FILE": sarus.config_file})
+    return subprocess.run(["unshare", "-m", "--propagation", "private", FAKE_AMD_GPUS, str(gpus),
+                           *prefix, sarus.binary, *args],
+                          env=env, cwd=pw.pw_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, timeout=120)
+
+
+@pytest.fixture
+def amd_hooks(hooks):
+    """amdgpu_hook as its template configures it (always, createRuntime), and
+    with annotation test.bound=yes mount_hook binding GPU 0's render node as
+    a plain file at /dev/not-whitelisted: the devices cgroup (suid mode)
+    allows it only if amdgpu_hook whitelisted it."""
+    add_hook(hooks, "amdgpu.json", "amdgpu_hook", stages=["createRuntime"])
+    add_hook(hooks, "bound.json", "mount_hook",
+             ["--mount=type=bind,src=/dev/dri/renderD128,dst=/dev/not-whitelisted"],
+             when={"annotations": {"^test.bound$": "^yes$"}})
+    return hooks
+
+
+def test_amdgpu_hook_without_kfd_does_nothing(amd_hooks):
+    r = amd_hooks.ok("--verbose", "run", BUSYBOX, "ls", "/dev")
+    assert "[hook] [INFO] no /dev/kfd on this host: no AMD GPU to give the container" in r.stderr
+    assert "kfd" not in r.stdout and "dri" not in r.stdout
+
+
+def test_amdgpu_hook_gives_kfd_and_every_gpu(amd_hooks):
+    r = run_with_fake_amd_gpus(amd_hooks, 2, "--verbose", "run", BUSYBOX, "sh", "-c",
+                               LIST_DEVICES + "; cat /dev/kfd /dev/dri/card1")
+    assert r.stdout.splitlines() == [KFD] + CARDS + RENDER_NODES, r.stderr
+    assert f"cat: can't open '/dev/kfd': {ALLOWED}" in r.stderr
+    assert f"cat: can't open '/dev/dri/card1': {ALLOWED}" in r.stderr
+    assert "[hook] [INFO] 2 AMD GPU(s) given to the container" in r.stderr
+    if amd_hooks.mode == "suid":
+        assert "whitelisted 'c 238:0 rw'" in r.stderr and "whitelisted 'c 226:129 rw'" in r.stderr
+    else:
+        assert "rootless: device /dev/kfd not whitelisted in the devices cgroup" in r.stderr
+
+
+def test_amdgpu_hook_honours_rocr_visible_devices(amd_hooks):
+    r = run_with_fake_amd_gpus(amd_hooks, 2, "run", "-e", "ROCR_VISIBLE_DEVICES=1",
+                               "--annotation", "test.bound=yes", BUSYBOX, "sh", "-c",
+                               "ls /dev/dri; echo $ROCR_VISIBLE_DEVICES; cat /dev/dri/renderD129 /dev/not-whitelisted")
+    assert r.stdout.split() == ["card1", "renderD129", "1"], r.stderr
+    assert f"cat: can't open '/dev/dri/renderD129': {ALLOWED}" in r.stderr
+    # GPU 0 was not selected: its node is not whitelisted (suid mode)
+    expected = DENIED if amd_hooks.mode == "suid" else ALLOWED
+    assert f"cat: can't open '/dev/not-whitelisted': {expected}" in r.stderr
+
+
+def test_amdgpu_hook_refuses_a_gpu_that_is_not_there(amd_hooks):
+    r = run_with_fake_amd_gpus(amd_hooks, 2, "run", "-e", "ROCR_VISIBLE_DEVICES=0,4", BUSYBOX, "true")
+    assert r.returncode != 0
+    assert "amdgpu hook: ROCR_VISIBLE_DEVICES='0,4': there is no GPU 4 (2 AMD GPUs under /dev/dri)" in r.stderr
+
+
+def test_amdgpu_hook_rootless_mounts_without_whitelisting(amd_hooks):
+    add_hook(amd_hooks, "amdgpu.json", "amdgpu_hook", env=["HOOK_ROOTLESS=true"], stages=["createRuntime"])
+    r = run_with_fake_amd_gpus(amd_hooks, 1, "--verbose", "run", BUSYBOX, "sh", "-c",
+                               "ls /dev/dri; cat /dev/kfd")
+    assert r.stdout.split() == ["card0", "renderD128"], r.stderr
+    assert "rootless: device /dev/kfd not whitelisted in the devices cgroup" in r.stderr
+    assert "whitelisted 'c" not in r.stderr
+    expected = DENIED if amd_hooks.mode == "suid" else ALLOWED
+    assert f"cat: can't open '/dev/kfd': {expected}" in r.stderr

@@ -1,0 +1,5 @@
+#include "amdgpu_hook.hpp"
+
+int main() {
+    return hook::runAmdGpuHook();
+}
