@@ -190,4 +190,56 @@ void forwardSignalsTo(pid_t pid) {
     }
 }
 
+CommandOutput runCapturingOutput(const std::vector<std::string>& argv, SpawnOptions options) {
+    int pipe[2];
+    makePipe(pipe);
+    options.stdoutFd = pipe[1];
+    pid_t pid;
+    try {
+        pid = spawn(argv, options);
+    } catch (...) {
+        ::close(pipe[0]);
+        ::close(pipe[1]);
+        throw;
+    }
+    ::close(pipe[1]);
+    CommandOutput result{0, ""};
+    char buffer[4096];
+    ssize_t n;
+    while ((n = ::read(pipe[0], buffer, sizeof buffer)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            break;
+        }
+        result.output.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(pipe[0]);
+    result.exitCode = waitForExit(pid);
+    return result;
+}
+
+std::string findInPath(const std::string& name, const std::string& pathVariable) {
+    if (name.find('/') != std::string::npos) {
+        return name;
+    }
+    std::size_t start = 0;
+    while (start <= pathVariable.size()) {
+        auto end = pathVariable.find(':', start);
+        auto directory = pathVariable.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        if (!directory.empty()) {
+            auto candidate = directory + "/" + name;
+            if (::access(candidate.c_str(), X_OK) == 0) {
+                return candidate;
+            }
+        }
+        if (end == std::string::npos) {
+            break;
+        }
+        start = end + 1;
+    }
+    return "";
+}
+
 }  // namespace sarus

@@ -36,6 +36,17 @@ void closeDescriptorsExcept(const std::vector<int>& keep);
 // SIGWINCH to the given pid until reset.
 void forwardSignalsTo(pid_t pid);
 
+// Runs argv to completion; its stdout is returned, its stderr inherited.
+struct CommandOutput {
+    int exitCode;  // as waitForExit
+    std::string output;
+};
+CommandOutput runCapturingOutput(const std::vector<std::string>& argv, SpawnOptions options = {});
+
+// The first executable NAME in the ':'-separated directories of pathVariable
+// (a name with a '/' is returned as it is); "" when there is none.
+std::string findInPath(const std::string& name, const std::string& pathVariable);
+
 // Creates a pipe with O_CLOEXEC on both ends.
 void makePipe(int fds[2]);
 

@@ -9,6 +9,7 @@
 #include "image_store.hpp"
 #include "log.hpp"
 #include "pmi_descriptor.hpp"
+#include "pmix_support.hpp"
 #include "security_profiles.hpp"
 #include "text_table.hpp"
 
@@ -45,7 +46,8 @@ int commandRun(const Config& config, const RunOptions& options) {
         return ImageMetadata::fromJson(parseJsonFile(image->metadataFile));
     });
     log::debug("configuration and image metadata read");
-    auto spec = buildContainerSpec(config, metadata, options, hostEnvironment(), Identity::ofCaller());
+    auto hostEnv = hostEnvironment();
+    auto spec = buildContainerSpec(config, metadata, options, hostEnv, Identity::ofCaller());
     // Hooks log at the level chosen for sarus, unless the user asked otherwise.
     bool userChoseHookLogLevel = false;
     for (const auto& annotation : options.annotations) {
@@ -58,6 +60,7 @@ int commandRun(const Config& config, const RunOptions& options) {
                                                                                 : "warn";
     }
     passPmiDescriptor(spec);
+    applyPmixSupport(spec, config, hostEnv);
     spec.security = loadSecurityProfiles(config);
     if (spec.tty && !::isatty(STDIN_FILENO)) {
         log::warn("-t/--tty ignored: the input device is not a terminal");
