@@ -746,3 +746,51 @@ def test_progress_without_a_terminal_is_a_few_plain_lines(sarus, registries):
     assert r.stdout.count("> downloaded     : sha256:") == 4
     assert len(r.stdout.splitlines()) <= 12
     assert r.stdout.splitlines()[-1].startswith("# pulled 4 layers")
+
+
+def write_policy(path, docker_scopes, user=None):
+    with open(path, "w") as f:
+        json.dump({"default": [{"type": "insecureAcceptAnything"}], "transports": {"docker": docker_scopes}}, f)
+    os.chmod(path, 0o644)
+
+
+def test_containers_policy_decides_what_may_be_pulled(sarus, registries):
+    """Sarus 1.7's containersPolicy: the site policy, or the user's own
+    ~/.config/containers/policy.json unless the site enforces its own."""
+    server = registries.plain.address
+    site_policy = os.path.join(sarus.workdir, "policy.json")
+    write_policy(site_policy, {f"{server}/sarus-tests": [{"type": "reject"}]})
+    configure(sarus, registries, containersPolicy={"path": site_policy, "enforce": False})
+    reference = f"{server}/sarus-tests/busybox"
+    squashfs = image_path(sarus, server, "sarus-tests/busybox")
+
+    line = one_line_error(sarus("pull", reference))
+    assert line == (f"sarus: pulling {reference}:latest is not allowed by {site_policy}: "
+                    f"the policy rejects it (scope \"{server}/sarus-tests\")")
+    assert not os.path.exists(squashfs)
+
+    home = pwd.getpwnam(sarus.user).pw_dir
+    user_dir = os.path.join(home, ".config", "containers")
+    user_policy = os.path.join(user_dir, "policy.json")
+    assert not os.path.exists(user_policy), "the test user has a policy of its own"
+    os.makedirs(user_dir, exist_ok=True)
+    try:
+        write_policy(user_policy, {})
+        sarus.ok("pull", reference)
+        assert os.path.exists(squashfs)
+
+        sarus.config["containersPolicy"]["enforce"] = True
+        sarus.write_config()
+        one_line_error(sarus("pull", f"{server}/sarus-tests/layered"))
+        assert not os.path.exists(image_path(sarus, server, "sarus-tests/layered"))
+
+        write_policy(site_policy, {server: [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "/k.gpg"}]})
+        line = one_line_error(sarus("pull", f"{server}/sarus-tests/layered"))
+        assert line.endswith(f"scope \"{server}\" requires signatures (signedBy) and sarus does not verify "
+                             "image signatures")
+        with open(site_policy, "w") as f:
+            f.write("{\"default\": ")
+        line = one_line_error(sarus("pull", f"{server}/sarus-tests/layered"))
+        assert line.startswith(f"sarus: {site_policy}: invalid JSON")
+    finally:
+        shutil.rmtree(os.path.join(home, ".config"), ignore_errors=True)

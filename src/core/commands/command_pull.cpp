@@ -7,9 +7,11 @@
 #include "blob_cache.hpp"
 #include "cancellation.hpp"
 #include "config.hpp"
+#include "containers_policy.hpp"
 #include "credentials_prompt.hpp"
 #include "error.hpp"
 #include "file_utils.hpp"
+#include "identity.hpp"
 #include "image_store.hpp"
 #include "layer_downloads.hpp"
 #include "layer_flattener.hpp"
@@ -193,6 +195,7 @@ int commandPull(const Config& config, const PullOptions& options) {
     cancellation::SignalWatcher signals;
     auto reference = pullReference(options.reference);
     checkTempDir(options.tempDir);
+    checkPullAllowed(config, reference, Identity::ofCaller().home);
     auto store = options.centralizedRepository ? ImageStore::centralized(config) : ImageStore::local(config);
     auto credentials = credentialsFor(options, reference.server);
 
