@@ -494,6 +494,192 @@ def layered_layers(pkgs):
     return [l1, l2, l3, l4]
 
 
+# --------------------------------------------------------------------------
+# Images that break naive engines (see tests/integration/test_hard_images.py).
+# Each has the static busybox (with a few more applets) so the tests can look
+# inside with `sarus run`.
+
+HARD_APPLETS = BUSYBOX_APPLETS + ["find", "printf", "tr", "od"]
+
+
+def hard_base_layer(pkgs, comment):
+    """A minimal busybox rootfs, the first layer of each hard image."""
+    layer = Layer(comment)
+    for d in ["bin", "dev", "etc", "proc", "sys", "opt"]:
+        layer.dir(d)
+    layer.dir("tmp", 0o1777)
+    layer.file("bin/busybox", pkgs.read("bin/busybox"), 0o755)
+    for applet in HARD_APPLETS:
+        layer.symlink(f"bin/{applet}", "busybox")
+    layer.file("etc/passwd", PASSWD)
+    layer.file("etc/group", GROUP)
+    return layer
+
+
+HARD_CFG = {"Cmd": ["/bin/sh"], "Env": [DEFAULT_PATH], "WorkingDir": "/"}
+
+
+def replace_layers(pkgs):
+    """Layer 1 has a directory /data and a symlink /link; layer 2 turns
+    /data into a symlink and /link into a real directory. An engine that
+    extracts layer 2 over layer 1 with plain open()/mkdir() writes layer 2's
+    /link/mine.txt THROUGH the old symlink into /opt/target, and cannot
+    create the /data symlink over a non-empty directory (or keeps the old
+    files beside it)."""
+    l1 = hard_base_layer(pkgs, "busybox; /data a directory, /link a symlink to /opt/target")
+    l1.dir("data")
+    l1.file("data/old.txt", "old file of the /data directory (layer 1)\n")
+    l1.dir("data/sub")
+    l1.file("data/sub/deep.txt", "old nested file (layer 1)\n")
+    l1.dir("opt/target")
+    l1.file("opt/target/target.txt", "target of /link (layer 1)\n")
+    l1.symlink("link", "/opt/target")
+
+    # Written unsorted on purpose: the new symlink first, then the directory
+    # it points to; the directory entry for /link before its file.
+    l2 = Layer("/data -> /opt/real (symlink over a directory), /link a real directory", sort=False)
+    l2.symlink("data", "/opt/real")
+    l2.dir("opt/real")
+    l2.file("opt/real/real.txt", "in /opt/real, reached through /data (layer 2)\n")
+    l2.dir("link", 0o775)                  # its own mode, not the symlink's 0777
+    l2.file("link/mine.txt", "in the directory that replaced the /link symlink (layer 2)\n")
+    return [l1, l2]
+
+
+# name (relative to /unicode) -> content; every file name non-ASCII, UTF-8 bytes
+# in the tar (PAX path records). NFC and NFD spellings of the same word are
+# two different files: an engine must never normalise names.
+UNICODE_FILES = {
+    "données/été.txt": "été (NFC name)\n",
+    "données/e\u0301te\u0301.txt": "e\u0301te\u0301 (NFD name, a different file)\n",
+    "日本語/ファイル名.txt": "こんにちは、世界\n",
+    "emoji/🦀🐍.txt": "🎉 four-byte UTF-8 🎉\n",
+    "emoji/new\nline 🌊.txt": "a newline in the name\n",
+    # 85 three-byte characters: 255 bytes, NAME_MAX, but only 85 characters
+    "長い/" + "あ" * 85: "255 bytes of name\n",
+    "Ελληνικά/Ωμέγα.txt": "ωμέγα\n",
+}
+UNICODE_LINKS = {            # symlinks with UTF-8 names and UTF-8 targets
+    "liens/→été": "../données/été.txt",
+    "liens/🔗": "/unicode/日本語/ファイル名.txt",
+}
+
+
+def unicode_layers(pkgs):
+    l1 = hard_base_layer(pkgs, "busybox; UTF-8 file, directory, symlink and hard link names")
+    for name, content in UNICODE_FILES.items():
+        l1.file("unicode/" + name, content)
+    for name, target in UNICODE_LINKS.items():
+        l1.symlink("unicode/" + name, target)
+    # after its target in the (sorted) tar, as a hard link must be
+    l1.hardlink("unicode/日本語/リンク", "unicode/日本語/ファイル名.txt")
+    l1.file("unicode/données/supprimé.txt", "whited out by layer 2\n")
+    l2 = Layer("a whiteout with a UTF-8 name")
+    l2.whiteout("unicode/données/supprimé.txt")
+    return [l1, l2]
+
+
+# PATH_MAX is 4096 bytes INCLUDING the terminating NUL, so the longest
+# absolute path a single system call accepts has 4095 characters. DEEP_FILE
+# is exactly that long: "/deep", then 15 directories named with NAME_MAX (255)
+# bytes, then a 249-byte file name: 5 + 15 * 256 + 1 + 249 = 4095. The same
+# file spelled with one more byte ("//deep/...", 4096 characters) is refused
+# with ENAMETOOLONG, which is how the tests prove the boundary. In the layer
+# tar the entry name has no leading "/" (4094 bytes, a PAX path record).
+DEEP_DIRS = [f"{i:02d}-" + "d" * 252 for i in range(15)]
+DEEP_FILE_NAME = "deepest-file-" + "f" * 236
+DEEP_FILE = "/deep/" + "/".join(DEEP_DIRS) + "/" + DEEP_FILE_NAME
+DEEP_CONTENT = "at the bottom of a 4095-character path\n"
+assert all(len(d) == 255 for d in DEEP_DIRS) and len(DEEP_FILE) == 4095
+
+
+def deep_layers(pkgs):
+    """The deepest path the kernel can open in one call, and a symlink whose
+    target is that 4095-character path (readlink buffers of PATH_MAX bytes
+    without room for the NUL truncate it)."""
+    layer = hard_base_layer(pkgs, "busybox; a 4095-character path and a symlink to it")
+    path = "deep"
+    layer.dir(path)
+    for d in DEEP_DIRS:
+        path += "/" + d
+        layer.dir(path)
+    layer.file(path + "/" + DEEP_FILE_NAME, DEEP_CONTENT)
+    layer.symlink("deep-link", DEEP_FILE)
+    return [layer]
+
+
+MANY_DIRS = 100
+MANY_PER_DIR = 1000          # 100,000 files
+
+
+def many_file_content(index):
+    return f"file {index} of /many\n".encode()
+
+
+def many_file_path(index):
+    return f"many/d{index // MANY_PER_DIR:03d}/f{index:06d}"
+
+
+class UstarStream:
+    """A plain ustar writer for layers of very many small entries: building
+    100,000 TarInfo objects takes seconds, packing the headers here does not.
+    Root-owned entries, MTIME, names shorter than 100 bytes."""
+
+    def __init__(self):
+        self.chunks = []
+
+    def _header(self, name, type_, mode, size):
+        name = name.encode()
+        assert len(name) < 100
+        h = bytearray(512)
+        h[0:len(name)] = name
+        h[100:108] = b"%07o\0" % mode
+        h[108:116] = b"0000000\0"
+        h[116:124] = b"0000000\0"
+        h[124:136] = b"%011o\0" % size
+        h[136:148] = b"%011o\0" % MTIME
+        h[148:156] = b" " * 8
+        h[156:157] = type_
+        h[257:265] = b"ustar\x0000"
+        h[265:269] = b"root"
+        h[297:301] = b"root"
+        h[148:156] = b"%06o\0 " % sum(h)
+        return bytes(h)
+
+    def dir(self, name, mode=0o755):
+        self.chunks.append(self._header(name, tarfile.DIRTYPE, mode, 0))
+
+    def file(self, name, data, mode=0o644):
+        self.chunks.append(self._header(name, tarfile.REGTYPE, mode, len(data)))
+        self.chunks.append(data + b"\0" * (-len(data) % 512))
+
+    def tar_bytes(self):
+        data = b"".join(self.chunks) + b"\0" * 1024
+        return data + b"\0" * (-len(data) % tarfile.RECORDSIZE)
+
+
+class BytesLayer(Layer):
+    """A layer whose tar was written elsewhere (UstarStream)."""
+
+    def __init__(self, comment, data):
+        super().__init__(comment)
+        self._tar = data
+
+
+def many_layers(pkgs):
+    """100,000 small files, each with its own content, in 100 directories:
+    for engines that hold a tree in memory per entry, fork a process per
+    file or walk the tree in O(n^2)."""
+    stream = UstarStream()
+    stream.dir("many")
+    for d in range(MANY_DIRS):
+        stream.dir(f"many/d{d:03d}")
+        for i in range(d * MANY_PER_DIR, (d + 1) * MANY_PER_DIR):
+            stream.file(many_file_path(i), many_file_content(i))
+    return [hard_base_layer(pkgs, "busybox"),
+            BytesLayer(f"{MANY_DIRS * MANY_PER_DIR} small files", stream.tar_bytes())]
+
+
 def evil_layer(kind):
     layer = Layer(f"malicious: {kind}", sort=False)
     layer.dir("etc")
@@ -533,6 +719,14 @@ MANIFEST = [
      "gzip layer blob, digest not updated"),
     ("no-manifest.tar", "BAD: a tar holding only random.bin"),
     ("not-a-tar.tar", "BAD: 8 KiB of pseudo-random bytes"),
+    ("replace.docker.tar", "HARD: 2 layers; /data dir -> symlink to /opt/real, /link symlink "
+     "-> real dir; tag sarus-tests/replace:latest"),
+    ("unicode.oci.tar", "HARD: UTF-8 names (NFC+NFD, CJK, emoji, newline, 255-byte name), "
+     "UTF-8 symlinks, hard link and whiteout; 2 gzip layers"),
+    ("deep.docker.tar", "HARD: a file at a 4095-character absolute path (PATH_MAX with NUL) "
+     "and a symlink to it; tag sarus-tests/deep:latest"),
+    ("many.oci.tar", "HARD: 100,000 small files /many/dNNN/fNNNNNN, each its own content; "
+     "2 gzip layers"),
 ]
 
 
@@ -559,6 +753,14 @@ def build(name, pkgs):
         return no_manifest_tar()
     if name == "not-a-tar.tar":
         return pseudo_random("not-a-tar", 8192)
+    if name == "replace.docker.tar":
+        return docker_archive(replace_layers(pkgs), HARD_CFG, "sarus-tests/replace:latest")
+    if name == "unicode.oci.tar":
+        return oci_archive(unicode_layers(pkgs), HARD_CFG, "latest", [True, True])
+    if name == "deep.docker.tar":
+        return docker_archive(deep_layers(pkgs), HARD_CFG, "sarus-tests/deep:latest")
+    if name == "many.oci.tar":
+        return oci_archive(many_layers(pkgs), HARD_CFG, "latest", [True, True])
     raise ValueError(name)
 
 
