@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <sys/auxv.h>
 #include <functional>
@@ -112,6 +113,10 @@ int execImportHelper(char** argv) {
 
 int runCli(int argc, char** argv) {
     suid::Privileges::initialize();
+    // The caller's umask decides who else may read what sarus creates, but
+    // never takes the owner's own access: under umask 777 a repository would
+    // be created that its owner cannot use.
+    ::umask(::umask(0) & 077);
     CLI::App app{"Sarus - an OCI-compatible container engine for HPC", "sarus"};
     app.set_version_flag("--version", std::string("sarus version ") + SARUS_VERSION);
     app.require_subcommand(0, 1);

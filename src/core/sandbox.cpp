@@ -108,6 +108,9 @@ void rearmParentDeathSignal(int parentAliveFd) {
 
 void runSandboxChild(SandboxChannels& channels, const std::function<int(int)>& body) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // The bundle is the engine's own layout, read by the container's user
+    // and the runtime: its modes must not depend on the caller's umask.
+    ::umask(022);
     ::close(channels.go[1]);
     ::close(channels.status[0]);
     char go = 0;
