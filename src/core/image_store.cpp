@@ -157,6 +157,9 @@ ImageStore ImageStore::centralized(const Config& config) {
         throw Error("no centralized repository: 'centralizedRepositoryDir' is not set in " +
                     config.file().string());
     }
+    // Every user runs the images of a centralized repository: the admin's
+    // umask may keep others from writing to it, never from reading it.
+    ::umask(::umask(0) & 022);
     return ImageStore(dir, config.metadataLockTimeoutMs(), config.metadataLockWarningMs());
 }
 

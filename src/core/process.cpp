@@ -88,6 +88,10 @@ void closeDescriptorsExcept(const std::vector<int>& keep) {
 }
 
 pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& options) {
+    if (options.passFds.size() > maxPassedDescriptors) {
+        throw Error("cannot pass " + std::to_string(options.passFds.size()) + " descriptors to " + argv[0] +
+                    ": at most " + std::to_string(maxPassedDescriptors));
+    }
     std::vector<char*> args;
     for (const auto& arg : argv) {
         args.push_back(const_cast<char*>(arg.c_str()));
@@ -127,8 +131,8 @@ pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& options) {
     std::vector<int> keep = options.keepFds;
     if (!options.passFds.empty()) {
         // via copies above any target number, so no target overwrites a source
-        int copies[16];
-        size_t count = std::min(options.passFds.size(), sizeof copies / sizeof copies[0]);
+        int copies[maxPassedDescriptors];  // no allocation between fork and exec
+        size_t count = options.passFds.size();
         for (size_t i = 0; i < count; ++i) {
             copies[i] = ::fcntl(options.passFds[i], F_DUPFD_CLOEXEC, 3 + static_cast<int>(count));
             if (copies[i] < 0) childFail("pass a descriptor to", argv[0]);

@@ -3,6 +3,7 @@
 // is killed with SIGKILL: nothing outlives a sarus run.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <sys/types.h>
@@ -19,8 +20,10 @@ struct SpawnOptions {
     int stdoutFd = -1;
     int stderrFd = -1;
     std::vector<int> keepFds;                // other fds that stay open
-    std::vector<int> passFds;                // become 3, 4, ... in the child
+    std::vector<int> passFds;                // become 3, 4, ... in the child (at most maxPassedDescriptors)
 };
+
+constexpr std::size_t maxPassedDescriptors = 16;
 
 // fork + exec; throws sarus::Error if the fork fails. Exec failures make the
 // child exit with 127 after printing why.

@@ -11,7 +11,11 @@ import pytest
 from conftest import run_as, tree_snapshot
 import reference_flatten
 
-ARCHIVES = ["busybox.docker.tar", "busybox.oci.tar", "layered.docker.tar", "layered.oci.tar"]
+# unicode.oci.tar and deep.docker.tar are checked inside containers by
+# test_hard_images.py: the oracle reads images through unsquashfs's listing,
+# which cannot show a name with a newline or extract a 4095-character path.
+ARCHIVES = ["busybox.docker.tar", "busybox.oci.tar", "layered.docker.tar", "layered.oci.tar",
+            "replace.docker.tar"]
 
 
 def image_file(sarus, name, tag="latest"):
@@ -180,6 +184,25 @@ def test_centralized_repository_is_separate(sarus, test_images):
     assert [line.split()[0] for line in listed] == ["load/library/shared"]
     sarus.ok("rmi", "--centralized-repository", "load/library/shared")
     assert sarus.ok("images", "--centralized-repository").stdout.strip().count("\n") == 0
+
+
+def test_centralized_repository_is_readable_by_everyone_whatever_the_umask(sarus, test_images):
+    """The admin's umask 077 keeps a private repository private, but every
+    user must read a centralized one; nobody else may write to either."""
+    archive = os.path.join(test_images, "busybox.docker.tar")
+    for flag in ("--centralized-repository", None):
+        r = run_as(sarus.user, ["sh", "-c", 'umask 077; exec "$@"', "sh", sarus.binary, "load",
+                                *([flag] if flag else []), archive, "shared"],
+                   env={"SARUS_CONFIG_FILE": sarus.config_file})
+        assert r.returncode == 0, r.stderr
+    import stat
+    for repository, readable in ((sarus.config["centralizedRepositoryDir"], True), (sarus.repository, False)):
+        for root, dirs, files in os.walk(repository):
+            for path in [root] + [os.path.join(root, f) for f in files]:
+                mode = os.lstat(path).st_mode
+                need = 0o055 if stat.S_ISDIR(mode) else 0o044
+                assert mode & 0o022 == 0, f"{path}: {oct(mode)}"
+                assert (mode & need == need) == readable, f"{path}: {oct(mode)}"
 
 
 def test_temp_dir_must_exist(sarus, test_images):
