@@ -2,6 +2,7 @@
 
 #include "error.hpp"
 #include "file_utils.hpp"
+#include "log.hpp"
 #include "path_in_root.hpp"
 #include "pmi_descriptor.hpp"
 #include "runtime_messages.hpp"
@@ -155,6 +156,7 @@ int superviseSandbox(pid_t sandbox, SandboxChannels& channels, const std::functi
     }
     // go[1] stays open while we live: the sandbox sees it close if we die.
     int code = waitForExit(sandbox);
+    log::debug("sandbox gone: its mounts and helpers with it");
     ::close(channels.go[1]);
     auto failure = readAll(channels.status[0]);
     ::close(channels.status[0]);
@@ -245,6 +247,7 @@ int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const f
     auto pid = spawn(argv, options);
     forwardSignalsTo(pid);
     int code = waitForExit(pid);
+    log::debug("sandbox: " + argv[0] + " exited with " + std::to_string(code));
     relayHooksOutput(bundleDir / "hooks.log");
     if (code != 0) {
         auto failure = runtimeFailure(runtimeLog);
