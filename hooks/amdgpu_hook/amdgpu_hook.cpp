@@ -87,15 +87,6 @@ std::vector<std::string> splitCommaList(const std::string& list) {
     return items;
 }
 
-std::optional<std::string> containerVariable(const ContainerState& state, const std::string& name) {
-    for (const auto& entry : state.env) {
-        if (entry.rfind(name + "=", 0) == 0) {
-            return entry.substr(name.size() + 1);
-        }
-    }
-    return std::nullopt;
-}
-
 }  // namespace
 
 std::vector<AmdGpu> discoverAmdGpus(const fs::path& driDir, const fs::path& sysDrmDir) {
@@ -161,7 +152,7 @@ int runAmdGpuHook() {
         }
         bool rootless = isRootless();
         auto gpus = selectVisibleGpus(discoverAmdGpus(driDirectory, sysDrmDirectory),
-                                      containerVariable(state, "ROCR_VISIBLE_DEVICES"));
+                                      containerEnvIfSet(state, "ROCR_VISIBLE_DEVICES"));
         requireMountPrivileges(state, "amdgpu_hook");
         enterMountNamespace(state.pid);
         // ROCm still numbers GPUs from the host's kfd topology in /sys, so

@@ -69,14 +69,18 @@ std::string procDir(pid_t pid) {
     return pid > 0 ? "/proc/" + std::to_string(pid) : "/proc/self";
 }
 
-std::string containerEnv(const ContainerState& state, const std::string& name) {
+std::optional<std::string> containerEnvIfSet(const ContainerState& state, const std::string& name) {
     auto prefix = name + "=";
     for (const auto& entry : state.env) {
         if (entry.rfind(prefix, 0) == 0) {
             return entry.substr(prefix.size());
         }
     }
-    return "";
+    return std::nullopt;
+}
+
+std::string containerEnv(const ContainerState& state, const std::string& name) {
+    return containerEnvIfSet(state, name).value_or("");
 }
 
 }  // namespace hook

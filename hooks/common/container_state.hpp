@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <istream>
 #include <map>
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -29,6 +30,9 @@ ContainerState readContainerState(std::istream& stateJson);
 
 // "/proc/<pid>", or "/proc/self" when pid is 0 (the hook is inside the container).
 std::string procDir(pid_t pid);
+
+// The value of NAME in the container's environment, nullopt when unset.
+std::optional<std::string> containerEnvIfSet(const ContainerState& state, const std::string& name);
 
 // The value of NAME in the container's environment, "" when unset.
 std::string containerEnv(const ContainerState& state, const std::string& name);

@@ -3,15 +3,12 @@
 #include "error.hpp"
 #include "hook_log.hpp"
 #include "path_in_root.hpp"
+#include "process.hpp"
 
-#include <cerrno>
-#include <fcntl.h>
 #include <fstream>
 #include <iterator>
 #include <sstream>
 #include <string_view>
-#include <sys/wait.h>
-#include <unistd.h>
 
 namespace hook {
 
@@ -25,41 +22,11 @@ std::filesystem::path cacheFile(const std::filesystem::path& rootfs) {
 }  // namespace
 
 std::string runCommand(const std::vector<std::string>& argv) {
-    int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) {
-        throw sarus::systemError("pipe", errno);
+    auto result = sarus::runCapturingOutput(argv);
+    if (result.exitCode != 0) {
+        throw sarus::Error(argv[0] + " failed (exit code " + std::to_string(result.exitCode) + ")");
     }
-    pid_t pid = ::fork();
-    if (pid < 0) {
-        throw sarus::systemError("fork", errno);
-    }
-    if (pid == 0) {
-        ::dup2(out[1], STDOUT_FILENO);
-        std::vector<char*> args;
-        for (const auto& a : argv) {
-            args.push_back(const_cast<char*>(a.c_str()));
-        }
-        args.push_back(nullptr);
-        ::execv(args[0], args.data());
-        ::_exit(127);
-    }
-    ::close(out[1]);
-    std::string output;
-    char buffer[4096];
-    ssize_t n;
-    while ((n = ::read(out[0], buffer, sizeof buffer)) > 0 || (n < 0 && errno == EINTR)) {
-        if (n > 0) {
-            output.append(buffer, n);
-        }
-    }
-    ::close(out[0]);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        throw sarus::Error(argv[0] + " failed (status " + std::to_string(status) + ")");
-    }
-    return output;
+    return result.output;
 }
 
 void updateLdCache(const std::string& ldconfigPath, const std::filesystem::path& rootfs) {

@@ -173,6 +173,10 @@ void checkDeviceNode(const std::string& path) {
     }
 }
 
+bool isSameOrBelow(const std::string& path, const std::string& directory) {
+    return directory == "/" || path == directory || path.rfind(directory + "/", 0) == 0;
+}
+
 void checkUserMountDestination(const std::string& destination, const UserMountRestrictions& rules) {
     for (const auto& raw : rules.notAllowedPaths) {
         if (destination == normalizeAbsolutePath(raw)) {
@@ -182,7 +186,7 @@ void checkUserMountDestination(const std::string& destination, const UserMountRe
     }
     for (const auto& raw : rules.notAllowedPrefixesOfPath) {
         auto prefix = normalizeAbsolutePath(raw);
-        if (destination == prefix || destination.rfind(prefix + "/", 0) == 0 || prefix == "/") {
+        if (isSameOrBelow(destination, prefix)) {
             throw Error("mount destination '" + destination + "' is not allowed: it is under '" +
                         prefix + "' (userMounts.notAllowedPrefixesOfPath in sarus.json)");
         }

@@ -47,4 +47,7 @@ void checkDeviceNode(const std::string& path);
 // filesystem; ".." never goes above "/".
 std::string normalizeAbsolutePath(const std::string& path);
 
+// Whether the normalized absolute path is directory itself or below it.
+bool isSameOrBelow(const std::string& path, const std::string& directory);
+
 }  // namespace sarus

@@ -54,10 +54,6 @@ std::string expandNodePatterns(std::string path, const std::string& nodeName, co
     return path;
 }
 
-bool isWithin(const std::string& path, const std::string& directory) {
-    return path == directory || path.rfind(directory + "/", 0) == 0;
-}
-
 Env environmentMap(const std::vector<std::string>& env) {
     Env map;
     for (const auto& entry : env) {
@@ -176,7 +172,7 @@ PmixPlan planPmixSupport(const Env& hostEnv, const std::optional<Env>& slurmConf
         serverTmpdir = normalizeAbsolutePath(serverTmpdir);
         bool covered = false;
         for (const auto& directory : mounted) {
-            covered |= isWithin(serverTmpdir, directory);
+            covered |= isSameOrBelow(serverTmpdir, directory);
         }
         if (covered) {
             plan.notes.push_back("PMIx: PMIX_SERVER_TMPDIR " + serverTmpdir + " is in a mounted Slurm directory");
