@@ -375,18 +375,24 @@ def show_euid_binary():
             return f.read()
 
 
+def add_busybox(layer, pkgs, applets):
+    """The static busybox in /bin with its applet links, /tmp and the
+    test passwd/group: enough for `sarus run` to look inside an image."""
+    layer.dir("tmp", 0o1777)
+    layer.file("bin/busybox", pkgs.read("bin/busybox"), 0o755)
+    for applet in applets:
+        layer.symlink(f"bin/{applet}", "busybox")
+    layer.file("etc/passwd", PASSWD)
+    layer.file("etc/group", GROUP)
+
+
 def busybox_layer(pkgs):
     layer = Layer("busybox-static rootfs")
     for d in ["bin", "dev", "etc", "home", "proc", "sys", "usr", "usr/bin"]:
         layer.dir(d)
     layer.dir("root", 0o700)
-    layer.dir("tmp", 0o1777)
-    layer.file("bin/busybox", pkgs.read("bin/busybox"), 0o755)
-    for applet in BUSYBOX_APPLETS:
-        layer.symlink(f"bin/{applet}", "busybox")
+    add_busybox(layer, pkgs, BUSYBOX_APPLETS)
     layer.file("etc/os-release", 'NAME="sarus busybox test image"\nID=sarus-busybox\n')
-    layer.file("etc/passwd", PASSWD)
-    layer.file("etc/group", GROUP)
     # Mount destinations that are symlinks: one to a forbidden prefix, one to
     # an absolute path that also exists on the host. Both must resolve
     # inside the container's rootfs.
@@ -507,12 +513,7 @@ def hard_base_layer(pkgs, comment):
     layer = Layer(comment)
     for d in ["bin", "dev", "etc", "proc", "sys", "opt"]:
         layer.dir(d)
-    layer.dir("tmp", 0o1777)
-    layer.file("bin/busybox", pkgs.read("bin/busybox"), 0o755)
-    for applet in HARD_APPLETS:
-        layer.symlink(f"bin/{applet}", "busybox")
-    layer.file("etc/passwd", PASSWD)
-    layer.file("etc/group", GROUP)
+    add_busybox(layer, pkgs, HARD_APPLETS)
     return layer
 
 
