@@ -5,6 +5,7 @@
 #   - no cgroup controller left on the v2 side of a hybrid hierarchy (crun 1.8
 #     refuses to run otherwise)
 #   - unprivileged user namespaces enabled
+#   - cgroup moves without an RCU grace period (favordynmods), for suid mode
 set -uo pipefail
 
 say() { echo "prepare_host: $*"; }
@@ -60,6 +61,24 @@ if [[ -d /sys/fs/cgroup/unified && -r /sys/fs/cgroup/unified/cgroup.controllers 
     [[ -z $left ]] || { warn "crun will refuse hybrid cgroups"; fail=1; }
 else
     say "cgroups: no hybrid v2 mount at /sys/fs/cgroup/unified ($(stat -f -c %T /sys/fs/cgroup))"
+fi
+
+# --- cgroup migration latency --------------------------------------------
+# In suid mode the runtime moves each container into its cgroups (the device
+# whitelist needs them). Every move waits for an RCU grace period unless a
+# cgroup2 hierarchy is mounted with favordynmods (Linux >= 6.0): measured on
+# this kind of VM, 9-28 ms per container start without it, 0.15 ms with it.
+# The flag acts on the kernel's global cgroup lock, so it also speeds up the
+# v1 hierarchies of a hybrid host; its price is a slightly slower fork/exit.
+cgroup2=$(findmnt -n -t cgroup2 -o TARGET 2>/dev/null | head -n 1)
+if [[ -z $cgroup2 ]]; then
+    say "cgroups: no cgroup2 mount, favordynmods not applicable"
+elif findmnt -n -o OPTIONS "$cgroup2" | tr ',' '\n' | grep -qx favordynmods; then
+    say "cgroups: $cgroup2 already mounted with favordynmods"
+elif mount -o remount,favordynmods "$cgroup2" 2>/dev/null; then
+    say "mount -o remount,favordynmods $cgroup2"
+else
+    warn "this kernel has no favordynmods: in suid mode each container start waits for an RCU grace period"
 fi
 
 # --- user namespaces ------------------------------------------------------
