@@ -224,7 +224,8 @@ CommandOutput runCapturingOutput(const std::vector<std::string>& argv, SpawnOpti
     return result;
 }
 
-std::string findInPath(const std::string& name, const std::string& pathVariable) {
+std::string searchPath(const std::string& name, const std::string& pathVariable,
+                       const std::function<std::string(const std::string&)>& accept) {
     if (name.find('/') != std::string::npos) {
         return name;
     }
@@ -233,9 +234,9 @@ std::string findInPath(const std::string& name, const std::string& pathVariable)
         auto end = pathVariable.find(':', start);
         auto directory = pathVariable.substr(start, end == std::string::npos ? std::string::npos : end - start);
         if (!directory.empty()) {
-            auto candidate = directory + "/" + name;
-            if (::access(candidate.c_str(), X_OK) == 0) {
-                return candidate;
+            auto found = accept(directory + "/" + name);
+            if (!found.empty()) {
+                return found;
             }
         }
         if (end == std::string::npos) {
@@ -244,6 +245,12 @@ std::string findInPath(const std::string& name, const std::string& pathVariable)
         start = end + 1;
     }
     return "";
+}
+
+std::string findInPath(const std::string& name, const std::string& pathVariable) {
+    return searchPath(name, pathVariable, [](const std::string& candidate) {
+        return ::access(candidate.c_str(), X_OK) == 0 ? candidate : std::string();
+    });
 }
 
 }  // namespace sarus

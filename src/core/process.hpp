@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <sys/types.h>
@@ -45,6 +46,11 @@ struct CommandOutput {
     std::string output;
 };
 CommandOutput runCapturingOutput(const std::vector<std::string>& argv, SpawnOptions options = {});
+
+// The first DIR/name of the ':'-separated pathVariable that accept() turns
+// into a non-empty path (a name with a '/' is returned as it is).
+std::string searchPath(const std::string& name, const std::string& pathVariable,
+                       const std::function<std::string(const std::string&)>& accept);
 
 // The first executable NAME in the ':'-separated directories of pathVariable
 // (a name with a '/' is returned as it is); "" when there is none.

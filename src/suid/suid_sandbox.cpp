@@ -1,5 +1,6 @@
 #include "suid_sandbox.hpp"
 
+#include "entrypoint_prefetch.hpp"
 #include "error.hpp"
 #include "file_utils.hpp"
 #include "log.hpp"
@@ -89,6 +90,7 @@ int runSuidSandbox(SandboxPlan plan, int parentAliveFd) {
     prepareBundleDirectory(plan.bundleDir, plan.ramFilesystemType, !plan.spec.pidHost);
     mountImage(plan, plan.bundleDir / "lower");
     mountOverlay(plan.bundleDir);
+    EntrypointPrefetch prefetch(rootfs, plan.spec, plan.spec.identity.uid, plan.spec.identity.gid);
     provideEtcFiles(rootfs, plan.spec.identity, plan.hostFiles);
     prepareMountPoints(plan.spec, rootfs, plan.userMountRules);
     for (const auto& mount : plan.spec.userMounts) {

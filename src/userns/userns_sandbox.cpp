@@ -1,5 +1,6 @@
 #include "userns_sandbox.hpp"
 
+#include "entrypoint_prefetch.hpp"
 #include "error.hpp"
 #include "log.hpp"
 #include "process.hpp"
@@ -120,6 +121,7 @@ int runUsernsSandbox(SandboxPlan plan, int parentAliveFd) {
     becomeNamespaceRoot(parentAliveFd);
     mountWritableLayer(plan);
     log::debug("sandbox: writable layer mounted");
+    EntrypointPrefetch prefetch(rootfs, plan.spec, plan.ids.callerUidInside, plan.ids.callerGidInside);
     provideEtcFiles(rootfs, plan.spec.identity, plan.hostFiles);
     prepareMountPoints(plan.spec, rootfs, plan.userMountRules);
     createDirectoryInRoot(rootfs, plan.spec.cwd, plan.ids.callerUidInside, plan.ids.callerGidInside);

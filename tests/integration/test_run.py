@@ -367,6 +367,51 @@ def test_kill_9_of_sarus_leaves_nothing_and_next_run_works(images):
     assert images.ok("run", BUSYBOX, "echo", "again").stdout == "again\n"
 
 
+def _process_of(cmdline_part, user_uid=None):
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if cmdline_part in cmdline:
+            return int(pid)
+    return None
+
+
+def test_runtime_runs_from_a_read_only_bind_not_a_copy(images):
+    # crun/runc skip their self-copy (CVE-2019-5736) only on a read-only
+    # binary: sarus binds the runtime read-only in the sandbox's namespace.
+    runtime = os.path.realpath(images.config.get(images.runtime_key, "/usr/bin/crun"))
+    p = popen_as(images.user, [images.binary, "run", "--name", "robind", BUSYBOX, "sh", "-c",
+                               "echo ready; sleep 1000"], env={"SARUS_CONFIG_FILE": images.config_file})
+    try:
+        assert p.stdout.readline() == "ready\n"
+        pid = _process_of(f"run --bundle {images.config['OCIBundleDir']} robind")
+        assert pid is not None
+        assert os.readlink(f"/proc/{pid}/exe") == runtime       # not "/memfd:... (deleted)"
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            assert b"_LIBCONTAINER_CLONED_BINARY=1" in f.read().split(b"\0")
+        with open(f"/proc/{pid}/mountinfo") as f:
+            binds = [line.split() for line in f if line.split()[4] == runtime]
+        assert binds, "no bind mount of the runtime in its mount namespace"
+        assert "ro" in binds[-1][5].split(","), binds[-1]
+    finally:
+        images.ok("kill", "robind")
+        p.wait(timeout=20)
+
+
+def test_entrypoint_is_read_ahead_and_the_helper_is_gone(images):
+    r = images.ok("--debug", "run", BUSYBOX, "true")
+    # /bin/true is a link to busybox: the file itself is read, as the caller.
+    assert "reading ahead bin/busybox" in r.stderr
+    r = images("--debug", "run", BUSYBOX, "no-such-program")
+    assert r.returncode != 0
+    assert "reading ahead" not in r.stderr
+
+
 def test_ps_and_kill(images):
     p = popen_as(images.user, [images.binary, "run", "--name", "job1", BUSYBOX, "sh", "-c", "echo ready; sleep 1000"],
                  env={"SARUS_CONFIG_FILE": images.config_file})
