@@ -23,7 +23,7 @@ std::string readFile(const std::filesystem::path& path) {
 }
 
 void writeFileAtomically(const std::filesystem::path& path, const std::string& content,
-                         mode_t mode) {
+                         mode_t mode, Durability durability) {
     auto temp = path.string() + ".tmp-" + std::to_string(getpid());
     int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
     if (fd < 0) {
@@ -40,7 +40,7 @@ void writeFileAtomically(const std::filesystem::path& path, const std::string& c
         }
         written += static_cast<size_t>(n);
     }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    if ((durability == Durability::onDisk && ::fsync(fd) != 0) || ::close(fd) != 0) {
         throw systemError("cannot write " + temp, errno);
     }
     if (::rename(temp.c_str(), path.c_str()) != 0) {

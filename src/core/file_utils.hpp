@@ -9,9 +9,12 @@ namespace sarus {
 std::string readFile(const std::filesystem::path& path);
 
 // Writes via a temporary file in the same directory and rename(2), so readers
-// see either the old or the new content, never a partial file.
+// see either the old or the new content, never a partial file. A durable
+// write is also on disk before the rename (an fsync: milliseconds on a busy
+// disk); state that means nothing after a reboot need not pay for it.
+enum class Durability { onDisk, untilReboot };
 void writeFileAtomically(const std::filesystem::path& path, const std::string& content,
-                         mode_t mode = 0644);
+                         mode_t mode = 0644, Durability durability = Durability::onDisk);
 
 // Creates path and missing parents with the given mode; throws sarus::Error.
 void createDirectories(const std::filesystem::path& path, mode_t mode = 0755);
