@@ -12,6 +12,7 @@ image against the host, and 16 concurrent starts.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import pwd
@@ -70,6 +71,43 @@ def measure(user, argv, runs, warmup=3, env=None):
     return statistics.median(times), percentile(times, 0.9)
 
 
+def measure_alternating(user, commands, runs, warmup=3):
+    """Runs the commands ({name: (argv, env)}) in turn, run after run, so that
+    a burst of noise on the machine weighs on all of them alike."""
+    for argv, env in commands.values():
+        for _ in range(warmup):
+            user.timed(argv, env)
+    times = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, (argv, env) in commands.items():
+            times[name].append(user.timed(argv, env)[0])
+    return {name: (statistics.median(t), percentile(t, 0.9)) for name, t in times.items()}
+
+
+def cgroup_favordynmods():
+    """Whether cgroup moves skip the RCU grace period (tools/prepare_host.sh)."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split(" - ")
+            if len(fields) == 2 and fields[1].startswith("cgroup2 "):
+                return "favordynmods" in fields[1].split()[2].split(",")
+    return False
+
+
+# `python3 -c 'import numpy'` run again and again in one place, once warm:
+# inside one container (one mount) or on the host.
+WARM_IMPORTS = """
+import statistics, subprocess, sys, time
+def once():
+    start = time.perf_counter()
+    subprocess.run([sys.executable, '-c', 'import numpy'], check=True)
+    return time.perf_counter() - start
+for _ in range(3):
+    once()
+print(statistics.median(once() for _ in range(10)))
+"""
+
+
 def ms(seconds):
     return f"{seconds * 1000:7.1f} ms"
 
@@ -114,8 +152,6 @@ sys.stdout.buffer.write(t.extractfile(m[0]['Layers'][0]).read())
     return ["crun", "--cgroup-manager=disabled", "--root", state, "run", "--bundle", bundle, "floor"]
 
 
-import contextlib
-
 
 @contextlib.contextmanager
 def suid_config(prefix, workdir, security_checks=True):
@@ -136,16 +172,15 @@ def suid_config(prefix, workdir, security_checks=True):
             f.write(original)
 
 
-def measure_suid(user, prefix, workdir, runs):
+def print_security_checks_cost(user, prefix, workdir, runs):
     sarus = os.path.join(prefix, "bin", "sarus")
+    argv = [sarus, "run", "load/library/busybox", "true"]
     with suid_config(prefix, workdir):
-        user.run([sarus, "load", f"{IMAGES}/busybox.oci.tar", "busybox"])
-        result = measure(user, [sarus, "run", "load/library/busybox", "true"], runs)
+        checked, _ = measure(user, argv, runs)
     with suid_config(prefix, workdir, security_checks=False):
-        unchecked, _ = measure(user, [sarus, "run", "load/library/busybox", "true"], runs)
+        unchecked, _ = measure(user, argv, runs)
     print(f"  suid mode: cost of the security checks (securityChecks true - false): "
-          f"{ms(result[0] - unchecked)}")
-    return result
+          f"{ms(checked - unchecked)}")
 
 
 def concurrent(user, argv, env, count):
@@ -184,27 +219,37 @@ def main():
         user.run([sarus, "load", f"{IMAGES}/busybox.oci.tar", "busybox"], env=env)
         print(f"sarus start-up benchmark: {args.runs} runs after 3 warm-up runs, as {args.user}, "
               f"{os.cpu_count()} CPUs")
-        med, p90 = measure(user, [sarus, "run", "load/library/busybox", "true"], args.runs, env=env)
-        floor_med, floor_p90 = measure(user, crun_floor_bundle(user, workdir), args.runs)
+        suid = os.path.join(args.suid_prefix, "bin", "sarus")
+        has_suid = os.path.exists(suid) and bool(os.stat(suid).st_mode & 0o4000)
+        commands = {"userns": ([sarus, "run", "load/library/busybox", "true"], env),
+                    "floor": (crun_floor_bundle(user, workdir), None)}
+        with suid_config(args.suid_prefix, workdir) if has_suid else contextlib.nullcontext():
+            if has_suid:
+                user.run([suid, "load", f"{IMAGES}/busybox.oci.tar", "busybox"])
+                commands["suid"] = ([suid, "run", "load/library/busybox", "true"], None)
+            results = measure_alternating(user, commands, args.runs)
+        med, p90 = results["userns"]
+        floor_med, floor_p90 = results["floor"]
+        print(f"  (the commands below alternate run after run; cgroup2 favordynmods: "
+              f"{'on' if cgroup_favordynmods() else 'off'})")
         print(f"  sarus run busybox true        median {ms(med)}   p90 {ms(p90)}")
         print(f"  crun run (floor, ready bundle) median {ms(floor_med)}   p90 {ms(floor_p90)}")
         print(f"  sarus overhead over the floor  {ms(med - floor_med)}   (target: median <= 30 ms, "
               f"<= 25 ms above the floor)")
+        suid_med = None
+        if has_suid:
+            suid_med, suid_p90 = results["suid"]
+            print(f"  suid mode: sarus run busybox true median {ms(suid_med)}   p90 {ms(suid_p90)}   "
+                  f"(target: <= 20 ms and faster than userns mode)")
+            print_security_checks_cost(user, args.suid_prefix, workdir, args.runs)
+        else:
+            print(f"  suid mode: no SUID installation in {args.suid_prefix} (tools/run_tests.sh makes one)")
         if shutil.which("podman"):
             user.run(["podman", "load", "-i", f"{IMAGES}/busybox.docker.tar"], check=False)
             pmed, pp90 = measure(user, ["podman", "run", "--rm", "--network=none", "sarus-tests/busybox", "true"], 10)
             print(f"  podman run --rm busybox true  median {ms(pmed)}   p90 {ms(pp90)}")
         else:
             print("  podman run --rm: podman is not installed (apt-get install podman to compare)")
-
-        suid = os.path.join(args.suid_prefix, "bin", "sarus")
-        suid_med = None
-        if os.path.exists(suid) and os.stat(suid).st_mode & 0o4000:
-            suid_med, suid_p90 = measure_suid(user, args.suid_prefix, workdir, args.runs)
-            print(f"  suid mode: sarus run busybox true median {ms(suid_med)}   p90 {ms(suid_p90)}   "
-                  f"(target: <= 20 ms and faster than userns mode)")
-        else:
-            print(f"  suid mode: no SUID installation in {args.suid_prefix} (tools/run_tests.sh makes one)")
 
         total, errors = concurrent(user, [sarus, "run", "load/library/busybox", "true"], env, 16)
         target = 16 * med / os.cpu_count() * 1.5
@@ -225,18 +270,26 @@ def main():
         host_in = statistics.median(float(user.run(["python3", "-c", inner]).stdout) for _ in range(10))
         ctr_in = statistics.median(float(user.run([sarus, "run", "load/library/python", "python3", "-c", inner],
                                                    env=env).stdout) for _ in range(10))
-        print(f"  python3 -c 'import numpy'     host {ms(host_med)}   sarus run {ms(ctr_med)}   "
-              f"ratio {ctr_med / host_med:.2f}")
-        print(f"  import numpy alone (in-process) host {ms(host_in)}   in container {ms(ctr_in)}   "
-              f"ratio {ctr_in / host_in:.2f}   (target: within 1.2x warm)")
+        host_warm = float(user.run(["python3", "-c", WARM_IMPORTS]).stdout)
+        ctr_warm = float(user.run([sarus, "run", "load/library/python", "python3", "-c", WARM_IMPORTS],
+                                  env=env).stdout)
+        print(f"  python3 -c 'import numpy', each in a new container (cold mount): host {ms(host_med)}   "
+              f"sarus run {ms(ctr_med)}   ratio {ctr_med / host_med:.2f}")
+        print(f"  import numpy alone (in-process), new container: host {ms(host_in)}   in container "
+              f"{ms(ctr_in)}   ratio {ctr_in / host_in:.2f}")
+        print(f"  python3 -c 'import numpy' warm (10 runs in one container after 3): host {ms(host_warm)}   "
+              f"in container {ms(ctr_warm)}   ratio {ctr_warm / host_warm:.2f}   (target: within 1.2x warm)")
         if suid_med is not None:
-            with suid_config(args.suid_prefix, workdir) as suid_env:
+            with suid_config(args.suid_prefix, workdir):
                 user.run([suid, "load", archive, "python"])
                 suid_ctr, _ = measure(user, [suid, "run", "load/library/python", "python3", "-c", code], 10)
                 suid_in = statistics.median(float(user.run([suid, "run", "load/library/python", "python3", "-c",
                                                             inner]).stdout) for _ in range(10))
+                suid_warm = float(user.run([suid, "run", "load/library/python", "python3", "-c",
+                                            WARM_IMPORTS]).stdout)
             print(f"  suid mode: python3 -c 'import numpy' {ms(suid_ctr)} (ratio {suid_ctr / host_med:.2f}); "
-                  f"import alone {ms(suid_in)} (ratio {suid_in / host_in:.2f})")
+                  f"import alone {ms(suid_in)} (ratio {suid_in / host_in:.2f}); "
+                  f"warm {ms(suid_warm)} (ratio {suid_warm / host_warm:.2f})")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
