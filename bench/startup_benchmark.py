@@ -156,31 +156,38 @@ sys.stdout.buffer.write(t.extractfile(m[0]['Layers'][0]).read())
 @contextlib.contextmanager
 def suid_config(prefix, workdir, security_checks=True):
     """A SUID sarus only reads its installed configuration: point its
-    repository into the benchmark's directory for the duration, then restore."""
+    repository into the benchmark's directory for the duration, then restore.
+    Yields a function that switches securityChecks on or off meanwhile."""
     path = os.path.join(prefix, "etc", "sarus.json")
     with open(path) as f:
         original = f.read()
     config = json.loads(original)
     config["localRepositoryBaseDir"] = os.path.join(workdir, "repos")
-    config["securityChecks"] = security_checks
-    try:
+
+    def set_security_checks(enabled):
+        config["securityChecks"] = enabled
         with open(path, "w") as f:
             json.dump(config, f)
-        yield None
+    try:
+        set_security_checks(security_checks)
+        yield set_security_checks
     finally:
         with open(path, "w") as f:
             f.write(original)
 
 
 def print_security_checks_cost(user, prefix, workdir, runs):
+    """With and without the checks in turn, run after run (see measure_alternating)."""
     sarus = os.path.join(prefix, "bin", "sarus")
     argv = [sarus, "run", "load/library/busybox", "true"]
-    with suid_config(prefix, workdir):
-        checked, _ = measure(user, argv, runs)
-    with suid_config(prefix, workdir, security_checks=False):
-        unchecked, _ = measure(user, argv, runs)
-    print(f"  suid mode: cost of the security checks (securityChecks true - false): "
-          f"{ms(checked - unchecked)}")
+    times = {True: [], False: []}
+    with suid_config(prefix, workdir) as set_security_checks:
+        for _ in range(runs):
+            for enabled in (True, False):
+                set_security_checks(enabled)
+                times[enabled].append(user.timed(argv)[0])
+    cost = statistics.median(times[True]) - statistics.median(times[False])
+    print(f"  suid mode: cost of the security checks (securityChecks true - false, alternating): {ms(cost)}")
 
 
 def concurrent(user, argv, env, count):
