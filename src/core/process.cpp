@@ -224,6 +224,14 @@ CommandOutput runCapturingOutput(const std::vector<std::string>& argv, SpawnOpti
     return result;
 }
 
+std::vector<std::string> currentEnvironment() {
+    std::vector<std::string> env;
+    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+        env.emplace_back(*entry);
+    }
+    return env;
+}
+
 std::string searchPath(const std::string& name, const std::string& pathVariable,
                        const std::function<std::string(const std::string&)>& accept) {
     if (name.find('/') != std::string::npos) {

@@ -47,6 +47,9 @@ struct CommandOutput {
 };
 CommandOutput runCapturingOutput(const std::vector<std::string>& argv, SpawnOptions options = {});
 
+// This process's environment, as NAME=VALUE entries.
+std::vector<std::string> currentEnvironment();
+
 // The first DIR/name of the ':'-separated pathVariable that accept() turns
 // into a non-empty path (a name with a '/' is returned as it is).
 std::string searchPath(const std::string& name, const std::string& pathVariable,

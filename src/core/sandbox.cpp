@@ -242,10 +242,7 @@ static void protectRuntimeBinary(const std::string& runtime, SpawnOptions& optio
         return;
     }
     if (!options.env) {
-        options.env = std::vector<std::string>{};
-        for (char** entry = environ; *entry != nullptr; ++entry) {
-            options.env->push_back(*entry);
-        }
+        options.env = currentEnvironment();
     }
     options.env->push_back("_LIBCONTAINER_CLONED_BINARY=1");
 }

@@ -10,27 +10,18 @@
 #include "log.hpp"
 #include "pmi_descriptor.hpp"
 #include "pmix_support.hpp"
+#include "process.hpp"
 #include "security_profiles.hpp"
 #include "text_table.hpp"
 
 #include <ctime>
 #include <unistd.h>
 
-extern char** environ;
-
 namespace sarus {
 
 namespace {
 
 const std::string hookLogLevelKey = "com.hooks.logging.level";
-
-std::vector<std::string> hostEnvironment() {
-    std::vector<std::string> env;
-    for (char** e = environ; e && *e; ++e) {
-        env.emplace_back(*e);
-    }
-    return env;
-}
 
 }  // namespace
 
@@ -46,7 +37,7 @@ int commandRun(const Config& config, const RunOptions& options) {
         return ImageMetadata::fromJson(parseJsonFile(image->metadataFile));
     });
     log::debug("configuration and image metadata read");
-    auto hostEnv = hostEnvironment();
+    auto hostEnv = currentEnvironment();
     auto spec = buildContainerSpec(config, metadata, options, hostEnv, Identity::ofCaller());
     // Hooks log at the level chosen for sarus, unless the user asked otherwise.
     bool userChoseHookLogLevel = false;
