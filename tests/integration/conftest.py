@@ -117,6 +117,7 @@ def run_as(user, argv, env=None, cwd=None, input=None, timeout=600, check=False,
 import json
 import shutil
 import tempfile
+import threading
 
 TEST_USERS = ("sarustest", "sarusnosub")
 MODES = ("userns", "suid")
@@ -264,10 +265,8 @@ def popen_as(user, argv, env=None, **kw):
                             stderr=kw.pop("stderr", subprocess.PIPE), text=True, **kw)
 
 
-def leftovers(user):
-    """Processes and mounts that a finished container must not leave behind."""
-    found = []
-    uid = pwd.getpwnam(user).pw_uid
+def processes():
+    """(pid, command line with spaces, owner uid) of every live process."""
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -277,8 +276,31 @@ def leftovers(user):
             st = os.stat(f"/proc/{pid}")
         except OSError:
             continue
+        yield int(pid), cmdline, st.st_uid
+
+
+def run_concurrently(sarus, count, *args):
+    """`sarus ARGS...` from count threads at once, "{i}" in ARGS replaced by
+    the thread's number; the results in completion order."""
+    results = []
+
+    def one(i):
+        results.append(sarus(*[a.replace("{i}", str(i)) for a in args]))
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def leftovers(user):
+    """Processes and mounts that a finished container must not leave behind."""
+    found = []
+    uid = pwd.getpwnam(user).pw_uid
+    for pid, cmdline, owner in processes():
         helper = any(t in cmdline for t in ("squashfuse", "fuse-overlayfs", "crun ", "runc ", "sarus run"))
-        if helper and (st.st_uid in (uid, 0) or st.st_uid >= 100000):
+        if helper and (owner in (uid, 0) or owner >= 100000):
             found.append(f"process {pid}: {cmdline}")
     with open("/proc/self/mountinfo") as f:
         for line in f:

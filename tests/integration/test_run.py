@@ -5,13 +5,11 @@ import os
 import pwd
 import shutil
 import signal
-import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import leftovers, popen_as, run_as
+from conftest import leftovers, popen_as, processes, run_as, run_concurrently
 
 BUSYBOX = "load/library/busybox"
 LAYERED = "load/library/layered"
@@ -341,14 +339,7 @@ def test_missing_runtime_is_named(images):
 # --- concurrency and teardown ----------------------------------------------
 
 def test_16_concurrent_containers(images):
-    results = []
-    def one(i):
-        results.append(images("run", BUSYBOX, "sh", "-c", f"echo {i}"))
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_concurrently(images, 16, "run", BUSYBOX, "sh", "-c", "echo {i}")
     assert sorted(r.returncode for r in results) == [0] * 16, [r.stderr for r in results if r.returncode]
     assert sorted(int(r.stdout) for r in results) == list(range(16))
 
@@ -367,18 +358,8 @@ def test_kill_9_of_sarus_leaves_nothing_and_next_run_works(images):
     assert images.ok("run", BUSYBOX, "echo", "again").stdout == "again\n"
 
 
-def _process_of(cmdline_part, user_uid=None):
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if cmdline_part in cmdline:
-            return int(pid)
-    return None
+def _process_of(cmdline_part):
+    return next((pid for pid, cmdline, _ in processes() if cmdline_part in cmdline), None)
 
 
 def test_runtime_runs_from_a_read_only_bind_not_a_copy(images):

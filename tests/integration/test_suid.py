@@ -6,12 +6,11 @@ import os
 import shutil
 import stat
 import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import leftovers, popen_as, run_as
+from conftest import leftovers, popen_as, run_as, run_concurrently
 
 BUSYBOX = "load/library/busybox"
 
@@ -156,14 +155,7 @@ def test_symlink_planted_in_the_repository_is_not_followed_by_root(suid, test_im
 
 
 def test_32_concurrent_ranks_on_one_node(suid):
-    results = []
-    def rank(i):
-        results.append(suid("run", BUSYBOX, "sh", "-c", f"echo {i}"))
-    threads = [threading.Thread(target=rank, args=(i,)) for i in range(32)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_concurrently(suid, 32, "run", BUSYBOX, "sh", "-c", "echo {i}")
     failed = [r.stderr for r in results if r.returncode]
     assert failed == []
     assert sorted(int(r.stdout) for r in results) == list(range(32))
