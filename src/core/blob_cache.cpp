@@ -14,23 +14,6 @@ namespace sarus {
 
 namespace fs = std::filesystem;
 
-FileDescriptor::~FileDescriptor() {
-    if (fd_ >= 0) {
-        ::close(fd_);
-    }
-}
-
-FileDescriptor& FileDescriptor::operator=(FileDescriptor&& other) noexcept {
-    if (this != &other) {
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
-        fd_ = other.fd_;
-        other.fd_ = -1;
-    }
-    return *this;
-}
-
 BlobCache::BlobCache(fs::path directory) : directory_(std::move(directory)) {
     createDirectories(directory_);
     removeStalePartialFiles(directory_);

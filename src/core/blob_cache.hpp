@@ -4,6 +4,7 @@
 // file in the cache is complete and correct.
 #pragma once
 
+#include "file_descriptor.hpp"
 #include "unnamed_file.hpp"
 
 #include <cstdint>
@@ -13,21 +14,6 @@
 #include <string>
 
 namespace sarus {
-
-// An open, read-only file descriptor that closes itself.
-class FileDescriptor {
-public:
-    explicit FileDescriptor(int fd = -1) : fd_(fd) {}
-    ~FileDescriptor();
-    FileDescriptor(FileDescriptor&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
-    FileDescriptor& operator=(FileDescriptor&& other) noexcept;
-    FileDescriptor(const FileDescriptor&) = delete;
-    FileDescriptor& operator=(const FileDescriptor&) = delete;
-    int get() const { return fd_; }
-
-private:
-    int fd_;
-};
 
 class BlobCache {
 public:
