@@ -8,7 +8,7 @@ set -euo pipefail
 build_packages=(
     build-essential cmake pkg-config
     libmount-dev libcap-dev nlohmann-json3-dev libvalijson-dev libarchive-dev
-    libcurl4-openssl-dev libcli11-dev libgtest-dev libsquashfs-dev libzstd-dev libisal-dev
+    libcurl4-openssl-dev libcli11-dev libgtest-dev libsquashfs-dev libzstd-dev libisal-dev libfuse3-dev
 )
 runtime_packages=(
     squashfuse fuse-overlayfs fuse3 crun runc uidmap tini squashfs-tools ca-certificates libisal2

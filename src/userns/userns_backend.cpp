@@ -5,6 +5,7 @@
 #include "hooks_config.hpp"
 #include "log.hpp"
 #include "process.hpp"
+#include "squashfuse_mount.hpp"
 #include "userns_sandbox.hpp"
 
 #include <cerrno>
@@ -52,6 +53,12 @@ SandboxPlan makePlan(const Config& config, const ContainerSpec& spec, const Stor
     plan.ramFilesystemType = config.stringOr("ramFilesystemType", "tmpfs");
     plan.crunPath = requiredTool(config, "crunPath", "/usr/bin/crun", "crun");
     plan.squashfusePath = requiredTool(config, "squashfusePath", "/usr/bin/squashfuse_ll", "squashfuse");
+    plan.squashfusePreload = installedSquashfusePreload();
+    if (::access(plan.squashfusePreload.c_str(), R_OK) != 0) {
+        log::verbose(plan.squashfusePreload.string() + " is not installed: every open in the container "
+                     "costs a FUSE round trip");
+        plan.squashfusePreload.clear();
+    }
     plan.fuseOverlayfsPath = config.stringOr("fuseOverlayfsPath", "/usr/bin/fuse-overlayfs");
     plan.overlay = overlayType(config);
     if (plan.overlay == OverlayType::fuse) {

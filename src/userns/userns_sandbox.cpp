@@ -4,6 +4,7 @@
 #include "error.hpp"
 #include "log.hpp"
 #include "process.hpp"
+#include "squashfuse_mount.hpp"
 
 #include <cerrno>
 #include <chrono>
@@ -46,18 +47,9 @@ void waitForMount(pid_t daemon, const fs::path& mountpoint, dev_t before, const 
 }
 
 void mountImage(const SandboxPlan& plan, const fs::path& lower) {
-    auto before = deviceOf(lower);
-    // As the caller (who can read the repository) with CAP_SYS_ADMIN of our
-    // namespace kept across exec, so the FUSE mount needs no fusermount.
-    SpawnOptions options;
-    options.uid = plan.ids.callerUidInside;
-    options.gid = plan.ids.callerGidInside;
-    options.ambientCapabilities = {CAP_SYS_ADMIN};
-    options.env = cleanEnvironment;
-    auto pid = spawn({plan.squashfusePath, "-f", "-o", "allow_other", plan.imageFile.string(), lower.string()},
-                     options);
-    waitForMount(pid, lower, before, plan.squashfusePath);
-    log::debug("image " + plan.imageFile.string() + " mounted with " + plan.squashfusePath);
+    // The daemon reads the repository as the caller; the mount is ours.
+    mountSquashfs({plan.squashfusePath, plan.imageFile, lower, plan.ids.callerUidInside, plan.ids.callerGidInside,
+                   plan.squashfusePreload});
 }
 
 bool mountKernelOverlay(const std::string& options, const fs::path& rootfs) {

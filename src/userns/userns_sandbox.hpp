@@ -22,6 +22,7 @@ struct SandboxPlan {
     std::string ramFilesystemType = "tmpfs";
     std::string crunPath;
     std::string squashfusePath;
+    std::filesystem::path squashfusePreload;  // empty: squashfuse runs without it
     std::string fuseOverlayfsPath;
     std::string initPath;
     OverlayType overlay = OverlayType::automatic;

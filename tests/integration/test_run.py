@@ -1,10 +1,12 @@
 """`sarus run` as an unprivileged user, with and without a subordinate id
 range (the `sarus` fixture runs every test as both users)."""
 
+import hashlib
 import os
 import pwd
 import shutil
 import signal
+import subprocess
 import time
 
 import pytest
@@ -311,6 +313,112 @@ def test_fuse_overlayfs_can_be_forced(userns_sarus, test_images):
     r = images.ok("--verbose", "run", BUSYBOX, "sh", "-c", "echo x > /tmp/f && cat /tmp/f")
     assert r.stdout == "x\n"
     assert "fuse-overlayfs" in r.stderr
+
+
+# --- userns: the image through squashfuse_ll -------------------------------
+
+def _squashfs_of(sarus, name):
+    return os.path.join(sarus.repository, "images", "load", "library", name, "latest.squashfs")
+
+
+def _squashfuse(sarus):
+    return sarus.config.get("squashfusePath", "/usr/bin/squashfuse_ll")
+
+
+def _symlinks_in_image(image_file, directory):
+    listing = subprocess.run(["unsquashfs", "-lls", image_file], stdout=subprocess.PIPE, text=True,
+                             check=True).stdout
+    links = {}
+    for line in listing.splitlines():
+        path, arrow, target = line.partition(" -> ")
+        name = path.split()[-1].removeprefix("squashfs-root")
+        if arrow and os.path.dirname(name) == directory:
+            links[name] = target
+    return links
+
+
+def test_squashfuse_is_spared_opens_and_serves_the_same_bytes(userns_sarus, test_images):
+    # squashfuse_preload.so answers OPEN/OPENDIR with ENOSYS and asks the
+    # kernel to cache symlinks; reads and listings must be what the image holds.
+    images = userns_sarus
+    images.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    image = _squashfs_of(images, "busybox")
+    busybox = subprocess.run(["unsquashfs", "-cat", image, "bin/busybox"], stdout=subprocess.PIPE,
+                             check=True).stdout
+    script = ("for i in 1 2 3; do md5sum /bin/busybox; done; "
+              "for pass in 1 2; do for f in /bin/*; do [ -L $f ] && echo \"$f -> $(readlink $f)\"; done; done")
+    r = images.ok("--debug", "run", BUSYBOX, "sh", "-c", script)
+    assert ("squashfuse preload: files read without OPEN: yes, directories without OPENDIR: yes, "
+            "symlinks cached: yes") in r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:3] == [f"{hashlib.md5(busybox).hexdigest()}  /bin/busybox"] * 3
+    links = lines[3:]
+    expected = sorted(f"{name} -> {target}" for name, target in _symlinks_in_image(image, "/bin").items())
+    assert len(expected) > 10
+    assert links == expected + expected
+
+
+def test_plain_squashfuse_serves_the_image_too(userns_sarus, test_images):
+    # The fallback daemon (libfuse's high-level layer): the preload library
+    # leaves it alone, and it is given the mounted connection all the same.
+    images = userns_sarus
+    images.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    images.config["squashfusePath"] = "/usr/bin/squashfuse"
+    images.write_config()
+    r = images.ok("--debug", "run", BUSYBOX, "sh", "-c", "md5sum /bin/busybox; ls /bin | wc -l")
+    assert "squashfuse preload: operations of libfuse's high-level layer, left as they are" in r.stderr
+    busybox = subprocess.run(["unsquashfs", "-cat", _squashfs_of(images, "busybox"), "bin/busybox"],
+                             stdout=subprocess.PIPE, check=True).stdout
+    assert r.stdout.splitlines()[0] == f"{hashlib.md5(busybox).hexdigest()}  /bin/busybox"
+    assert int(r.stdout.splitlines()[1]) > 10
+
+
+def test_squashfuse_runs_as_the_caller_without_capabilities(userns_sarus, test_images):
+    # sarus mounts /dev/fuse itself: the daemon only serves the connection.
+    images = userns_sarus
+    images.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    p = popen_as(images.user, [images.binary, "run", "--name", "capless", BUSYBOX, "sh", "-c",
+                               "echo ready; sleep 1000"], env={"SARUS_CONFIG_FILE": images.config_file})
+    try:
+        assert p.stdout.readline() == "ready\n"
+        pid = next((pid for pid, cmdline, _ in processes()
+                    if cmdline.startswith(_squashfuse(images)) and "/dev/fd/3" in cmdline), None)
+        assert pid is not None, [c for _, c, _ in processes() if "squashfuse" in c]
+        with open(f"/proc/{pid}/status") as f:
+            status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+        assert int(status["Uid"].split()[0]) == uid_of(images.user)
+        if images.user == "sarustest":
+            # With a subordinate range the caller is not root of the namespace:
+            # nothing gives the daemon a capability (before, CAP_SYS_ADMIN to mount).
+            assert int(status["CapEff"], 16) == 0 and int(status["CapAmb"], 16) == 0, status
+    finally:
+        images.ok("kill", "capless")
+        p.wait(timeout=20)
+
+
+def test_dev_fuse_without_access_is_named(userns_sarus, test_images):
+    images = userns_sarus
+    images.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    mode = os.stat("/dev/fuse").st_mode & 0o7777
+    os.chmod("/dev/fuse", 0o600)
+    try:
+        r = images("run", BUSYBOX, "true")
+    finally:
+        os.chmod("/dev/fuse", mode)
+    assert r.returncode == 1
+    assert "cannot open /dev/fuse: Permission denied" in r.stderr and "0666" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_unusable_image_file_names_the_daemon(userns_sarus, test_images):
+    images = userns_sarus
+    images.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    image = _squashfs_of(images, "busybox")
+    with open(image, "r+b") as f:
+        f.write(b"not a squashfs superblock")
+    r = images("run", BUSYBOX, "true")
+    assert r.returncode == 1
+    assert f"{_squashfuse(images)} could not serve {image}" in r.stderr, r.stderr
 
 
 # --- errors ----------------------------------------------------------------
