@@ -293,32 +293,34 @@ def main():
         user.run([sarus, "load", archive, "python"], env=env)
         print(f"  load of the python+numpy image (docker-archive): {time.perf_counter() - start:.2f} s")
         code = "import numpy"
-        host_med, _ = measure(user, ["python3", "-c", code], 10)
-        ctr_med, _ = measure(user, [sarus, "run", "load/library/python", "python3", "-c", code], 10, env=env)
         inner = "import time; t = time.perf_counter(); import numpy; print(time.perf_counter() - t)"
-        host_in = statistics.median(float(user.run(["python3", "-c", inner]).stdout) for _ in range(10))
-        ctr_in = statistics.median(float(user.run([sarus, "run", "load/library/python", "python3", "-c", inner],
-                                                   env=env).stdout) for _ in range(10))
-        host_warm = float(user.run(["python3", "-c", WARM_IMPORTS]).stdout)
-        ctr_warm = float(user.run([sarus, "run", "load/library/python", "python3", "-c", WARM_IMPORTS],
-                                  env=env).stdout)
-        print(f"  python3 -c 'import numpy', each in a new container (cold mount): host {ms(host_med)}   "
-              f"sarus run {ms(ctr_med)}   ratio {ctr_med / host_med:.2f}")
-        print(f"  import numpy alone (in-process), new container: host {ms(host_in)}   in container "
-              f"{ms(ctr_in)}   ratio {ctr_in / host_in:.2f}")
-        print(f"  python3 -c 'import numpy' warm (10 runs in one container after 3): host {ms(host_warm)}   "
-              f"in container {ms(ctr_warm)}   ratio {ctr_warm / host_warm:.2f}   (target: within 1.2x warm)")
-        if suid_med is not None:
-            with suid_config(args.suid_prefix, workdir):
+        # host, userns and suid in turn, round after round, like the start-ups
+        places = {"host": ([], None), "userns": ([sarus, "run", "load/library/python"], env)}
+        with suid_config(args.suid_prefix, workdir) if suid_med is not None else contextlib.nullcontext():
+            if suid_med is not None:
                 user.run([suid, "load", archive, "python"])
-                suid_ctr, _ = measure(user, [suid, "run", "load/library/python", "python3", "-c", code], 10)
-                suid_in = statistics.median(float(user.run([suid, "run", "load/library/python", "python3", "-c",
-                                                            inner]).stdout) for _ in range(10))
-                suid_warm = float(user.run([suid, "run", "load/library/python", "python3", "-c",
-                                            WARM_IMPORTS]).stdout)
-            print(f"  suid mode: python3 -c 'import numpy' {ms(suid_ctr)} (ratio {suid_ctr / host_med:.2f}); "
-                  f"import alone {ms(suid_in)} (ratio {suid_in / host_in:.2f}); "
-                  f"warm {ms(suid_warm)} (ratio {suid_warm / host_warm:.2f})")
+                places["suid"] = ([suid, "run", "load/library/python"], None)
+            cold = measure_alternating(user, {name: (run + ["python3", "-c", code], e)
+                                              for name, (run, e) in places.items()}, 10)
+            alone = {name: [] for name in places}
+            warm = {name: [] for name in places}
+            for _ in range(10):
+                for name, (run, e) in places.items():
+                    alone[name].append(float(user.run(run + ["python3", "-c", inner], env=e).stdout))
+            for _ in range(3):
+                for name, (run, e) in places.items():
+                    warm[name].append(float(user.run(run + ["python3", "-c", WARM_IMPORTS], env=e).stdout))
+
+        def compare(figures):
+            host = figures["host"]
+            return f"host {ms(host)}" + "".join(f"   {name} {ms(value)} ({value / host:.2f}x)"
+                                                for name, value in figures.items() if name != "host")
+        print("  python3 -c 'import numpy', each in a new container (cold mount): "
+              + compare({name: median for name, (median, _) in cold.items()}))
+        print("  import numpy alone (in-process), new container: "
+              + compare({name: statistics.median(t) for name, t in alone.items()}))
+        print("  python3 -c 'import numpy' warm (10 runs in one container after 3; median of 3 rounds): "
+              + compare({name: statistics.median(t) for name, t in warm.items()}) + "   (target: within 1.2x)")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
