@@ -99,6 +99,9 @@ pid_t cloneSandbox(unsigned long namespaceFlags, const std::string& what) {
     return pid;
 }
 
+const std::vector<std::string> helperEnvironment = {
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+
 void rearmParentDeathSignal(int parentAliveFd) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     struct pollfd check {parentAliveFd, POLLIN, 0};

@@ -46,6 +46,10 @@ int superviseSandbox(pid_t sandbox, SandboxChannels& channels, const std::functi
 // died in between (its end of the go pipe is then closed).
 void rearmParentDeathSignal(int parentAliveFd);
 
+// The whole environment of the helpers and the runtime the sandbox starts:
+// a fixed PATH and nothing of the caller's.
+extern const std::vector<std::string> helperEnvironment;
+
 // --- bundle steps shared by the backends ----------------------------------------
 
 void mountOrThrow(const std::string& source, const std::string& target, const std::string& type,

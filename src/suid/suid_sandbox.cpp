@@ -23,8 +23,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> cleanEnvironment = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
-
 void becomeRoot(int parentAliveFd) {
     if (::setresuid(0, 0, 0) != 0 || ::setresgid(0, 0, 0) != 0 || ::setgroups(0, nullptr) != 0) {
         throw systemError("cannot switch to root for the container setup", errno);
@@ -107,7 +105,7 @@ int runSuidSandbox(SandboxPlan plan, int parentAliveFd) {
     refuseHybridCgroupsForCrun(plan.runtimePath);
 
     SpawnOptions runtime;
-    runtime.env = cleanEnvironment;
+    runtime.env = helperEnvironment;
     return runRuntime({plan.runtimePath}, plan.bundleDir, plan.spec, runtime);
 }
 

@@ -5,6 +5,7 @@
 #include "file_descriptor.hpp"
 #include "log.hpp"
 #include "process.hpp"
+#include "sandbox.hpp"
 
 #include <cerrno>
 #include <csignal>
@@ -47,7 +48,7 @@ pid_t startDaemon(const SquashfuseMount& mount, int fuseFd) {
     SpawnOptions options;
     options.uid = mount.uid;
     options.gid = mount.gid;
-    std::vector<std::string> env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+    auto env = helperEnvironment;
     if (!mount.preload.empty()) {
         env.push_back("LD_PRELOAD=" + mount.preload.string());
         if (log::enabled(log::Level::debug)) {

@@ -22,8 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> cleanEnvironment = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
-
 dev_t deviceOf(const fs::path& path) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0 ? st.st_dev : 0;
@@ -70,7 +68,7 @@ void mountFuseOverlay(const SandboxPlan& plan, const std::string& options, const
     spawnOptions.gid = plan.ids.callerGidInside;
     spawnOptions.ambientCapabilities = {CAP_SYS_ADMIN, CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH,
                                         CAP_FOWNER, CAP_FSETID, CAP_SETUID, CAP_SETGID, CAP_MKNOD};
-    spawnOptions.env = cleanEnvironment;
+    spawnOptions.env = helperEnvironment;
     auto pid = spawn({plan.fuseOverlayfsPath, "-f", "-o", options + ",allow_other,noxattrs=1", rootfs.string()},
                      spawnOptions);
     waitForMount(pid, rootfs, before, plan.fuseOverlayfsPath);
@@ -130,7 +128,7 @@ int runUsernsSandbox(SandboxPlan plan, int parentAliveFd) {
     SpawnOptions runtime;
     runtime.uid = 0;  // crun acts as root of our namespace, never as "rootless"
     runtime.gid = 0;
-    runtime.env = cleanEnvironment;
+    runtime.env = helperEnvironment;
     // Cgroups cannot be delegated to an unprivileged user here; disabling
     // them also keeps crun away from hybrid-hierarchy refusals.
     return runRuntime({plan.crunPath, "--cgroup-manager=disabled"}, plan.bundleDir, plan.spec, runtime);

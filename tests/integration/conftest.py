@@ -237,6 +237,11 @@ def suid_sarus(request):
     yield from _sarus_session("suid", request.param)
 
 
+def loaded_image_file(sarus, name, tag="latest"):
+    """The squashfs of load/library/NAME:TAG in the sarus's repository."""
+    return os.path.join(sarus.repository, "images", "load", "library", name, tag + ".squashfs")
+
+
 def tree_snapshot(path):
     """Every entry under path with its mode, and for files their size, mtime
     and content hash: proves a failed command left a repository as it was.

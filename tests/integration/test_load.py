@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from conftest import run_as, tree_snapshot
+from conftest import loaded_image_file as image_file, run_as, tree_snapshot
 import reference_flatten
 
 # unicode.oci.tar and deep.docker.tar are checked inside containers by
@@ -16,10 +16,6 @@ import reference_flatten
 # which cannot show a name with a newline or extract a 4095-character path.
 ARCHIVES = ["busybox.docker.tar", "busybox.oci.tar", "layered.docker.tar", "layered.oci.tar",
             "replace.docker.tar"]
-
-
-def image_file(sarus, name, tag="latest"):
-    return os.path.join(sarus.repository, "images", "load", "library", name, tag + ".squashfs")
 
 
 def partial_files(path):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import leftovers, popen_as, processes, run_as, run_concurrently
+from conftest import leftovers, loaded_image_file, popen_as, processes, run_as, run_concurrently
 
 BUSYBOX = "load/library/busybox"
 LAYERED = "load/library/layered"
@@ -317,12 +317,21 @@ def test_fuse_overlayfs_can_be_forced(userns_sarus, test_images):
 
 # --- userns: the image through squashfuse_ll -------------------------------
 
-def _squashfs_of(sarus, name):
-    return os.path.join(sarus.repository, "images", "load", "library", name, "latest.squashfs")
+@pytest.fixture
+def userns_busybox(userns_sarus, test_images):
+    userns_sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    return userns_sarus
 
 
 def _squashfuse(sarus):
     return sarus.config.get("squashfusePath", "/usr/bin/squashfuse_ll")
+
+
+def _busybox_md5_line(sarus):
+    """md5sum's line for /bin/busybox as the image holds it."""
+    busybox = subprocess.run(["unsquashfs", "-cat", loaded_image_file(sarus, "busybox"), "bin/busybox"],
+                             stdout=subprocess.PIPE, check=True).stdout
+    return f"{hashlib.md5(busybox).hexdigest()}  /bin/busybox"
 
 
 def _symlinks_in_image(image_file, directory):
@@ -337,52 +346,44 @@ def _symlinks_in_image(image_file, directory):
     return links
 
 
-def test_squashfuse_is_spared_opens_and_serves_the_same_bytes(userns_sarus, test_images):
+def test_squashfuse_is_spared_opens_and_serves_the_same_bytes(userns_busybox):
     # squashfuse_preload.so answers OPEN/OPENDIR with ENOSYS and asks the
     # kernel to cache symlinks; reads and listings must be what the image holds.
-    images = userns_sarus
-    images.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
-    image = _squashfs_of(images, "busybox")
-    busybox = subprocess.run(["unsquashfs", "-cat", image, "bin/busybox"], stdout=subprocess.PIPE,
-                             check=True).stdout
+    images = userns_busybox
     script = ("for i in 1 2 3; do md5sum /bin/busybox; done; "
               "for pass in 1 2; do for f in /bin/*; do [ -L $f ] && echo \"$f -> $(readlink $f)\"; done; done")
     r = images.ok("--debug", "run", BUSYBOX, "sh", "-c", script)
     assert ("squashfuse preload: files read without OPEN: yes, directories without OPENDIR: yes, "
             "symlinks cached: yes") in r.stderr
     lines = r.stdout.splitlines()
-    assert lines[:3] == [f"{hashlib.md5(busybox).hexdigest()}  /bin/busybox"] * 3
+    assert lines[:3] == [_busybox_md5_line(images)] * 3
     links = lines[3:]
-    expected = sorted(f"{name} -> {target}" for name, target in _symlinks_in_image(image, "/bin").items())
+    expected = sorted(f"{name} -> {target}" for name, target in
+                      _symlinks_in_image(loaded_image_file(images, "busybox"), "/bin").items())
     assert len(expected) > 10
     assert links == expected + expected
 
 
-def test_plain_squashfuse_serves_the_image_too(userns_sarus, test_images):
+def test_plain_squashfuse_serves_the_image_too(userns_busybox):
     # The fallback daemon (libfuse's high-level layer): the preload library
     # leaves it alone, and it is given the mounted connection all the same.
-    images = userns_sarus
-    images.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    images = userns_busybox
     images.config["squashfusePath"] = "/usr/bin/squashfuse"
     images.write_config()
     r = images.ok("--debug", "run", BUSYBOX, "sh", "-c", "md5sum /bin/busybox; ls /bin | wc -l")
     assert "squashfuse preload: operations of libfuse's high-level layer, left as they are" in r.stderr
-    busybox = subprocess.run(["unsquashfs", "-cat", _squashfs_of(images, "busybox"), "bin/busybox"],
-                             stdout=subprocess.PIPE, check=True).stdout
-    assert r.stdout.splitlines()[0] == f"{hashlib.md5(busybox).hexdigest()}  /bin/busybox"
+    assert r.stdout.splitlines()[0] == _busybox_md5_line(images)
     assert int(r.stdout.splitlines()[1]) > 10
 
 
-def test_squashfuse_runs_as_the_caller_without_capabilities(userns_sarus, test_images):
+def test_squashfuse_runs_as_the_caller_without_capabilities(userns_busybox):
     # sarus mounts /dev/fuse itself: the daemon only serves the connection.
-    images = userns_sarus
-    images.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    images = userns_busybox
     p = popen_as(images.user, [images.binary, "run", "--name", "capless", BUSYBOX, "sh", "-c",
                                "echo ready; sleep 1000"], env={"SARUS_CONFIG_FILE": images.config_file})
     try:
         assert p.stdout.readline() == "ready\n"
-        pid = next((pid for pid, cmdline, _ in processes()
-                    if cmdline.startswith(_squashfuse(images)) and "/dev/fd/3" in cmdline), None)
+        pid = _process_of(f"{_squashfuse(images)} -f {loaded_image_file(images, 'busybox')} /dev/fd/3")
         assert pid is not None, [c for _, c, _ in processes() if "squashfuse" in c]
         with open(f"/proc/{pid}/status") as f:
             status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
@@ -396,9 +397,8 @@ def test_squashfuse_runs_as_the_caller_without_capabilities(userns_sarus, test_i
         p.wait(timeout=20)
 
 
-def test_dev_fuse_without_access_is_named(userns_sarus, test_images):
-    images = userns_sarus
-    images.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+def test_dev_fuse_without_access_is_named(userns_busybox):
+    images = userns_busybox
     mode = os.stat("/dev/fuse").st_mode & 0o7777
     os.chmod("/dev/fuse", 0o600)
     try:
@@ -410,10 +410,9 @@ def test_dev_fuse_without_access_is_named(userns_sarus, test_images):
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def test_unusable_image_file_names_the_daemon(userns_sarus, test_images):
-    images = userns_sarus
-    images.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
-    image = _squashfs_of(images, "busybox")
+def test_unusable_image_file_names_the_daemon(userns_busybox):
+    images = userns_busybox
+    image = loaded_image_file(images, "busybox")
     with open(image, "r+b") as f:
         f.write(b"not a squashfs superblock")
     r = images("run", BUSYBOX, "true")
