@@ -39,6 +39,14 @@ def _make_images(outdir):
     return r.returncode == 0, r.stdout
 
 
+def _readable_by_test_users(outdir):
+    if os.geteuid() == 0:
+        for dirpath, dirnames, filenames in os.walk(outdir):
+            os.chmod(dirpath, 0o755)
+            for f in filenames:
+                os.chmod(os.path.join(dirpath, f), 0o644)
+
+
 @pytest.fixture(scope="session")
 def test_images():
     """Path of the directory with the test archives; (re)generates them when
@@ -51,12 +59,7 @@ def test_images():
         ok, log = _make_images(outdir)
     if not ok:
         pytest.fail(f"make_images.py {outdir} failed:\n{log}")
-    if os.geteuid() == 0:
-        # the unprivileged test users must be able to read them
-        for dirpath, dirnames, filenames in os.walk(outdir):
-            os.chmod(dirpath, 0o755)
-            for f in filenames:
-                os.chmod(os.path.join(dirpath, f), 0o644)
+    _readable_by_test_users(outdir)
     return outdir
 
 
@@ -71,12 +74,7 @@ def mpi_images():
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if r.returncode != 0:
         pytest.fail(f"make_mpi_images.py {outdir} failed:\n{r.stdout}")
-    if os.geteuid() == 0:
-        # the unprivileged test users must be able to read them
-        for dirpath, dirnames, filenames in os.walk(outdir):
-            os.chmod(dirpath, 0o755)
-            for f in filenames:
-                os.chmod(os.path.join(dirpath, f), 0o644)
+    _readable_by_test_users(outdir)
     return outdir
 
 
