@@ -1,7 +1,7 @@
 #include "rootfs_files.hpp"
 
 #include "error.hpp"
-#include "path_in_root.hpp"
+#include "root_directory.hpp"
 
 #include <cerrno>
 #include <fcntl.h>
@@ -16,13 +16,6 @@ namespace sarus {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string parentOf(const std::string& path) {
-    auto slash = path.rfind('/');
-    return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
-}
-
-std::string baseName(const std::string& path) { return path.substr(path.rfind('/') + 1); }
 
 std::vector<std::string> lines(const std::string& text) {
     std::vector<std::string> out;
@@ -48,73 +41,24 @@ std::vector<std::string> fields(const std::string& line) {
     return out;
 }
 
+CreationPolicy ownedBy(uid_t uid, gid_t gid) { return {{uid, gid}, {uid, gid}, std::nullopt}; }
+
 }  // namespace
 
 std::string createDirectoryInRoot(const fs::path& root, const std::string& containerPath, uid_t uid,
                                   gid_t gid) {
-    auto resolved = resolveInRoot(root, containerPath);
-    std::string current;
-    std::istringstream in(resolved);
-    for (std::string part; std::getline(in, part, '/');) {
-        if (part.empty()) {
-            continue;
-        }
-        current += "/" + part;
-        auto host = root.string() + current;
-        if (::mkdir(host.c_str(), 0755) == 0) {
-            if (::lchown(host.c_str(), uid, gid) != 0) {
-                throw systemError("cannot set the owner of " + containerPath + " in the container", errno);
-            }
-        } else if (errno != EEXIST) {
-            throw systemError("cannot create " + containerPath + " in the container", errno);
-        }
-    }
-    return resolved;
+    RootDirectory directory(root);
+    auto fd = directory.ensureDirectory(containerPath, ownedBy(uid, gid));
+    return directory.containerPathOf(fd.get());
 }
 
 void writeFileInRoot(const fs::path& root, const std::string& containerPath, const std::string& content,
                      mode_t mode, uid_t uid, gid_t gid) {
-    auto dir = createDirectoryInRoot(root, parentOf(containerPath), 0, 0);
-    auto hostDir = root.string() + dir;
-    // O_PATH: some FUSE filesystems (fuse-overlayfs) refuse to open a
-    // directory for reading with O_NOFOLLOW, and a path fd is all openat needs.
-    int dirFd = ::open(hostDir.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dirFd < 0) {
-        throw systemError("cannot open " + dir + " in the container", errno);
-    }
-    auto name = baseName(containerPath);
-    struct stat st {};
-    if (::fstatat(dirFd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
-        ::unlinkat(dirFd, name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
-    }
-    int fd = ::openat(dirFd, name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
-    ::close(dirFd);
-    if (fd < 0) {
-        throw systemError("cannot write " + containerPath + " in the container", errno);
-    }
-    bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
-    ok = ok && ::fchown(fd, uid, gid) == 0 && ::fchmod(fd, mode) == 0;
-    int err = errno;
-    ::close(fd);
-    if (!ok) {
-        throw systemError("cannot write " + containerPath + " in the container", err);
-    }
+    RootDirectory(root).writeFile(containerPath, content, mode, ownedBy(uid, gid));
 }
 
 std::string readFileInRoot(const fs::path& root, const std::string& containerPath) {
-    auto resolved = resolveInRoot(root, containerPath);
-    int fd = ::open((root.string() + resolved).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        return "";
-    }
-    std::string content;
-    char buffer[8192];
-    ssize_t n;
-    while ((n = ::read(fd, buffer, sizeof buffer)) > 0) {
-        content.append(buffer, static_cast<std::size_t>(n));
-    }
-    ::close(fd);
-    return content;
+    return RootDirectory(root).readFile(containerPath);
 }
 
 std::string mergePasswd(const std::string& imagePasswd, const Identity& identity) {
