@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <sstream>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 namespace sarus {
@@ -163,7 +164,7 @@ void checkMountSourceReadable(const std::string& path) {
     }
 }
 
-void checkDeviceNode(const std::string& path) {
+DeviceNode statDeviceNode(const std::string& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
         throw systemError("device '" + path + "'", errno);
@@ -171,7 +172,11 @@ void checkDeviceNode(const std::string& path) {
     if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
         throw Error("device '" + path + "' is not a character or block device");
     }
+    return {S_ISBLK(st.st_mode) ? 'b' : 'c', major(st.st_rdev), minor(st.st_rdev), st.st_mode & 07777, st.st_uid,
+            st.st_gid};
 }
+
+void checkDeviceNode(const std::string& path) { statDeviceNode(path); }
 
 bool isSameOrBelow(const std::string& path, const std::string& directory) {
     return directory == "/" || path == directory || path.rfind(directory + "/", 0) == 0;

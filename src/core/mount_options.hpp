@@ -3,7 +3,9 @@
 // copied into a hook configuration unchanged.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 namespace sarus {
@@ -14,10 +16,22 @@ struct BindMount {
     bool readonly = false;
 };
 
+// What stat(2) of a device node said: enough to make the same node again
+// without resolving its path.
+struct DeviceNode {
+    char type = 'c';  // 'c' or 'b'
+    unsigned major = 0;
+    unsigned minor = 0;
+    mode_t mode = 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+};
+
 struct DeviceMount {
     std::string source;
     std::string destination;
     std::string access = "rwm";  // subset of "rwm"
+    std::optional<DeviceNode> node;  // filled by statDeviceNode, as the caller
 };
 
 // type=bind,src|source=PATH,dst|destination|target=PATH[,readonly]
@@ -42,6 +56,8 @@ void checkMountSourceReadable(const std::string& path);
 // Throws unless path is an existing character or block device (stat'ed
 // with the caller's permissions).
 void checkDeviceNode(const std::string& path);
+// The same, returning what the node is.
+DeviceNode statDeviceNode(const std::string& path);
 
 // Collapses "//", "." and ".." of an absolute path without touching the
 // filesystem; ".." never goes above "/".

@@ -21,6 +21,11 @@ json processSection(const ContainerSpec& spec, const OciConfigOptions& options) 
         user["additionalGids"] = spec.identity.supplementaryGids;
     }
     std::vector<std::string> args = spec.args;
+    auto cwd = spec.cwd;
+    if (!options.workdirHelper.empty()) {
+        args.insert(args.begin(), {options.workdirHelper, spec.cwd});
+        cwd = "/";
+    }
     if (spec.init) {
         args.insert(args.begin(), {initDestination, "--"});
     }
@@ -30,7 +35,7 @@ json processSection(const ContainerSpec& spec, const OciConfigOptions& options) 
         {"user", user},
         {"args", args},
         {"env", spec.env},
-        {"cwd", spec.cwd},
+        {"cwd", cwd},
         {"capabilities",
          {{"bounding", noCapabilities}, {"effective", noCapabilities}, {"inheritable", noCapabilities},
           {"permitted", noCapabilities}, {"ambient", noCapabilities}}},
@@ -38,8 +43,14 @@ json processSection(const ContainerSpec& spec, const OciConfigOptions& options) 
     };
 }
 
-json bindMount(const std::string& source, const std::string& destination, bool readonly) {
+enum class DeviceNodes { refused, allowed };
+
+json bindMount(const std::string& source, const std::string& destination, bool readonly,
+               DeviceNodes nodes = DeviceNodes::refused) {
     json opts = {"rbind", "nosuid", "rprivate"};
+    if (nodes == DeviceNodes::refused) {
+        opts.insert(opts.begin() + 2, "nodev");
+    }
     if (readonly) {
         opts.push_back("ro");
     }
@@ -55,18 +66,22 @@ json systemMounts(const ContainerSpec& spec, const OciConfigOptions& options) {
         mounts.push_back({{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"},
                           {"options", {"nosuid", "noexec", "nodev"}}});
     }
-    mounts.push_back({{"destination", "/dev"}, {"type", "tmpfs"}, {"source", "tmpfs"},
-                      {"options", {"nosuid", "strictatime", "mode=755", "size=65536k"}}});
+    if (!options.sandboxMounts) {
+        mounts.push_back({{"destination", "/dev"}, {"type", "tmpfs"}, {"source", "tmpfs"},
+                          {"options", {"nosuid", "strictatime", "mode=755", "size=65536k"}}});
+    }
     json ptsOptions = {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"};
     if (!options.rootless) {
         ptsOptions.push_back("gid=5");
     }
     mounts.push_back({{"destination", "/dev/pts"}, {"type", "devpts"}, {"source", "devpts"},
                       {"options", ptsOptions}});
-    // The host's /dev/shm, as Sarus shares the host's IPC: MPI ranks of one
-    // node, each in its own container, exchange data through files there.
-    mounts.push_back({{"destination", "/dev/shm"}, {"type", "bind"}, {"source", "/dev/shm"},
-                      {"options", {"rbind", "nosuid", "nodev", "rprivate"}}});
+    if (!options.sandboxMounts) {
+        // The host's /dev/shm, as Sarus shares the host's IPC: MPI ranks of one
+        // node, each in its own container, exchange data through files there.
+        mounts.push_back({{"destination", "/dev/shm"}, {"type", "bind"}, {"source", "/dev/shm"},
+                          {"options", {"rbind", "nosuid", "nodev", "rprivate"}}});
+    }
     if (options.rootless) {
         mounts.push_back({{"destination", "/sys"}, {"type", "bind"}, {"source", "/sys"},
                           {"options", {"rbind", "nosuid", "noexec", "nodev", "ro", "rprivate"}}});
@@ -78,20 +93,14 @@ json systemMounts(const ContainerSpec& spec, const OciConfigOptions& options) {
 }
 
 json deviceEntry(const DeviceMount& device) {
-    struct stat st {};
-    if (::stat(device.source.c_str(), &st) != 0) {
-        throw systemError("device " + device.source, errno);
-    }
-    if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
-        throw Error("device " + device.source + " is not a character or block device");
-    }
+    auto node = device.node ? *device.node : statDeviceNode(device.source);
     return {{"path", device.destination},
-            {"type", S_ISCHR(st.st_mode) ? "c" : "b"},
-            {"major", major(st.st_rdev)},
-            {"minor", minor(st.st_rdev)},
-            {"fileMode", st.st_mode & 0777},
-            {"uid", st.st_uid},
-            {"gid", st.st_gid}};
+            {"type", std::string(1, node.type)},
+            {"major", node.major},
+            {"minor", node.minor},
+            {"fileMode", node.mode & 0777},
+            {"uid", node.uid},
+            {"gid", node.gid}};
 }
 
 json idMappings(const std::vector<IdMap>& maps) {
@@ -104,19 +113,28 @@ json idMappings(const std::vector<IdMap>& maps) {
 
 }  // namespace
 
+bool annotationReachesRuntime(const std::string& key) {
+    return key.rfind("com.hooks.", 0) == 0;
+}
+
 json generateOciConfig(const ContainerSpec& spec, const OciConfigOptions& options) {
     json mounts = systemMounts(spec, options);
-    for (const auto& mount : spec.siteMounts) {
-        mounts.push_back(bindMount(mount.source, mount.destination, mount.readonly));
-    }
-    for (const auto& mount : spec.userMounts) {
-        mounts.push_back(bindMount(mount.source, mount.destination, mount.readonly));
-    }
-    if (spec.init) {
-        mounts.push_back(bindMount(options.initPath, initDestination, true));
+    if (!options.sandboxMounts) {
+        for (const auto& mount : spec.siteMounts) {
+            mounts.push_back(bindMount(mount.source, mount.destination, mount.readonly));
+        }
+        for (const auto& mount : spec.userMounts) {
+            mounts.push_back(bindMount(mount.source, mount.destination, mount.readonly));
+        }
+        if (spec.init) {
+            mounts.push_back(bindMount(options.initPath, initDestination, true));
+        }
     }
 
-    json namespaces = {{{"type", "mount"}}};
+    json namespaces = json::array();
+    if (options.mountNamespace || !options.uidMappings.empty()) {
+        namespaces.push_back({{"type", "mount"}});
+    }
     if (!spec.pidHost) {
         namespaces.push_back({{"type", "pid"}});
     }
@@ -133,12 +151,14 @@ json generateOciConfig(const ContainerSpec& spec, const OciConfigOptions& option
         if (options.rootless) {
             // No mknod in a user namespace: the node is bind-mounted, and
             // access is what its permissions allow.
-            auto mount = bindMount(device.source, device.destination, false);
+            auto mount = bindMount(device.source, device.destination, false, DeviceNodes::allowed);
             mounts.push_back(mount);
             continue;
         }
         auto entry = deviceEntry(device);
-        devices.push_back(entry);
+        if (!options.sandboxMounts) {
+            devices.push_back(entry);
+        }
         allowed.push_back({{"allow", true}, {"type", entry["type"]}, {"major", entry["major"]},
                            {"minor", entry["minor"]}, {"access", device.access}});
     }
@@ -146,10 +166,17 @@ json generateOciConfig(const ContainerSpec& spec, const OciConfigOptions& option
         linux["devices"] = devices;
         linux["resources"] = {{"devices", allowed}};
     }
+    if (!options.cgroupsPath.empty()) {
+        linux["cgroupsPath"] = options.cgroupsPath;
+    }
 
+    // Only keys that the hooks read: crun and runc act on others (run.oci.*,
+    // org.criu.*, ...) as root, with values that come from the user or the image.
     json annotations = json::object();
     for (const auto& [key, value] : spec.annotations) {
-        annotations[key] = value;
+        if (annotationReachesRuntime(key)) {
+            annotations[key] = value;
+        }
     }
     if (options.rootless) {
         // The caller's supplementary groups stay (file access on shared

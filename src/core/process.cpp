@@ -129,6 +129,13 @@ pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& options) {
     if (options.stdoutFd >= 0 && ::dup2(options.stdoutFd, 1) < 0) childFail("redirect stdout of", argv[0]);
     if (options.stderrFd >= 0 && ::dup2(options.stderrFd, 2) < 0) childFail("redirect stderr of", argv[0]);
     std::vector<int> keep = options.keepFds;
+    int executable = -1;
+    if (options.executableFd >= 0) {
+        // above every number passFds will take
+        executable = ::fcntl(options.executableFd, F_DUPFD_CLOEXEC, 3 + 2 * static_cast<int>(maxPassedDescriptors));
+        if (executable < 0) childFail("keep the descriptor of", argv[0]);
+        keep.push_back(executable);
+    }
     if (!options.passFds.empty()) {
         // via copies above any target number, so no target overwrites a source
         int copies[maxPassedDescriptors];  // no allocation between fork and exec
@@ -159,7 +166,10 @@ pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& options) {
         _exit(127);
     }
     raiseAmbient(options.ambientCapabilities);
-    if (options.env) {
+    if (executable >= 0) {
+        ::syscall(SYS_execveat, executable, "", args.data(), options.env ? envp.data() : environ,
+                  AT_EMPTY_PATH);
+    } else if (options.env) {
         ::execve(args[0], args.data(), envp.data());
     } else {
         ::execv(args[0], args.data());

@@ -22,6 +22,9 @@ struct SpawnOptions {
     int stderrFd = -1;
     std::vector<int> keepFds;                // other fds that stay open
     std::vector<int> passFds;                // become 3, 4, ... in the child (at most maxPassedDescriptors)
+    // When >= 0, the program executed (execveat): argv[0] names it only. A
+    // descriptor opened earlier cannot be redirected by a later mount.
+    int executableFd = -1;
 };
 
 constexpr std::size_t maxPassedDescriptors = 16;

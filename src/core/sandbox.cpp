@@ -1,6 +1,7 @@
 #include "sandbox.hpp"
 
 #include "error.hpp"
+#include "file_descriptor.hpp"
 #include "file_utils.hpp"
 #include "log.hpp"
 #include "path_in_root.hpp"
@@ -110,6 +111,17 @@ void rearmParentDeathSignal(int parentAliveFd) {
     }
 }
 
+int runReporting(int statusFd, const std::function<int()>& body) {
+    try {
+        return body();
+    } catch (const Error& e) {
+        sendStatus(statusFd, e.what());
+    } catch (const std::exception& e) {
+        sendStatus(statusFd, std::string("unexpected error in the container sandbox: ") + e.what());
+    }
+    return 1;
+}
+
 void runSandboxChild(SandboxChannels& channels, const std::function<int(int)>& body) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     // The bundle is the engine's own layout, read by the container's user
@@ -128,22 +140,61 @@ void runSandboxChild(SandboxChannels& channels, const std::function<int(int)>& b
     for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) {
         ::sigaction(s, &quit, nullptr);
     }
-    int code = 1;
-    try {
-        code = body(channels.go[0]);
-    } catch (const Error& e) {
-        sendStatus(channels.status[1], e.what());
-        code = 1;
-    } catch (const std::exception& e) {
-        sendStatus(channels.status[1], std::string("unexpected error in the container sandbox: ") + e.what());
-        code = 1;
-    }
+    int code = runReporting(channels.status[1], [&] { return body(channels.go[0]); });
     std::fflush(stdout);
     std::fflush(stderr);
     _exit(code);
 }
 
-int superviseSandbox(pid_t sandbox, SandboxChannels& channels, const std::function<void()>& beforeGo) {
+namespace {
+
+// Whether pid ended within timeoutMs (-1: waits for as long as it takes).
+bool waitUntilExited(int pidfd, int timeoutMs) {
+    struct pollfd exited {pidfd, POLLIN, 0};
+    for (;;) {
+        int n = ::poll(&exited, 1, timeoutMs);
+        if (n > 0 || (n < 0 && errno != EINTR)) {
+            return n > 0;
+        }
+        if (n == 0) {
+            return false;
+        }
+    }
+}
+
+// Waits for the sandbox; with -t, a hang-up of the terminal (a closed ssh
+// session, a killed terminal window) ends the container: SIGHUP first, then
+// endNow. A container's PID 1 ignores SIGHUP unless it handles it, and the
+// runtime would copy from a dead terminal forever.
+void waitWatchingTerminal(pid_t sandbox, const Supervision& supervision) {
+    FileDescriptor pidfd(static_cast<int>(::syscall(SYS_pidfd_open, sandbox, 0)));
+    if (pidfd.get() < 0) {
+        return;
+    }
+    for (;;) {
+        struct pollfd watched[2] = {{pidfd.get(), POLLIN, 0}, {STDIN_FILENO, 0, 0}};
+        int n = ::poll(watched, 2, -1);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 || (watched[0].revents & POLLIN)) {
+            return;
+        }
+        if (watched[1].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+            log::debug("the terminal hung up: ending the container");
+            ::kill(sandbox, SIGHUP);
+            if (!waitUntilExited(pidfd.get(), 1000) && supervision.endNow) {
+                supervision.endNow();
+            }
+            return;
+        }
+    }
+}
+
+}  // namespace
+
+int superviseSandbox(pid_t sandbox, SandboxChannels& channels, const std::function<void()>& beforeGo,
+                     const Supervision& supervision) {
     ::close(channels.go[0]);
     ::close(channels.status[1]);
     try {
@@ -158,9 +209,14 @@ int superviseSandbox(pid_t sandbox, SandboxChannels& channels, const std::functi
         throw systemError("cannot start the container sandbox", errno);
     }
     // go[1] stays open while we live: the sandbox sees it close if we die.
+    if (supervision.watchTerminal) {
+        waitWatchingTerminal(sandbox, supervision);
+    }
     int code = waitForExit(sandbox);
     log::debug("sandbox gone: its mounts and helpers with it");
-    ::close(channels.go[1]);
+    if (channels.go[1] >= 0) {
+        ::close(channels.go[1]);
+    }
     auto failure = readAll(channels.status[0]);
     ::close(channels.status[0]);
     if (!failure.empty()) {
@@ -184,13 +240,19 @@ void prepareBundleDirectory(const fs::path& bundleDir, const std::string& ramFil
         mountOrThrow("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "");
     }
     mountOrThrow("sarus-bundle", bundleDir, ramFilesystemType, MS_NOSUID | MS_NODEV, "mode=0755");
-    for (const char* dir : {"lower", "upper", "work", "rootfs", "state"}) {
+    for (const char* dir : {"lower", "upper", "work", "rootfs", "state", "devices"}) {
         makeDirectory(bundleDir / dir);
     }
 }
 
 HostFiles HostFiles::read(const Identity& identity) {
     return {readOrEmpty("/etc/hosts"), readOrEmpty("/etc/resolv.conf"), sarus::callerGroups(identity)};
+}
+
+void makeSystemDirectoriesReal(const RootDirectory& root, const CreationPolicy& policy) {
+    for (const char* directory : {"/dev", "/proc", "/sys"}) {
+        root.replaceWithDirectory(directory, policy);
+    }
 }
 
 void provideEtcFiles(const fs::path& rootfs, const Identity& identity, const HostFiles& files) {
@@ -231,7 +293,7 @@ void writeBundleConfig(const fs::path& bundleDir, const ContainerSpec& spec, con
 // sits on a read-only mount and _LIBCONTAINER_CLONED_BINARY is set: a
 // read-only bind of the runtime onto itself, in the sandbox's own mount
 // namespace, gives the same protection without the copy.
-static void protectRuntimeBinary(const std::string& runtime, SpawnOptions& options) {
+void protectRuntimeBinary(const std::string& runtime, SpawnOptions& options) {
     if (::mount(runtime.c_str(), runtime.c_str(), nullptr, MS_BIND, nullptr) != 0) {
         log::debug("runtime binary not protected by a read-only bind (" + std::string(std::strerror(errno)) +
                    "): it copies itself");
@@ -272,7 +334,9 @@ int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const f
     }
     argv.push_back(spec.name);
     options.passFds = spec.passFds;
-    protectRuntimeBinary(argv[0], options);
+    if (options.executableFd < 0) {
+        protectRuntimeBinary(argv[0], options);
+    }
     auto pid = spawn(argv, options);
     forwardSignalsTo(pid);
     int code = waitForExit(pid);

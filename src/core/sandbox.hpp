@@ -9,6 +9,7 @@
 #include "mount_options.hpp"
 #include "oci_config.hpp"
 #include "process.hpp"
+#include "root_directory.hpp"
 #include "rootfs_files.hpp"
 
 #include <filesystem>
@@ -37,10 +38,21 @@ pid_t cloneSandbox(unsigned long namespaceFlags, const std::string& what);
 // text through the status pipe and exits with body's result. Never returns.
 [[noreturn]] void runSandboxChild(SandboxChannels& channels, const std::function<int(int)>& body);
 
+// Runs body; an Error it throws becomes a message on statusFd and code 1.
+int runReporting(int statusFd, const std::function<int()>& body);
+
+struct Supervision {
+    // -t: when the terminal hangs up, the container gets SIGHUP, and is
+    // ended by endNow if it is still there a second later.
+    bool watchTerminal = false;
+    std::function<void()> endNow;
+};
+
 // In sarus: calls beforeGo (e.g. writes id maps), starts the sandbox,
 // forwards signals to it and waits. Returns the sandbox's exit code or
 // throws the error it reported.
-int superviseSandbox(pid_t sandbox, SandboxChannels& channels, const std::function<void()>& beforeGo);
+int superviseSandbox(pid_t sandbox, SandboxChannels& channels, const std::function<void()>& beforeGo,
+                     const Supervision& supervision = {});
 
 // A credential change clears PR_SET_PDEATHSIG: re-arm it, and exit if sarus
 // died in between (its end of the go pipe is then closed).
@@ -68,6 +80,11 @@ struct HostFiles {
     static HostFiles read(const Identity& identity);
 };
 
+// /dev, /proc and /sys of the rootfs become real directories: an image may
+// have planted symlinks there, and a runtime opens "dev" from the rootfs fd
+// with a plain openat, which follows an absolute symlink on the host.
+void makeSystemDirectoriesReal(const RootDirectory& root, const CreationPolicy& policy);
+
 // /etc/hosts, /etc/resolv.conf, /etc/passwd and /etc/group of the container.
 void provideEtcFiles(const std::filesystem::path& rootfs, const Identity& identity, const HostFiles& files);
 
@@ -79,6 +96,11 @@ void prepareMountPoints(ContainerSpec& spec, const std::filesystem::path& rootfs
 
 void writeBundleConfig(const std::filesystem::path& bundleDir, const ContainerSpec& spec,
                        const OciConfigOptions& options);
+
+// crun and runc skip their self-copy (see sandbox.cpp) when their binary is
+// on a read-only mount: binds runtime read-only onto itself in the sandbox's
+// mount namespace and says so in options.env.
+void protectRuntimeBinary(const std::string& runtime, SpawnOptions& options);
 
 // Runs "<runtime> [global options] --root BUNDLE/state --log
 // BUNDLE/runtime.log run --bundle BUNDLE [--preserve-fds=N] NAME" with

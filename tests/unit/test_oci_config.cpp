@@ -105,7 +105,7 @@ TEST(OciConfig, InitPrefixesArgsAndBindsInitReadonly) {
     const auto* init = findMount(config, "/dev/init");
     ASSERT_NE(init, nullptr);
     EXPECT_EQ(*init, json({{"destination", "/dev/init"}, {"type", "bind"}, {"source", "/opt/sarus/bin/tini-static"},
-                           {"options", {"rbind", "nosuid", "rprivate", "ro"}}}));
+                           {"options", {"rbind", "nosuid", "nodev", "rprivate", "ro"}}}));
 }
 
 TEST(OciConfig, NoInitMountWithoutInit) {
@@ -163,7 +163,7 @@ TEST(OciConfig, PidHostRootlessBindsHostProc) {
     auto config = sarus::generateOciConfig(s, rootless());
     EXPECT_EQ(namespaceTypes(config), (std::vector<std::string>{"mount"}));
     EXPECT_EQ(*findMount(config, "/proc"), json({{"destination", "/proc"}, {"type", "bind"}, {"source", "/proc"},
-                                                 {"options", {"rbind", "nosuid", "rprivate"}}}));
+                                                 {"options", {"rbind", "nosuid", "nodev", "rprivate"}}}));
 }
 
 TEST(OciConfig, SiteThenUserMountsAfterSystemMounts) {
@@ -173,9 +173,9 @@ TEST(OciConfig, SiteThenUserMountsAfterSystemMounts) {
     auto config = sarus::generateOciConfig(s, rootful());
     ASSERT_EQ(config["mounts"].size(), 7u);
     EXPECT_EQ(config["mounts"][5], json({{"destination", "/scratch"}, {"type", "bind"}, {"source", "/scratch"},
-                                         {"options", {"rbind", "nosuid", "rprivate"}}}));
+                                         {"options", {"rbind", "nosuid", "nodev", "rprivate"}}}));
     EXPECT_EQ(config["mounts"][6], json({{"destination", "/data"}, {"type", "bind"}, {"source", "/home/alice/data"},
-                                         {"options", {"rbind", "nosuid", "rprivate", "ro"}}}));
+                                         {"options", {"rbind", "nosuid", "nodev", "rprivate", "ro"}}}));
 }
 
 TEST(OciConfig, NoDevicesMeansDenyAllWhenNotRootless) {
@@ -215,7 +215,7 @@ TEST(OciConfig, NonDeviceFileIsAnError) {
         sarus::generateOciConfig(s, rootful());
         FAIL() << "no error";
     } catch (const sarus::Error& e) {
-        EXPECT_EQ(std::string(e.what()), "device /etc/hostname is not a character or block device");
+        EXPECT_EQ(std::string(e.what()), "device '/etc/hostname' is not a character or block device");
     }
 }
 
@@ -228,6 +228,48 @@ TEST(OciConfig, DevicesAreBindMountedWhenRootless) {
                                                      {"options", {"rbind", "nosuid", "rprivate"}}}));
     EXPECT_FALSE(config["linux"].contains("devices"));
     EXPECT_FALSE(config["linux"].contains("resources"));
+}
+
+TEST(OciConfig, WithoutItsOwnMountNamespaceUnlessItMakesAUserNamespace) {
+    auto options = rootless();
+    options.mountNamespace = false;
+    EXPECT_EQ(namespaceTypes(sarus::generateOciConfig(spec(), options)), (std::vector<std::string>{"pid"}));
+    options.uidMappings = {{1000, 0, 1}};
+    options.gidMappings = {{1001, 0, 1}};
+    EXPECT_EQ(namespaceTypes(sarus::generateOciConfig(spec(), options)),
+              (std::vector<std::string>{"mount", "pid", "user"}));
+}
+
+TEST(OciConfig, SandboxMountsLeaveOnlyProcSysAndPtsToTheRuntime) {
+    auto s = spec();
+    s.init = true;
+    s.siteMounts = {{"/scratch", "/scratch", false}};
+    s.userMounts = {{"/home/alice/data", "/data", true}};
+    s.devices = {{"/dev/null", "/dev/mynull", "rw"}};
+    auto options = rootful();
+    options.sandboxMounts = true;
+    options.initPath = "/opt/sarus/bin/tini-static";
+    auto config = sarus::generateOciConfig(s, options);
+    std::vector<std::string> destinations;
+    for (const auto& mount : config["mounts"]) {
+        destinations.push_back(mount["destination"]);
+    }
+    EXPECT_EQ(destinations, (std::vector<std::string>{"/proc", "/dev/pts", "/sys"}));
+    EXPECT_EQ(config["linux"]["devices"], json::array());
+    // still whitelisted, for a runtime that manages the devices cgroup (runc)
+    EXPECT_EQ(config["linux"]["resources"]["devices"].size(), 2u);
+    EXPECT_EQ(config["process"]["args"][0], "/dev/init");
+}
+
+TEST(OciConfig, WorkdirHelperEntersTheWorkingDirectory) {
+    auto s = spec();
+    s.cwd = "/home/alice/work";
+    s.args = {"make", "-j"};
+    auto options = rootful();
+    options.workdirHelper = "/dev/.sarus-workdir";
+    auto config = sarus::generateOciConfig(s, options);
+    EXPECT_EQ(config["process"]["cwd"], "/");
+    EXPECT_EQ(config["process"]["args"], json({"/dev/.sarus-workdir", "/home/alice/work", "make", "-j"}));
 }
 
 TEST(OciConfig, NoUserNamespaceWithoutMappings) {
@@ -255,9 +297,36 @@ TEST(OciConfig, AnnotationsFromSpec) {
 
 TEST(OciConfig, RootlessKeepsOriginalGroups) {
     auto s = spec();
-    s.annotations = {{"a", "b"}};
+    s.annotations = {{"com.hooks.a", "b"}};
     EXPECT_EQ(sarus::generateOciConfig(s, rootless())["annotations"],
-              json({{"a", "b"}, {"run.oci.keep_original_groups", "1"}}));
+              json({{"com.hooks.a", "b"}, {"run.oci.keep_original_groups", "1"}}));
+}
+
+// crun and runc act on these as root; their values come from the user or the image.
+TEST(OciConfig, OnlyHookAnnotationsReachTheRuntime) {
+    auto s = spec();
+    s.annotations = {{"com.hooks.mpi.enabled", "true"},
+                     {"run.oci.seccomp.plugins", "/home/u/evil.so"},
+                     {"run.oci.pidfd_receiver", "/home/u/socket"},
+                     {"run.oci.delegate-cgroup", "x"},
+                     {"run.oci.hooks.stderr", "/etc/passwd"},
+                     {"run.oci.keep_original_groups", "1"},
+                     {"org.criu.config", "/home/u/criu.conf"},
+                     {"org.systemd.property.ExecStopPost", "x"},
+                     {"module.wasm.image/variant", "compat"},
+                     {"io.kubernetes.cri.container-type", "sandbox"},
+                     {"org.opencontainers.image.title", "t"},
+                     {"com.hooksx", "y"}};
+    for (const auto& options : {rootful(), rootless()}) {
+        auto annotations = sarus::generateOciConfig(s, options)["annotations"];
+        EXPECT_EQ(annotations.value("com.hooks.mpi.enabled", ""), "true");
+        for (const auto& [key, value] : s.annotations) {
+            if (key != "com.hooks.mpi.enabled" && !(options.rootless && key == "run.oci.keep_original_groups")) {
+                EXPECT_FALSE(annotations.contains(key)) << key;
+            }
+        }
+    }
+    EXPECT_EQ(sarus::generateOciConfig(s, rootless())["annotations"]["run.oci.keep_original_groups"], "1");
 }
 
 TEST(OciConfig, EmptyAnnotationsIsAnObject) {

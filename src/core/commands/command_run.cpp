@@ -8,6 +8,7 @@
 #include "identity.hpp"
 #include "image_store.hpp"
 #include "log.hpp"
+#include "oci_config.hpp"
 #include "pmi_descriptor.hpp"
 #include "pmix_support.hpp"
 #include "process.hpp"
@@ -49,6 +50,11 @@ int commandRun(const Config& config, const RunOptions& options) {
         spec.annotations[hookLogLevelKey] = log::enabled(log::Level::debug)     ? "debug"
                                             : log::enabled(log::Level::verbose) ? "info"
                                                                                 : "warn";
+    }
+    for (const auto& [key, value] : spec.annotations) {
+        if (!annotationReachesRuntime(key)) {
+            log::verbose("annotation " + key + " is not passed to the OCI runtime (only com.hooks.* are)");
+        }
     }
     passPmiDescriptor(spec);
     applyPmixSupport(spec, config, hostEnv);
