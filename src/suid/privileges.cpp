@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 namespace sarus::suid {
@@ -24,6 +25,9 @@ bool Privileges::initialize() {
         if (::setresgid(realGid, realGid, 0) != 0 || ::setresuid(realUid, realUid, 0) != 0) {
             std::abort();
         }
+        // Not traceable, no core dump, /proc/PID owned by root: what root
+        // holds in this process stays out of the caller's reach.
+        ::prctl(PR_SET_DUMPABLE, 0);
     }
     return suidRoot;
 }
@@ -44,6 +48,9 @@ void Privileges::dropPermanently() {
         std::abort();
     }
     suidRoot = false;
+    // An ordinary process of the caller's from here on: newuidmap, for one,
+    // needs /proc/PID of the sandbox to belong to the caller.
+    ::prctl(PR_SET_DUMPABLE, 1);
 }
 
 RootScope::RootScope() {

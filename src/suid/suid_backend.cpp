@@ -3,20 +3,15 @@
 #include "error.hpp"
 #include "hooks_config.hpp"
 #include "log.hpp"
+#include "mount_tree.hpp"
 #include "privileges.hpp"
 #include "security_checks.hpp"
 #include "suid_sandbox.hpp"
 
 #include <cerrno>
 #include <fcntl.h>
-#include <sched.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
+#include <grp.h>
 #include <unistd.h>
-
-#ifndef AT_RECURSIVE
-#define AT_RECURSIVE 0x8000
-#endif
 
 namespace sarus::suid {
 
@@ -33,9 +28,9 @@ std::string trustedTool(const Config& config, const std::string& key, const std:
 // Everything the caller names is opened here, with the caller's effective
 // ids (and so the caller's permissions): root later uses only these
 // descriptors. Never a path from an annotation, a label or the environment.
-int openAsCaller(const std::string& path, int flags, const std::string& what) {
-    int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-    if (fd < 0) {
+FileDescriptor openAsCaller(const std::string& path, int flags, const std::string& what) {
+    FileDescriptor fd(::open(path.c_str(), flags | O_CLOEXEC));
+    if (fd.get() < 0) {
         throw systemError(what + " '" + path + "'", errno);
     }
     return fd;
@@ -44,23 +39,19 @@ int openAsCaller(const std::string& path, int flags, const std::string& what) {
 // The caller opens the source with the caller's permissions; root then
 // clones exactly that object into a detached mount tree, which the sandbox
 // attaches inside the container. Root never resolves the caller's path.
-int cloneMountAsCaller(const std::string& source) {
+FileDescriptor cloneMountAsCaller(const std::string& source) {
     // An O_PATH open does not check read permission on the path itself.
     checkMountSourceReadable(source);
-    int fd = openAsCaller(source, O_PATH, "mount source");
-    int tree;
-    {
-        RootScope root;
-        tree = ::open_tree(fd, "", OPEN_TREE_CLONE | AT_RECURSIVE | AT_EMPTY_PATH);
-    }
-    int err = errno;
-    ::close(fd);
-    if (tree < 0) {
-        throw systemError("cannot prepare the mount of '" + source + "'", err);
-    }
-    return tree;
+    auto fd = openAsCaller(source, O_PATH, "mount source");
+    RootScope root;
+    return cloneMountTree(fd.get(), "", "'" + source + "'");
 }
 
+std::vector<gid_t> callerGroupIds(const Identity& identity) {
+    std::vector<gid_t> groups{identity.gid};
+    groups.insert(groups.end(), identity.supplementaryGids.begin(), identity.supplementaryGids.end());
+    return groups;
+}
 
 }  // namespace
 
@@ -74,31 +65,42 @@ int SuidBackend::run(const ContainerSpec& spec, const StoredImage& image) {
     if (spec.init) {
         plan.initPath = trustedTool(config_, "initPath", "/usr/bin/tini-static");
     }
+    plan.workdirHelperPath = Config::installPrefix() / "libexec" / "sarus" / "sarus-workdir";
     plan.userMountRules = userMountRestrictions(config_.json());
     plan.hostFiles = HostFiles::read(spec.identity);
+    plan.callerGroups = callerGroupIds(spec.identity);
     // selected before the user mounts are done by the sandbox (hasBindMounts)
     plan.hooks = configuredHooks(config_, spec);
-    plan.imageFd = openAsCaller(image.imageFile, O_RDONLY, "image");
-    for (auto& mount : plan.spec.userMounts) {
-        mount.source = "/proc/self/fd/" + std::to_string(cloneMountAsCaller(mount.source));
+    plan.image = openAsCaller(image.imageFile, O_RDONLY, "image");
+    for (const auto& mount : spec.userMounts) {
+        plan.userMountTrees.push_back(cloneMountAsCaller(mount.source));
     }
-    for (const auto& device : spec.devices) {
-        checkDeviceNode(device.source);  // as the caller
+    for (auto& device : plan.spec.devices) {
+        device.node = statDeviceNode(device.source);  // as the caller
     }
 
     auto channels = makeSandboxChannels();
-    unsigned long flags = CLONE_NEWNS | (spec.pidHost ? 0 : CLONE_NEWPID);
-    pid_t sandbox;
+    pid_t supervisor;
     {
         RootScope root;
-        sandbox = cloneSandbox(flags, "cannot create the container's namespaces");
+        supervisor = cloneSandbox(0, "cannot start the container's supervisor");
     }
-    if (sandbox == 0) {
-        runSandboxChild(channels, [&](int parentAliveFd) { return runSuidSandbox(plan, parentAliveFd); });
+    if (supervisor == 0) {
+        runSandboxChild(channels, [&](int parentAliveFd) {
+            return superviseContainer(plan, parentAliveFd, channels.status[1]);
+        });
     }
-    // The sandbox runs as root: forwarding signals to it needs root too.
+    // The supervisor runs as root: forwarding signals to it needs root too.
     RootScope root;
-    return superviseSandbox(sandbox, channels, [] {});
+    Supervision supervision;
+    supervision.watchTerminal = spec.tty;
+    // Closing the go pipe tells the supervisor that sarus is gone: it kills
+    // the container and cleans up.
+    supervision.endNow = [&] {
+        ::close(channels.go[1]);
+        channels.go[1] = -1;
+    };
+    return superviseSandbox(supervisor, channels, [] {}, supervision);
 }
 
 }  // namespace sarus::suid

@@ -1,21 +1,17 @@
 #include "suid_sandbox.hpp"
 
+#include "container_cgroups.hpp"
+#include "container_mounts.hpp"
 #include "entrypoint_prefetch.hpp"
 #include "error.hpp"
-#include "file_utils.hpp"
 #include "log.hpp"
 #include "loop_device.hpp"
+#include "root_directory.hpp"
 
 #include <cerrno>
-#include <cstring>
 #include <fcntl.h>
-#include <grp.h>
 #include <sys/mount.h>
 #include <unistd.h>
-
-#ifndef AT_RECURSIVE
-#define AT_RECURSIVE 0x8000
-#endif
 
 namespace sarus::suid {
 
@@ -23,15 +19,33 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void becomeRoot(int parentAliveFd) {
-    if (::setresuid(0, 0, 0) != 0 || ::setresgid(0, 0, 0) != 0 || ::setgroups(0, nullptr) != 0) {
-        throw systemError("cannot switch to root for the container setup", errno);
+const char* const workdirHelperDestination = "/dev/.sarus-workdir";
+
+FileDescriptor openProgram(const std::string& path, const std::string& what) {
+    FileDescriptor fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
+    if (fd.get() < 0) {
+        throw systemError("cannot open " + what + " " + path, errno);
     }
-    rearmParentDeathSignal(parentAliveFd);
+    return fd;
+}
+
+// The runtime runs each hook from /proc/<sandbox>/fd/N: the very file opened
+// here, before any mount of the container, whatever is mounted later.
+std::vector<FileDescriptor> pinHookPrograms(nlohmann::json& hooks) {
+    std::vector<FileDescriptor> programs;
+    auto procDir = "/proc/" + std::to_string(::getpid()) + "/fd/";
+    for (auto& [stage, entries] : hooks.items()) {
+        for (auto& entry : entries) {
+            auto path = entry.at("path").get<std::string>();
+            programs.push_back(openProgram(path, "the " + stage + " hook"));
+            entry["path"] = procDir + std::to_string(programs.back().get());
+        }
+    }
+    return programs;
 }
 
 void mountImage(const SandboxPlan& plan, const fs::path& lower) {
-    LoopDevice loop(plan.imageFd);
+    LoopDevice loop(plan.image.get());
     mountOrThrow(loop.path(), lower.string(), "squashfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "");
     log::debug("image loop-mounted from " + loop.path());
 }
@@ -42,71 +56,81 @@ void mountOverlay(const fs::path& bundle) {
     mountOrThrow("overlay", (bundle / "rootfs").string(), "overlay", MS_NOSUID | MS_NODEV, options);
 }
 
-// Attaches the detached mount tree that sarus cloned from a descriptor the
-// caller opened (see SuidBackend): never a path that root would resolve, so a
-// symlink swapped after the checks cannot redirect the mount. nosuid and
-// nodev (and ro) are applied to the whole recursive tree.
-void bindUserMount(const fs::path& rootfs, const BindMount& mount) {
-    auto target = rootfs.string() + mount.destination;
-    int tree = std::stoi(mount.source.substr(mount.source.rfind('/') + 1));
-    if (::move_mount(tree, "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
-        throw systemError("cannot bind-mount onto " + mount.destination, errno);
+std::vector<std::string> runtimeCommand(const std::string& runtime) {
+    // crun leaves the cgroups alone: the container inherits the ones the
+    // supervisor made. runc has no such switch; its relative cgroupsPath
+    // (see below) puts its cgroups below ours.
+    if (fs::path(runtime).filename() == "crun") {
+        return {runtime, "--cgroup-manager=disabled"};
     }
-    ::close(tree);
-    struct mount_attr attr {};
-    attr.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (mount.readonly ? MOUNT_ATTR_RDONLY : 0);
-    attr.propagation = MS_PRIVATE;
-    if (::mount_setattr(AT_FDCWD, target.c_str(), AT_RECURSIVE, &attr, sizeof attr) != 0) {
-        throw systemError("cannot make the mount on " + mount.destination + " nosuid/read-only", errno);
-    }
-}
-
-void refuseHybridCgroupsForCrun(const std::string& runtime) {
-    if (fs::path(runtime).filename() != "crun") {
-        return;
-    }
-    std::string controllers;
-    try {
-        controllers = readFile("/sys/fs/cgroup/unified/cgroup.controllers");
-    } catch (const Error&) {
-        return;  // not a hybrid hierarchy
-    }
-    if (controllers.find_first_not_of(" \n") != std::string::npos) {
-        throw Error("crun (runcPath) refuses this host's hybrid cgroups: controllers '" +
-                    controllers.substr(0, controllers.find('\n')) +
-                    "' are left on the v2 side; as root, mount them in v1, e.g. 'mkdir -p "
-                    "/sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb' "
-                    "(tools/prepare_host.sh does it), or use runc");
-    }
+    return {runtime};
 }
 
 }  // namespace
 
-int runSuidSandbox(SandboxPlan plan, int parentAliveFd) {
-    becomeRoot(parentAliveFd);
+int runSuidSandbox(SandboxPlan& plan, const ContainerCgroups& cgroups, int parentAliveFd) {
+    rearmParentDeathSignal(parentAliveFd);
+    const auto& spec = plan.spec;
     auto rootfs = plan.bundleDir / "rootfs";
-    prepareBundleDirectory(plan.bundleDir, plan.ramFilesystemType, !plan.spec.pidHost);
+    prepareBundleDirectory(plan.bundleDir, plan.ramFilesystemType, !spec.pidHost);
+
+    // Everything root executes, opened before the first mount that a user's
+    // input (the image, a mount, a path) could steer.
+    SpawnOptions runtime;
+    runtime.env = helperEnvironment;
+    protectRuntimeBinary(plan.runtimePath, runtime);
+    auto runtimeProgram = openProgram(plan.runtimePath, "runcPath");
+    FileDescriptor init = spec.init ? openProgram(plan.initPath, "initPath") : FileDescriptor();
+    auto workdirHelper = openProgram(plan.workdirHelperPath, "the working directory helper");
+    auto hookPrograms = pinHookPrograms(plan.hooks);
+
     mountImage(plan, plan.bundleDir / "lower");
     mountOverlay(plan.bundleDir);
-    EntrypointPrefetch prefetch(rootfs, plan.spec, plan.spec.identity.uid, plan.spec.identity.gid);
-    provideEtcFiles(rootfs, plan.spec.identity, plan.hostFiles);
-    prepareMountPoints(plan.spec, rootfs, plan.userMountRules);
-    for (const auto& mount : plan.spec.userMounts) {
-        bindUserMount(rootfs, mount);
+    RootDirectory root(rootfs);
+    Owner caller{spec.identity.uid, spec.identity.gid};
+    CreationPolicy policy{{0, 0}, caller, plan.callerGroups};
+    EntrypointPrefetch prefetch(rootfs, spec, caller.uid, caller.gid);
+    provideEtcFiles(rootfs, spec.identity, plan.hostFiles);
+
+    ContainerMounts mounts(root, policy, plan.bundleDir / "devices");
+    mounts.mountDev();
+    if (spec.init) {
+        mounts.attachFile(init.get(), "/dev/init");
     }
-    plan.spec.userMounts.clear();  // done: the runtime only sees trusted (site) mounts
-    createDirectoryInRoot(rootfs, plan.spec.cwd, plan.spec.identity.uid, plan.spec.identity.gid);
+    for (const auto& mount : spec.siteMounts) {
+        mounts.bindHostPath(mount);
+    }
+    for (std::size_t i = 0; i < spec.userMounts.size(); ++i) {
+        mounts.attachUserTree(plan.userMountTrees[i].get(), spec.userMounts[i], plan.userMountRules);
+        plan.userMountTrees[i].reset();
+    }
+    for (const auto& device : spec.devices) {
+        mounts.createDevice(device);
+    }
 
     OciConfigOptions options;
     options.rootless = false;
-    options.initPath = plan.initPath;
+    options.sandboxMounts = true;
     options.hooks = plan.hooks;
-    writeBundleConfig(plan.bundleDir, plan.spec, options);
-    refuseHybridCgroupsForCrun(plan.runtimePath);
+    if (fs::path(plan.runtimePath).filename() == "crun") {
+        options.mountNamespace = false;
+    } else {
+        options.cgroupsPath = "sarus";
+    }
+    // The working directory belongs to the caller. Where it lies on a mount
+    // the caller can change, the runtime (root) does not go there by name:
+    // sarus-workdir enters it as the caller.
+    root.ensureDirectory(spec.cwd, {caller, caller, plan.callerGroups});
+    if (!root.staysOnRootMount(spec.cwd)) {
+        mounts.attachFile(workdirHelper.get(), workdirHelperDestination);
+        options.workdirHelper = workdirHelperDestination;
+        log::debug("working directory " + spec.cwd + " is entered by " + workdirHelperDestination);
+    }
+    writeBundleConfig(plan.bundleDir, spec, options);
 
-    SpawnOptions runtime;
-    runtime.env = helperEnvironment;
-    return runRuntime({plan.runtimePath}, plan.bundleDir, plan.spec, runtime);
+    cgroups.enter();
+    runtime.executableFd = runtimeProgram.get();
+    return runRuntime(runtimeCommand(plan.runtimePath), plan.bundleDir, spec, runtime);
 }
 
 }  // namespace sarus::suid

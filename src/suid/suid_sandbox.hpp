@@ -1,30 +1,51 @@
-// The SUID-specific part of the sandbox (see core/sandbox.hpp), run as root:
-// the image loop-mounted from a file descriptor the caller opened, kernel
-// overlayfs, the user's bind mounts from descriptors the caller opened, then
-// the runtime (runc or crun) as root.
+// The SUID-specific part of the sandbox (see core/sandbox.hpp), run as root.
+//
+//   sarus (the caller's ids)        opens the image, clones the user's mount
+//     │                             sources and stats the devices, as the caller
+//     └─ supervisor (root)          creates the container's cgroups below the
+//          │                        caller's; outlives sarus to remove them
+//          └─ sandbox (root, PID 1) mounts the image and every mount from
+//               │                   descriptors, then execs the runtime it
+//               └─ crun/runc        opened before any of those mounts
+//
+// The caller cannot signal or trace the root processes; if sarus dies, the
+// supervisor kills the sandbox (and with it everything in its PID namespace),
+// kills what is left in the cgroups (--pid=host) and removes them.
 #pragma once
 
 #include "container_spec.hpp"
 #include "core/sandbox.hpp"
+#include "file_descriptor.hpp"
 #include "mount_options.hpp"
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace sarus::suid {
 
+class ContainerCgroups;
+
 struct SandboxPlan {
     ContainerSpec spec;
-    int imageFd = -1;    // the squashfs, opened as the caller
+    FileDescriptor image;                        // the squashfs, opened as the caller
+    std::vector<FileDescriptor> userMountTrees;  // of spec.userMounts, cloned from what the caller opened
     std::filesystem::path bundleDir;
     std::string ramFilesystemType = "tmpfs";
     std::string runtimePath;
     std::string initPath;
+    std::filesystem::path workdirHelperPath;
     UserMountRestrictions userMountRules;
     HostFiles hostFiles;
+    std::vector<gid_t> callerGroups;
     nlohmann::json hooks = nlohmann::json::object();  // config.json "hooks"
 };
 
-int runSuidSandbox(SandboxPlan plan, int parentAliveFd);
+// The supervisor's work (in the child of sarus, once started): returns the
+// container's exit code after everything of it is gone.
+int superviseContainer(SandboxPlan& plan, int parentAliveFd, int statusFd);
+
+// The sandbox's work, in its new mount and PID namespaces.
+int runSuidSandbox(SandboxPlan& plan, const ContainerCgroups& cgroups, int parentAliveFd);
 
 }  // namespace sarus::suid

@@ -1,0 +1,71 @@
+// The cgroups of a suid-mode container: one new directory below the caller's
+// own cgroup in every controller hierarchy the host mounts (v1, the v2
+// unified one, or both on a hybrid host). The limits that hold for the caller
+// (a Slurm job's memory, CPU set and devices, a systemd slice) therefore hold
+// for the container, which gets its own device whitelist on top. The runtime
+// runs with its cgroup management off and inherits these cgroups.
+//
+// Everything is reached through descriptors opened beneath the cgroup mounts
+// (no symlink, no other mount), and the supervisor that created the
+// directories removes them, killing what is left in them first, however the
+// container ended.
+#pragma once
+
+#include "file_descriptor.hpp"
+
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace sarus::suid {
+
+struct CgroupHierarchy {
+    std::string mountPoint;   // e.g. /sys/fs/cgroup/memory
+    std::string mountRoot;    // the cgroup the mount shows as its root, usually "/"
+    std::vector<std::string> controllers;  // empty for the v2 hierarchy
+    bool unified = false;
+    std::string callerPath;   // the caller's cgroup in this hierarchy
+};
+
+// Pairs the cgroup mounts of a mountinfo text with the lines of a
+// /proc/PID/cgroup text. Named v1 hierarchies (name=systemd) control nothing
+// and are left out.
+std::vector<CgroupHierarchy> callerHierarchies(const std::string& mountinfo, const std::string& procCgroup);
+
+// "c 1:3 rwm" lines of devices.allow (v1).
+struct DeviceRule {
+    std::string rule;
+    bool required = false;  // an error when the caller's cgroup does not allow it
+};
+
+// What runc and crun allow a container by default: creating any node, and
+// using null, zero, full, random, urandom, tty, console, ptmx, pts and tun.
+std::vector<DeviceRule> defaultDeviceRules();
+
+class ContainerCgroups {
+public:
+    // Creates `leaf` below the cgroups of process `caller`. As root.
+    static ContainerCgroups createBelow(pid_t caller, const std::string& leaf);
+    ContainerCgroups() = default;
+    ~ContainerCgroups() { killAndRemove(); }
+    ContainerCgroups(ContainerCgroups&&) = default;
+    ContainerCgroups& operator=(ContainerCgroups&&) = delete;
+
+    // devices (v1): deny everything, then allow the rules.
+    void restrictDevices(const std::vector<DeviceRule>& rules) const;
+    // Moves the calling process into every one of the container's cgroups.
+    void enter() const;
+    // Kills every process left in them and removes the directories.
+    void killAndRemove();
+
+private:
+    struct Directory {
+        CgroupHierarchy hierarchy;
+        FileDescriptor parent;  // the caller's cgroup
+        FileDescriptor self;
+    };
+    std::vector<Directory> directories_;
+    std::string leaf_;
+};
+
+}  // namespace sarus::suid

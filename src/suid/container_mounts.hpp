@@ -1,0 +1,53 @@
+// The mounts a suid sandbox makes in the container's rootfs, as root, before
+// the runtime starts. Every destination is resolved inside the rootfs from a
+// descriptor, after the mounts before it are attached, and every mount is
+// attached onto that descriptor (see core/root_directory.hpp and
+// core/mount_tree.hpp). The runtime afterwards mounts only /proc, /sys and
+// /dev/pts, which is why user mounts may not go there.
+#pragma once
+
+#include "file_descriptor.hpp"
+#include "mount_options.hpp"
+#include "root_directory.hpp"
+
+#include <filesystem>
+#include <string>
+
+namespace sarus::suid {
+
+class ContainerMounts {
+public:
+    // deviceStaging: an empty directory of the bundle for making device nodes.
+    ContainerMounts(RootDirectory& root, const CreationPolicy& policy,
+                    const std::filesystem::path& deviceStaging);
+
+    // /dev, /proc and /sys become real directories of the rootfs (an image
+    // may have planted symlinks there), and /dev gets its own tmpfs with the
+    // host's /dev/shm in it.
+    void mountDev();
+    // A mount tree (cloned already) at destination; nosuid, nodev, and
+    // read-only when asked. Returns the destination as resolved in the rootfs.
+    std::string attachTree(int tree, const std::string& destination, bool readonly, const std::string& what);
+    // The same, for a user's mount: the resolved destination must also pass
+    // the userMounts rules.
+    std::string attachUserTree(int tree, const BindMount& mount, const UserMountRestrictions& rules);
+    // A host path named by the administrator (a site mount).
+    void bindHostPath(const BindMount& mount);
+    // A device node made from what the caller's stat saw, never from a path.
+    void createDevice(const DeviceMount& device);
+    // A file sarus opened before any mount (the init, the workdir helper).
+    void attachFile(int fd, const std::string& destination);
+
+private:
+    RootDirectory& root_;
+    CreationPolicy policy_;
+    std::filesystem::path deviceStaging_;
+    FileDescriptor deviceNodes_;  // the tmpfs on deviceStaging_, once needed
+    int nodeCount_ = 0;
+};
+
+// Destinations the runtime mounts over (and /dev itself): a mount there
+// would be hidden, or would carry the runtime's own files.
+void checkNotRuntimeMountPoint(const std::string& resolvedDestination, const std::string& what);
+
+}  // namespace sarus::suid

@@ -1,0 +1,120 @@
+// The supervisor of a suid-mode container: see suid_sandbox.hpp.
+#include "container_cgroups.hpp"
+#include "error.hpp"
+#include "file_descriptor.hpp"
+#include "log.hpp"
+#include "process.hpp"
+#include "suid_sandbox.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <grp.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace sarus::suid {
+
+namespace {
+
+const int endingSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+// Root for good: the caller can no longer signal or trace this process, and
+// it stays when sarus dies (a credential change clears PDEATHSIG) so that it
+// can clean up after the container. Nothing of the caller's environment is
+// kept for what root runs later.
+void becomeRootForGood() {
+    // uid first: root is in the saved set-user-ID of a SUID process
+    if (::setresuid(0, 0, 0) != 0 || ::setresgid(0, 0, 0) != 0 || ::setgroups(0, nullptr) != 0) {
+        throw systemError("cannot switch to root for the container setup", errno);
+    }
+    ::prctl(PR_SET_PDEATHSIG, 0);
+    ::prctl(PR_SET_DUMPABLE, 0);
+    ::clearenv();
+}
+
+bool callerGone(int parentAliveFd) {
+    struct pollfd check {parentAliveFd, POLLIN, 0};
+    return ::poll(&check, 1, 0) > 0;
+}
+
+// Until the sandbox has ended, or sarus (the caller's side) has: then the
+// sandbox is killed, and with it its PID namespace.
+int waitForSandboxOrCaller(pid_t sandbox, int parentAliveFd) {
+    FileDescriptor pidfd(static_cast<int>(::syscall(SYS_pidfd_open, sandbox, 0)));
+    if (pidfd.get() < 0) {
+        throw systemError("cannot watch the container sandbox", errno);
+    }
+    for (;;) {
+        struct pollfd watched[2] = {{pidfd.get(), POLLIN, 0}, {parentAliveFd, POLLIN, 0}};
+        int n = ::poll(watched, 2, -1);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n > 0 && !(watched[0].revents & POLLIN) && (watched[1].revents & (POLLIN | POLLHUP))) {
+            ::kill(sandbox, SIGKILL);
+        }
+        if (n < 0 || (watched[0].revents & POLLIN) || (watched[1].revents & (POLLIN | POLLHUP))) {
+            return waitForExit(sandbox);
+        }
+    }
+}
+
+std::vector<DeviceRule> deviceRules(const ContainerSpec& spec) {
+    auto rules = defaultDeviceRules();
+    for (const auto& device : spec.devices) {
+        const auto& node = device.node.value();
+        rules.push_back({std::string(1, node.type) + " " + std::to_string(node.major) + ":" +
+                             std::to_string(node.minor) + " " + device.access,
+                         true});
+    }
+    return rules;
+}
+
+}  // namespace
+
+int superviseContainer(SandboxPlan& plan, int parentAliveFd, int statusFd) {
+    // No signal may leave the cgroups half made: they are held until the
+    // sandbox exists and signals have somewhere to go.
+    sigset_t ending, previous;
+    sigemptyset(&ending);
+    for (int s : endingSignals) {
+        sigaddset(&ending, s);
+    }
+    ::sigprocmask(SIG_BLOCK, &ending, &previous);
+    becomeRootForGood();
+    if (callerGone(parentAliveFd)) {
+        return 1;
+    }
+    auto cgroups = ContainerCgroups::createBelow(::getpid(), "sarus-" + std::to_string(::getpid()));
+    cgroups.restrictDevices(deviceRules(plan.spec));
+    log::debug("supervisor: cgroups ready below the caller's");
+
+    pid_t self = ::getpid();
+    unsigned long flags = CLONE_NEWNS | (plan.spec.pidHost ? 0 : CLONE_NEWPID);
+    pid_t sandbox = cloneSandbox(flags, "cannot create the container's namespaces");
+    if (sandbox == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (plan.spec.pidHost && ::getppid() != self) {
+            _exit(1);
+        }
+        struct sigaction quit {};
+        quit.sa_handler = [](int signal) { _exit(128 + signal); };
+        for (int s : endingSignals) {
+            ::sigaction(s, &quit, nullptr);
+        }
+        ::sigprocmask(SIG_SETMASK, &previous, nullptr);
+        _exit(runReporting(statusFd, [&] { return runSuidSandbox(plan, cgroups, parentAliveFd); }));
+    }
+    forwardSignalsTo(sandbox);
+    ::sigprocmask(SIG_SETMASK, &previous, nullptr);
+    int code = waitForSandboxOrCaller(sandbox, parentAliveFd);
+    cgroups.killAndRemove();
+    log::debug("supervisor: container and cgroups gone");
+    return code;
+}
+
+}  // namespace sarus::suid
