@@ -111,10 +111,17 @@ int UsernsBackend::run(const ContainerSpec& spec, const StoredImage& image) {
     if (sandbox == 0) {
         runSandboxChild(channels, [&](int parentAliveFd) { return runUsernsSandbox(plan, parentAliveFd); });
     }
-    return superviseSandbox(sandbox, channels, [&] {
-        log::debug("sandbox cloned, mapping ids");
-        applyIdMapping(sandbox, plan.ids, tools);
-    });
+    Supervision supervision;
+    supervision.watchTerminal = spec.tty;
+    // The sandbox is PID 1 of the container's PID namespace: its end is the end of everything in it.
+    supervision.endNow = [sandbox] { ::kill(sandbox, SIGKILL); };
+    return superviseSandbox(
+        sandbox, channels,
+        [&] {
+            log::debug("sandbox cloned, mapping ids");
+            applyIdMapping(sandbox, plan.ids, tools);
+        },
+        supervision);
 }
 
 }  // namespace sarus::userns

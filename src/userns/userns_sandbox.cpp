@@ -2,6 +2,8 @@
 
 #include "entrypoint_prefetch.hpp"
 #include "error.hpp"
+#include "file_descriptor.hpp"
+#include "mount_tree.hpp"
 #include "log.hpp"
 #include "process.hpp"
 #include "squashfuse_mount.hpp"
@@ -9,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -51,7 +54,7 @@ void mountImage(const SandboxPlan& plan, const fs::path& lower) {
 }
 
 bool mountKernelOverlay(const std::string& options, const fs::path& rootfs) {
-    if (::mount("overlay", rootfs.c_str(), "overlay", 0, options.c_str()) == 0) {
+    if (::mount("overlay", rootfs.c_str(), "overlay", MS_NOSUID | MS_NODEV, options.c_str()) == 0) {
         return true;
     }
     log::debug(std::string("kernel overlayfs refused in this user namespace: ") + std::strerror(errno));
@@ -69,7 +72,7 @@ void mountFuseOverlay(const SandboxPlan& plan, const std::string& options, const
     spawnOptions.ambientCapabilities = {CAP_SYS_ADMIN, CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH,
                                         CAP_FOWNER, CAP_FSETID, CAP_SETUID, CAP_SETGID, CAP_MKNOD};
     spawnOptions.env = helperEnvironment;
-    auto pid = spawn({plan.fuseOverlayfsPath, "-f", "-o", options + ",allow_other,noxattrs=1", rootfs.string()},
+    auto pid = spawn({plan.fuseOverlayfsPath, "-f", "-o", options + ",allow_other,noxattrs=1,nosuid,nodev", rootfs.string()},
                      spawnOptions);
     waitForMount(pid, rootfs, before, plan.fuseOverlayfsPath);
 }
@@ -101,6 +104,35 @@ void becomeNamespaceRoot(int parentAliveFd) {
     rearmParentDeathSignal(parentAliveFd);
 }
 
+// Each user mount is cloned here, made nosuid and nodev (and read-only when
+// asked), and crun binds that clone into the container. The bind copies our
+// flags; crun's own remount could not add them in a user namespace, where
+// the host's mounts have their flags locked.
+void stageUserMounts(ContainerSpec& spec, const fs::path& bundle) {
+    auto staging = bundle / "mounts";
+    if (spec.userMounts.empty() || (::mkdir(staging.c_str(), 0755) != 0 && errno != EEXIST)) {
+        return;
+    }
+    for (std::size_t i = 0; i < spec.userMounts.size(); ++i) {
+        auto& mount = spec.userMounts[i];
+        auto what = "'" + mount.source + "'";
+        auto tree = cloneMountTree(AT_FDCWD, mount.source, what);
+        setMountTreeAttributes(tree.get(), MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (mount.readonly ? MOUNT_ATTR_RDONLY : 0),
+                               what);
+        struct stat st {};
+        ::fstat(tree.get(), &st);
+        auto point = staging / std::to_string(i);
+        int made = S_ISDIR(st.st_mode) ? ::mkdir(point.c_str(), 0755)
+                                       : ::close(::open(point.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+        FileDescriptor target(::open(point.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+        if (made != 0 || target.get() < 0) {
+            throw systemError("cannot prepare the mount of " + what, errno);
+        }
+        attachMountTree(tree.get(), target.get(), what);
+        mount.source = point.string();
+    }
+}
+
 }  // namespace
 
 int runUsernsSandbox(SandboxPlan plan, int parentAliveFd) {
@@ -113,11 +145,15 @@ int runUsernsSandbox(SandboxPlan plan, int parentAliveFd) {
     log::debug("sandbox: writable layer mounted");
     EntrypointPrefetch prefetch(rootfs, plan.spec, plan.ids.callerUidInside, plan.ids.callerGidInside);
     provideEtcFiles(rootfs, plan.spec.identity, plan.hostFiles);
+    Owner callerInside{plan.ids.callerUidInside, plan.ids.callerGidInside};
+    makeSystemDirectoriesReal(RootDirectory(rootfs), {{0, 0}, callerInside, std::nullopt});
     prepareMountPoints(plan.spec, rootfs, plan.userMountRules);
+    stageUserMounts(plan.spec, plan.bundleDir);
     createDirectoryInRoot(rootfs, plan.spec.cwd, plan.ids.callerUidInside, plan.ids.callerGidInside);
 
     OciConfigOptions options;
     options.rootless = true;
+    options.mountNamespace = false;
     options.uidMappings = plan.ids.nestedUidMap;
     options.gidMappings = plan.ids.nestedGidMap;
     options.initPath = plan.initPath;
