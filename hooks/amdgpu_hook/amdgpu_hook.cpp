@@ -157,10 +157,10 @@ int runAmdGpuHook() {
         enterMountNamespace(state.pid);
         // ROCm still numbers GPUs from the host's kfd topology in /sys, so
         // ROCR_VISIBLE_DEVICES keeps its host meaning and is left as it is.
-        deviceMount(state.rootfs, {kfdDevice, kfdDevice, "rw"}, state.pid, rootless);
+        deviceMount(state, {kfdDevice, kfdDevice, "rw"}, rootless);
         for (const auto& gpu : gpus) {
-            deviceMount(state.rootfs, {gpu.card, gpu.card, "rw"}, state.pid, rootless);
-            deviceMount(state.rootfs, {gpu.render, gpu.render, "rw"}, state.pid, rootless);
+            deviceMount(state, {gpu.card, gpu.card, "rw"}, rootless);
+            deviceMount(state, {gpu.render, gpu.render, "rw"}, rootless);
         }
         log::info(std::to_string(gpus.size()) + " AMD GPU(s) given to the container");
     });

@@ -40,6 +40,9 @@ void readBundleConfig(ContainerState& state) {
     const auto& process = config.value("process", json::object());
     state.env = process.value("env", std::vector<std::string>{});
     state.args = process.value("args", std::vector<std::string>{});
+    const auto& user = process.value("user", json::object());
+    state.uid = user.value("uid", 0u);
+    state.gid = user.value("gid", 0u);
     if (state.annotations.empty()) {
         state.annotations = annotationsOf(config);
     }

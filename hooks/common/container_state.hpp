@@ -23,6 +23,8 @@ struct ContainerState {
     std::filesystem::path rootfs;                    // absolute (root.path relative to bundle)
     std::vector<std::string> env;                    // process.env
     std::vector<std::string> args;                   // process.args
+    uid_t uid = 0;                                   // process.user: what a hook creates
+    gid_t gid = 0;                                   // outside the container's own mounts is theirs
 };
 
 // Parses the state JSON and reads <bundle>/config.json; throws sarus::Error.

@@ -3,7 +3,9 @@
 #include "container_state.hpp"
 #include "error.hpp"
 #include "hook_log.hpp"
-#include "path_in_root.hpp"
+#include "file_descriptor.hpp"
+#include "mount_tree.hpp"
+#include "root_directory.hpp"
 
 #include <cerrno>
 #include <fcntl.h>
@@ -21,61 +23,37 @@ namespace hook {
 
 namespace {
 
-void createMountPoint(const fs::path& target, bool directory) {
-    std::error_code ec;
-    if (fs::exists(target, ec)) {
-        return;
+using sarus::FileDescriptor;
+
+// The container's rootfs with the mounts the engine (or runtime) made its
+// own: the rootfs itself and its /dev. Anything else is a directory of the
+// host, where the container's user creates what is missing.
+sarus::RootDirectory openRootfs(const ContainerState& state) {
+    sarus::RootDirectory root(state.rootfs);
+    FileDescriptor dev(::openat(root.fd(), "dev", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (dev.get() >= 0) {
+        root.declareOwnMount(dev.get());
     }
-    fs::create_directories(directory ? target : target.parent_path(), ec);
-    if (ec) {
-        throw sarus::Error("cannot create mount point " + target.string() + ": " + ec.message());
-    }
-    if (!directory) {
-        int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0) {
-            throw sarus::systemError("cannot create mount point " + target.string(), errno);
-        }
-        ::close(fd);
-    }
+    return root;
 }
 
-// Flags a remount must keep: in a user namespace the kernel refuses to
-// clear the locked nodev/noexec/... flags of the source mount.
-unsigned long lockedFlags(const fs::path& path) {
-    struct statvfs st {};
-    if (::statvfs(path.c_str(), &st) != 0) {
-        return 0;
-    }
-    unsigned long flags = 0;
-    if (st.f_flag & ST_NODEV) flags |= MS_NODEV;
-    if (st.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
-    if (st.f_flag & ST_RDONLY) flags |= MS_RDONLY;
-    if (st.f_flag & ST_NOATIME) flags |= MS_NOATIME;
-    if (st.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
-    if (st.f_flag & ST_RELATIME) flags |= MS_RELATIME;
-    return flags;
+sarus::CreationPolicy creationPolicy(const ContainerState& state) {
+    return {{0, 0}, {state.uid, state.gid}, std::nullopt};
 }
 
-fs::path bindOnto(const fs::path& rootfs, const std::string& source, const std::string& destination,
-              unsigned long extraFlags) {
+bool isDirectory(int fd) {
     struct stat st {};
-    if (::stat(source.c_str(), &st) != 0) {
-        throw sarus::systemError("cannot bind " + source, errno);
-    }
-    auto inRoot = sarus::resolveInRoot(rootfs, destination);
-    auto target = rootfs / fs::path(inRoot).relative_path();
-    createMountPoint(target, S_ISDIR(st.st_mode));
-    if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
-        throw sarus::systemError("cannot bind " + source + " onto " + inRoot, errno);
-    }
-    auto flags = MS_REMOUNT | MS_BIND | MS_NOSUID | extraFlags | lockedFlags(target);
-    if (::mount(nullptr, target.c_str(), nullptr, flags, nullptr) != 0) {
-        int err = errno;
-        ::umount2(target.c_str(), MNT_DETACH);
-        throw sarus::systemError("cannot remount " + inRoot + " (nosuid" +
-                                     std::string(extraFlags & MS_RDONLY ? ",ro" : "") + ")",
-                                 err);
-    }
+    return ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::string bindOnto(const ContainerState& state, const std::string& source, const std::string& destination,
+                     std::uint64_t attributes) {
+    auto tree = sarus::cloneMountTree(AT_FDCWD, source, source);
+    auto root = openRootfs(state);
+    auto target = root.ensureMountPoint(destination, isDirectory(tree.get()), creationPolicy(state));
+    auto inRoot = root.containerPathOf(target.get());
+    sarus::setMountTreeAttributes(tree.get(), MOUNT_ATTR_NOSUID | attributes, source);
+    sarus::attachMountTree(tree.get(), target.get(), source + " onto " + inRoot);
     return inRoot;
 }
 
@@ -102,24 +80,21 @@ std::string cgroupPath(pid_t pid) {
 
 }  // namespace
 
-void bindMount(const fs::path& rootfs, const sarus::BindMount& mount) {
-    auto inRoot = bindOnto(rootfs, mount.source, mount.destination, mount.readonly ? MS_RDONLY : 0);
-    log::info("bind mounted " + mount.source + " at " + inRoot.string() + (mount.readonly ? " (read-only)" : ""));
+void bindMount(const ContainerState& state, const sarus::BindMount& mount) {
+    // Not nodev: the administrator's mounts may hold device nodes (/dev/infiniband).
+    auto inRoot = bindOnto(state, mount.source, mount.destination, mount.readonly ? MOUNT_ATTR_RDONLY : 0);
+    log::info("bind mounted " + mount.source + " at " + inRoot + (mount.readonly ? " (read-only)" : ""));
 }
 
-bool createSymlinkIfMissing(const fs::path& rootfs, const std::string& directory, const std::string& name,
+bool createSymlinkIfMissing(const ContainerState& state, const std::string& directory, const std::string& name,
                             const std::string& target) {
-    auto inRoot = sarus::resolveInRoot(rootfs, directory);
-    auto link = rootfs / fs::path(inRoot).relative_path() / name;
-    std::error_code ec;
-    if (fs::symlink_status(link, ec).type() != fs::file_type::not_found) {
+    auto root = openRootfs(state);
+    auto parent = root.ensureDirectory(directory, creationPolicy(state));
+    auto where = root.containerPathOf(parent.get()) + "/" + name;
+    if (!root.createSymlink(parent.get(), name, target, creationPolicy(state))) {
         return false;
     }
-    fs::create_directories(link.parent_path(), ec);
-    if (::symlink(target.c_str(), link.c_str()) != 0) {
-        throw sarus::systemError("cannot create the symlink " + (fs::path(inRoot) / name).string(), errno);
-    }
-    log::debug("created the symlink " + (fs::path(inRoot) / name).string() + " -> " + target);
+    log::debug("created the symlink " + where + " -> " + target);
     return true;
 }
 
@@ -143,17 +118,15 @@ bool whitelistDevice(pid_t pid, char type, unsigned major, unsigned minor, const
     return true;
 }
 
-void deviceMount(const fs::path& rootfs, const sarus::DeviceMount& device, pid_t pid, bool rootless) {
-    sarus::checkDeviceNode(device.source);
-    struct stat st {};
-    ::stat(device.source.c_str(), &st);
-    auto inRoot = bindOnto(rootfs, device.source, device.destination, 0);
-    log::info("device " + device.source + " mounted at " + inRoot.string());
+void deviceMount(const ContainerState& state, const sarus::DeviceMount& device, bool rootless) {
+    auto node = sarus::statDeviceNode(device.source);
+    auto inRoot = bindOnto(state, device.source, device.destination, 0);
+    log::info("device " + device.source + " mounted at " + inRoot);
     if (rootless) {
         log::info("rootless: device " + device.source + " not whitelisted in the devices cgroup");
         return;
     }
-    whitelistDevice(pid, S_ISBLK(st.st_mode) ? 'b' : 'c', major(st.st_rdev), minor(st.st_rdev), device.access);
+    whitelistDevice(state.pid, node.type, node.major, node.minor, device.access);
 }
 
 }  // namespace hook

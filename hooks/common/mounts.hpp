@@ -2,6 +2,7 @@
 // own parsers' structures (sarus/core/mount_options.hpp).
 #pragma once
 
+#include "container_state.hpp"
 #include "mount_options.hpp"
 
 #include <filesystem>
@@ -9,21 +10,24 @@
 
 namespace hook {
 
-// Binds mount.source onto mount.destination resolved inside rootfs (symlinks
-// of the image are followed there), creating the mount point; nosuid, and
-// read-only when asked. Must run in the container's mount namespace.
-void bindMount(const std::filesystem::path& rootfs, const sarus::BindMount& mount);
+// Binds mount.source onto mount.destination resolved inside the container's
+// rootfs from a descriptor (symlinks of the image or of a bind-mounted
+// directory are followed there, never on the host), creating the mount
+// point: as the container's user where it lies on a bind-mounted host
+// directory. nosuid, and read-only when asked. Must run in the container's
+// mount namespace.
+void bindMount(const ContainerState& state, const sarus::BindMount& mount);
 
 // Creates the symlink <directory>/<name> -> target in the container unless
 // something of that name is there already (an image's own file wins).
 // Returns whether it created it.
-bool createSymlinkIfMissing(const std::filesystem::path& rootfs, const std::string& directory,
-                            const std::string& name, const std::string& target);
+bool createSymlinkIfMissing(const ContainerState& state, const std::string& directory, const std::string& name,
+                            const std::string& target);
 
-// Binds the device node into rootfs and, unless rootless, allows it in the
-// devices cgroup (v1) of pid; when that is impossible it says so and continues.
-void deviceMount(const std::filesystem::path& rootfs, const sarus::DeviceMount& device, pid_t pid,
-                 bool rootless);
+// Binds the device node into the rootfs and, unless rootless, allows it in
+// the devices cgroup (v1) of the container; when that is impossible it says
+// so and continues.
+void deviceMount(const ContainerState& state, const sarus::DeviceMount& device, bool rootless);
 
 // Writes "<c|b> MAJ:MIN access" to devices.allow of pid's cgroup v1.
 // Returns false (after logging why) when there is no such controller.

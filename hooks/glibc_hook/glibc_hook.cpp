@@ -115,7 +115,7 @@ int runGlibcHook() {
             hostLibraries, containerLibraries, [&](const std::string& host) { return soname(host); },
             [&](const std::string& container) { return soname(inRootfs(state.rootfs, container)); });
         for (const auto& mount : mounts) {
-            bindMount(state.rootfs, {mount.hostPath, mount.containerPath, true});
+            bindMount(state, {mount.hostPath, mount.containerPath, true});
         }
         log::info("replaced the container's glibc " + versionString(containerVersion) + " with the host's " +
                   versionString(hostVersion) + " (" + std::to_string(mounts.size()) + " libraries)");

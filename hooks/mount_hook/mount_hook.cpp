@@ -83,10 +83,10 @@ int runMountHook(const std::vector<std::string>& args) {
         }
         auto parsed = parseMountHookArgs(args, needsWildcard ? fiProviderPath(state, ldconfig) : "");
         for (const auto& mount : parsed.mounts) {
-            bindMount(state.rootfs, mount);
+            bindMount(state, mount);
         }
         for (const auto& device : parsed.devices) {
-            deviceMount(state.rootfs, device, state.pid, rootless);
+            deviceMount(state, device, rootless);
         }
         if (!ldconfig.empty()) {
             updateLdCache(ldconfig, state.rootfs);

@@ -82,14 +82,14 @@ std::string linkerNames(const std::vector<Library>& libraries) {
     return names;
 }
 
-void mountLibrary(const fs::path& rootfs, const LibraryMount& mount) {
-    bindMount(rootfs, {mount.host.path, mount.container.path, true});
+void mountLibrary(const ContainerState& state, const LibraryMount& mount) {
+    bindMount(state, {mount.host.path, mount.container.path, true});
     // ld.so finds a library by soname: keep "<soname> -> file" in its directory
     auto directory = fs::path(mount.container.path).parent_path().string();
     auto fileName = fs::path(mount.container.path).filename().string();
     auto soname = mount.host.name.soname();
     if (soname != fileName) {
-        createSymlinkIfMissing(rootfs, directory, soname, fileName);
+        createSymlinkIfMissing(state, directory, soname, fileName);
     }
     if (mount.added) {
         log::info("added host library " + mount.host.path + " (ABI " + mount.host.name.versionString() + ") as " +
@@ -100,13 +100,13 @@ void mountLibrary(const fs::path& rootfs, const LibraryMount& mount) {
     }
 }
 
-void performBindMounts(const fs::path& rootfs, const std::vector<std::string>& paths, pid_t pid, bool rootless) {
+void performBindMounts(const ContainerState& state, const std::vector<std::string>& paths, bool rootless) {
     for (const auto& path : paths) {
         struct stat st {};
         if (::stat(path.c_str(), &st) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
-            deviceMount(rootfs, {path, path, "rw"}, pid, rootless);
+            deviceMount(state, {path, path, "rw"}, rootless);
         } else {
-            bindMount(rootfs, {path, path, false});
+            bindMount(state, {path, path, false});
         }
     }
 }
@@ -189,9 +189,9 @@ int runMpiHook() {
             log::info(note);
         }
         for (const auto& mount : plan.mounts) {
-            mountLibrary(state.rootfs, mount);
+            mountLibrary(state, mount);
         }
-        performBindMounts(state.rootfs, bindMounts, state.pid, rootless);
+        performBindMounts(state, bindMounts, rootless);
         updateLdCache(ldconfig, state.rootfs);
     });
 }
