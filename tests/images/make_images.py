@@ -408,6 +408,30 @@ def busybox_layer(pkgs):
     return layer
 
 
+# An image that attacks the engine through its own content: /dev, /proc and
+# /sys are symlinks to host paths (a runtime that opens "dev" from the rootfs
+# with a plain openat follows them on the host), and labels name annotations
+# that crun and runc act on as root.
+HOSTILE_DIR = "/var/tmp/sarus-hostile"
+HOSTILE_LINKS = {"dev": HOSTILE_DIR + "/dev", "proc": HOSTILE_DIR + "/proc", "sys": HOSTILE_DIR + "/sys"}
+HOSTILE_CFG = dict(BUSYBOX_CFG, Labels={
+    "org.example.purpose": "sarus-tests",
+    "com.hooks.test.label": "kept",
+    "run.oci.pidfd_receiver": HOSTILE_DIR + "/socket",
+    "run.oci.seccomp.plugins": HOSTILE_DIR + "/evil.so",
+    "run.oci.delegate-cgroup": "delegated",
+    "run.oci.hooks.stderr": HOSTILE_DIR + "/hooks.log",
+    "org.criu.config": HOSTILE_DIR + "/criu.conf",
+})
+
+
+def hostile_layers(pkgs):
+    top = Layer("hostile: /dev, /proc and /sys become symlinks to host paths")
+    for name, target in HOSTILE_LINKS.items():
+        top.symlink(name, target)
+    return [busybox_layer(pkgs), top]
+
+
 BIG_FILE_SIZE = 1536 * 1024   # 1.5 MiB
 
 
@@ -728,6 +752,8 @@ MANIFEST = [
      "and a symlink to it; tag sarus-tests/deep:latest"),
     ("many.oci.tar", "HARD: 100,000 small files /many/dNNN/fNNNNNN, each its own content; "
      "2 gzip layers"),
+    ("hostile.docker.tar", "ATTACK: busybox with /dev, /proc, /sys as symlinks to "
+     "/var/tmp/sarus-hostile/*, labels naming run.oci.* and org.criu.* annotations"),
 ]
 
 
@@ -760,6 +786,8 @@ def build(name, pkgs):
         return oci_archive(unicode_layers(pkgs), HARD_CFG, "latest", [True, True])
     if name == "deep.docker.tar":
         return docker_archive(deep_layers(pkgs), HARD_CFG, "sarus-tests/deep:latest")
+    if name == "hostile.docker.tar":
+        return docker_archive(hostile_layers(pkgs), HOSTILE_CFG, "sarus-tests/hostile:latest")
     if name == "many.oci.tar":
         return oci_archive(many_layers(pkgs), HARD_CFG, "latest", [True, True])
     raise ValueError(name)

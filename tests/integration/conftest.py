@@ -297,8 +297,23 @@ def run_concurrently(sarus, count, *args):
     return results
 
 
+def cgroup_leftovers():
+    """Cgroups that sarus made for containers (named sarus-*), anywhere in
+    any hierarchy."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        mountpoints = [line.split()[4] for line in f if line.split(" - ")[1].startswith(("cgroup ", "cgroup2 "))]
+    for mountpoint in mountpoints:
+        for root, dirs, _ in os.walk(mountpoint):
+            for name in dirs:
+                if name.startswith("sarus-") and not name.startswith("sarus-test-"):
+                    found.append("cgroup: " + os.path.join(root, name))
+    return found
+
+
 def leftovers(user):
-    """Processes and mounts that a finished container must not leave behind."""
+    """Processes, mounts, loop devices and cgroups that a finished container
+    must not leave behind."""
     found = []
     uid = pwd.getpwnam(user).pw_uid
     for pid, cmdline, owner in processes():
@@ -314,7 +329,16 @@ def leftovers(user):
     for line in losetup.stdout.splitlines():
         if ".squashfs" in line:
             found.append("loop device: " + line.strip())
-    return found
+    return found + cgroup_leftovers()
+
+
+def wait_for_no_leftovers(user, timeout=5):
+    """leftovers(user) once they are gone, or as they are after timeout s."""
+    import time
+    deadline = time.time() + timeout
+    while leftovers(user) and time.time() < deadline:
+        time.sleep(0.1)
+    return leftovers(user)
 
 
 def private_hooks_dir(sarus, label):

@@ -1,0 +1,635 @@
+"""Attacks on the SUID installation, run as the unprivileged test users.
+
+Each test is something a user could try to make root act for them: a mount
+that lands on a host path where root then executes something, a race that
+makes root create directories in root-only places, annotations or image
+labels that the runtime acts on as root, image content that a runtime
+follows on the host, a cgroup outside the caller's limits, a container that
+outlives a killed sarus. A marker that only root can write (in /root)
+tells whether root ever ran the user's program."""
+
+import ctypes
+import hashlib
+import json
+import os
+import pty
+import random
+import select
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+
+from conftest import (cgroup_leftovers, leftovers, popen_as, private_hooks_dir, run_as,
+                      wait_for_no_leftovers)
+
+BUSYBOX = "load/library/busybox"
+HOSTILE = "load/library/hostile"
+HOSTILE_DIR = "/var/tmp/sarus-hostile"
+
+
+@pytest.fixture
+def suid(suid_sarus, test_images):
+    suid_sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    yield suid_sarus
+    assert wait_for_no_leftovers(suid_sarus.user) == []
+
+
+@pytest.fixture
+def marker():
+    """A path only root can create; removed afterwards if an attack worked."""
+    path = f"/root/sarus-owned-{uuid.uuid4().hex[:8]}"
+    yield path
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def user_file(sarus, relative, content, mode=0o644):
+    """A file of the test user's in its workdir."""
+    path = os.path.join(sarus.workdir, relative)
+    run_as(sarus.user, ["mkdir", "-p", os.path.dirname(path)], check=True)
+    run_as(sarus.user, ["sh", "-c", 'cat > "$0" && chmod "$1" "$0"', path, oct(mode)[2:]],
+           input=content, check=True)
+    return path
+
+
+def user_dir(sarus, relative):
+    path = os.path.join(sarus.workdir, relative)
+    run_as(sarus.user, ["mkdir", "-p", path], check=True)
+    return path
+
+
+def user_symlink(sarus, target, relative):
+    path = os.path.join(sarus.workdir, relative)
+    run_as(sarus.user, ["ln", "-sfn", target, path], check=True)
+    return path
+
+
+def evil_program(sarus, marker):
+    """A script that proves, if root runs it, that root ran it."""
+    return user_file(sarus, "evil", f"#!/bin/sh\nid -u > {marker}\necho evil-was-run\n", 0o755)
+
+
+def sha256_of(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+# --- 1. a mount through a symlink of an earlier mount --------------------------
+
+def runtime_dir_and_name(sarus):
+    runtime = os.path.realpath(sarus.config["runcPath"])
+    return os.path.dirname(runtime), os.path.basename(runtime)
+
+
+def mounts_absolute(sarus, evil, bin_dir, runtime):
+    d = user_dir(sarus, "x/d")
+    user_symlink(sarus, bin_dir, "x/d/b")
+    return [f"type=bind,src={d},dst=/a", f"type=bind,src={evil},dst=/a/b/{runtime}"], f"{bin_dir}/{runtime}"
+
+
+def mounts_relative(sarus, evil, bin_dir, runtime):
+    d = user_dir(sarus, "x/d")
+    user_symlink(sarus, "../" * 12 + bin_dir.lstrip("/"), "x/d/b")
+    return [f"type=bind,src={d},dst=/a", f"type=bind,src={evil},dst=/a/b/{runtime}"], f"{bin_dir}/{runtime}"
+
+
+def mounts_dotdot_after_mount(sarus, evil, bin_dir, runtime):
+    d = user_dir(sarus, "x/d")
+    user_symlink(sarus, "../" * 12, "x/d/up")
+    return ([f"type=bind,src={d},dst=/a", f"type=bind,src={evil},dst=/a/up{bin_dir}/{runtime}"],
+            f"{bin_dir}/{runtime}")
+
+
+def mounts_through_several_mounts(sarus, evil, bin_dir, runtime):
+    x1 = user_dir(sarus, "x1")
+    x2 = user_dir(sarus, "x2")
+    user_symlink(sarus, "/b", "x1/c")
+    user_symlink(sarus, bin_dir, "x2/d")
+    return ([f"type=bind,src={x1},dst=/a", f"type=bind,src={x2},dst=/b",
+             f"type=bind,src={evil},dst=/a/c/d/{runtime}"], f"{bin_dir}/{runtime}")
+
+
+@pytest.mark.parametrize("layout", [mounts_absolute, mounts_relative, mounts_dotdot_after_mount,
+                                    mounts_through_several_mounts],
+                         ids=["absolute-symlink", "relative-symlink", "dotdot-after-mount", "several-mounts"])
+def test_a_mount_through_an_earlier_mount_stays_in_the_container(suid, marker, layout):
+    bin_dir, runtime = runtime_dir_and_name(suid)
+    before = sha256_of(os.path.join(bin_dir, runtime))
+    evil = evil_program(suid, marker)
+    mounts, inside = layout(suid, evil, bin_dir, runtime)
+    args = [a for m in mounts for a in ("--mount", m)]
+    r = suid("run", *args, BUSYBOX, "cat", inside)
+    assert not os.path.exists(marker), "root executed the user's program"
+    assert r.returncode == 0, r.stderr
+    assert "evil-was-run" in r.stdout      # the mount landed inside the container
+    assert sha256_of(os.path.join(bin_dir, runtime)) == before
+
+
+def test_a_symlink_inside_a_site_mount_stays_in_the_container(suid, marker):
+    bin_dir, runtime = runtime_dir_and_name(suid)
+    site = f"/var/tmp/sarus-site-{uuid.uuid4().hex[:8]}"
+    os.makedirs(os.path.join(site, "user"))
+    os.chmod(site, 0o755)
+    import pwd
+    pw = pwd.getpwnam(suid.user)
+    os.chown(os.path.join(site, "user"), pw.pw_uid, pw.pw_gid)
+    try:
+        run_as(suid.user, ["ln", "-s", bin_dir, os.path.join(site, "user", "b")], check=True)
+        suid.config["siteMounts"] = [{"source": site, "destination": "/site"}]
+        suid.write_config()
+        evil = evil_program(suid, marker)
+        r = suid("run", "--mount", f"type=bind,src={evil},dst=/site/user/b/{runtime}", BUSYBOX,
+                 "cat", f"{bin_dir}/{runtime}")
+        assert not os.path.exists(marker), "root executed the user's program"
+        assert r.returncode == 0, r.stderr
+        assert "evil-was-run" in r.stdout
+        assert not os.path.exists(os.path.join(bin_dir, runtime + ".sarus")), "nothing new on the host"
+    finally:
+        shutil.rmtree(site)
+
+
+def test_a_mount_point_in_a_host_directory_is_created_as_the_caller(suid):
+    # /usr is readable but not writable by the user: bind it read-write and
+    # ask for a mount inside it. Root must not create anything in the host's /usr.
+    name = f"sarus-mp-{uuid.uuid4().hex[:8]}"
+    data = user_dir(suid, "data")
+    r = suid("run", "--mount", "type=bind,src=/usr,dst=/hostusr",
+             "--mount", f"type=bind,src={data},dst=/hostusr/{name}", BUSYBOX, "true")
+    created = os.path.exists(f"/usr/{name}")
+    if created:
+        os.rmdir(f"/usr/{name}")
+    assert not created, "root created a directory in the host's /usr"
+    assert r.returncode == 1 and "Permission denied" in r.stderr
+
+
+# --- 2. the working directory race ---------------------------------------------
+
+RACER = r"""
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+a, b = sys.argv[1].encode(), sys.argv[2].encode()
+while True:
+    libc.renameat2(-100, a, -100, b, 2)   # RENAME_EXCHANGE
+"""
+
+
+def test_working_directory_race_never_creates_on_the_host(suid):
+    target = f"/root/sarus-race-{uuid.uuid4().hex[:8]}"
+    os.mkdir(target, 0o700)
+    w = user_dir(suid, "w")
+    user_dir(suid, "w/d")
+    user_symlink(suid, target, "w/l")
+    racer = popen_as(suid.user, ["/usr/bin/python3", "-c", RACER, os.path.join(w, "d"), os.path.join(w, "l")])
+    runs = 0
+    try:
+        deadline = time.time() + 60
+        while runs < 200 and time.time() < deadline:
+            suid("run", "--mount", f"type=bind,src={w},dst=/w", "-w", f"/w/d/new{runs}", BUSYBOX, "true")
+            runs += 1
+    finally:
+        racer.kill()
+        racer.wait()
+        created = os.listdir(target)
+        shutil.rmtree(target)
+    assert runs >= 50
+    assert created == [], f"root created {created} in a root-only directory"
+
+
+def test_working_directory_in_a_bind_mount_is_entered_as_the_caller(suid):
+    w = user_dir(suid, "w")
+    r = suid.ok("run", "--mount", f"type=bind,src={w},dst=/w", "-w", "/w/new/deeper", BUSYBOX,
+                "sh", "-c", "pwd; touch here")
+    assert r.stdout.strip() == "/w/new/deeper"
+    import pwd
+    assert os.stat(os.path.join(w, "new", "deeper", "here")).st_uid == pwd.getpwnam(suid.user).pw_uid
+    assert os.stat(os.path.join(w, "new")).st_uid == pwd.getpwnam(suid.user).pw_uid
+
+
+def test_working_directory_the_caller_cannot_create_is_refused(suid):
+    r = suid("run", "--mount", "type=bind,src=/usr,dst=/hostusr", "-w", "/hostusr/sarus-wd-test", BUSYBOX, "true")
+    assert not os.path.exists("/usr/sarus-wd-test")
+    assert r.returncode == 1 and "sarus-wd-test" in r.stderr and "Permission denied" in r.stderr
+
+
+# --- 3. annotations and labels --------------------------------------------------
+
+DUMP_HOOK = r"""#!/usr/bin/python3
+import json, os, sys
+state = json.load(sys.stdin)
+out = sys.argv[1]
+def fds(pid):
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            found.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return found
+def environ(pid):
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        return [e.decode(errors="replace") for e in f.read().split(b"\0") if e]
+with open(os.path.join(state["bundle"], "config.json")) as f:
+    config = json.load(f)
+report = {"annotations": config.get("annotations", {}), "hook_env": environ(os.getpid()),
+          "runtime_env": environ(os.getppid()), "hook_fds": fds(os.getpid()),
+          "runtime_fds": fds(os.getppid()), "uid": os.getuid()}
+with open(out, "w") as f:
+    json.dump(report, f)
+"""
+
+
+@pytest.fixture
+def dumping(suid):
+    """suid with a createRuntime hook that writes what the runtime got
+    (config.json's annotations, its environment and descriptors) to
+    dumping.report_file, a root-only place."""
+    gen = private_hooks_dir(suid, "dump")
+    sarus = next(gen)
+    hook = os.path.join(sarus.hooks_dir, "dump.py")
+    with open(hook, "w") as f:
+        f.write(DUMP_HOOK)
+    os.chmod(hook, 0o755)
+    report = f"/root/sarus-dump-{uuid.uuid4().hex[:8]}.json"
+    with open(os.path.join(sarus.hooks_dir, "dump.json"), "w") as f:
+        json.dump({"version": "1.0.0", "hook": {"path": hook, "args": ["dump.py", report]},
+                   "when": {"always": True}, "stages": ["createRuntime"]}, f)
+    sarus.report_file = report
+
+    def report_of(r):
+        assert r.returncode == 0, r.stderr
+        with open(report) as f:
+            return json.load(f)
+    sarus.report_of = report_of
+    yield sarus
+    if os.path.exists(report):
+        os.remove(report)
+    next(gen, None)
+
+
+# Every annotation that crun (1.8) or runc acts on, and a few beyond.
+RUNTIME_ANNOTATIONS = [
+    "run.oci.seccomp.plugins", "run.oci.seccomp.receiver", "run.oci.seccomp_bpf_data",
+    "run.oci.seccomp_fail_unknown_syscall", "run.oci.pidfd_receiver", "run.oci.delegate-cgroup",
+    "run.oci.hooks.stdout", "run.oci.hooks.stderr", "run.oci.keep_original_groups",
+    "run.oci.systemd.subgroup", "run.oci.systemd.force_cgroup_v1", "run.oci.timens_offset",
+    "run.oci.mount_context_type", "run.oci.handler", "module.wasm.image/variant",
+    "io.kubernetes.cri.container-type", "org.systemd.property.ExecStopPost", "org.criu.config",
+    "io.crun.anything", "org.opencontainers.image.title",
+]
+
+
+def test_only_hook_annotations_reach_the_runtime(dumping):
+    args = []
+    for key in RUNTIME_ANNOTATIONS:
+        args += ["--annotation", f"{key}=/var/tmp/attacker-chosen"]
+    report = dumping.report_of(dumping("run", *args, "--annotation", "com.hooks.example=kept", BUSYBOX, "true"))
+    for key in RUNTIME_ANNOTATIONS:
+        value = report["annotations"].get(key)
+        assert value is None or "attacker-chosen" not in value, key
+    assert report["annotations"]["com.hooks.example"] == "kept"
+
+
+def test_image_labels_reach_the_runtime_only_as_hook_annotations(dumping, test_images):
+    dumping.ok("load", os.path.join(test_images, "hostile.docker.tar"), "hostile")
+    prepare_hostile_targets()
+    try:
+        report = dumping.report_of(dumping("run", HOSTILE, "true"))
+    finally:
+        shutil.rmtree(HOSTILE_DIR)
+    keys = set(report["annotations"])
+    assert "com.hooks.test.label" in keys
+    assert not {k for k in keys if k.startswith(("run.oci.", "org.criu")) and
+                k not in ("run.oci.hooks.stdout", "run.oci.hooks.stderr")}
+    for key in ("run.oci.hooks.stdout", "run.oci.hooks.stderr"):
+        assert not report["annotations"].get(key, "").startswith(HOSTILE_DIR), key
+
+
+def test_seccomp_plugin_annotation_loads_nothing_as_root(suid, marker):
+    profile = os.path.join(suid.prefix, "etc", f"seccomp-test-{uuid.uuid4().hex[:8]}.json")
+    with open(profile, "w") as f:
+        json.dump({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": []}, f)
+    os.chmod(profile, 0o644)
+    source = user_file(suid, "evil.c", "#include <stdio.h>\n__attribute__((constructor)) static void owned(void) "
+                       f"{{ FILE* f = fopen(\"{marker}\", \"w\"); if (f) fclose(f); }}\n")
+    library = os.path.join(suid.workdir, "evil.so")
+    run_as(suid.user, ["gcc", "-shared", "-fPIC", "-o", library, source], check=True)
+    try:
+        suid.config["seccompProfile"] = profile
+        suid.write_config()
+        suid("run", "--annotation", f"run.oci.seccomp.plugins={library}", BUSYBOX, "true")
+        assert not os.path.exists(marker), "root loaded the user's library"
+    finally:
+        os.remove(profile)
+
+
+def test_pidfd_receiver_annotation_connects_nowhere(suid):
+    path = os.path.join(suid.workdir, "receiver.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    os.chmod(path, 0o777)
+    listener.listen(4)
+    listener.settimeout(0.5)
+    try:
+        r = suid("run", "--annotation", f"run.oci.pidfd_receiver={path}", BUSYBOX, "true")
+        assert r.returncode == 0, r.stderr
+        with pytest.raises(socket.timeout):
+            listener.accept()
+    finally:
+        listener.close()
+
+
+# --- 4. nosuid and nodev ------------------------------------------------------------
+
+def test_rootfs_and_every_bind_mount_are_nosuid_nodev(sarus, test_images):
+    sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    data = user_dir(sarus, "data")
+    r = sarus.ok("run", "--mount", f"type=bind,src={data},dst=/data",
+                 "--mount", f"type=bind,src={data},dst=/ro,readonly", BUSYBOX, "cat", "/proc/self/mountinfo")
+    options = {}
+    for line in r.stdout.splitlines():
+        fields = line.split()
+        options[fields[4]] = fields[5].split(",")
+    for mountpoint in ("/", "/data", "/ro"):
+        assert "nosuid" in options[mountpoint] and "nodev" in options[mountpoint], (mountpoint, options)
+    assert "ro" in options["/ro"]
+
+
+def test_a_device_node_in_the_image_cannot_be_opened(suid, test_images):
+    # /dev/null of the host copied into a user's bind-mounted directory is
+    # a real node on the host filesystem; the container must not use it.
+    node_dir = f"/var/tmp/sarus-node-{uuid.uuid4().hex[:8]}"
+    os.mkdir(node_dir, 0o755)
+    os.mknod(os.path.join(node_dir, "null"), 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    try:
+        r = suid("run", "--mount", f"type=bind,src={node_dir},dst=/nodes", BUSYBOX,
+                 "sh", "-c", "echo x > /nodes/null && echo opened")
+        assert "opened" not in r.stdout
+        assert "Permission denied" in r.stderr
+    finally:
+        shutil.rmtree(node_dir)
+
+
+# --- devices ------------------------------------------------------------------------
+
+def test_device_through_a_symlink_is_the_node_the_caller_sees(suid):
+    link = user_symlink(suid, "/dev/null", "mynull")
+    r = suid.ok("run", f"--device={link}:/dev/mynull", BUSYBOX, "sh", "-c",
+                "ls -l /dev/mynull; echo x > /dev/mynull && echo written")
+    assert r.stdout.startswith("c") and "1,   3" in r.stdout and "written" in r.stdout
+
+
+def test_device_destination_through_a_symlink_stays_in_the_container(suid):
+    name = f"sarus-dev-{uuid.uuid4().hex[:8]}"
+    x = user_dir(suid, "x")
+    user_symlink(suid, "/root", "x/b")
+    r = suid("run", "--mount", f"type=bind,src={x},dst=/a", f"--device=/dev/null:/a/b/{name}", BUSYBOX,
+             "true")
+    assert not os.path.exists(f"/root/{name}"), "root made a device node on the host"
+    assert r.returncode == 0, r.stderr
+
+
+# --- image content ------------------------------------------------------------------
+
+def prepare_hostile_targets():
+    for name in ("dev", "proc", "sys"):
+        os.makedirs(os.path.join(HOSTILE_DIR, name), exist_ok=True)
+    os.chmod(HOSTILE_DIR, 0o755)
+
+
+def test_image_symlinks_on_dev_proc_sys_are_not_followed_on_the_host(sarus, test_images):
+    sarus.ok("load", os.path.join(test_images, "hostile.docker.tar"), "hostile")
+    prepare_hostile_targets()
+    try:
+        r = sarus("run", HOSTILE, "sh", "-c", "echo x > /dev/null && ls /proc/self/status")
+        created = {name: os.listdir(os.path.join(HOSTILE_DIR, name)) for name in ("dev", "proc", "sys")}
+    finally:
+        shutil.rmtree(HOSTILE_DIR)
+    assert created == {"dev": [], "proc": [], "sys": []}
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "/proc/self/status"
+
+
+# --- 5. cgroups ---------------------------------------------------------------------
+
+def cgroup_hierarchies():
+    """(mount point, is v2) of every cgroup hierarchy with controllers."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            dash = fields.index("-")
+            fstype, options = fields[dash + 1], fields[dash + 3]
+            if fstype == "cgroup2" or (fstype == "cgroup" and "name=" not in options):
+                found.append((fields[4], fstype == "cgroup2"))
+    return found
+
+
+class JobCgroup:
+    """A cgroup made by the test in every hierarchy, as a Slurm job's would be."""
+
+    def __init__(self, memory_limit=None):
+        self.name = f"sarus-test-job-{uuid.uuid4().hex[:8]}"
+        self.dirs = []
+        for mountpoint, _ in cgroup_hierarchies():
+            path = os.path.join(mountpoint, self.name)
+            os.mkdir(path)
+            self.dirs.append(path)
+            if os.path.basename(mountpoint) == "cpuset":
+                for f in ("cpuset.cpus", "cpuset.mems"):
+                    with open(os.path.join(mountpoint, f)) as src, open(os.path.join(path, f), "w") as dst:
+                        dst.write(src.read())
+            if memory_limit and os.path.basename(mountpoint) == "memory":
+                with open(os.path.join(path, "memory.limit_in_bytes"), "w") as f:
+                    f.write(str(memory_limit))
+
+    def enter(self):
+        """For preexec_fn: moves the new process into the cgroups."""
+        for path in self.dirs:
+            with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                f.write("0")
+
+    def remove(self):
+        for path in self.dirs:
+            for _ in range(100):
+                try:
+                    os.rmdir(path)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+@pytest.fixture
+def job_cgroup():
+    cgroups = []
+
+    def make(**kw):
+        cgroups.append(JobCgroup(**kw))
+        return cgroups[-1]
+    yield make
+    for c in cgroups:
+        c.remove()
+
+
+def test_container_cgroups_are_below_the_callers(suid, job_cgroup):
+    job = job_cgroup()
+    r = suid("run", BUSYBOX, "cat", "/proc/self/cgroup", preexec_fn=job.enter)
+    assert r.returncode == 0, r.stderr
+    for line in r.stdout.splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers.startswith("name="):
+            continue
+        assert path.startswith(f"/{job.name}/"), line
+
+
+def test_the_callers_memory_limit_holds_in_the_container(sarus, test_images, job_cgroup):
+    sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    job = job_cgroup(memory_limit=100 * 1024 * 1024)
+    r = sarus("run", BUSYBOX, "dd", "if=/dev/zero", "of=/dev/null", "bs=300M", "count=1", preexec_fn=job.enter)
+    assert r.returncode != 0 and "records out" not in r.stderr, r.stderr
+
+
+def test_kill_9_leaves_no_cgroup(suid, job_cgroup):
+    job = job_cgroup()
+    p = popen_as(suid.user, [suid.binary, "run", BUSYBOX, "sh", "-c", "echo ready; exec sleep 1000"],
+                 preexec_fn=job.enter)
+    assert p.stdout.readline() == "ready\n"
+    assert cgroup_leftovers() != []       # the container's cgroups exist while it runs
+    p.kill()
+    p.wait()
+    assert wait_for_no_leftovers(suid.user) == []
+
+
+# --- 6. --pid=host and kill -9 --------------------------------------------------------
+
+def test_kill_9_with_pid_host_leaves_no_process_or_loop_device(suid):
+    tag = str(random.randint(100000, 999999))
+    p = popen_as(suid.user, [suid.binary, "run", "--pid=host", BUSYBOX, "sh", "-c",
+                             f"echo ready; exec sleep {tag}"])
+    assert p.stdout.readline() == "ready\n"
+    p.kill()
+    p.wait()
+    assert wait_for_no_leftovers(suid.user) == []
+    assert not [c for _, c, _ in _processes() if f"sleep {tag}" in c]
+
+
+def _processes():
+    from conftest import processes
+    return list(processes())
+
+
+# --- 7. the terminal hangs up ----------------------------------------------------------
+
+def run_in_a_terminal(sarus, *args):
+    """Starts sarus in a new session whose controlling terminal is a pty;
+    returns (process, master fd)."""
+    master, slave = pty.openpty()
+
+    def make_controlling_terminal():
+        os.setsid()
+        import fcntl
+        import termios
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    p = popen_as(sarus.user, [sarus.binary, *args], env={"SARUS_CONFIG_FILE": sarus.config_file},
+                 stdin=slave, stdout=slave, stderr=slave, preexec_fn=make_controlling_terminal)
+    os.close(slave)
+    return p, master
+
+
+def read_until(master, text, timeout=10):
+    data = b""
+    deadline = time.time() + timeout
+    while text not in data and time.time() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+def test_hung_up_terminal_ends_the_container(sarus, test_images):
+    sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    tag = str(random.randint(100000, 999999))
+    p, master = run_in_a_terminal(sarus, "run", "-t", BUSYBOX, "sh", "-c", f"echo ready; exec sleep {tag}")
+    assert b"ready" in read_until(master, b"ready")
+    os.close(master)          # the terminal hangs up
+    try:
+        p.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        pytest.fail("sarus still runs 3 s after its terminal hung up")
+    deadline = time.time() + 3
+    while [c for _, c, _ in _processes() if f"sleep {tag}" in c] and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [c for _, c, _ in _processes() if f"sleep {tag}" in c]
+    assert wait_for_no_leftovers(sarus.user) == []
+
+
+def test_a_terminal_gets_no_stray_bytes(sarus, test_images):
+    sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    p, master = run_in_a_terminal(sarus, "run", "-t", BUSYBOX, "echo", "hello")
+    output = read_until(master, b"hello\r\n")
+    p.wait(timeout=10)
+    os.close(master)
+    assert output == b"hello\r\n"
+
+
+# --- hygiene ------------------------------------------------------------------------------
+
+CALLER_ENVIRONMENT = {"LD_PRELOAD": "/var/tmp/evil.so", "LD_LIBRARY_PATH": "/var/tmp/evil",
+                      "GCONV_PATH": "/var/tmp/gconv", "LOCPATH": "/var/tmp/locale", "LC_ALL": "xx_XX.EVIL",
+                      "TMPDIR": "/var/tmp/evil-tmp", "NLSPATH": "/var/tmp/nls", "HOSTALIASES": "/var/tmp/h",
+                      "SARUS_CALLER_SECRET": "from-the-caller"}
+
+
+def test_nothing_of_the_callers_environment_reaches_root(dumping):
+    report = dumping.report_of(dumping("run", BUSYBOX, "true", env=CALLER_ENVIRONMENT))
+    for key in ("hook_env", "runtime_env"):
+        names = {entry.split("=", 1)[0] for entry in report[key]}
+        assert not names & set(CALLER_ENVIRONMENT), (key, report[key])
+    assert report["uid"] == 0
+
+
+def test_no_descriptor_of_the_caller_reaches_root(dumping):
+    secret = user_file(dumping, "secret.txt", "secret\n")
+    fd = os.open(secret, os.O_RDONLY)
+    try:
+        r = dumping("run", BUSYBOX, "true", pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    report = dumping.report_of(r)
+    assert secret not in report["hook_fds"] + report["runtime_fds"]
+
+
+def test_the_caller_cannot_trace_or_read_a_running_suid_sarus(suid):
+    p = popen_as(suid.user, [suid.binary, "run", BUSYBOX, "sh", "-c", "echo ready; sleep 1000"])
+    try:
+        assert p.stdout.readline() == "ready\n"
+        r = run_as(suid.user, ["cat", f"/proc/{p.pid}/environ"])
+        # p.pid is setpriv's exec of sarus: the same process
+        assert r.returncode != 0
+        assert os.stat(f"/proc/{p.pid}").st_uid == 0
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_signals_at_any_moment_of_the_start_leave_nothing(suid):
+    rng = random.Random(42)
+    for i in range(25):
+        p = popen_as(suid.user, [suid.binary, "run", BUSYBOX, "true"])
+        time.sleep(rng.uniform(0, 0.06))
+        p.send_signal(rng.choice([signal.SIGKILL, signal.SIGTERM, signal.SIGINT]))
+        p.wait()
+    assert wait_for_no_leftovers(suid.user) == []
