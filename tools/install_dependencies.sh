@@ -17,6 +17,7 @@ test_packages=(
     python3 python3-pytest busybox-static util-linux procps psmisc
     docker-registry skopeo apache2-utils curl podman
     mpich libmpich-dev patchelf
+    clang libclang-rt-14-dev
 )
 
 packages=("${build_packages[@]}" "${runtime_packages[@]}")

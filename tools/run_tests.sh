@@ -30,6 +30,12 @@ cmake --install "$repo/build" --prefix "$SARUS_SUID_PREFIX" >/dev/null
 echo "=== unit tests"
 (cd "$repo/build" && ctest --output-on-failure)
 
+echo "=== unit tests under AddressSanitizer and UndefinedBehaviorSanitizer"
+"$repo/tools/run_sanitizers.sh"
+
+echo "=== fuzzing the parsers root relies on (${SARUS_FUZZ_SECONDS:-30} s per target)"
+"$repo/tools/run_fuzzers.sh" "${SARUS_FUZZ_SECONDS:-30}"
+
 echo "=== integration tests"
 cd "$repo/tests/integration"
 /usr/bin/python3 -m pytest -p no:cacheprovider -q -rs "$@"

@@ -21,7 +21,7 @@ nlohmann::json parseJsonFile(const fs::path& path) {
     auto text = readFile(path);
     try {
         return nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
         std::string what = e.what();
         // Drop nlohmann's "[json.exception.parse_error.101] " tag: users need the position.
         if (auto pos = what.find("] "); pos != std::string::npos) {

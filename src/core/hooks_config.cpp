@@ -31,10 +31,12 @@ bool fullMatch(const std::string& text, const std::string& pattern, const std::s
 }
 
 bool annotationsMatch(const json& conditions, const ContainerSpec& spec) {
-    for (const auto& [keyPattern, valuePattern] : conditions.items()) {
+    for (const auto& condition : conditions.items()) {
+        const auto& keyPattern = condition.key();
+        auto valuePattern = condition.value().get<std::string>();
         auto matches = [&](const auto& annotation) {
             return fullMatch(annotation.first, keyPattern, "when.annotations") &&
-                   fullMatch(annotation.second, valuePattern.template get<std::string>(), "when.annotations");
+                   fullMatch(annotation.second, valuePattern, "when.annotations");
         };
         if (std::none_of(spec.annotations.begin(), spec.annotations.end(), matches)) {
             return false;

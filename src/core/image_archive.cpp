@@ -145,7 +145,7 @@ const std::string& ImageArchive::member(const std::string& name) const {
 nlohmann::json ImageArchive::jsonMember(const std::string& name) const {
     try {
         return nlohmann::json::parse(member(name));
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
         throw Error(file_.string() + ": member '" + name + "' is not valid JSON");
     }
 }

@@ -49,12 +49,20 @@ ImageMetadata ImageMetadata::fromImageConfig(const nlohmann::json& imageConfig) 
 }
 
 ImageMetadata ImageMetadata::fromJson(const nlohmann::json& json) {
+    // The .meta file lives in the user's repository: any content is possible.
+    if (!json.is_object()) {
+        throw Error("image metadata is not a JSON object");
+    }
     ImageMetadata meta;
-    meta.cmd = stringListOrNull(json, "Cmd");
-    meta.entrypoint = stringListOrNull(json, "Entrypoint");
-    meta.workingDir = json.value("WorkingDir", "");
-    meta.env = json.value("Env", std::vector<std::string>{});
-    meta.labels = json.value("Labels", std::map<std::string, std::string>{});
+    try {
+        meta.cmd = stringListOrNull(json, "Cmd");
+        meta.entrypoint = stringListOrNull(json, "Entrypoint");
+        meta.workingDir = json.value("WorkingDir", "");
+        meta.env = json.value("Env", std::vector<std::string>{});
+        meta.labels = json.value("Labels", std::map<std::string, std::string>{});
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(std::string("image metadata has an unexpected type: ") + e.what());
+    }
     return meta;
 }
 

@@ -79,7 +79,8 @@ std::string declaredType(const nlohmann::json& document, const std::string& cont
     if (headerSpecific) {
         return header;
     }
-    if (document.value("schemaVersion", 0) == 1) {
+    // compared as JSON: a huge or fractional number must not be cast to int
+    if (document.value("schemaVersion", nlohmann::json()) == 1) {
         return media::dockerSchema1;
     }
     // OCI documents may omit mediaType; their shape tells them apart.
@@ -182,7 +183,7 @@ Manifest parse(const std::string& body, const std::string& contentType) {
     nlohmann::json document;
     try {
         document = nlohmann::json::parse(body);
-    } catch (const nlohmann::json::parse_error&) {
+    } catch (const nlohmann::json::exception&) {
         throw Error("the registry sent a manifest that is not valid JSON (Content-Type '" +
                     contentType + "')");
     }
@@ -195,7 +196,7 @@ Manifest parse(const std::string& body, const std::string& contentType) {
         throw Error("the image has a Docker schema 1 manifest, which is not supported "
                     "(deprecated since 2017: push the image again with a recent tool)");
     }
-    if (document.value("schemaVersion", 0) != 2) {
+    if (document.value("schemaVersion", nlohmann::json()) != 2) {
         throw Error("unsupported manifest schemaVersion " + document.value("schemaVersion", nlohmann::json()).dump());
     }
     try {

@@ -207,9 +207,6 @@ std::vector<CgroupHierarchy> callerHierarchies(const std::string& mountinfo, con
         auto controllers = split(line.substr(first + 1, second - first - 1), ',');
         auto path = line.substr(second + 1);
         bool unified = controllers.empty();
-        if (!unified && controllers.front().rfind("name=", 0) == 0) {
-            continue;
-        }
         auto mount = std::find_if(mounts.begin(), mounts.end(), [&](const CgroupMount& m) {
             if (m.unified != unified || !isBelowOrSame(path, m.root)) {
                 return false;

@@ -28,8 +28,8 @@ struct CgroupHierarchy {
 };
 
 // Pairs the cgroup mounts of a mountinfo text with the lines of a
-// /proc/PID/cgroup text. Named v1 hierarchies (name=systemd) control nothing
-// and are left out.
+// /proc/PID/cgroup text. Named v1 hierarchies (name=systemd) control
+// nothing, but a runtime that manages cgroups (runc) nests its own there.
 std::vector<CgroupHierarchy> callerHierarchies(const std::string& mountinfo, const std::string& procCgroup);
 
 // "c 1:3 rwm" lines of devices.allow (v1).

@@ -89,6 +89,14 @@ int superviseContainer(SandboxPlan& plan, int parentAliveFd, int statusFd) {
     if (callerGone(parentAliveFd)) {
         return 1;
     }
+    // Of the caller's descriptors, root keeps only those opened for it on
+    // purpose: the image, the mount trees and PMI_FD.
+    std::vector<int> keep = {parentAliveFd, statusFd, plan.image.get()};
+    for (const auto& tree : plan.userMountTrees) {
+        keep.push_back(tree.get());
+    }
+    keep.insert(keep.end(), plan.spec.passFds.begin(), plan.spec.passFds.end());
+    closeDescriptorsExcept(keep);
     auto cgroups = ContainerCgroups::createBelow(::getpid(), "sarus-" + std::to_string(::getpid()));
     cgroups.restrictDevices(deviceRules(plan.spec));
     log::debug("supervisor: cgroups ready below the caller's");

@@ -13,7 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         nlohmann::json document;
         try {
             document = nlohmann::json::parse(parts[0]);
-        } catch (const nlohmann::json::parse_error&) {
+        } catch (const nlohmann::json::exception&) {
             return;  // loadHookFiles turns this into an Error naming the file
         }
         sarus::validateAgainstSchema(document, SARUS_SOURCE_DIR "/etc/hook.schema.json", "fuzz.json");

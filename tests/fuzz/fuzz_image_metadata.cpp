@@ -24,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     nlohmann::json document;
     try {
         document = nlohmann::json::parse(fuzz::text(data, size));
-    } catch (const nlohmann::json::parse_error&) {
+    } catch (const nlohmann::json::exception&) {
         return 0;
     }
     fuzz::refusalsAllowed([&] { useMetadata(sarus::ImageMetadata::fromImageConfig(document)); });

@@ -22,17 +22,19 @@ const char* slurmProcCgroup =
 
 }  // namespace
 
-TEST(CallerHierarchies, PairsEveryControllerWithItsMountAndLeavesNamedOnesOut) {
+TEST(CallerHierarchies, PairsEveryHierarchyWithItsMount) {
     auto hierarchies = sarus::suid::callerHierarchies(hybridMountinfo, slurmProcCgroup);
-    ASSERT_EQ(hierarchies.size(), 4u);
+    ASSERT_EQ(hierarchies.size(), 5u);
     EXPECT_EQ(hierarchies[0].mountPoint, "/sys/fs/cgroup/devices");
     EXPECT_EQ(hierarchies[0].callerPath, "/slurm/uid_1000/job_7/step_0/task_0");
     EXPECT_EQ(hierarchies[1].mountPoint, "/sys/fs/cgroup/memory");
     EXPECT_EQ(hierarchies[2].mountPoint, "/sys/fs/cgroup/cpu,cpuacct");
     EXPECT_EQ(hierarchies[2].controllers, (std::vector<std::string>{"cpu", "cpuacct"}));
-    EXPECT_TRUE(hierarchies[3].unified);
-    EXPECT_EQ(hierarchies[3].mountPoint, "/sys/fs/cgroup/unified");
+    EXPECT_EQ(hierarchies[3].mountPoint, "/sys/fs/cgroup/systemd");
     EXPECT_EQ(hierarchies[3].callerPath, "/user.slice/user-1000.slice/session-3.scope");
+    EXPECT_TRUE(hierarchies[4].unified);
+    EXPECT_EQ(hierarchies[4].mountPoint, "/sys/fs/cgroup/unified");
+    EXPECT_EQ(hierarchies[4].callerPath, "/user.slice/user-1000.slice/session-3.scope");
 }
 
 TEST(CallerHierarchies, PureV2) {

@@ -92,6 +92,7 @@ protected:
         char* argv[] = {name};
         fuse_args args = FUSE_ARGS_INIT(1, argv);
         session_ = fuse_session_new(&args, &ops, sizeof ops, nullptr);
+        fuse_opt_free_args(&args);  // libfuse may have added to them
         ASSERT_NE(session_, nullptr);
         ASSERT_EQ(fuse_session_mount(session_, ("/dev/fd/" + std::to_string(pair_[1])).c_str()), 0);
     }
