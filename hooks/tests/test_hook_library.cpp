@@ -98,7 +98,7 @@ TEST(MountHookArgs, ErrorsAreTheParsers) {
         hook::parseMountHookArgs({"--mount=type=bind,src=/etc"}, "");
         FAIL();
     } catch (const sarus::Error& e) {
-        EXPECT_NE(std::string(e.what()).find("invalid --mount"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("Invalid mount request"), std::string::npos) << e.what();
     }
     EXPECT_THROW(hook::parseMountHookArgs({"--volume=/a:/b"}, ""), sarus::Error);
     EXPECT_THROW(hook::parseMountHookArgs({"--mount"}, ""), sarus::Error);

@@ -2,7 +2,9 @@
 
 #include "commands/commands.hpp"
 #include "config.hpp"
+#include "container_spec.hpp"
 #include "error.hpp"
+#include "help_text.hpp"
 #include "log.hpp"
 #include "suid/privileges.hpp"
 #include "suid/security_checks.hpp"
@@ -10,85 +12,216 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
+#include <map>
+#include <memory>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <sys/auxv.h>
-#include <functional>
-#include <map>
-#include <optional>
 
 namespace sarus {
 
 namespace {
 
-struct GlobalOptions {
-    bool verbose = false;
-    bool debug = false;
-};
+// "<message>\nSee 'sarus help [COMMAND]'": Sarus's words for a command line
+// it cannot use, which site scripts and documentation know.
+Error usageError(const std::string& message, const std::string& command) {
+    return Error(message + "\nSee 'sarus help" + (command.empty() ? "" : " " + command) + "'");
+}
+
+// A root-owned SUID installation checks its configuration on every
+// invocation, whoever calls it and whatever the command, as Sarus does: the
+// file is what root will trust.
+bool installedSuidRoot() {
+    struct stat st {};
+    return ::stat("/proc/self/exe", &st) == 0 && st.st_uid == 0 && (st.st_mode & S_ISUID);
+}
 
 struct ConfigurationFiles {
     std::filesystem::path config;
     std::filesystem::path schema;
 };
 
-// A SUID sarus trusts its configuration only when nobody but root can
-// change it; that check runs before the file is even parsed.
-ConfigurationFiles trustedConfigurationFiles() {
-    ConfigurationFiles files{Config::defaultConfigFile(), Config::installPrefix() / "etc" / "sarus.schema.json"};
-    if (::getauxval(AT_SECURE) != 0) {  // started through the SUID bit, even if root is dropped by now
-        suid::checkConfigurationFiles(files.config, files.schema);
-    }
-    return files;
+ConfigurationFiles configurationFiles() {
+    return {Config::defaultConfigFile(), Config::installPrefix() / "etc" / "sarus.schema.json"};
 }
 
 Config loadConfig() {
-    auto files = trustedConfigurationFiles();
+    auto files = configurationFiles();
     return Config::load(files.config, files.schema);
 }
 
-int notAvailable(const std::string& command) {
-    throw Error("'sarus " + command + "' is not available yet in this version of sarus");
+struct Parsers {
+    RunOptions run;
+    std::string entrypoint;
+    PullOptions pull;
+    LoadOptions load;
+    RmiOptions rmi;
+    ImagesOptions images;
+    bool hooksMpiOnly = false;
+    std::string killTarget;
+    bool overwriteKeys = false;
+    std::string helpTopic;
+    std::map<std::string, std::unique_ptr<CLI::App>> apps;
+
+    Parsers() {
+        for (const auto& command : commandDescriptions()) {
+            apps[command.name] = std::make_unique<CLI::App>(command.description, command.name);
+        }
+        addRunOptions(*apps["run"]);
+        addPullOptions(*apps["pull"]);
+        auto& loadApp = *apps["load"];
+        loadApp.add_option("--temp-dir", load.tempDir, "Temporary directory where the image is unpacked");
+        loadApp.add_flag("--centralized-repository", load.centralizedRepository,
+                         "Use centralized repository instead of the local one");
+        loadApp.add_option("FILE", load.archive)->required();
+        loadApp.add_option("NAME", load.name)->required();
+        auto& rmiApp = *apps["rmi"];
+        rmiApp.add_flag("--centralized-repository", rmi.centralizedRepository,
+                        "Use centralized repository instead of the local one");
+        rmiApp.add_option("REFERENCE", rmi.reference)->required();
+        auto& imagesApp = *apps["images"];
+        imagesApp.add_flag("--digests", images.digests, "Show digests");
+        imagesApp.add_flag("--centralized-repository", images.centralizedRepository,
+                           "Use centralized repository instead of the local one");
+        apps["hooks"]->add_flag("-m,--mpi", hooksMpiOnly, "Only list MPI hooks and display corresponding MPI types");
+        apps["kill"]->add_option("NAME", killTarget)->required();
+        apps["ssh-keygen"]->add_flag("--overwrite", overwriteKeys, "Overwrite the SSH keys if they already exist");
+        apps["help"]->add_option("COMMAND", helpTopic);
+    }
+
+    void addRunOptions(CLI::App& app) {
+        app.add_option("--annotation", run.annotations,
+                       "Add an annotation to the container (key=value), for the OCI hooks to read")
+            ->allow_extra_args(false);
+        app.add_flag("--centralized-repository", run.centralizedRepository,
+                     "Use centralized repository instead of the local one");
+        app.add_option("--device", run.devices,
+                       "Mount a device into the container: HOST[:CONTAINER][:ACCESS], ACCESS of 'rwm'")
+            ->allow_extra_args(false);
+        // A bare --entrypoint removes it, as the Sarus documentation shows.
+        app.add_option("--entrypoint", entrypoint,
+                       "Overwrite the default ENTRYPOINT of the image ('' or no value removes it)")
+            ->expected(0, 1);
+        app.add_option("-e,--env", run.env, "Set environment variables in the container: NAME[=VALUE]")
+            ->allow_extra_args(false);
+        app.add_flag("--glibc", run.glibc, "Enable replacement of the container's GNU C libraries");
+        app.add_flag("--init", run.init,
+                     "Run an init process inside the container that forwards signals and reaps processes");
+        app.add_option("--mount", run.mounts, "Mount custom files and directories into the container")
+            ->allow_extra_args(false);
+        app.add_flag("-m,--mpi", run.mpi, "Enable MPI support. Implies '--glibc'");
+        app.add_option("--mpi-type", run.mpiType,
+                       "Enable MPI support for a specific MPI implementation. Implies '--mpi' and '--glibc'");
+        app.add_option("-n,--name", run.name, "Assign a name to the container");
+        app.add_option("--pid", run.pid,
+                       "Set the PID namespace mode for the container. Supported values: 'host', 'private'");
+        app.add_flag("--ssh", run.ssh, "Enable SSH in the container. Implies '--pid=private'");
+        app.add_flag("-t,--tty", run.tty, "Allocate a pseudo-TTY in the container");
+        app.add_option("-w,--workdir", run.workdir, "Set working directory inside the container");
+        app.prefix_command();  // everything from the image on belongs to the container
+    }
+
+    void addPullOptions(CLI::App& app) {
+        app.add_option("--temp-dir", pull.tempDir, "Temporary directory where the image is unpacked");
+        app.add_flag("--login", pull.login, "Enter user credentials for private repository");
+        app.add_flag("--password-stdin", pull.passwordStdin, "Read password from stdin");
+        app.add_option("-u,--username", pull.username, "Username for private repository");
+        app.add_flag("--centralized-repository", pull.centralizedRepository,
+                     "Use centralized repository instead of the local one");
+        app.add_option("REFERENCE", pull.reference)->required();
+    }
+};
+
+std::size_t indexOf(const std::vector<std::string>& args, const std::string& value) {
+    return static_cast<std::size_t>(std::find(args.begin(), args.end(), value) - args.begin());
 }
 
-void addRunOptions(CLI::App* run, RunOptions& o, std::string& entrypoint) {
-    run->add_flag("--centralized-repository", o.centralizedRepository,
-                  "Use the centralized repository instead of the local one");
-    run->add_flag("-t,--tty", o.tty, "Allocate a pseudo-TTY in the container");
-    run->add_option("--entrypoint", entrypoint,
-                    "Overwrite the default ENTRYPOINT of the image (no value: remove it)")
-        ->expected(0, 1);
-    run->add_option("--mount", o.mounts, "Mount custom directories into the container")
-        ->allow_extra_args(false);
-    run->add_option("--device", o.devices, "Mount a device into the container: HOST[:CONTAINER][:rwm]")
-        ->allow_extra_args(false);
-    run->add_option("-e,--env", o.env, "Set an environment variable in the container: NAME[=VALUE]")
-        ->allow_extra_args(false);
-    run->add_option("-w,--workdir", o.workdir, "Working directory inside the container");
-    run->add_flag("--init", o.init,
-                  "Run an init process inside the container that forwards signals and reaps processes");
-    run->add_flag("-m,--mpi", o.mpi, "Enable MPI support");
-    run->add_option("--mpi-type", o.mpiType, "Enable MPI support with a specific MPI hook type");
-    run->add_flag("--glibc", o.glibc, "Enable the replacement of the container's glibc");
-    run->add_flag("--ssh", o.ssh, "Enable SSH in the container");
-    run->add_option("-n,--name", o.name, "Assign a name to the container");
-    run->add_option("--annotation", o.annotations, "Add an OCI annotation KEY=VALUE")
-        ->allow_extra_args(false);
-    run->add_option("--pid", o.pid, "PID namespace: private (default) or host")
-        ->check(CLI::IsMember({"private", "host"}));
-    run->prefix_command();  // everything from the image on belongs to the container
+// Parses a command's arguments with CLI11 and turns what it cannot use into
+// Sarus's messages. Returns false when the command's help was asked for.
+bool parseCommand(CLI::App& app, const std::string& command, const std::vector<std::string>& args) {
+    app.allow_extras();
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    try {
+        app.parse(reversed);
+    } catch (const CLI::CallForHelp&) {
+        return false;
+    } catch (const CLI::ArgumentMismatch& e) {
+        std::string what = e.what();
+        auto option = what.substr(0, what.find(':'));
+        if (what.find("At Most") != std::string::npos) {
+            throw usageError("option '" + option + "' cannot be specified more than once", command);
+        }
+        throw usageError("the required argument for option '" + option + "' is missing", command);
+    } catch (const CLI::RequiredError&) {
+        throw usageError("Too few arguments for command '" + command + "'", command);
+    } catch (const CLI::ParseError& e) {
+        throw usageError(e.what(), command);
+    }
+    if (command == "run") {
+        return true;  // the image and its command are the remaining arguments
+    }
+    auto extras = app.remaining();
+    if (extras.empty()) {
+        return true;
+    }
+    // An option before the positional arguments is not one of the command's;
+    // after them, Sarus takes everything as one more argument.
+    std::size_t lastPositional = 0;
+    for (const auto* option : app.get_options()) {
+        if (!option->nonpositional() && option->count() > 0) {
+            lastPositional = std::max(lastPositional, indexOf(args, option->results().back()) + 1);
+        }
+    }
+    const auto& first = extras.front();
+    if (first.size() > 1 && first[0] == '-' && indexOf(args, first) < lastPositional) {
+        throw usageError("unrecognised option '" + first + "'", command);
+    }
+    if (first.size() > 1 && first[0] == '-' && lastPositional == 0) {
+        throw usageError("unrecognised option '" + first + "'", command);
+    }
+    throw usageError("Too many arguments for command '" + command + "'", command);
 }
 
-void addPullOptions(CLI::App* pull, PullOptions& o) {
-    pull->add_flag("--login", o.login, "Enter user credentials for private repository");
-    pull->add_option("-u,--username", o.username, "Username for the registry");
-    pull->add_flag("--password-stdin", o.passwordStdin, "Read the registry password from stdin");
-    pull->add_option("--temp-dir", o.tempDir, "Temporary directory");
-    pull->add_flag("--centralized-repository", o.centralizedRepository,
-                   "Use the centralized repository instead of the local one");
-    pull->add_option("REFERENCE", o.reference, "Image to pull")->required();
+// help, version and ps take nothing at all.
+void refuseArguments(const std::string& command, const std::vector<std::string>& args) {
+    for (const auto& arg : args) {
+        if (arg.size() > 1 && arg[0] == '-') {
+            throw Error("Command '" + command + "' doesn't support options" +
+                        (command == "help" ? "" : "\nSee 'sarus help " + command + "'"));
+        }
+    }
+    if (!args.empty()) {
+        throw usageError("Too many arguments for command '" + command + "'", command);
+    }
+}
+
+// What Sarus refuses before it looks at the image.
+void validateRunOptions(const RunOptions& options) {
+    if (!options.workdir.empty() && options.workdir[0] != '/') {
+        throw usageError("The working directory '" + options.workdir + "' is invalid, it needs to be an absolute path.",
+                         "run");
+    }
+    if (options.pid != "host" && options.pid != "private") {
+        throw usageError("Incorrect value provided for --pid option: '" + options.pid +
+                             "'. Supported values: 'host', 'private'.",
+                         "run");
+    }
+    if (options.ssh && options.pid == "host") {
+        throw Error("The use of '--ssh' is incompatible with '--pid=host'. "
+                    "The SSH hook requires the use of a private PID namespace");
+    }
+    // The syntax of every value, by the same pure functions that use them later.
+    buildEnvironment({}, {}, nlohmann::json(), options.env);
+    buildAnnotations({}, options, "");
+    for (const auto& mount : options.mounts) {
+        parseMount(mount);
+    }
+    for (const auto& device : options.devices) {
+        parseDevice(device);
+    }
 }
 
 #ifdef SARUS_IMPORT_IN_HELPER
@@ -100,7 +233,7 @@ int execImportHelper(char** argv) {
     auto helper = Config::installPrefix() / "libexec" / "sarus" / "sarus-import";
     if (::getauxval(AT_SECURE) != 0) {
         suid::checkRootOwnedAndNotWritable(helper);
-        ::setenv("SARUS_CONFIG_FILE", trustedConfigurationFiles().config.c_str(), 1);
+        ::setenv("SARUS_CONFIG_FILE", configurationFiles().config.c_str(), 1);
     }
     std::fflush(stdout);
     std::fflush(stderr);
@@ -108,6 +241,104 @@ int execImportHelper(char** argv) {
     throw systemError("cannot run " + helper.string() + " (the import helper of sarus)", errno);
 }
 #endif
+
+int runCommand(const std::string& name, const std::vector<std::string>& args, Parsers& parsers, char** argv) {
+    auto& app = *parsers.apps.at(name);
+    app.set_help_flag("--help", "Print help");  // no -h: Sarus has none
+    const auto& description = *findCommand(name);
+    if (name == "help" || name == "version" || name == "ps") {
+        if (name == "help" && args.size() == 1 && args[0][0] != '-') {
+            parsers.helpTopic = args[0];
+        } else {
+            refuseArguments(name, args);
+        }
+    } else if (!parseCommand(app, name, args)) {
+        std::printf("%s", commandHelp(description, app).c_str());
+        return 0;
+    }
+    // Only `run` in suid mode ever needs root again.
+    if (name != "run") {
+        suid::Privileges::dropPermanently();
+    }
+    if (name == "help") {
+        if (parsers.helpTopic.empty()) {
+            std::printf("%s", generalHelp().c_str());
+            return 0;
+        }
+        const auto* topic = findCommand(parsers.helpTopic);
+        if (topic == nullptr) {
+            throw usageError("'" + parsers.helpTopic + "' is not a Sarus command", "");
+        }
+        std::printf("%s", commandHelp(*topic, *parsers.apps.at(topic->name)).c_str());
+        return 0;
+    }
+    if (name == "version") {
+        std::printf("%s\n", SARUS_VERSION);
+        return 0;
+    }
+    if (name == "ps") {
+        return commandPs();
+    }
+    if (name == "kill") {
+        return commandKill(parsers.killTarget);
+    }
+    if (name == "hooks") {
+        return commandHooks(loadConfig(), parsers.hooksMpiOnly);
+    }
+    if (name == "ssh-keygen") {
+        throw Error("'sarus ssh-keygen' is not available yet in this version of sarus");
+    }
+    if (name == "run") {
+        auto rest = app.remaining();
+        if (rest.empty()) {
+            throw usageError("Too few arguments for command 'run'", "run");
+        }
+        if (rest[0].size() > 1 && rest[0][0] == '-') {
+            throw usageError("unrecognised option '" + rest[0] + "'", "run");
+        }
+        auto& options = parsers.run;
+        options.image = rest[0];
+        options.command.assign(rest.begin() + 1, rest.end());
+        if (app.count("--entrypoint") > 0) {
+            options.entrypoint = parsers.entrypoint;
+        }
+        if (app.count("--mpi-type") > 0 && options.mpiType.empty()) {
+            throw usageError("Empty value provided for --mpi-type option", "run");
+        }
+        validateRunOptions(options);
+        auto config = loadConfig();
+        if (config.mode() != Mode::suid) {
+            suid::Privileges::dropPermanently();  // a SUID install in userns mode is unprivileged
+        }
+        return commandRun(config, options);
+    }
+    if (name == "pull" && app.count("--username") > 0 && parsers.pull.username.empty()) {
+        throw Error("Invalid username: empty value provided");
+    }
+#ifdef SARUS_IMPORT_IN_HELPER
+    if (name == "load" || name == "pull") {
+        return execImportHelper(argv);
+    }
+#else
+    (void)argv;
+#endif
+    auto config = loadConfig();
+    if (name == "images") {
+        return commandImages(config, parsers.images);
+    }
+#ifndef SARUS_IMPORT_IN_HELPER
+    if (name == "load") {
+        return commandLoad(config, parsers.load);
+    }
+    if (name == "pull") {
+        return commandPull(config, parsers.pull);
+    }
+#endif
+    if (name == "rmi") {
+        return commandRmi(config, parsers.rmi);
+    }
+    throw Error("unhandled command '" + name + "'");
+}
 
 }  // namespace
 
@@ -117,160 +348,48 @@ int runCli(int argc, char** argv) {
     // never takes the owner's own access: under umask 777 a repository would
     // be created that its owner cannot use.
     ::umask(::umask(0) & 077);
-    CLI::App app{"Sarus - an OCI-compatible container engine for HPC", "sarus"};
-    app.set_version_flag("--version", std::string("sarus version ") + SARUS_VERSION);
-    app.require_subcommand(0, 1);
-    app.get_formatter()->column_width(32);
-    GlobalOptions global;
-    app.add_flag("--verbose", global.verbose, "Print more information while running");
-    app.add_flag("--debug", global.debug, "Print debug information (implies --verbose)");
-
-    std::string helpTopic;
-    auto* help = app.add_subcommand("help", "Print help message about a command");
-    help->add_option("COMMAND", helpTopic, "Command to describe");
-
-    app.add_subcommand("version", "Show the sarus version information");
-
-    ImagesOptions imagesOptions;
-    auto* images = app.add_subcommand("images", "List images");
-    images->add_flag("--digests", imagesOptions.digests, "Show digests");
-    images->add_flag("--centralized-repository", imagesOptions.centralizedRepository,
-                     "Use the centralized repository instead of the local one");
-
-    LoadOptions loadOptions;
-    auto* load = app.add_subcommand("load", "Load the contents of a tarball to create a filesystem image");
-    load->add_option("--temp-dir", loadOptions.tempDir,
-                     "Temporary directory (accepted for compatibility: layers are never expanded)");
-    load->add_flag("--centralized-repository", loadOptions.centralizedRepository,
-                   "Use the centralized repository instead of the local one");
-    load->add_option("FILE", loadOptions.archive, "docker-archive or OCI archive to load")->required();
-    load->add_option("NAME", loadOptions.name, "Name of the image: NAME[:TAG]")->required();
-
-    RmiOptions rmiOptions;
-    auto* rmi = app.add_subcommand("rmi", "Remove an image");
-    rmi->add_flag("--centralized-repository", rmiOptions.centralizedRepository,
-                  "Use the centralized repository instead of the local one");
-    rmi->add_option("REFERENCE", rmiOptions.reference, "Image REPOSITORY[:TAG] as shown by 'sarus images'")
-        ->required();
-
-    PullOptions pullOptions;
-    addPullOptions(app.add_subcommand("pull", "Pull an image from a registry"), pullOptions);
-
-    RunOptions runOptions;
-    std::string entrypoint;
-    auto* run = app.add_subcommand("run", "Run a command in a new container");
-    addRunOptions(run, runOptions, entrypoint);
-
-    bool hooksMpiOnly = false;
-    auto* hooks = app.add_subcommand("hooks", "List the configured OCI hooks");
-    hooks->add_flag("--mpi", hooksMpiOnly, "List only the MPI hooks");
-    app.add_subcommand("ps", "List the running containers");
-    std::string killTarget;
-    auto* kill = app.add_subcommand("kill", "Stop a running container");
-    kill->add_option("CONTAINER", killTarget, "Name of the container")->required();
-    bool overwriteKeys = false;
-    auto* sshKeygen = app.add_subcommand("ssh-keygen", "Generate the SSH keys in the local repository");
-    sshKeygen->add_flag("--overwrite", overwriteKeys, "Overwrite existing keys");
-
+    std::vector<std::string> args(argv + 1, argv + argc);
     try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp&) {
-        // --help after a command describes that command.
-        auto selected = app.get_subcommands();
-        std::printf("%s", selected.empty() ? app.help().c_str() : selected[0]->help().c_str());
-        return 0;
-    } catch (const CLI::CallForVersion& e) {
-        std::printf("%s\n", e.what());
-        return 0;
-    } catch (const CLI::ParseError& e) {
-        auto selected = app.get_subcommands();
-        std::string command = selected.empty() ? "" : " " + selected[0]->get_name();
-        std::fprintf(stderr, "sarus: %s (see 'sarus help%s')\n", e.what(), command.c_str());
-        return 1;
-    }
-    log::setLevel(global.debug ? log::Level::debug : global.verbose ? log::Level::verbose : log::Level::info);
-
-    auto selected = app.get_subcommands();
-    if (selected.empty()) {
-        std::printf("%s", app.help().c_str());
-        return 0;
-    }
-    auto* command = selected[0];
-    const std::string name = command->get_name();
-    try {
-        // Only `run` in suid mode ever needs root again.
-        if (name != "run") {
-            suid::Privileges::dropPermanently();
+        if (installedSuidRoot()) {
+            auto files = configurationFiles();
+            suid::checkConfigurationFiles(files.config, files.schema);
         }
-        if (name == "help") {
-            if (helpTopic.empty()) {
-                std::printf("%s", app.help().c_str());
+        // Sarus's global options come before the command and only there.
+        bool verbose = false;
+        bool debug = false;
+        std::size_t next = 0;
+        for (; next < args.size() && args[next].size() > 1 && args[next][0] == '-'; ++next) {
+            const auto& option = args[next];
+            if (option == "--help") {
+                std::printf("%s", generalHelp().c_str());
                 return 0;
             }
-            for (auto* sub : app.get_subcommands({})) {
-                if (sub->get_name() == helpTopic) {
-                    std::printf("%s", sub->help().c_str());
-                    return 0;
-                }
+            if (option == "--version") {
+                std::printf("%s\n", SARUS_VERSION);
+                return 0;
             }
-            throw Error("unknown command '" + helpTopic + "' (see 'sarus --help')");
+            if (option == "--verbose") {
+                verbose = true;
+            } else if (option == "--debug") {
+                debug = true;
+            } else {
+                throw usageError("unrecognised option '" + option + "'", "");
+            }
         }
-        if (name == "version") {
-            std::printf("sarus version %s\n", SARUS_VERSION);
+        log::setLevel(debug ? log::Level::debug : verbose ? log::Level::verbose : log::Level::info);
+        if (next == args.size()) {
+            std::printf("%s", generalHelp().c_str());
             return 0;
         }
-        if (name == "ps") {
-            return commandPs();
+        const auto& name = args[next];
+        if (findCommand(name) == nullptr) {
+            throw usageError("'" + name + "' is not a Sarus command", "");
         }
-        if (name == "kill") {
-            return commandKill(killTarget);
-        }
-        if (name == "hooks") {
-            return commandHooks(loadConfig(), hooksMpiOnly);
-        }
-        if (name == "ssh-keygen") {
-            return notAvailable(name);
-        }
-        if (name == "run") {
-            auto rest = command->remaining();
-            if (rest.empty()) {
-                throw Error("run: missing image (usage: sarus run [OPTIONS] REPOSITORY[:TAG] "
-                            "[COMMAND] [ARG...])");
-            }
-            runOptions.image = rest[0];
-            runOptions.command.assign(rest.begin() + 1, rest.end());
-            if (run->count("--entrypoint") > 0) {
-                runOptions.entrypoint = entrypoint;
-            }
-            auto config = loadConfig();
-            if (config.mode() != Mode::suid) {
-                suid::Privileges::dropPermanently();  // a SUID install in userns mode is unprivileged
-            }
-            return commandRun(config, runOptions);
-        }
-#ifdef SARUS_IMPORT_IN_HELPER
-        if (name == "load" || name == "pull") {
-            return execImportHelper(argv);
-        }
-#endif
-        auto config = loadConfig();
-        if (name == "images") {
-            return commandImages(config, imagesOptions);
-        }
-#ifndef SARUS_IMPORT_IN_HELPER
-        if (name == "load") {
-            return commandLoad(config, loadOptions);
-        }
-        if (name == "pull") {
-            return commandPull(config, pullOptions);
-        }
-#endif
-        if (name == "rmi") {
-            return commandRmi(config, rmiOptions);
-        }
-        throw Error("unhandled command '" + name + "'");
+        Parsers parsers;
+        return runCommand(name, std::vector<std::string>(args.begin() + static_cast<long>(next) + 1, args.end()),
+                          parsers, argv);
     } catch (const Error& e) {
-        std::fprintf(stderr, "sarus: %s\n", e.what());
+        std::fprintf(stderr, "%s\n", e.what());
         if (log::enabled(log::Level::verbose)) {
             for (const auto& context : e.contexts()) {
                 std::fprintf(stderr, "  while %s\n", context.c_str());
@@ -278,7 +397,7 @@ int runCli(int argc, char** argv) {
         }
         return 1;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "sarus: unexpected error: %s\n", e.what());
+        std::fprintf(stderr, "unexpected error: %s\n", e.what());
         return 1;
     }
 }

@@ -155,8 +155,12 @@ std::vector<std::string> buildEnvironment(const std::vector<std::string>& hostEn
     applyConfigEnvironment(env, configEnvironment);
     applyCudaDevices(env, hostEnv);
     for (const auto& entry : cliEnv) {
-        if (entry.empty() || entry[0] == '=') {
-            throw Error("invalid --env '" + entry + "': expected NAME[=VALUE]");
+        if (entry.empty()) {
+            throw Error("Invalid environment variable requested from CLI: empty option value");
+        }
+        if (entry[0] == '=') {
+            throw Error("Error parsing environment variable requested from CLI '" + entry +
+                        "': Failed to parse key-value pair '" + entry + "': key is empty");
         }
         if (entry.find('=') != std::string::npos) {
             auto [name, value] = splitVariable(entry);
@@ -235,8 +239,12 @@ std::map<std::string, std::string> buildAnnotations(const ImageMetadata& image,
     }
     for (const auto& entry : options.annotations) {
         auto eq = entry.find('=');
+        if (entry.empty()) {
+            throw Error("Invalid annotation requested from CLI: empty option value");
+        }
         if (eq == std::string::npos || eq == 0) {
-            throw Error("invalid --annotation '" + entry + "': expected KEY=VALUE");
+            throw Error("Error parsing annotation from CLI '" + entry + "': Failed to parse key-value pair '" + entry +
+                        "': " + (eq == 0 ? "key is empty" : "expected KEY=VALUE"));
         }
         annotations[entry.substr(0, eq)] = entry.substr(eq + 1);
     }

@@ -2,6 +2,7 @@
 
 #include "error.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <sstream>
 #include <sys/stat.h>
@@ -26,11 +27,33 @@ std::vector<std::string> split(const std::string& s, char sep) {
 }
 
 Error badMount(const std::string& text, const std::string& why) {
-    return Error("invalid --mount '" + text + "': " + why);
+    return Error("Invalid mount request '" + text + "': " + why);
 }
 
 Error badDevice(const std::string& text, const std::string& why) {
-    return Error("invalid --device '" + text + "': " + why);
+    return Error("Invalid device request '" + text + "': " + why);
+}
+
+bool isAccessString(const std::string& s);
+
+const char* accessRule = ". Device access must be entered as a combination of 'rwm' characters, with no repetitions";
+
+void checkAccess(const std::string& text, const std::string& access) {
+    if (access.empty()) {
+        throw badDevice(text, std::string("Input string for device access is empty") + accessRule);
+    }
+    if (access.size() > 3) {
+        throw badDevice(text, "Input string for device access '" + access + "' is longer than 3 characters" +
+                                  accessRule);
+    }
+    if (access.find_first_not_of("rwm") != std::string::npos) {
+        throw badDevice(text, "Input string for device access '" + access + "' contains an invalid character" +
+                                  accessRule);
+    }
+    if (!isAccessString(access)) {
+        throw badDevice(text, "Input string for device access '" + access + "' has repeated characters" +
+                                  accessRule);
+    }
 }
 
 bool isAccessString(const std::string& s) {
@@ -73,6 +96,10 @@ BindMount parseMount(const std::string& text) {
     BindMount mount;
     std::string type;
     bool haveType = false;
+    auto items = split(text, ',');
+    if (std::none_of(items.begin(), items.end(), [](const std::string& item) { return item.rfind("type=", 0) == 0; })) {
+        throw badMount(text, "'type' must be specified");  // Sarus's first complaint
+    }
     for (const auto& item : split(text, ',')) {
         auto eq = item.find('=');
         auto key = item.substr(0, eq);
@@ -99,7 +126,7 @@ BindMount parseMount(const std::string& text) {
         }
     }
     if (!haveType) {
-        throw badMount(text, "missing 'type' (only type=bind is supported)");
+        throw badMount(text, "'type' must be specified");
     }
     if (type != "bind") {
         throw badMount(text, "unsupported type '" + type + "' (only type=bind is supported)");
@@ -124,40 +151,55 @@ BindMount parseMount(const std::string& text) {
 }
 
 DeviceMount parseDevice(const std::string& text) {
+    // Sarus's reading: HOST, HOST:ACCESS or HOST:CONTAINER (a second token
+    // starting with '/'), HOST:CONTAINER:ACCESS.
+    if (text.empty()) {
+        throw Error("Invalid device request: no values provided");
+    }
     auto parts = split(text, ':');
-    if (parts.empty() || parts.size() > 3 || parts[0].empty()) {
-        throw badDevice(text, "expected HOST[:CONTAINER][:ACCESS]");
+    if (parts.size() > 3) {
+        throw badDevice(text, "too many tokens provided. The format of the option value must be at most "
+                              "'<host device>:<container device>:<access>'");
     }
     DeviceMount device;
+    device.request = text;
     device.source = parts[0];
-    device.destination = parts[0];
-    if (parts.size() == 2) {
-        if (isAccessString(parts[1])) {
-            device.access = parts[1];
-        } else {
-            device.destination = parts[1];
-        }
-    } else if (parts.size() == 3) {
-        device.destination = parts[1];
-        if (!isAccessString(parts[2])) {
-            throw badDevice(text, "access '" + parts[2] + "' must be made of the letters r, w, m");
-        }
-        device.access = parts[2];
+    if (device.source.empty()) {
+        throw badDevice(text, "detected empty host device path");
     }
     if (device.source[0] != '/') {
-        throw badDevice(text, "device '" + device.source + "' is not an absolute path");
+        throw badDevice(text, "host device path '" + device.source + "' must be absolute");
     }
-    if (device.destination.empty() || device.destination[0] != '/') {
-        throw badDevice(text, "container path '" + device.destination + "' is not an absolute path");
+    device.destination = device.source;
+    if (parts.size() == 2) {
+        if (!parts[1].empty() && parts[1][0] == '/') {
+            device.destination = parts[1];
+        } else {
+            checkAccess(text, parts[1]);
+            device.access = parts[1];
+        }
+    } else if (parts.size() == 3) {
+        if (parts[1].empty()) {
+            throw badDevice(text, "detected empty container device path");
+        }
+        if (parts[1][0] != '/') {
+            throw badDevice(text, "container device path '" + parts[1] + "' must be absolute");
+        }
+        device.destination = parts[1];
+        checkAccess(text, parts[2]);
+        device.access = parts[2];
     }
     device.destination = normalizeAbsolutePath(device.destination);
     return device;
 }
 
-void checkMountSourceReadable(const std::string& path) {
+void checkMountSourceReadable(const BindMount& mount) {
+    const auto& path = mount.source;
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
-        throw systemError("mount source '" + path + "'", errno);
+        throw systemError("Failed to bind mount " + path + " on container's " + mount.destination +
+                              ": Failed to find real path for mount source",
+                          errno);
     }
     if (::access(path.c_str(), R_OK) != 0) {
         throw systemError("mount source '" + path + "' is not readable by you", errno);
@@ -167,13 +209,22 @@ void checkMountSourceReadable(const std::string& path) {
 DeviceNode statDeviceNode(const std::string& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
-        throw systemError("device '" + path + "'", errno);
+        throw systemError("Failed to check if file \"" + path + "\" is a device file. Stat failed", errno);
     }
     if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
-        throw Error("device '" + path + "' is not a character or block device");
+        throw Error("Source path \"" + path + "\" is not a device file");
     }
     return {S_ISBLK(st.st_mode) ? 'b' : 'c', major(st.st_rdev), minor(st.st_rdev), st.st_mode & 07777, st.st_uid,
             st.st_gid};
+}
+
+DeviceNode statDeviceNode(const DeviceMount& device) {
+    try {
+        return statDeviceNode(device.source);
+    } catch (const Error& e) {
+        throw Error("Invalid device request '" + (device.request.empty() ? device.source : device.request) +
+                    "': " + e.what());
+    }
 }
 
 void checkDeviceNode(const std::string& path) { statDeviceNode(path); }

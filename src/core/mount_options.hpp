@@ -14,6 +14,9 @@ struct BindMount {
     std::string source;
     std::string destination;
     bool readonly = false;
+    // A directory of the launcher for the job (PMIx): opened as the caller
+    // like a user's mount, but not subject to the userMounts rules.
+    bool launcher = false;
 };
 
 // What stat(2) of a device node said: enough to make the same node again
@@ -32,6 +35,7 @@ struct DeviceMount {
     std::string destination;
     std::string access = "rwm";  // subset of "rwm"
     std::optional<DeviceNode> node;  // filled by statDeviceNode, as the caller
+    std::string request;             // the --device text, for messages
 };
 
 // type=bind,src|source=PATH,dst|destination|target=PATH[,readonly]
@@ -49,15 +53,17 @@ struct UserMountRestrictions {
 // userMounts restrictions; the message names the rule.
 void checkUserMountDestination(const std::string& destination, const UserMountRestrictions& rules);
 
-// Throws unless the caller (this process's ids) can read path; call it with
-// the caller's ids, before anything privileged happens.
-void checkMountSourceReadable(const std::string& path);
+// Throws unless the caller (this process's ids) can read mount.source; call
+// it with the caller's ids, before anything privileged happens.
+void checkMountSourceReadable(const BindMount& mount);
 
 // Throws unless path is an existing character or block device (stat'ed
 // with the caller's permissions).
 void checkDeviceNode(const std::string& path);
 // The same, returning what the node is.
 DeviceNode statDeviceNode(const std::string& path);
+// The same, its error naming the --device request as Sarus does.
+DeviceNode statDeviceNode(const DeviceMount& device);
 
 // Collapses "//", "." and ".." of an absolute path without touching the
 // filesystem; ".." never goes above "/".

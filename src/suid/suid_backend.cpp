@@ -39,12 +39,12 @@ FileDescriptor openAsCaller(const std::string& path, int flags, const std::strin
 // The caller opens the source with the caller's permissions; root then
 // clones exactly that object into a detached mount tree, which the sandbox
 // attaches inside the container. Root never resolves the caller's path.
-FileDescriptor cloneMountAsCaller(const std::string& source) {
+FileDescriptor cloneMountAsCaller(const BindMount& mount) {
     // An O_PATH open does not check read permission on the path itself.
-    checkMountSourceReadable(source);
-    auto fd = openAsCaller(source, O_PATH, "mount source");
+    checkMountSourceReadable(mount);
+    auto fd = openAsCaller(mount.source, O_PATH, "mount source");
     RootScope root;
-    return cloneMountTree(fd.get(), "", "'" + source + "'");
+    return cloneMountTree(fd.get(), "", "'" + mount.source + "'");
 }
 
 std::vector<gid_t> callerGroupIds(const Identity& identity) {
@@ -73,10 +73,10 @@ int SuidBackend::run(const ContainerSpec& spec, const StoredImage& image) {
     plan.hooks = configuredHooks(config_, spec);
     plan.image = openAsCaller(image.imageFile, O_RDONLY, "image");
     for (const auto& mount : spec.userMounts) {
-        plan.userMountTrees.push_back(cloneMountAsCaller(mount.source));
+        plan.userMountTrees.push_back(cloneMountAsCaller(mount));
     }
     for (auto& device : plan.spec.devices) {
-        device.node = statDeviceNode(device.source);  // as the caller
+        device.node = statDeviceNode(device);  // as the caller
     }
 
     auto channels = makeSandboxChannels();

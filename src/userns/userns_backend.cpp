@@ -38,10 +38,10 @@ OverlayType overlayType(const Config& config) {
 // exists: a user can only mount what the user can reach.
 void checkMountSources(const ContainerSpec& spec) {
     for (const auto& mount : spec.userMounts) {
-        checkMountSourceReadable(mount.source);
+        checkMountSourceReadable(mount);
     }
     for (const auto& device : spec.devices) {
-        checkDeviceNode(device.source);
+        statDeviceNode(device);
     }
 }
 

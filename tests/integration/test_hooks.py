@@ -175,6 +175,16 @@ def test_hook_order_and_stages(hooks, logdir, host_files):
     assert line.startswith("[") and "] [hook] [INFO] Timestamp hook: first" in line
 
 
+def test_the_last_of_duplicate_hook_variables_wins(hooks, logdir):
+    # As Sarus runs hooks (and as a shell reads NAME=1 NAME=2), the last value counts.
+    logfile = os.path.join(logdir, "log")
+    add_hook(hooks, "ts.json", "timestamp_hook",
+             env=[f"TIMESTAMP_HOOK_LOGFILE={logfile}", "TIMESTAMP_HOOK_MESSAGE=first",
+                  "TIMESTAMP_HOOK_MESSAGE=last"])
+    hooks.ok("run", BUSYBOX, "true")
+    assert logged(logfile) == ["last"]
+
+
 def test_timestamp_log_file_only_from_the_hook_environment(hooks, logdir, capfd):
     userfile = os.path.join(logdir, "user-chosen")
     timestamp(hooks, "ts.json", "", "to stderr")
@@ -188,7 +198,7 @@ def test_failing_hook_fails_the_run(hooks):
     add_hook(hooks, "mount.json", "mount_hook", ["--mount=type=bind,src=/etc"])
     r = hooks("run", BUSYBOX, "/bin/true")
     assert r.returncode != 0
-    assert "mount hook" in r.stderr and "invalid --mount" in r.stderr, r.stderr
+    assert "mount hook" in r.stderr and "Invalid mount request" in r.stderr, r.stderr
 
 
 def test_bad_hook_file_is_named(hooks):
@@ -209,13 +219,27 @@ def test_sarus_hooks_lists_them(hooks, logdir):
              when={"annotations": {"^com.hooks.mpi.enabled$": "^true$"}})
     timestamp(hooks, "20-ts.json", os.path.join(logdir, "log"), "m", stages=("prestart", "poststop"))
     listing = hooks.ok("hooks").stdout.splitlines()
-    assert listing[0].split() == ["NAME", "PATH", "STAGES", "CONDITIONS"]
-    assert listing[1].split()[:3] == ["10-mount.json", os.path.join(hooks.prefix, "bin", "mount_hook"),
-                                      MOUNT_STAGE]
-    assert listing[2].split()[:3] == ["20-ts.json", os.path.join(hooks.prefix, "bin", "timestamp_hook"),
-                                      "prestart,poststop"]
+    assert listing[0].split() == ["NAME", "PATH", "STAGES"]
+    assert listing[1].split() == ["10-mount", os.path.join(hooks.prefix, "bin", "mount_hook"), MOUNT_STAGE]
+    assert listing[2].split() == ["20-ts", os.path.join(hooks.prefix, "bin", "timestamp_hook"),
+                                  "prestart,poststop"]
     mpi = hooks.ok("hooks", "--mpi").stdout.splitlines()
-    assert [line.split()[0] for line in mpi[1:]] == ["10-mount.json"]
+    assert mpi[0].split() == ["NAME", "MPI", "TYPE"]
+    assert [line.split() for line in mpi[1:]] == [["10-mount"]]   # an MPI hook without a type
+
+
+def test_sarus_hooks_mpi_lists_mpi_types_and_the_default(hooks):
+    for name, mpi_type in (("050-mpich.json", "^mpich$"), ("051-openmpi.json", "^openmpi$")):
+        add_hook(hooks, name, "mount_hook", ["--mount=type=bind,src=/etc,dst=/x"],
+                 when={"annotations": {"^com.hooks.mpi.enabled$": "^true$", "^com.hooks.mpi.type$": mpi_type}})
+    add_hook(hooks, "060-other.json", "mount_hook", ["--mount=type=bind,src=/etc,dst=/x"],
+             when={"annotations": {"^com.hooks.glibc.enabled$": "^true$"}})
+    hooks.config["defaultMPIType"] = "mpich"
+    hooks.write_config()
+    for option in ("--mpi", "-m"):
+        lines = hooks.ok("hooks", option).stdout.splitlines()
+        assert [line.split() for line in lines] == [["NAME", "MPI", "TYPE"], ["050-mpich", "^mpich$", "(default)"],
+                                                    ["051-openmpi", "^openmpi$"]]
 
 
 @pytest.mark.parametrize("env, expected", [([], "/usr/lib/prov.so"),

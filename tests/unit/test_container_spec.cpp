@@ -172,12 +172,14 @@ TEST(BuildEnvironment, CliNameAloneRestoresAnUnsetVariable) {
 }
 
 TEST(BuildEnvironment, EmptyCliEntryIsRejected) {
-    EXPECT_EQ(errorOf([] { env({}, {}, json(), {""}); }), "invalid --env '': expected NAME[=VALUE]");
+    EXPECT_EQ(errorOf([] { env({}, {}, json(), {""}); }),
+              "Invalid environment variable requested from CLI: empty option value");
 }
 
 TEST(BuildEnvironment, CliEntryWithoutNameIsRejected) {
     EXPECT_EQ(errorOf([] { env({}, {}, json(), {"=value"}); }),
-              "invalid --env '=value': expected NAME[=VALUE]");
+              "Error parsing environment variable requested from CLI '=value': Failed to parse key-value pair "
+              "'=value': key is empty");
 }
 
 // ---------------------------------------------------------------- args
@@ -354,14 +356,15 @@ TEST(BuildAnnotations, AnnotationWithoutEqualSignIsAnError) {
     sarus::RunOptions options;
     options.annotations = {"novalue"};
     EXPECT_EQ(errorOf([&] { sarus::buildAnnotations({}, options, ""); }),
-              "invalid --annotation 'novalue': expected KEY=VALUE");
+              "Error parsing annotation from CLI 'novalue': Failed to parse key-value pair 'novalue': "
+              "expected KEY=VALUE");
 }
 
 TEST(BuildAnnotations, AnnotationWithoutKeyIsAnError) {
     sarus::RunOptions options;
     options.annotations = {"=v"};
     EXPECT_EQ(errorOf([&] { sarus::buildAnnotations({}, options, ""); }),
-              "invalid --annotation '=v': expected KEY=VALUE");
+              "Error parsing annotation from CLI '=v': Failed to parse key-value pair '=v': key is empty");
 }
 
 // ---------------------------------------------------------------- sarus.json mounts and devices

@@ -87,7 +87,7 @@ TEST(ParseMount, RoAliasAndTrueValues) {
 
 TEST(ParseMount, ReadonlyWithOtherValueIsAnError) {
     EXPECT_EQ(mountError("type=bind,src=/s,dst=/d,readonly=no"),
-              "invalid --mount 'type=bind,src=/s,dst=/d,readonly=no': 'readonly' takes no value");
+              "Invalid mount request 'type=bind,src=/s,dst=/d,readonly=no': 'readonly' takes no value");
 }
 
 TEST(ParseMount, DestinationIsNormalisedSourceIsNot) {
@@ -109,67 +109,67 @@ TEST(ParseMount, AcceptedBindPropagation) {
 
 TEST(ParseMount, UnsupportedBindPropagation) {
     EXPECT_EQ(mountError("type=bind,src=/s,dst=/d,bind-propagation=shared"),
-              "invalid --mount 'type=bind,src=/s,dst=/d,bind-propagation=shared': "
+              "Invalid mount request 'type=bind,src=/s,dst=/d,bind-propagation=shared': "
               "unsupported bind-propagation 'shared'");
 }
 
 TEST(ParseMount, UnknownOptionIsNamed) {
     EXPECT_EQ(mountError("type=bind,src=/s,dst=/d,size=10"),
-              "invalid --mount 'type=bind,src=/s,dst=/d,size=10': unknown option 'size'");
+              "Invalid mount request 'type=bind,src=/s,dst=/d,size=10': unknown option 'size'");
 }
 
 TEST(ParseMount, MissingType) {
     EXPECT_EQ(mountError("src=/s,dst=/d"),
-              "invalid --mount 'src=/s,dst=/d': missing 'type' (only type=bind is supported)");
+              "Invalid mount request 'src=/s,dst=/d': 'type' must be specified");
 }
 
 TEST(ParseMount, EmptyTextReportsMissingType) {
-    EXPECT_EQ(mountError(""), "invalid --mount '': missing 'type' (only type=bind is supported)");
+    EXPECT_EQ(mountError(""), "Invalid mount request '': 'type' must be specified");
 }
 
 TEST(ParseMount, UnsupportedType) {
     EXPECT_EQ(mountError("type=volume,src=/s,dst=/d"),
-              "invalid --mount 'type=volume,src=/s,dst=/d': unsupported type 'volume' "
+              "Invalid mount request 'type=volume,src=/s,dst=/d': unsupported type 'volume' "
               "(only type=bind is supported)");
 }
 
 TEST(ParseMount, MissingSource) {
-    EXPECT_EQ(mountError("type=bind,dst=/d"), "invalid --mount 'type=bind,dst=/d': missing 'source' (or 'src')");
+    EXPECT_EQ(mountError("type=bind,dst=/d"), "Invalid mount request 'type=bind,dst=/d': missing 'source' (or 'src')");
 }
 
 TEST(ParseMount, EmptySourceCountsAsMissing) {
     EXPECT_EQ(mountError("type=bind,src=,dst=/d"),
-              "invalid --mount 'type=bind,src=,dst=/d': missing 'source' (or 'src')");
+              "Invalid mount request 'type=bind,src=,dst=/d': missing 'source' (or 'src')");
 }
 
 TEST(ParseMount, MissingDestination) {
     EXPECT_EQ(mountError("type=bind,src=/s"),
-              "invalid --mount 'type=bind,src=/s': missing 'destination' (or 'dst', 'target')");
+              "Invalid mount request 'type=bind,src=/s': missing 'destination' (or 'dst', 'target')");
 }
 
 TEST(ParseMount, RelativeSource) {
     EXPECT_EQ(mountError("type=bind,src=data,dst=/d"),
-              "invalid --mount 'type=bind,src=data,dst=/d': source 'data' is not an absolute path");
+              "Invalid mount request 'type=bind,src=data,dst=/d': source 'data' is not an absolute path");
 }
 
 TEST(ParseMount, RelativeDestination) {
     EXPECT_EQ(mountError("type=bind,src=/s,dst=d"),
-              "invalid --mount 'type=bind,src=/s,dst=d': destination 'd' is not an absolute path");
+              "Invalid mount request 'type=bind,src=/s,dst=d': destination 'd' is not an absolute path");
 }
 
 TEST(ParseMount, DestinationRootIsRefused) {
     EXPECT_EQ(mountError("type=bind,src=/s,dst=/"),
-              "invalid --mount 'type=bind,src=/s,dst=/': cannot mount over the container's root directory");
+              "Invalid mount request 'type=bind,src=/s,dst=/': cannot mount over the container's root directory");
 }
 
 TEST(ParseMount, DestinationNormalisingToRootIsRefused) {
     EXPECT_EQ(mountError("type=bind,src=/s,dst=/a/.."),
-              "invalid --mount 'type=bind,src=/s,dst=/a/..': cannot mount over the container's root directory");
+              "Invalid mount request 'type=bind,src=/s,dst=/a/..': cannot mount over the container's root directory");
 }
 
 TEST(ParseMount, TrailingCommaIsAnEmptyUnknownOption) {
     EXPECT_EQ(mountError("type=bind,src=/s,dst=/d,"),
-              "invalid --mount 'type=bind,src=/s,dst=/d,': unknown option ''");
+              "Invalid mount request 'type=bind,src=/s,dst=/d,': unknown option ''");
 }
 
 // ---------------------------------------------------------------- parseDevice
@@ -207,36 +207,49 @@ TEST(ParseDevice, AccessLettersInAnyOrder) {
     EXPECT_EQ(sarus::parseDevice("/dev/x:/dev/y:wr").access, "wr");
 }
 
-TEST(ParseDevice, RepeatedAccessLetterIsRejectedInThirdField) {
+// Sarus's messages (its test_error_messages.py).
+const std::string rule = ". Device access must be entered as a combination of 'rwm' characters, with no repetitions";
+
+TEST(ParseDevice, RepeatedAccessLetterIsRejected) {
     EXPECT_EQ(deviceError("/dev/x:/dev/y:rr"),
-              "invalid --device '/dev/x:/dev/y:rr': access 'rr' must be made of the letters r, w, m");
+              "Invalid device request '/dev/x:/dev/y:rr': Input string for device access 'rr' has repeated characters" +
+                  rule);
 }
 
-TEST(ParseDevice, BadAccessLetterInThirdField) {
+TEST(ParseDevice, BadAccessLetter) {
     EXPECT_EQ(deviceError("/dev/x:/dev/y:rx"),
-              "invalid --device '/dev/x:/dev/y:rx': access 'rx' must be made of the letters r, w, m");
+              "Invalid device request '/dev/x:/dev/y:rx': Input string for device access 'rx' contains an invalid "
+              "character" + rule);
 }
 
-TEST(ParseDevice, NonAccessSecondFieldIsAContainerPathThatMustBeAbsolute) {
+TEST(ParseDevice, ASecondFieldNotStartingWithSlashIsTheAccess) {
     EXPECT_EQ(deviceError("/dev/x:rx"),
-              "invalid --device '/dev/x:rx': container path 'rx' is not an absolute path");
+              "Invalid device request '/dev/x:rx': Input string for device access 'rx' contains an invalid character" +
+                  rule);
+    EXPECT_EQ(deviceError("/dev/x:rwmm"),
+              "Invalid device request '/dev/x:rwmm': Input string for device access 'rwmm' is longer than 3 "
+              "characters" + rule);
 }
 
-TEST(ParseDevice, EmptyContainerPath) {
-    EXPECT_EQ(deviceError("/dev/x:"), "invalid --device '/dev/x:': container path '' is not an absolute path");
+TEST(ParseDevice, EmptyAccess) {
+    EXPECT_EQ(deviceError("/dev/x:"), "Invalid device request '/dev/x:': Input string for device access is empty" + rule);
 }
 
-TEST(ParseDevice, RelativeHostPath) {
-    EXPECT_EQ(deviceError("dev/x"), "invalid --device 'dev/x': device 'dev/x' is not an absolute path");
+TEST(ParseDevice, RelativePaths) {
+    EXPECT_EQ(deviceError("dev/x"), "Invalid device request 'dev/x': host device path 'dev/x' must be absolute");
+    EXPECT_EQ(deviceError("/dev/x:dev/y:rw"),
+              "Invalid device request '/dev/x:dev/y:rw': container device path 'dev/y' must be absolute");
 }
 
 TEST(ParseDevice, TooManyFields) {
-    EXPECT_EQ(deviceError("/a:/b:r:w"), "invalid --device '/a:/b:r:w': expected HOST[:CONTAINER][:ACCESS]");
+    EXPECT_EQ(deviceError("/a:/b:r:w"), "Invalid device request '/a:/b:r:w': too many tokens provided. The format of "
+                                        "the option value must be at most '<host device>:<container device>:<access>'");
 }
 
-TEST(ParseDevice, EmptyOrMissingHost) {
-    EXPECT_EQ(deviceError(""), "invalid --device '': expected HOST[:CONTAINER][:ACCESS]");
-    EXPECT_EQ(deviceError(":/dev/y"), "invalid --device ':/dev/y': expected HOST[:CONTAINER][:ACCESS]");
+TEST(ParseDevice, EmptyParts) {
+    EXPECT_EQ(deviceError(""), "Invalid device request: no values provided");
+    EXPECT_EQ(deviceError(":/dev/y"), "Invalid device request ':/dev/y': detected empty host device path");
+    EXPECT_EQ(deviceError("/dev/x::rw"), "Invalid device request '/dev/x::rw': detected empty container device path");
 }
 
 // ---------------------------------------------------------------- checkUserMountDestination

@@ -215,7 +215,7 @@ TEST(OciConfig, NonDeviceFileIsAnError) {
         sarus::generateOciConfig(s, rootful());
         FAIL() << "no error";
     } catch (const sarus::Error& e) {
-        EXPECT_EQ(std::string(e.what()), "device '/etc/hostname' is not a character or block device");
+        EXPECT_EQ(std::string(e.what()), "Source path \"/etc/hostname\" is not a device file");
     }
 }
 

@@ -29,7 +29,7 @@ void checkReadableFile(const std::string& path) {
 void checkTempDir(const std::string& dir) {
     struct stat st {};
     if (!dir.empty() && (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))) {
-        throw Error("--temp-dir " + dir + ": not an existing directory");
+        throw Error("Invalid temporary directory \"" + dir + "\"");
     }
 }
 
@@ -37,11 +37,11 @@ void checkTempDir(const std::string& dir) {
 
 int commandLoad(const Config& config, const LoadOptions& options) {
     auto started = std::chrono::steady_clock::now();
-    auto reference = ImageReference::parseLoadName(options.name);
-    checkReadableFile(options.archive);
+    auto reference = ImageReference::parseArgument(options.name, "load");
     // Layers stream straight into the squashfs: nothing is expanded, so the
     // temp dir is only validated for compatibility with Sarus job scripts.
     checkTempDir(options.tempDir);
+    checkReadableFile(options.archive);
     auto store = options.centralizedRepository ? ImageStore::centralized(config)
                                                : ImageStore::local(config);
 
