@@ -4,6 +4,7 @@
 #include "error.hpp"
 
 #include <cerrno>
+#include <cstdio>
 #include <fcntl.h>
 #include <poll.h>
 #include <termios.h>
@@ -100,6 +101,18 @@ Credentials readCredentials(const CredentialsRequest& request, const std::string
             throw Error("--password-stdin needs the user name: add -u USER");
         }
         credentials.password = readLineFrom(STDIN_FILENO, "stdin");
+    } else if (!::isatty(STDIN_FILENO)) {
+        // No terminal: the answers come from stdin, as Sarus reads them
+        // (printf 'user\npassword' | sarus pull --login ...).
+        if (credentials.username.empty()) {
+            std::fputs("username: ", stdout);
+            std::fflush(stdout);
+            credentials.username = readLineFrom(STDIN_FILENO, "stdin");
+        }
+        std::fputs("password: ", stdout);
+        std::fflush(stdout);
+        credentials.password = readLineFrom(STDIN_FILENO, "stdin");
+        std::fputs("\n", stdout);
     } else {
         Terminal terminal;
         if (credentials.username.empty()) {
@@ -112,10 +125,10 @@ Credentials readCredentials(const CredentialsRequest& request, const std::string
         terminal.restoreEcho();
     }
     if (credentials.username.empty()) {
-        throw Error("no user name given for registry " + registry);
+        throw Error("Invalid username: empty value provided");
     }
     if (credentials.password.empty()) {
-        throw Error("no password given for registry " + registry);
+        throw Error("Failed to read password from stdin: empty value provided");
     }
     return credentials;
 }

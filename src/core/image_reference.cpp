@@ -20,8 +20,11 @@ const std::regex domainPattern(
     "(?:\\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?");
 const std::regex digestPattern("[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}");
 
+// Sarus's first line; what exactly is wrong follows with --verbose.
 Error invalid(const std::string& text, const std::string& why) {
-    return Error("invalid image reference '" + text + "': " + why);
+    Error error("Invalid image reference '" + text + "'");
+    error.within("reading it: " + why);
+    return error;
 }
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -135,7 +138,7 @@ ImageReference ImageReference::parse(const std::string& text) {
 
 ImageReference ImageReference::parseLoadName(const std::string& text) {
     if (text.find('@') != std::string::npos) {
-        throw invalid(text, "a loaded image is named NAME[:TAG], without a digest");
+        throw Error("Destination image reference must not contain a digest when loading the image from a file");
     }
     auto candidate = parse(text);
     if (candidate.server != loadServer) {
@@ -156,6 +159,26 @@ std::string ImageReference::normalized() const {
         s += "@" + digest;
     }
     return s;
+}
+
+ImageReference ImageReference::identity() const {
+    auto ref = *this;
+    if (!ref.digest.empty()) {
+        ref.tag.clear();
+    }
+    return ref;
+}
+
+ImageReference ImageReference::parseArgument(const std::string& text, const std::string& command) {
+    try {
+        return command == "load" ? parseLoadName(text) : parse(text);
+    } catch (Error& e) {
+        Error error(std::string(e.what()) + "\nSee 'sarus help " + command + "'");
+        for (const auto& context : e.contexts()) {
+            error.within(context);
+        }
+        throw error;
+    }
 }
 
 std::string ImageReference::displayRepository() const {

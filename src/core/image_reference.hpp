@@ -18,8 +18,15 @@ struct ImageReference {
     // NAME[:TAG] given to `sarus load`; the server is always "load".
     static ImageReference parseLoadName(const std::string& text);
 
+    // The reference given on a command line of `command` (pull, rmi, run,
+    // load): a bad one is refused in Sarus's words.
+    static ImageReference parseArgument(const std::string& text, const std::string& command);
+
     // server/repository[:tag][@digest]
     std::string normalized() const;
+    // The image a repository holds for this reference, as Sarus names it: a
+    // digest identifies the image by itself, the tag is then dropped.
+    ImageReference identity() const;
     // What `sarus images` prints in REPOSITORY: docker.io images without the
     // server (and without "library/"), every other server spelled out.
     std::string displayRepository() const;

@@ -207,12 +207,16 @@ std::vector<StoredImage> ImageStore::list() const {
     return images;
 }
 
-std::optional<StoredImage> ImageStore::find(const ImageReference& reference) const {
+std::optional<StoredImage> ImageStore::find(const ImageReference& given) const {
+    // As Sarus: a digest names the image pulled by that digest (TAG <none>),
+    // never a tagged image that happens to have it; a tag names its image.
+    auto reference = given.identity();
     for (auto& image : list()) {
         bool sameName = image.reference.server == reference.server &&
                         image.reference.repository == reference.repository;
-        bool sameVersion = reference.tag.empty() ? image.digest == reference.digest
-                                                 : image.reference.tag == reference.tag;
+        bool sameVersion = reference.tag.empty()
+                               ? image.reference.tag.empty() && image.digest == reference.digest
+                               : image.reference.tag == reference.tag;
         if (sameName && sameVersion) {
             return image;
         }
@@ -271,13 +275,14 @@ StoredImage ImageStore::commit(PendingImage& pending, const ImageMetadata& metad
 }
 
 StoredImage ImageStore::remove(const ImageReference& reference) {
+    auto missing = [&] { return Error("Cannot find image '" + reference.identity().normalized() + "'"); };
     if (!fileExists(indexFile())) {
-        throw Error("image " + reference.normalized() + " not found in " + directory_.string());
+        throw missing();
     }
     IndexLock lock(directory_ / ".metadata.lock", lockTimeoutMs_, lockWarningMs_);
     auto image = find(reference);
     if (!image) {
-        throw Error("image " + reference.normalized() + " not found in " + directory_.string());
+        throw missing();
     }
     auto index = readIndex();
     auto& entries = index["images"];

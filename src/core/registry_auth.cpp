@@ -214,8 +214,8 @@ void RegistryAuth::answerChallenge(http::Client& client, const std::string& wwwA
         }
         auto basic = basicAuthorization(*credentials_);
         if (header_ == basic) {
-            throw Error("registry " + server_ + " refused the credentials of user '" +
-                        credentials_->username + "'");
+            throw CredentialsRefused("registry " + server_ + " refused the credentials of user '" +
+                                     credentials_->username + "'");
         }
         header_ = basic;
         return;
@@ -249,8 +249,8 @@ void RegistryAuth::fetchToken(http::Client& client, const AuthChallenge& challen
     if (response.status == 401 || response.status == 403) {
         if (credentials_) {
             auto detail = errorSummary(response.body);
-            throw Error("registry " + server_ + " refused the credentials of user '" +
-                        credentials_->username + "'" + (detail.empty() ? "" : " (" + detail + ")"));
+            throw CredentialsRefused("registry " + server_ + " refused the credentials of user '" +
+                                     credentials_->username + "'" + (detail.empty() ? "" : " (" + detail + ")"));
         }
         throw Error("registry " + server_ + " requires authentication: pull with --login");
     }

@@ -5,6 +5,8 @@
 // and are wiped when dropped.
 #pragma once
 
+#include "error.hpp"
+
 #include "http_client.hpp"
 
 #include <map>
@@ -14,6 +16,12 @@
 #include <vector>
 
 namespace sarus {
+
+// The registry or its token service refused the user's credentials.
+struct CredentialsRefused : Error {
+    using Error::Error;
+};
+
 
 struct AuthChallenge {
     std::string scheme;                         // lower case: "bearer", "basic"

@@ -167,22 +167,30 @@ void RegistryClient::ping(http::Client& client) {
         request.url = baseUrl();
         return client.perform(request);
     };
+    // An insecure registry is tried over HTTPS (without verification) first,
+    // then over plain HTTP after any failure, as containers/image does: a
+    // refused connection on 443, a TLS error, or an answer that is not a
+    // registry's (neither 200 nor 401).
+    auto plainHttp = [&](const std::string& why) {
+        log::verbose("registry " + options_.server + " not reachable over HTTPS (" + why +
+                     "); it is an insecure registry: trying plain HTTP");
+        scheme_ = "http";
+        return send(client, [&] { return http::Request{"GET", baseUrl()}; });
+    };
     http::Response response;
     try {
         response = attempt("https");
+        if (options_.insecure && response.status != 200 && response.status != 401) {
+            response = plainHttp("HTTP " + std::to_string(response.status));
+        }
     } catch (const http::TransportError& e) {
-        if (!(options_.insecure && e.isTls())) {
+        if (options_.insecure) {
+            response = plainHttp(e.what());
+        } else if (retry::isTransientTransportError(e.curlCode())) {
             // Transient failures get the usual retries before giving up.
-            if (retry::isTransientTransportError(e.curlCode())) {
-                response = send(client, [&] { return http::Request{"GET", baseUrl()}; });
-            } else {
-                throw translate(e, baseUrl());
-            }
-        } else {
-            log::verbose("registry " + options_.server + " does not speak TLS (" + e.what() +
-                         "); it is listed in insecureRegistries: using plain HTTP");
-            scheme_ = "http";
             response = send(client, [&] { return http::Request{"GET", baseUrl()}; });
+        } else {
+            throw translate(e, baseUrl());
         }
     }
     if (response.status == 401) {
@@ -198,23 +206,18 @@ void RegistryClient::ping(http::Client& client) {
     }
 }
 
-Error RegistryClient::manifestError(const http::Response& response, const std::string& reference) const {
+void RegistryClient::throwManifestError(const http::Response& response, const std::string& reference) const {
     auto image = options_.server + "/" + options_.repository + (reference.rfind("sha256:", 0) == 0 ? "@" : ":") + reference;
     auto detail = registryMessage(response.body);
     auto suffix = detail.empty() ? "" : " (" + detail + ")";
     if (response.status == 404) {
-        return Error("image " + image + " not found in registry " + options_.server + suffix +
-                     (auth_.hasCredentials() ? "" : "; if it is private, pull with --login"));
+        throw ManifestUnavailable("image " + image + " not found in registry " + options_.server + suffix);
     }
     if (response.status == 401 || response.status == 403) {
-        if (auth_.hasCredentials()) {
-            return Error("registry " + options_.server + " refused access to " + image + " for user '" +
-                         auth_.username() + "'" + suffix);
-        }
-        return Error("registry " + options_.server + " denied access to " + image + suffix +
-                     ": if it is private, pull with --login");
+        throw ManifestUnavailable("registry " + options_.server + " denied access to " + image +
+                                  (auth_.hasCredentials() ? " for user '" + auth_.username() + "'" : "") + suffix);
     }
-    return Error("registry " + options_.server + " answered HTTP " + std::to_string(response.status) +
+    throw Error("registry " + options_.server + " answered HTTP " + std::to_string(response.status) +
                  " for the manifest of " + image + suffix);
 }
 
@@ -238,7 +241,7 @@ FetchedManifest RegistryClient::getManifest(http::Client& client, const std::str
         return request;
     });
     if (response.status != 200) {
-        throw manifestError(response, reference);
+        throwManifestError(response, reference);
     }
     FetchedManifest fetched{response.body, response.header("content-type"), Sha256::of(response.body)};
     auto announced = response.header("docker-content-digest");

@@ -5,6 +5,8 @@
 // objects owned by the caller, one per thread.
 #pragma once
 
+#include "error.hpp"
+
 #include "http_client.hpp"
 #include "manifest.hpp"
 #include "registry_auth.hpp"
@@ -17,6 +19,13 @@
 #include <vector>
 
 namespace sarus {
+
+// The registry did not give the manifest (404, 401, 403): the image is not
+// there, or not for this user. Sarus reports every one of these alike.
+struct ManifestUnavailable : Error {
+    using Error::Error;
+};
+
 
 // Host serving the API of a reference's server: docker.io is served by
 // registry-1.docker.io.
@@ -73,7 +82,7 @@ private:
     http::Response send(http::Client& client, const std::function<http::Request()>& build,
                         const std::function<bool()>& madeProgress = {});
     Error translate(const http::TransportError& error, const std::string& url) const;
-    Error manifestError(const http::Response& response, const std::string& reference) const;
+    [[noreturn]] void throwManifestError(const http::Response& response, const std::string& reference) const;
 
     Options options_;
     RegistryAuth auth_;

@@ -161,12 +161,12 @@ class Registry:
     """docker-registry serving from a private storage directory.
     auth: None, ("htpasswd", {user: password}) or ("token", TokenService)."""
 
-    def __init__(self, workdir, auth=None):
+    def __init__(self, workdir, auth=None, port=None):
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.storage = os.path.join(workdir, "storage")
         self.log_file = os.path.join(workdir, "registry.log")
-        self.port = free_port()
+        self.port = port or free_port()
         self.auth = auth
         self.credentials = None  # for pushing: (user, password)
         lines = ["version: 0.1",
@@ -196,7 +196,7 @@ class Registry:
 
     @property
     def address(self):
-        return f"127.0.0.1:{self.port}"
+        return "127.0.0.1" if self.port == 80 else f"127.0.0.1:{self.port}"
 
     def start(self):
         self.log = open(self.log_file, "a")

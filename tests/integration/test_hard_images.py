@@ -194,7 +194,7 @@ def test_images_lists_and_rmi_removes_the_hard_images(sarus, test_images):
     assert listed == [[DEEP, "latest"], [REPLACE, "latest"], [UNICODE, "latest"]]
     for image in ARCHIVES:
         assert os.path.getsize(image_file(sarus, image)) > 100 * 1024   # busybox is inside
-        assert sarus.ok("rmi", image).stdout.strip() == f"removed {image}:latest"
+        assert sarus.ok("rmi", image).stdout.strip() == f"removed image {image}:latest"
         assert not os.path.exists(image_file(sarus, image))
     assert sarus.ok("images").stdout.splitlines()[1:] == []
 
@@ -289,6 +289,6 @@ def test_many_files_image_is_listed_and_removed(many):
     # last of the module: removes what the fixture loaded
     rows = [line.split() for line in many.ok("images").stdout.splitlines()[1:]]
     assert [row[:2] for row in rows] == [[MANY, "latest"]]
-    assert many.ok("rmi", MANY).stdout.strip() == f"removed {MANY}:latest"
+    assert many.ok("rmi", MANY).stdout.strip() == f"removed image {MANY}:latest"
     assert not os.path.exists(image_file(many, MANY))
     assert many.ok("images").stdout.splitlines()[1:] == []

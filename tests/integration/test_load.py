@@ -81,7 +81,7 @@ def test_rmi_removes_files_and_entry(sarus, test_images):
     sarus.ok("load", os.path.join(test_images, "busybox.docker.tar"), "a")
     sarus.ok("load", os.path.join(test_images, "busybox.docker.tar"), "b")
     r = sarus.ok("rmi", "load/library/a")
-    assert r.stdout.strip() == "removed load/library/a:latest"
+    assert r.stdout.strip() == "removed image load/library/a:latest"
     assert not os.path.exists(image_file(sarus, "a"))
     assert not os.path.exists(image_file(sarus, "a").replace(".squashfs", ".meta"))
     assert os.path.exists(image_file(sarus, "b"))
@@ -95,7 +95,7 @@ def test_rmi_of_a_missing_image_fails_and_changes_nothing(sarus, test_images):
     r = sarus("rmi", "load/library/nothere:1")
     assert r.returncode == 1
     assert r.stderr.strip().count("\n") == 0
-    assert "load/library/nothere:1 not found" in r.stderr
+    assert r.stderr == "Cannot find image 'load/library/nothere:1'\n"
     assert tree_snapshot(sarus.repository) == before
 
 
@@ -105,7 +105,7 @@ def test_rmi_of_a_missing_image_fails_and_changes_nothing(sarus, test_images):
     (["rmi", "alpine@sha256:1234"], "bad digest"),
     (["rmi", "alpine:-x"], "bad tag '-x'"),
     (["load", "ARCHIVE", "../escape"], "path component '..' is not allowed"),
-    (["load", "ARCHIVE", "name:bad:tag"], "invalid image reference"),
+    (["load", "ARCHIVE", "name:bad:tag"], "Invalid image reference"),
 ])
 def test_bad_references_are_rejected_naming_the_part(sarus, test_images, args, message):
     sarus.ok("load", os.path.join(test_images, "busybox.docker.tar"), "keep")
@@ -113,8 +113,12 @@ def test_bad_references_are_rejected_naming_the_part(sarus, test_images, args, m
     args = [os.path.join(test_images, "busybox.docker.tar") if a == "ARCHIVE" else a for a in args]
     r = sarus(*args)
     assert r.returncode == 1, r.stdout
-    assert message in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    reference = args[-1]
+    if message != "Invalid image reference":
+        # Sarus's two lines; what is wrong with it follows with --verbose
+        assert r.stderr == f"Invalid image reference '{reference}'\nSee 'sarus help {args[0]}'\n"
+        assert message in sarus("--verbose", *args).stderr
+    assert message in r.stderr or message in sarus("--verbose", *args).stderr
     assert tree_snapshot(sarus.repository) == before
 
 
@@ -204,7 +208,7 @@ def test_centralized_repository_is_readable_by_everyone_whatever_the_umask(sarus
 def test_temp_dir_must_exist(sarus, test_images):
     r = sarus("load", "--temp-dir", "/nonexistent-dir", os.path.join(test_images, "busybox.docker.tar"), "x")
     assert r.returncode == 1
-    assert "--temp-dir /nonexistent-dir" in r.stderr
+    assert 'Invalid temporary directory "/nonexistent-dir"' in r.stderr
 
 
 def test_loaded_image_mounts_with_squashfuse(sarus, test_images):

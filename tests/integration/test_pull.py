@@ -177,11 +177,25 @@ def index_entry(sarus, reference):
     return [e for e in entries if e["reference"] == reference]
 
 
+SARUS_MANIFEST_ERROR = ("Error reading manifest from registry.\n"
+                        "The image may be private or not present in the remote registry.\n"
+                        "Did you perform a login with the proper credentials?\n"
+                        "See 'sarus help pull' (--login option)")
+SARUS_CREDENTIALS_ERROR = "Unable to retrieve auth token: invalid username or password provided."
+
+
 def one_line_error(r):
+    """The reason of a failed pull. As in Sarus, a pull that fails says
+    "Failed to pull image 'REFERENCE'" and then why, on one line, or in
+    Sarus's own lines for a manifest it cannot read or refused credentials;
+    what is refused before the pull starts is a single line."""
     assert r.returncode == 1, r.stdout + r.stderr
     lines = r.stderr.strip().splitlines()
+    if lines[0].startswith("Failed to pull image '"):
+        reason = "\n".join(lines[1:])
+        assert len(lines) == 2 or reason in (SARUS_MANIFEST_ERROR, SARUS_CREDENTIALS_ERROR), r.stderr
+        return reason
     assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("sarus: "), lines[0]
     return lines[0]
 
 
@@ -305,7 +319,8 @@ def test_pull_by_digest_and_tag_plus_digest_normalised_to_the_digest(sarus, regi
     assert index_entry(sarus, f"{server}/sarus-tests/busybox@{digest}")[0]["digest"] == digest
     # tag+digest: the digest decides, the image is stored under the digest.
     r = sarus.ok("pull", f"{server}/sarus-tests/busybox:whatever@{digest}")
-    assert "up to date" in r.stdout
+    assert r.stdout.splitlines()[-1] == (f"Image for {server}/sarus-tests/busybox:whatever@{digest} "
+                                         "is already available and up to date")
     assert not os.path.exists(image_path(sarus, server, "sarus-tests/busybox", "whatever"))
     lines = sarus.ok("images", "--digests").stdout.splitlines()
     assert len(lines) == 2 and lines[1].split()[1] == "<none>" and lines[1].split()[2] == digest
@@ -315,7 +330,7 @@ def test_pull_by_a_wrong_digest_fails(sarus, registries):
     configure(sarus, registries)
     bogus = "sha256:" + "0" * 64
     line = one_line_error(sarus("pull", f"{registries.plain.address}/sarus-tests/busybox@{bogus}"))
-    assert "not found" in line
+    assert line == SARUS_MANIFEST_ERROR
 
 
 def test_multi_platform_index_pulls_the_linux_amd64_image(sarus, registries):
@@ -343,8 +358,9 @@ def test_second_pull_is_up_to_date_and_changes_nothing(sarus, registries):
         sarus.ok("pull", f"{server}/sarus-tests/layered")
         before = tree_snapshot(sarus.repository)
         r = sarus.ok("pull", f"{server}/sarus-tests/layered", env={"HTTP_PROXY": proxy.url})
-        assert f"# image is up to date: {server}/sarus-tests/layered:latest " \
-               f"({registries.digests['sarus-tests/layered']})" in r.stdout
+        assert f"# image digest     : {registries.digests['sarus-tests/layered']}" in r.stdout
+        assert r.stdout.splitlines()[-1] == \
+            f"Image for {server}/sarus-tests/layered:latest is already available and up to date"
         assert tree_snapshot(sarus.repository) == before
         # Only the ping and a HEAD of the manifest went to the registry.
         assert proxy.blob_requests() == []
@@ -437,7 +453,7 @@ def test_token_auth_anonymous_pull_of_a_public_image(sarus, registries):
 def test_token_auth_private_image_needs_login(sarus, registries):
     configure(sarus, registries)
     line = one_line_error(sarus("pull", f"{registries.token.address}/private/busybox"))
-    assert "denied access" in line and "--login" in line
+    assert line == SARUS_MANIFEST_ERROR
 
 
 def test_token_auth_with_password_stdin(sarus, registries):
@@ -466,7 +482,7 @@ def test_token_auth_wrong_password_is_refused(sarus, registries):
     r = sarus("pull", "-u", "alice", "--password-stdin", f"{registries.token.address}/private/busybox",
               input="not-the-password\n")
     line = one_line_error(r)
-    assert "refused the credentials of user 'alice'" in line
+    assert line == SARUS_CREDENTIALS_ERROR
     assert "not-the-password" not in r.stdout + r.stderr
     assert tree_snapshot(sarus.repository) == before
 
@@ -478,7 +494,7 @@ def test_basic_auth(sarus, registries):
     assert "requires authentication" in line and "--login" in line
     line = one_line_error(sarus("pull", "-u", "bob", "--password-stdin", f"{server}/private/busybox",
                                 input="wrong\n"))
-    assert "refused the credentials of user 'bob'" in line
+    assert line == SARUS_CREDENTIALS_ERROR
     sarus.ok("pull", "-u", "bob", "--password-stdin", f"{server}/private/busybox",
              input=BASIC_PASSWORD["bob"] + "\n")
     assert_oracle(os.path.join(registries.images, "busybox.docker.tar"), image_path(sarus, server, "private/busybox"))
@@ -513,8 +529,9 @@ def test_unknown_image_says_not_found_and_hints_login(sarus, registries):
     sarus.ok("pull", f"{registries.plain.address}/sarus-tests/busybox")
     before = tree_snapshot(sarus.repository)
     for reference in ("sarus-tests/busybox:nosuchtag", "nosuch/image"):
-        line = one_line_error(sarus("pull", f"{registries.plain.address}/{reference}"))
-        assert "not found" in line and reference.split(":")[0] in line and "--login" in line
+        r = sarus("pull", f"{registries.plain.address}/{reference}")
+        assert one_line_error(r) == SARUS_MANIFEST_ERROR
+        assert r.stderr.startswith(f"Failed to pull image '{registries.plain.address}/{reference.split(':')[0]}")
     assert tree_snapshot(sarus.repository) == before
 
 
@@ -523,6 +540,63 @@ def test_unreachable_registry_names_host_and_port(sarus, registries):
     configure(sarus, registries, more_insecure=[f"127.0.0.1:{port}"])
     line = one_line_error(sarus("pull", f"127.0.0.1:{port}/some/image"))
     assert f"cannot connect to registry 127.0.0.1:{port}" in line
+
+
+def test_insecure_registry_serving_plain_http_on_port_80(sarus, registries, tmp_path):
+    # Nothing on 443 and a port-less reference: https is tried, refused, and
+    # plain HTTP on port 80 answers, as skopeo and Docker do.
+    registry = rh.Registry(str(tmp_path / "port80"), port=80)
+    try:
+        registry.push_archive(os.path.join(registries.images, "busybox.docker.tar"), "sarus-tests/busybox")
+        configure(sarus, registries, more_insecure=["127.0.0.1"])
+        r = sarus.ok("--verbose", "pull", "127.0.0.1/sarus-tests/busybox")
+        assert "not reachable over HTTPS" in r.stderr
+        assert_oracle(os.path.join(registries.images, "busybox.docker.tar"),
+                      image_path(sarus, "127.0.0.1", "sarus-tests/busybox"))
+    finally:
+        registry.kill()
+
+
+def test_a_secure_registry_is_never_tried_over_plain_http(sarus, registries, tmp_path):
+    registry = rh.Registry(str(tmp_path / "port80"), port=80)
+    try:
+        registry.push_archive(os.path.join(registries.images, "busybox.docker.tar"), "sarus-tests/busybox")
+        configure(sarus, registries)
+        line = one_line_error(sarus("pull", "127.0.0.1/sarus-tests/busybox"))
+        assert "cannot connect to registry 127.0.0.1:443" in line
+    finally:
+        registry.kill()
+
+
+def test_digest_references_name_the_digest_only_image(sarus, registries):
+    configure(sarus, registries)
+    server = registries.plain.address
+    digest = registries.digests["sarus-tests/busybox"]
+    sarus.ok("pull", f"{server}/sarus-tests/busybox")
+    # Sarus: a digest names the image pulled by that digest, not a tagged one.
+    r = sarus("run", f"{server}/sarus-tests/busybox@{digest}", "true")
+    assert r.returncode == 1 and r.stderr.startswith(f"Image {server}/sarus-tests/busybox@{digest} is not available")
+    r = sarus("rmi", f"{server}/sarus-tests/busybox:latest@{digest}")
+    assert r.returncode == 1 and r.stderr.strip() == f"Cannot find image '{server}/sarus-tests/busybox@{digest}'"
+    # Pulling it by digest makes a second, digest-only entry.
+    r = sarus.ok("pull", f"{server}/sarus-tests/busybox@{digest}")
+    assert "already available" not in r.stdout
+    rows = [line.split() for line in sarus.ok("images", "--digests").stdout.splitlines()[1:]]
+    assert sorted((row[1], row[2]) for row in rows) == [("<none>", digest), ("latest", digest)]
+    assert sarus.ok("run", f"{server}/sarus-tests/busybox:anytag@{digest}", "true").returncode == 0
+    assert sarus.ok("rmi", f"{server}/sarus-tests/busybox@{digest}").stdout == \
+        f"removed image {server}/sarus-tests/busybox@{digest}\n"
+    rows = [line.split() for line in sarus.ok("images").stdout.splitlines()[1:]]
+    assert [row[1] for row in rows] == ["latest"]
+
+
+def test_login_reads_the_credentials_from_stdin_without_a_terminal(sarus, registries):
+    configure(sarus, registries)
+    server = registries.token.address
+    r = sarus("pull", "--login", f"{server}/private/busybox", input=f"alice\n{USER_PASSWORD['alice']}\n")
+    assert r.returncode == 0, r.stderr
+    assert "username: " in r.stdout and "password: " in r.stdout
+    assert USER_PASSWORD["alice"] not in r.stdout + r.stderr
 
 
 def test_tls_failure_names_the_insecure_registries_key(sarus, registries):
@@ -649,8 +723,9 @@ def test_registry_killed_mid_pull_fails_cleanly(sarus, registries, tmp_path):
             registry.kill()
             out, err = process.communicate(timeout=60)
             line = err.strip().splitlines()
-            assert process.returncode == 1 and len(line) == 1, out + err
-            assert registry.address in line[0] and ("HTTP 502" in line[0] or "cannot connect" in line[0]), line
+            assert process.returncode == 1 and len(line) == 2, out + err
+            assert line[0].startswith("Failed to pull image '")
+            assert registry.address in line[1] and ("HTTP 502" in line[1] or "cannot connect" in line[1]), line
             assert store_without_cache(sarus) == before
             assert partial_files(sarus.repository) == [] and os.listdir(temp) == []
             assert_cache_is_verified(sarus)
@@ -765,7 +840,7 @@ def test_containers_policy_decides_what_may_be_pulled(sarus, registries):
     squashfs = image_path(sarus, server, "sarus-tests/busybox")
 
     line = one_line_error(sarus("pull", reference))
-    assert line == (f"sarus: pulling {reference}:latest is not allowed by {site_policy}: "
+    assert line == (f"pulling {reference}:latest is not allowed by {site_policy}: "
                     f"the policy rejects it (scope \"{server}/sarus-tests\")")
     assert not os.path.exists(squashfs)
 
@@ -791,6 +866,6 @@ def test_containers_policy_decides_what_may_be_pulled(sarus, registries):
         with open(site_policy, "w") as f:
             f.write("{\"default\": ")
         line = one_line_error(sarus("pull", f"{server}/sarus-tests/layered"))
-        assert line.startswith(f"sarus: {site_policy}: invalid JSON")
+        assert line.startswith(f"{site_policy}: invalid JSON")
     finally:
         shutil.rmtree(os.path.join(home, ".config"), ignore_errors=True)

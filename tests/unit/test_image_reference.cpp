@@ -92,11 +92,17 @@ TEST(ImageReference, LoadNamesAlwaysLiveUnderTheLoadServer) {
 
 namespace {
 
-std::string errorOf(const std::string& text) {
+std::string errorOf(const std::string& reference) {
     try {
-        ImageReference::parse(text);
+        ImageReference::parse(reference);
     } catch (const sarus::Error& e) {
-        return e.what();
+        // Sarus's first line, then (shown with --verbose) what is wrong
+        std::string text = e.what();
+        EXPECT_EQ(text, "Invalid image reference '" + reference + "'");
+        for (const auto& context : e.contexts()) {
+            text += " " + context;
+        }
+        return text;
     }
     return "";
 }

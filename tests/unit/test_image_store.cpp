@@ -77,13 +77,25 @@ TEST_F(ImageStoreTest, FindByTagAndRemove) {
     EXPECT_EQ(store.list()[0].reference.tag, "2");
 }
 
+TEST_F(ImageStoreTest, ADigestNamesTheDigestOnlyImageNeverATaggedOne) {
+    auto digest = "sha256:" + std::string(64, 'a');
+    auto reference = ImageReference::parse("load/library/a:1");
+    auto pending = store.beginImport(reference);
+    std::ofstream(pending.file()) << "squash";
+    store.commit(pending, {}, "sha256:" + std::string(64, 'b'), digest);
+    EXPECT_FALSE(store.find(ImageReference::parse("load/library/a@" + digest)));
+    EXPECT_FALSE(store.find(ImageReference::parse("load/library/a:1@" + digest)));
+    EXPECT_THROW(store.remove(ImageReference::parse("load/library/a@" + digest)), sarus::Error);
+    EXPECT_EQ(store.list().size(), 1u);
+}
+
 TEST_F(ImageStoreTest, RemovingAMissingImageFailsAndKeepsOthers) {
     import("load/library/a:1");
     try {
         store.remove(ImageReference::parse("load/library/zzz"));
         FAIL() << "expected an error";
     } catch (const sarus::Error& e) {
-        EXPECT_NE(std::string(e.what()).find("not found"), std::string::npos);
+        EXPECT_STREQ(e.what(), "Cannot find image 'load/library/zzz:latest'");
     }
     EXPECT_EQ(store.list().size(), 1u);
 }

@@ -49,20 +49,19 @@ void printField(const std::string& name, const std::string& value) {
 void checkTempDir(const std::string& dir) {
     struct stat st {};
     if (!dir.empty() && (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))) {
-        throw Error("--temp-dir " + dir + ": not an existing directory");
+        throw Error("Invalid temporary directory \"" + dir + "\"");
     }
 }
 
 ImageReference pullReference(const std::string& text) {
-    auto reference = ImageReference::parse(text);
+    auto reference = ImageReference::parseArgument(text, "pull");
     if (reference.server == "load") {
         throw Error("cannot pull " + reference.normalized() +
                     ": 'load/' names images imported with 'sarus load'");
     }
     if (!reference.tag.empty() && !reference.digest.empty()) {
-        // The digest decides what is pulled; Docker ignores the tag too.
+        // The digest decides what is pulled, as in Sarus and Docker.
         log::verbose("pulling by digest: the tag '" + reference.tag + "' is ignored");
-        reference.tag.clear();
     }
     return reference;
 }
@@ -179,32 +178,46 @@ unsigned parallelism(const Config& config) {
 }
 
 bool upToDate(const std::optional<StoredImage>& existing, const std::string& digest,
-              const ImageReference& reference) {
+              const ImageReference& typed) {
     if (!existing || existing->digest.empty() || existing->digest != digest) {
         return false;
     }
-    std::printf("# image is up to date: %s (%s)\n", reference.normalized().c_str(), digest.c_str());
+    printField("image digest", digest);
+    std::printf("Image for %s is already available and up to date\n", typed.normalized().c_str());
     std::fflush(stdout);
     return true;
 }
 
-}  // namespace
+// Sarus's words for what it cannot pull, and the reason on the lines after.
+Error pullFailure(const ImageReference& typed, const Error& cause) {
+    std::string reason = cause.what();
+    if (dynamic_cast<const ManifestUnavailable*>(&cause) != nullptr) {
+        reason = "Error reading manifest from registry.\n"
+                 "The image may be private or not present in the remote registry.\n"
+                 "Did you perform a login with the proper credentials?\n"
+                 "See 'sarus help pull' (--login option)";
+    } else if (dynamic_cast<const CredentialsRefused*>(&cause) != nullptr) {
+        reason = "Unable to retrieve auth token: invalid username or password provided.";
+    }
+    Error failure("Failed to pull image '" + typed.identity().normalized() + "'\n" + reason);
+    failure.within(cause.what());
+    return failure;
+}
 
-int commandPull(const Config& config, const PullOptions& options) {
+int pull(const Config& config, const PullOptions& options, const ImageReference& typed) {
     auto started = Clock::now();
     cancellation::SignalWatcher signals;
-    auto reference = pullReference(options.reference);
-    checkTempDir(options.tempDir);
+    auto reference = typed.identity();
     checkPullAllowed(config, reference, Identity::ofCaller().home);
     auto store = options.centralizedRepository ? ImageStore::centralized(config) : ImageStore::local(config);
     auto credentials = credentialsFor(options, reference.server);
 
-    printField("image", reference.normalized());
+    printField("image", typed.normalized());
     printField("cache directory", store.cacheDirectory().string());
     printField("images directory", store.imagesDirectory().string());
 
     auto existing = store.find(reference);
-    if (!reference.digest.empty() && upToDate(existing, reference.digest, reference)) {
+    if (!reference.digest.empty() && upToDate(existing, reference.digest, typed)) {
         return 0;  // content-addressed: nothing to ask the registry
     }
     RegistryClient registry({reference.server, reference.repository,
@@ -214,12 +227,12 @@ int commandPull(const Config& config, const PullOptions& options) {
     withContext("contacting registry " + reference.server, [&] { registry.ping(*client); });
     if (existing && reference.digest.empty()) {
         auto current = registry.headManifestDigest(*client, reference.tag);
-        if (current && upToDate(existing, *current, reference)) {
+        if (current && upToDate(existing, *current, typed)) {
             return 0;
         }
     }
     auto resolved = resolve(registry, *client, reference);
-    if (upToDate(existing, resolved.digest, reference)) {
+    if (upToDate(existing, resolved.digest, typed)) {
         return 0;
     }
     printField("image digest", resolved.digest);
@@ -264,6 +277,24 @@ int commandPull(const Config& config, const PullOptions& options) {
     std::fputs(summary, stdout);
     log::verbose("flattened " + std::to_string(stats.entries) + " entries");
     return 0;
+}
+
+}  // namespace
+
+int commandPull(const Config& config, const PullOptions& options) {
+    auto typed = pullReference(options.reference);
+    if (options.login && options.passwordStdin) {
+        throw Error("The options '--password-stdin' and '--login' cannot be used together");
+    }
+    checkTempDir(options.tempDir);
+    try {
+        return pull(config, options, typed);
+    } catch (const Error& e) {
+        if (cancellation::requested()) {
+            throw;
+        }
+        throw pullFailure(typed, e);
+    }
 }
 
 }  // namespace sarus

@@ -8,11 +8,11 @@
 namespace sarus {
 
 int commandRmi(const Config& config, const RmiOptions& options) {
-    auto reference = ImageReference::parse(options.reference);
+    auto reference = ImageReference::parseArgument(options.reference, "rmi");
     auto store = options.centralizedRepository ? ImageStore::centralized(config)
                                                : ImageStore::local(config);
     auto removed = store.remove(reference);
-    std::printf("removed %s\n", removed.reference.normalized().c_str());
+    std::printf("removed image %s\n", removed.reference.normalized().c_str());
     return 0;
 }
 

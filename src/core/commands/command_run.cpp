@@ -24,15 +24,29 @@ namespace {
 
 const std::string hookLogLevelKey = "com.hooks.logging.level";
 
+// Sarus's words. For Docker Hub, Sarus looks for the image under its legacy
+// server name too and says so; sarus reads both names as one.
+Error imageNotAvailable(const ImageReference& reference, const ImageStore& store) {
+    std::string message = "Image " + reference.normalized() + " is not available";
+    if (reference.server == "docker.io") {
+        auto legacy = reference;
+        legacy.server = "index.docker.io";
+        message += ". Attempting to look for equivalent image in index.docker.io server repositories\nImage " +
+                   legacy.normalized() + " is not available";
+    }
+    Error error(message);
+    error.within("looking in " + store.directory().string() + " (see 'sarus images'; pull or load it first)");
+    return error;
+}
+
 }  // namespace
 
 int commandRun(const Config& config, const RunOptions& options) {
-    auto reference = ImageReference::parse(options.image);
+    auto reference = ImageReference::parseArgument(options.image, "run").identity();
     auto store = options.centralizedRepository ? ImageStore::centralized(config) : ImageStore::local(config);
     auto image = store.find(reference);
     if (!image) {
-        throw Error("image " + reference.normalized() + " not found in " + store.directory().string() +
-                    " (see 'sarus images'; pull or load it first)");
+        throw imageNotAvailable(reference, store);
     }
     auto metadata = withContext("reading " + image->metadataFile.string(), [&] {
         return ImageMetadata::fromJson(parseJsonFile(image->metadataFile));
