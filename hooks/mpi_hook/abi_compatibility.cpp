@@ -10,8 +10,11 @@ std::string describe(const std::string& whose, const Library& library) {
     return whose + " " + library.path + " (ABI " + library.name.versionString() + ")";
 }
 
+// Sarus's sentence first (site documentation quotes it), then why.
 sarus::Error incompatible(AbiCheck check, const Library& host, const Library& container, const std::string& why) {
-    return sarus::Error(describe("host MPI library", host) + " cannot replace " +
+    return sarus::Error("Failed to activate MPI support. Host's MPI library " + host.path + " is not " +
+                        (check == AbiCheck::strict ? "strictly " : "") + "ABI compatible with container's MPI library " +
+                        container.path + ". " + describe("The host's", host) + ", " +
                         describe("the container's", container) + ": " + why +
                         " (MPI_COMPATIBILITY_TYPE=" + toString(check) + ")");
 }

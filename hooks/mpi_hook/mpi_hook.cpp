@@ -146,8 +146,10 @@ MpiPlan planMpiInjection(AbiCheck check, const std::vector<Library>& mpiLibrarie
                          const std::vector<ContainerLibrary>& containerLibraries) {
     for (const auto& host : mpiLibraries) {
         if (!host.name.hasMajor()) {
-            throw sarus::Error("host MPI library " + host.path + " (MPI_LIBS) has no major ABI version in its file "
-                               "name (libNAME.so.MAJOR[.MINOR[.PATCH]]): its compatibility cannot be checked");
+            throw sarus::Error("The host's MPI libraries (configured through the env variable MPI_LIBS) must have at "
+                               "least the MAJOR ABI number, e.g. libmpi.so.<MAJOR>. Only then can the compatibility "
+                               "between host and container MPI libraries be checked. Found host's MPI library " +
+                               host.path + ". Please contact your system administrator to solve this issue.");
         }
     }
     MpiPlan plan;
@@ -158,9 +160,10 @@ MpiPlan planMpiInjection(AbiCheck check, const std::vector<Library>& mpiLibrarie
         planMpiLibrary(check, host, matches, plan);
     }
     if (!containerHasMpi) {
-        throw sarus::Error("no MPI library in the container: none of " + linkerNames(mpiLibraries) +
-                           " is in its dynamic linker cache (the image must provide an MPICH-ABI MPI "
-                           "known to ldconfig: run ldconfig when building it)");
+        throw sarus::Error("Failed to activate MPI support. No MPI libraries found in the container. The container "
+                           "should be configured to access the MPI libraries through the dynamic linker. Hint: run "
+                           "'ldconfig' when building the container image to configure the dynamic linker. (None of " +
+                           linkerNames(mpiLibraries) + " is in its dynamic linker cache.)");
     }
     for (const auto& host : dependencyLibraries) {
         planDependency(host, counterparts(host, containerLibraries), plan);

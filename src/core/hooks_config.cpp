@@ -57,12 +57,30 @@ bool commandsMatch(const json& patterns, const ContainerSpec& spec) {
     return false;
 }
 
+// NAME=VALUE entries with one entry per name, the last one given: a hook
+// reads the first of duplicates with getenv, Sarus's hooks got the last.
+json lastOfEachVariable(const json& env) {
+    std::vector<std::string> entries;
+    for (const auto& item : env) {
+        auto entry = item.get<std::string>();
+        auto name = entry.substr(0, entry.find('='));
+        entries.erase(std::remove_if(entries.begin(), entries.end(),
+                                     [&](const std::string& e) { return e.substr(0, e.find('=')) == name; }),
+                      entries.end());
+        entries.push_back(entry);
+    }
+    return entries;
+}
+
 json runtimeEntry(const json& hook) {
     json entry = {{"path", hook.at("path")}};
     for (const char* key : {"args", "env", "timeout"}) {
         if (hook.contains(key)) {
             entry[key] = hook[key];
         }
+    }
+    if (entry.contains("env")) {
+        entry["env"] = lastOfEachVariable(entry["env"]);
     }
     return entry;
 }
@@ -152,17 +170,26 @@ json configuredHooks(const Config& config, const ContainerSpec& spec) {
     return selectHooks(spec, configuredHookFiles(config), legacy);
 }
 
-bool isMpiHook(const HookFile& file) {
+std::optional<std::string> mpiTypeOf(const HookFile& file) {
     const auto& when = file.json.at("when");
     if (!when.contains("annotations")) {
-        return false;
+        return std::nullopt;
     }
+    bool enabled = false;
+    std::string type;
     for (const auto& item : when["annotations"].items()) {
-        if (item.key().find("com.hooks.mpi") != std::string::npos) {
-            return true;
+        auto what = "when.annotations of " + file.name;
+        const auto& valuePattern = item.value().get<std::string>();
+        if (fullMatch("com.hooks.mpi.enabled", item.key(), what) && fullMatch("true", valuePattern, what)) {
+            enabled = true;
+        }
+        if (fullMatch("com.hooks.mpi.type", item.key(), what)) {
+            type = valuePattern;
         }
     }
-    return false;
+    return enabled ? std::optional<std::string>(type) : std::nullopt;
 }
+
+bool isMpiHook(const HookFile& file) { return mpiTypeOf(file).has_value(); }
 
 }  // namespace sarus

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,5 +44,10 @@ std::vector<HookFile> configuredHookFiles(const Config& config);
 
 // True when an annotations condition of the hook mentions com.hooks.mpi.
 bool isMpiHook(const HookFile& file);
+// As `sarus hooks --mpi` shows it (Sarus's rule): a hook is an MPI hook when
+// one of its annotation conditions accepts com.hooks.mpi.enabled=true; its
+// MPI type is the value pattern of the condition on com.hooks.mpi.type ("" when
+// there is none). nullopt for other hooks.
+std::optional<std::string> mpiTypeOf(const HookFile& file);
 
 }  // namespace sarus

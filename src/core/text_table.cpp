@@ -7,7 +7,8 @@
 namespace sarus {
 
 void printTable(const std::vector<std::vector<std::string>>& rows) {
-    std::vector<std::size_t> widths(rows.empty() ? 0 : rows[0].size(), 0);
+    // Sarus's columns are at least 10 characters wide.
+    std::vector<std::size_t> widths(rows.empty() ? 0 : rows[0].size(), 10);
     for (const auto& row : rows) {
         for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i) {
             widths[i] = std::max(widths[i], row[i].size());

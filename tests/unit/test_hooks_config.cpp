@@ -99,6 +99,24 @@ TEST(HooksConfig, SelectsInOrderPerStageThenLegacy) {
 TEST(HooksConfig, MpiHooks) {
     EXPECT_TRUE(sarus::isMpiHook(hook("m", {{"annotations", {{"^com.hooks.mpi.enabled$", "^true$"}}}})));
     EXPECT_FALSE(sarus::isMpiHook(hook("t", {{"always", true}})));
+    // Sarus's rule: the condition must accept com.hooks.mpi.enabled=true itself
+    EXPECT_FALSE(sarus::isMpiHook(hook("n", {{"annotations", {{"^com.hooks.mpi.enabled$", "^false$"}}}})));
+    EXPECT_FALSE(sarus::isMpiHook(hook("o", {{"annotations", {{"^com.hooks.mpi.type$", "^mpich$"}}}})));
+}
+
+TEST(HooksConfig, MpiTypeIsTheValuePatternOfTheTypeCondition) {
+    auto typed = hook("m", {{"annotations", {{"^com.hooks.mpi.enabled$", "^true$"}, {"^com.hooks.mpi.type$", "^mpich$"}}}});
+    EXPECT_EQ(sarus::mpiTypeOf(typed), std::optional<std::string>("^mpich$"));
+    EXPECT_EQ(sarus::mpiTypeOf(hook("m", {{"annotations", {{"com.hooks.mpi.enabled", "true"}}}})),
+              std::optional<std::string>(""));
+    EXPECT_EQ(sarus::mpiTypeOf(hook("t", {{"always", true}})), std::nullopt);
+}
+
+TEST(HooksConfig, TheLastOfDuplicateVariablesWins) {
+    auto file = hook("h", {{"always", true}});
+    file.json["hook"]["env"] = {"A=1", "B=2", "A=3"};
+    auto hooks = sarus::selectHooks(spec(), {file}, json::object());
+    EXPECT_EQ(hooks["createContainer"][0]["env"], json({"B=2", "A=3"}));
 }
 
 class HookFiles : public ::testing::Test {

@@ -1,10 +1,13 @@
 // `sarus hooks [--mpi]`: the hook files of hooksDir as sarus reads them at
-// `sarus run`, so an admin can check what a container would get.
+// `sarus run`, in Sarus's tables (NAME is the file name without ".json").
 #include "commands.hpp"
 
 #include "config.hpp"
 #include "hooks_config.hpp"
 #include "text_table.hpp"
+
+#include <filesystem>
+#include <regex>
 
 namespace sarus {
 
@@ -18,16 +21,31 @@ std::string joined(const nlohmann::json& list) {
     return text;
 }
 
+std::string hookName(const HookFile& file) { return std::filesystem::path(file.name).stem().string(); }
+
+// "^mpich$ (default)" when defaultMPIType is the type this hook accepts.
+std::string mpiTypeColumn(const std::string& pattern, const std::string& defaultType) {
+    bool isDefault = false;
+    try {
+        isDefault = !defaultType.empty() && std::regex_match(defaultType, std::regex(pattern));
+    } catch (const std::regex_error&) {
+    }
+    return pattern + (isDefault ? " (default)" : "");
+}
+
 }  // namespace
 
 int commandHooks(const Config& config, bool mpiOnly) {
-    std::vector<std::vector<std::string>> rows = {{"NAME", "PATH", "STAGES", "CONDITIONS"}};
+    auto defaultType = config.stringOr("defaultMPIType", "");
+    std::vector<std::vector<std::string>> rows;
+    rows.push_back(mpiOnly ? std::vector<std::string>{"NAME", "MPI TYPE"}
+                           : std::vector<std::string>{"NAME", "PATH", "STAGES"});
     for (const auto& file : configuredHookFiles(config)) {
-        if (mpiOnly && !isMpiHook(file)) {
-            continue;
+        if (!mpiOnly) {
+            rows.push_back({hookName(file), file.json["hook"]["path"].get<std::string>(), joined(file.json["stages"])});
+        } else if (auto type = mpiTypeOf(file)) {
+            rows.push_back({hookName(file), mpiTypeColumn(*type, defaultType)});
         }
-        rows.push_back({file.name, file.json["hook"]["path"].get<std::string>(), joined(file.json["stages"]),
-                        file.json["when"].dump()});
     }
     printTable(rows);
     return 0;
