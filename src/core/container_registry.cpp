@@ -113,13 +113,15 @@ void ContainerRegistry::add(const RunningContainer& container) const {
 
 void ContainerRegistry::remove(const std::string& name) const { ::unlink(fileOf(name).c_str()); }
 
-void ContainerRegistry::stop(const std::string& name, int graceSeconds) const {
+void ContainerRegistry::stop(const std::string& name, std::chrono::milliseconds grace) const {
     for (const auto& container : list()) {
         if (container.name != name) {
             continue;
         }
-        ::kill(container.pid, SIGTERM);
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(graceSeconds);
+        // SIGHUP, as Sarus sends it: a container's PID 1 ignores it unless it
+        // handles it, hence the short grace.
+        ::kill(container.pid, SIGHUP);
+        auto deadline = std::chrono::steady_clock::now() + grace;
         while (alive(container.pid) && std::chrono::steady_clock::now() < deadline) {
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <chrono>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -29,7 +30,7 @@ public:
     void add(const RunningContainer& container) const;
     void remove(const std::string& name) const;
     // SIGTERM, then SIGKILL after graceSeconds; throws if no such container.
-    void stop(const std::string& name, int graceSeconds) const;
+    void stop(const std::string& name, std::chrono::milliseconds grace) const;
 
 private:
     std::filesystem::path fileOf(const std::string& name) const;

@@ -20,14 +20,17 @@ void checkOne(const fs::path& path, const fs::path& checked) {
     if (::lstat(path.c_str(), &st) != 0) {
         throw systemError("security check of " + checked.string() + ": cannot stat " + path.string(), errno);
     }
+    // Sarus's words, which site scripts know; an ancestor is named as such.
+    auto ancestry = path == checked ? std::string() : " (ancestor of " + checked.string() + ")";
     if (st.st_uid != 0) {
-        throw Error("security check failed: " + path.string() + " is not owned by root" +
-                    (path == checked ? "" : " (ancestor of " + checked.string() + ")"));
+        throw Error("Path \"" + path.string() + "\" must be owned by root in order to prevent other users from "
+                    "tampering its contents. Found uid=" + std::to_string(st.st_uid) + ", gid=" +
+                    std::to_string(st.st_gid) + "." + ancestry);
     }
     // A symlink's own mode bits mean nothing; its target is checked on its own.
     if (!S_ISLNK(st.st_mode) && (st.st_mode & (S_IWGRP | S_IWOTH))) {
-        throw Error("security check failed: " + path.string() + " is writable by group or others" +
-                    (path == checked ? "" : " (ancestor of " + checked.string() + ")"));
+        throw Error("Path \"" + path.string() + "\" cannot be group- or world-writable in order to prevent other "
+                    "users from tampering its contents." + ancestry);
     }
 }
 
@@ -35,7 +38,7 @@ void checkOne(const fs::path& path, const fs::path& checked) {
 
 void checkRootOwnedAndNotWritable(const fs::path& path) {
     if (!path.is_absolute()) {
-        throw Error("security check failed: " + path.string() + " is not an absolute path");
+        throw Error("Path \"" + path.string() + "\" must be absolute to be checked");
     }
     for (fs::path current = path;; current = current.parent_path()) {
         checkOne(current, path);
@@ -64,7 +67,9 @@ void checkInstallation(const Config& config) {
     if (!config.json().value("securityChecks", true)) {
         return;
     }
-    for (const char* key : {"runcPath", "initPath", "mksquashfsPath", "OCIBundleDir", "seccompProfile"}) {
+    // mksquashfsPath is accepted but never run (images are written with
+    // libsquashfs): like Sarus since 1.5.2, it is not checked.
+    for (const char* key : {"runcPath", "initPath", "OCIBundleDir", "seccompProfile"}) {
         auto value = config.stringOr(key, "");
         if (!value.empty()) {
             try {

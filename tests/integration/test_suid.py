@@ -87,7 +87,7 @@ def test_group_writable_installation_files_are_refused(suid, restore_installatio
     command = ["images"] if relative.startswith("etc/") else ["run", BUSYBOX, "true"]
     r = suid(*command)
     assert r.returncode == 1
-    assert path in r.stderr and "writable by group or others" in r.stderr, r.stderr
+    assert path in r.stderr and "cannot be group- or world-writable" in r.stderr, r.stderr
 
 
 def test_group_writable_runtime_is_refused(suid, tmp_path):
@@ -100,9 +100,36 @@ def test_group_writable_runtime_is_refused(suid, tmp_path):
         suid.write_config()
         r = suid("run", BUSYBOX, "true")
         assert r.returncode == 1
-        assert runtime in r.stderr and "writable by group or others" in r.stderr and "runcPath" in r.stderr
+        assert runtime in r.stderr and "cannot be group- or world-writable" in r.stderr and "runcPath" in r.stderr
     finally:
         shutil.rmtree(os.path.dirname(runtime))
+
+
+@pytest.mark.parametrize("args", [["--version"], ["version"], ["help"], ["images"], ["no-such-command"]])
+def test_configuration_is_checked_on_every_invocation_and_for_root_too(suid, restore_installation, args):
+    config = os.path.join(suid.prefix, "etc", "sarus.json")
+    restore_installation.append((config, stat.S_IMODE(os.stat(config).st_mode)))
+    os.chmod(config, 0o666)
+    expected = (f'Path "{config}" cannot be group- or world-writable in order to prevent other users '
+                "from tampering its contents.")
+    r = suid(*args)
+    assert r.returncode == 1 and r.stderr.strip() == expected, r.stderr
+    root = subprocess.run([suid.binary, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert root.returncode == 1 and root.stderr.strip() == expected, root.stderr
+
+
+def test_configuration_owned_by_a_user_is_refused_in_sarus_words(suid):
+    config = os.path.join(suid.prefix, "etc", "sarus.json")
+    import pwd
+    pw = pwd.getpwnam(suid.user)
+    os.chown(config, pw.pw_uid, pw.pw_gid)
+    try:
+        r = suid("--version")
+        assert r.returncode == 1
+        assert r.stderr.strip() == (f'Path "{config}" must be owned by root in order to prevent other users from '
+                                    f"tampering its contents. Found uid={pw.pw_uid}, gid={pw.pw_gid}.")
+    finally:
+        os.chown(config, 0, 0)
 
 
 def test_runtime_owned_by_a_user_is_refused(suid):
@@ -112,7 +139,7 @@ def test_runtime_owned_by_a_user_is_refused(suid):
     suid.write_config()
     r = suid("run", BUSYBOX, "true")
     assert r.returncode == 1
-    assert "not owned by root" in r.stderr
+    assert "must be owned by root in order to prevent other users from tampering its contents" in r.stderr
 
 
 def test_config_file_cannot_be_chosen_by_the_user(suid):

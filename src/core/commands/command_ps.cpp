@@ -19,7 +19,7 @@ int commandPs() {
 }
 
 int commandKill(const std::string& name) {
-    ContainerRegistry::forCaller().stop(name, 3);
+    ContainerRegistry::forCaller().stop(name, std::chrono::milliseconds(500));
     return 0;
 }
 
