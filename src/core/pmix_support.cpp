@@ -149,18 +149,25 @@ std::vector<std::string> slurmPmixDirectories(const Env& slurmConfig, const Env&
 }
 
 PmixPlan planPmixSupport(const Env& hostEnv, const std::optional<Env>& slurmConfig, uid_t uid,
-                         const std::string& hostname, const UserMountRestrictions& rules,
-                         const std::function<bool(const std::string&)>& isDirectory) {
+                         const std::string& hostname,
+                         const std::function<std::optional<uid_t>(const std::string&)>& directoryOwner) {
     PmixPlan plan;
     std::vector<std::string> mounted;
+    auto launcherMount = [](const std::string& directory) {
+        BindMount mount{directory, directory, false};
+        mount.launcher = true;
+        return mount;
+    };
     if (slurmConfig) {
         for (const auto& directory : slurmPmixDirectories(*slurmConfig, hostEnv, uid, hostname)) {
-            if (isDirectory(directory)) {
-                plan.mounts.push_back({directory, directory, false});
+            auto owner = directoryOwner(directory);
+            if (owner == uid) {
+                plan.mounts.push_back(launcherMount(directory));
                 mounted.push_back(directory);
                 plan.notes.push_back("PMIx: Slurm step directory " + directory + " mounted");
             } else {
-                plan.notes.push_back("PMIx: no Slurm step directory " + directory);
+                plan.notes.push_back("PMIx: no Slurm step directory " + directory +
+                                     (owner ? " of yours (uid " + std::to_string(*owner) + ")" : ""));
             }
         }
     }
@@ -174,17 +181,16 @@ PmixPlan planPmixSupport(const Env& hostEnv, const std::optional<Env>& slurmConf
         for (const auto& directory : mounted) {
             covered |= isSameOrBelow(serverTmpdir, directory);
         }
+        auto owner = directoryOwner(serverTmpdir);
         if (covered) {
             plan.notes.push_back("PMIx: PMIX_SERVER_TMPDIR " + serverTmpdir + " is in a mounted Slurm directory");
-        } else if (!isDirectory(serverTmpdir)) {
+        } else if (!owner) {
             throw Error("PMIX_SERVER_TMPDIR '" + serverTmpdir + "' is not a directory");
+        } else if (*owner != uid) {
+            throw Error("PMIX_SERVER_TMPDIR '" + serverTmpdir + "' belongs to uid " + std::to_string(*owner) +
+                        ": only a directory of yours, as the launcher makes it for your job, is mounted");
         } else {
-            try {
-                checkUserMountDestination(serverTmpdir, rules);
-            } catch (const Error& e) {
-                throw Error("PMIX_SERVER_TMPDIR cannot be mounted: " + std::string(e.what()));
-            }
-            plan.mounts.push_back({serverTmpdir, serverTmpdir, false});
+            plan.mounts.push_back(launcherMount(serverTmpdir));
             plan.notes.push_back("PMIx: PMIX_SERVER_TMPDIR " + serverTmpdir + " mounted");
         }
     }
@@ -205,12 +211,14 @@ void applyPmixSupport(ContainerSpec& spec, const Config& config, const std::vect
     }
     auto env = environmentMap(hostEnv);
     auto slurmConfig = underSlurmPmix(env) ? readSlurmConfig(env) : std::nullopt;
-    auto isDirectory = [](const std::string& path) {
+    auto directoryOwner = [](const std::string& path) -> std::optional<uid_t> {
         struct stat st {};
-        return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);  // with the caller's ids
+        if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {  // with the caller's ids
+            return std::nullopt;
+        }
+        return st.st_uid;
     };
-    auto plan = planPmixSupport(env, slurmConfig, spec.identity.uid, hostName(),
-                                userMountRestrictions(config.json()), isDirectory);
+    auto plan = planPmixSupport(env, slurmConfig, spec.identity.uid, hostName(), directoryOwner);
     spec.userMounts.insert(spec.userMounts.end(), plan.mounts.begin(), plan.mounts.end());
     auto containerEnv = environmentMap(spec.env);
     for (const auto& [name, value] : plan.variables) {

@@ -41,13 +41,15 @@ std::vector<std::string> slurmPmixDirectories(const std::map<std::string, std::s
                                               const std::string& hostname);
 
 // The plan from the caller's environment and, under Slurm's pmix plugin,
-// its configuration; isDirectory says which candidate paths exist.
-// PMIX_SERVER_TMPDIR is a path the user chooses: it must pass the userMounts
-// rules like a --mount, unless a Slurm directory already covers it.
+// its configuration; directoryOwner gives the owner of an existing
+// directory (nullopt for anything else). These directories are the
+// launcher's (Slurm and PRRTE make them for the job's user), not the user's
+// choice of a mount: they are not subject to userMounts, but must be
+// directories of the caller's own.
 PmixPlan planPmixSupport(const std::map<std::string, std::string>& hostEnv,
                          const std::optional<std::map<std::string, std::string>>& slurmConfig, uid_t uid,
-                         const std::string& hostname, const UserMountRestrictions& rules,
-                         const std::function<bool(const std::string&)>& isDirectory);
+                         const std::string& hostname,
+                         const std::function<std::optional<uid_t>(const std::string&)>& directoryOwner);
 
 // Applies the plan to spec when sarus.json enables PMIx v3 support; runs
 // `scontrol show config` (from the caller's PATH, as the caller) only under

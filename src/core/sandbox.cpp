@@ -266,7 +266,9 @@ void provideEtcFiles(const fs::path& rootfs, const Identity& identity, const Hos
 void prepareMountPoints(ContainerSpec& spec, const fs::path& rootfs, const UserMountRestrictions& rules) {
     for (auto& mount : spec.userMounts) {
         mount.destination = prepareMountPoint(rootfs, mount.source, mount.destination);
-        checkUserMountDestination(mount.destination, rules);
+        if (!mount.launcher) {
+            checkUserMountDestination(mount.destination, rules);
+        }
     }
     for (auto& mount : spec.siteMounts) {
         mount.destination = prepareMountPoint(rootfs, mount.source, mount.destination);

@@ -72,7 +72,9 @@ std::string ContainerMounts::attachTree(int tree, const std::string& destination
 std::string ContainerMounts::attachUserTree(int tree, const BindMount& mount, const UserMountRestrictions& rules) {
     auto target = root_.ensureMountPoint(mount.destination, isDirectory(tree), policy_);
     auto resolved = root_.containerPathOf(target.get());
-    checkUserMountDestination(resolved, rules);
+    if (!mount.launcher) {
+        checkUserMountDestination(resolved, rules);
+    }
     checkNotRuntimeMountPoint(resolved, "mount destination '" + mount.destination + "'");
     auto what = "'" + mount.source + "'";
     setMountTreeAttributes(tree, noSuidNoDev | (mount.readonly ? MOUNT_ATTR_RDONLY : 0), what);

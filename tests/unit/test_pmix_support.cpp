@@ -85,30 +85,34 @@ TEST(PmixPlan, MountsTheSlurmDirectoriesThatExistAndCoversTheServerTmpdir) {
     auto env = slurmStep();
     env["PMIX_SERVER_TMPDIR"] = "/var/spool/slurmd/nid001/pmix.4242.0/";
     std::set<std::string> existing = {"/var/spool/slurmd/nid001/pmix.4242.0", "/local/tmp/spmix_appdir_1001_4242.0"};
-    sarus::UserMountRestrictions rules;
-    rules.notAllowedPrefixesOfPath = {"/var"};  // Slurm's own directories are not the user's choice
-    auto plan = sarus::planPmixSupport(env, sarus::parseSlurmConfig(scontrolOutput), 1001, "host1", rules,
-                                       [&](const std::string& p) { return existing.count(p) > 0; });
+    auto plan = sarus::planPmixSupport(env, sarus::parseSlurmConfig(scontrolOutput), 1001, "host1",
+                                       [&](const std::string& p) -> std::optional<uid_t> {
+                                           if (existing.count(p) > 0) {
+                                               return 1001;
+                                           }
+                                           return std::nullopt;
+                                       });
     EXPECT_EQ(destinations(plan), (std::vector<std::string>{"/var/spool/slurmd/nid001/pmix.4242.0",
                                                             "/local/tmp/spmix_appdir_1001_4242.0"}));
     EXPECT_TRUE(plan.variables.empty());
 }
 
-TEST(PmixPlan, ServerTmpdirAloneIsAUserMountUnderTheRules) {
-    Env env = {{"PMIX_SERVER_TMPDIR", "/tmp/prte.host.1001/dvm.77"}};
-    auto always = [](const std::string&) { return true; };
-    sarus::UserMountRestrictions rules;
-    rules.notAllowedPrefixesOfPath = {"/etc", "/var"};
-    auto plan = sarus::planPmixSupport(env, std::nullopt, 1001, "host1", rules, always);
-    EXPECT_EQ(destinations(plan), (std::vector<std::string>{"/tmp/prte.host.1001/dvm.77"}));
+TEST(PmixPlan, ServerTmpdirAloneIsMountedWhenItIsTheCallers) {
+    Env env = {{"PMIX_SERVER_TMPDIR", "/var/tmp/prte.host.1001/dvm.77"}};
+    auto mine = [](const std::string&) -> std::optional<uid_t> { return 1001; };
+    auto plan = sarus::planPmixSupport(env, std::nullopt, 1001, "host1", mine);
+    EXPECT_EQ(destinations(plan), (std::vector<std::string>{"/var/tmp/prte.host.1001/dvm.77"}));
+    EXPECT_TRUE(plan.mounts[0].launcher);  // not subject to userMounts
 
     env["PMIX_SERVER_TMPDIR"] = "/etc";
-    EXPECT_THROW(sarus::planPmixSupport(env, std::nullopt, 1001, "host1", rules, always), sarus::Error);
+    auto roots = [](const std::string&) -> std::optional<uid_t> { return 0; };
+    EXPECT_THROW(sarus::planPmixSupport(env, std::nullopt, 1001, "host1", roots), sarus::Error);
     env["PMIX_SERVER_TMPDIR"] = "relative/dir";
-    EXPECT_THROW(sarus::planPmixSupport(env, std::nullopt, 1001, "host1", rules, always), sarus::Error);
+    EXPECT_THROW(sarus::planPmixSupport(env, std::nullopt, 1001, "host1", mine), sarus::Error);
     env["PMIX_SERVER_TMPDIR"] = "/tmp/missing";
     try {
-        sarus::planPmixSupport(env, std::nullopt, 1001, "host1", rules, [](const std::string&) { return false; });
+        sarus::planPmixSupport(env, std::nullopt, 1001, "host1",
+                               [](const std::string&) -> std::optional<uid_t> { return std::nullopt; });
         FAIL() << "expected an error";
     } catch (const sarus::Error& e) {
         EXPECT_STREQ(e.what(), "PMIX_SERVER_TMPDIR '/tmp/missing' is not a directory");
@@ -117,7 +121,8 @@ TEST(PmixPlan, ServerTmpdirAloneIsAUserMountUnderTheRules) {
 
 TEST(PmixPlan, McaVariablesFromTheServersModules) {
     Env env = {{"PMIX_PTL_MODULE", "tcp,usock"}, {"PMIX_SECURITY_MODE", "native"}, {"PMIX_GDS_MODULE", "ds21,ds12,hash"}};
-    auto plan = sarus::planPmixSupport(env, std::nullopt, 1, "h", {}, [](const std::string&) { return false; });
+    auto plan = sarus::planPmixSupport(env, std::nullopt, 1, "h",
+                                       [](const std::string&) -> std::optional<uid_t> { return std::nullopt; });
     EXPECT_EQ(plan.variables, (std::vector<std::pair<std::string, std::string>>{
                                   {"PMIX_MCA_ptl", "tcp,usock"}, {"PMIX_MCA_psec", "native"},
                                   {"PMIX_MCA_gds", "ds21,ds12,hash"}}));
