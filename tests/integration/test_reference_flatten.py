@@ -289,7 +289,10 @@ def test_actual_tree_as_unprivileged_user(test_images, request):
     os.chmod(shared, 0o755)
     sqfs = _reference_squashfs(test_images, "layered.oci.tar", pathlib.Path(shared))
     os.chmod(sqfs, 0o644)
-    r = run_as("sarustest", ["/usr/bin/python3", os.path.join(HERE, "reference_flatten.py"),
+    # The checkout may be unreadable to the test user (a clone under /root).
+    oracle = shutil.copy(os.path.join(HERE, "reference_flatten.py"), shared)
+    os.chmod(oracle, 0o644)
+    r = run_as("sarustest", ["/usr/bin/python3", oracle,
                              os.path.join(test_images, "layered.oci.tar"), str(sqfs)],
                cwd="/")
     assert r.returncode == 0, r.stdout + r.stderr
