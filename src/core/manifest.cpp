@@ -191,15 +191,17 @@ Manifest parse(const std::string& body, const std::string& contentType) {
         throw Error("the registry sent a manifest that is not a JSON object");
     }
     Manifest m;
-    m.mediaType = declaredType(document, contentType);
-    if (isSchema1(m.mediaType)) {
-        throw Error("the image has a Docker schema 1 manifest, which is not supported "
-                    "(deprecated since 2017: push the image again with a recent tool)");
-    }
-    if (document.value("schemaVersion", nlohmann::json()) != 2) {
-        throw Error("unsupported manifest schemaVersion " + document.value("schemaVersion", nlohmann::json()).dump());
-    }
+    // Any field may have any type: a wrong one is a malformed manifest.
     try {
+        m.mediaType = declaredType(document, contentType);
+        if (isSchema1(m.mediaType)) {
+            throw Error("the image has a Docker schema 1 manifest, which is not supported "
+                        "(deprecated since 2017: push the image again with a recent tool)");
+        }
+        if (document.value("schemaVersion", nlohmann::json()) != 2) {
+            throw Error("unsupported manifest schemaVersion " +
+                        document.value("schemaVersion", nlohmann::json()).dump());
+        }
         if (isIndexType(m.mediaType)) {
             m.kind = Kind::index;
             const auto& list = document.at("manifests");
