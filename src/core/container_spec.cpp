@@ -251,6 +251,27 @@ std::map<std::string, std::string> buildAnnotations(const ImageMetadata& image,
     return annotations;
 }
 
+std::vector<std::string> requestedHookAnnotations(const RunOptions& options) {
+    std::vector<std::string> keys;
+    if (options.mpi || !options.mpiType.empty()) {
+        keys.push_back("com.hooks.mpi.enabled");
+    }
+    if (options.glibc) {
+        keys.push_back("com.hooks.glibc.enabled");
+    }
+    if (options.ssh) {
+        keys.push_back("com.hooks.ssh.enabled");
+    }
+    for (const auto& entry : options.annotations) {
+        auto key = entry.substr(0, entry.find('='));
+        if (key.rfind("com.hooks.", 0) == 0 && key.rfind("com.hooks.logging.", 0) != 0 &&
+            std::find(keys.begin(), keys.end(), key) == keys.end()) {
+            keys.push_back(key);
+        }
+    }
+    return keys;
+}
+
 UserMountRestrictions userMountRestrictions(const nlohmann::json& configJson) {
     UserMountRestrictions rules;
     if (auto it = configJson.find("userMounts"); it != configJson.end()) {
@@ -300,6 +321,7 @@ ContainerSpec buildContainerSpec(const Config& config, const ImageMetadata& imag
     spec.env = buildEnvironment(hostEnv, image.env, config.json().value("environment", nlohmann::json()),
                                 options.env);
     spec.annotations = buildAnnotations(image, options, config.stringOr("defaultMPIType", ""));
+    spec.requestedHookAnnotations = requestedHookAnnotations(options);
     spec.siteMounts = siteMounts(config.json());
     auto rules = userMountRestrictions(config.json());
     for (const auto& text : options.mounts) {

@@ -27,6 +27,9 @@ struct ContainerSpec {
     std::vector<BindMount> userMounts;
     std::vector<DeviceMount> devices;
     std::map<std::string, std::string> annotations;
+    // The com.hooks.* keys the user asked for, on the command line or with
+    // --mpi, --glibc, --ssh (image labels excluded): a hook should act on them.
+    std::vector<std::string> requestedHookAnnotations;
     bool tty = false;
     bool init = false;
     bool pidHost = false;
@@ -54,6 +57,9 @@ std::string buildWorkingDirectory(const ImageMetadata& image, const RunOptions& 
 std::map<std::string, std::string> buildAnnotations(const ImageMetadata& image,
                                                     const RunOptions& options,
                                                     const std::string& defaultMpiType);
+
+// The com.hooks.* annotation keys the options ask for (see ContainerSpec).
+std::vector<std::string> requestedHookAnnotations(const RunOptions& options);
 
 UserMountRestrictions userMountRestrictions(const nlohmann::json& configJson);
 std::vector<BindMount> siteMounts(const nlohmann::json& configJson);

@@ -2,9 +2,12 @@
 
 #include "config.hpp"
 #include "error.hpp"
+#include "log.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <regex>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -165,9 +168,45 @@ std::vector<HookFile> configuredHookFiles(const Config& config) {
     return loadHookFiles(hooksDir, Config::installPrefix() / "etc" / "hook.schema.json");
 }
 
+std::vector<std::string> unheededAnnotations(const std::vector<std::string>& requested,
+                                             const std::vector<HookFile>& files) {
+    std::vector<std::string> unheeded;
+    for (const auto& key : requested) {
+        bool heeded = false;
+        for (const auto& file : files) {
+            const auto& when = file.json.at("when");
+            if (!when.contains("annotations")) {
+                continue;
+            }
+            for (const auto& condition : when["annotations"].items()) {
+                heeded |= fullMatch(key, condition.key(), "when.annotations of " + file.name);
+            }
+        }
+        if (!heeded) {
+            unheeded.push_back(key);
+        }
+    }
+    return unheeded;
+}
+
 json configuredHooks(const Config& config, const ContainerSpec& spec) {
     auto legacy = config.json().contains("OCIHooks") ? config.json()["OCIHooks"] : json::object();
-    return selectHooks(spec, configuredHookFiles(config), legacy);
+    auto files = configuredHookFiles(config);
+    auto hooksDir = config.stringOr("hooksDir", "");
+    // A missing program would only show as the runtime's failure to start a hook.
+    for (const auto& file : files) {
+        auto program = file.json.at("hook").at("path").get<std::string>();
+        if (hookApplies(file.json.at("when"), spec) && ::access(program.c_str(), X_OK) != 0) {
+            throw systemError("hook configuration file " + (fs::path(hooksDir) / file.name).string() +
+                                  ": cannot run its program " + program,
+                              errno);
+        }
+    }
+    for (const auto& key : unheededAnnotations(spec.requestedHookAnnotations, files)) {
+        log::warn("no hook" + (hooksDir.empty() ? std::string(" is configured") : " in " + hooksDir) +
+                  " acts on " + key + ": it changes nothing in the container");
+    }
+    return selectHooks(spec, files, legacy);
 }
 
 std::optional<std::string> mpiTypeOf(const HookFile& file) {

@@ -37,7 +37,13 @@ nlohmann::json selectHooks(const ContainerSpec& spec, const std::vector<HookFile
                            const nlohmann::json& legacyOciHooks);
 
 // Loads the files of config's hooksDir (schema from <prefix>/etc) and selects.
+// Also refuses a selected hook whose program cannot run, naming its file, and
+// warns about each of spec.requestedHookAnnotations that no hook acts on.
 nlohmann::json configuredHooks(const Config& config, const ContainerSpec& spec);
+
+// Of the annotation keys, those that no hook file has a condition on.
+std::vector<std::string> unheededAnnotations(const std::vector<std::string>& requested,
+                                             const std::vector<HookFile>& files);
 
 // The files of config's hooksDir, for `sarus hooks`.
 std::vector<HookFile> configuredHookFiles(const Config& config);

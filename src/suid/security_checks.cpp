@@ -40,7 +40,15 @@ void checkRootOwnedAndNotWritable(const fs::path& path) {
     if (!path.is_absolute()) {
         throw Error("Path \"" + path.string() + "\" must be absolute to be checked");
     }
-    for (fs::path current = path;; current = current.parent_path()) {
+    // What does not exist is reported missing by its user (as in Sarus,
+    // the check skips it); its existing ancestors are still checked, so
+    // that nobody but root can create it there later.
+    auto first = path;
+    struct stat st {};
+    while (first != first.root_path() && ::lstat(first.c_str(), &st) != 0 && errno == ENOENT) {
+        first = first.parent_path();
+    }
+    for (fs::path current = first;; current = current.parent_path()) {
         checkOne(current, path);
         if (current == current.root_path()) {
             break;

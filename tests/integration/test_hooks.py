@@ -175,6 +175,30 @@ def test_hook_order_and_stages(hooks, logdir, host_files):
     assert line.startswith("[") and "] [hook] [INFO] Timestamp hook: first" in line
 
 
+def test_a_flag_or_annotation_no_hook_acts_on_is_a_warning(hooks, logdir):
+    r = hooks.ok("run", "--ssh", "--annotation", "com.hooks.example.enabled=true", BUSYBOX, "true")
+    assert f"no hook in {hooks.hooks_dir} acts on com.hooks.ssh.enabled" in r.stderr
+    assert f"no hook in {hooks.hooks_dir} acts on com.hooks.example.enabled" in r.stderr
+    timestamp(hooks, "ts.json", os.path.join(logdir, "log"), "m",
+              when={"annotations": {"^com.hooks.example.enabled$": "^true$"}})
+    r = hooks.ok("run", "--annotation", "com.hooks.example.enabled=true", BUSYBOX, "true")
+    assert "acts on" not in r.stderr
+    assert logged(os.path.join(logdir, "log")) == ["m"]
+
+
+def test_a_hook_whose_program_is_missing_is_one_clear_error(hooks):
+    document = {"version": "1.0.0", "hook": {"path": "/nonexistent/hook-program"},
+                "when": {"always": True}, "stages": ["createRuntime"]}
+    path = os.path.join(hooks.hooks_dir, "missing.json")
+    with open(path, "w") as f:
+        json.dump(document, f)
+    os.chmod(path, 0o644)
+    r = hooks("run", BUSYBOX, "true")
+    assert r.returncode == 1
+    assert r.stderr == (f"hook configuration file {path}: cannot run its program /nonexistent/hook-program: "
+                        "No such file or directory\n")
+
+
 def test_the_last_of_duplicate_hook_variables_wins(hooks, logdir):
     # As Sarus runs hooks (and as a shell reads NAME=1 NAME=2), the last value counts.
     logfile = os.path.join(logdir, "log")

@@ -281,6 +281,16 @@ TEST(BuildWorkingDirectory, RootByDefaultOrForRelativeImageWorkingDir) {
 
 // ---------------------------------------------------------------- annotations
 
+TEST(RequestedHookAnnotations, FlagsAndCliHookKeysButNotLoggingOrOthers) {
+    sarus::RunOptions options;
+    options.mpi = true;
+    options.ssh = true;
+    options.annotations = {"com.hooks.x.enabled=1", "com.hooks.logging.level=debug", "other=1",
+                           "com.hooks.mpi.enabled=true"};
+    EXPECT_EQ(sarus::requestedHookAnnotations(options),
+              (std::vector<std::string>{"com.hooks.mpi.enabled", "com.hooks.ssh.enabled", "com.hooks.x.enabled"}));
+}
+
 TEST(BuildAnnotations, ImageLabelsAreTheBase) {
     sarus::ImageMetadata meta;
     meta.labels = {{"org.label", "v"}};

@@ -112,6 +112,14 @@ TEST(HooksConfig, MpiTypeIsTheValuePatternOfTheTypeCondition) {
     EXPECT_EQ(sarus::mpiTypeOf(hook("t", {{"always", true}})), std::nullopt);
 }
 
+TEST(HooksConfig, AnnotationsNoHookActsOn) {
+    std::vector<sarus::HookFile> files = {hook("m", {{"annotations", {{"^com.hooks.mpi.enabled$", "^true$"}}}}),
+                                          hook("t", {{"always", true}})};
+    EXPECT_EQ(sarus::unheededAnnotations({"com.hooks.mpi.enabled", "com.hooks.ssh.enabled"}, files),
+              std::vector<std::string>{"com.hooks.ssh.enabled"});
+    EXPECT_TRUE(sarus::unheededAnnotations({}, files).empty());
+}
+
 TEST(HooksConfig, TheLastOfDuplicateVariablesWins) {
     auto file = hook("h", {{"always", true}});
     file.json["hook"]["env"] = {"A=1", "B=2", "A=3"};
