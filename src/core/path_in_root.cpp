@@ -2,33 +2,19 @@
 
 #include "error.hpp"
 #include "mount_options.hpp"
+#include "root_directory.hpp"
 
 #include <deque>
-#include <sstream>
 #include <sys/stat.h>
 #include <unistd.h>
 
 namespace sarus {
 
-namespace {
-
-std::deque<std::string> components(const std::string& path) {
-    std::deque<std::string> parts;
-    std::stringstream in(path);
-    for (std::string part; std::getline(in, part, '/');) {
-        if (!part.empty() && part != ".") {
-            parts.push_back(part);
-        }
-    }
-    return parts;
-}
-
-}  // namespace
-
 std::string resolveInRoot(const std::filesystem::path& root, const std::string& containerPath) {
     constexpr int maxLinks = 40;
     int links = 0;
-    std::deque<std::string> pending = components(containerPath);
+    auto parts = pathComponents(containerPath);
+    std::deque<std::string> pending(parts.begin(), parts.end());
     std::string resolved;  // "" means "/"
     while (!pending.empty()) {
         auto part = pending.front();
@@ -53,7 +39,7 @@ std::string resolveInRoot(const std::filesystem::path& root, const std::string& 
             throw systemError("cannot read symlink " + hostPath, errno);
         }
         target.resize(static_cast<std::size_t>(n));
-        auto next = components(target);
+        auto next = pathComponents(target);
         if (!target.empty() && target[0] == '/') {
             resolved.clear();
         }

@@ -59,33 +59,28 @@ void ContainerMounts::mountDev() {
     attachMountTree(shm.get(), target.get(), "/dev/shm");
 }
 
-std::string ContainerMounts::attachTree(int tree, const std::string& destination, bool readonly,
-                                        const std::string& what) {
-    auto target = root_.ensureMountPoint(destination, isDirectory(tree), policy_);
-    auto resolved = root_.containerPathOf(target.get());
-    checkNotRuntimeMountPoint(resolved, what + " (destination " + destination + ")");
-    setMountTreeAttributes(tree, noSuidNoDev | (readonly ? MOUNT_ATTR_RDONLY : 0), what);
-    attachMountTree(tree, target.get(), what + " on " + resolved);
-    return resolved;
-}
-
-std::string ContainerMounts::attachUserTree(int tree, const BindMount& mount, const UserMountRestrictions& rules) {
+std::string ContainerMounts::attach(int tree, const BindMount& mount, const std::string& what,
+                                    const UserMountRestrictions* rules) {
     auto target = root_.ensureMountPoint(mount.destination, isDirectory(tree), policy_);
     auto resolved = root_.containerPathOf(target.get());
-    if (!mount.launcher) {
-        checkUserMountDestination(resolved, rules);
+    if (rules != nullptr && !mount.launcher) {
+        checkUserMountDestination(resolved, *rules);
     }
-    checkNotRuntimeMountPoint(resolved, "mount destination '" + mount.destination + "'");
-    auto what = "'" + mount.source + "'";
+    checkNotRuntimeMountPoint(resolved, what + " (destination " + mount.destination + ")");
     setMountTreeAttributes(tree, noSuidNoDev | (mount.readonly ? MOUNT_ATTR_RDONLY : 0), what);
     attachMountTree(tree, target.get(), what + " on " + resolved);
     log::debug("mounted " + mount.source + " on " + resolved + (mount.readonly ? " (read-only)" : ""));
     return resolved;
 }
 
+std::string ContainerMounts::attachUserTree(int tree, const BindMount& mount, const UserMountRestrictions& rules) {
+    return attach(tree, mount, "mount source '" + mount.source + "'", &rules);
+}
+
 void ContainerMounts::bindHostPath(const BindMount& mount) {
-    auto tree = cloneMountTree(AT_FDCWD, mount.source, "site mount '" + mount.source + "'");
-    attachTree(tree.get(), mount.destination, mount.readonly, "site mount '" + mount.source + "'");
+    auto what = "site mount '" + mount.source + "'";
+    auto tree = cloneMountTree(AT_FDCWD, mount.source, what);
+    attach(tree.get(), mount, what, nullptr);
 }
 
 void ContainerMounts::createDevice(const DeviceMount& device) {

@@ -25,11 +25,9 @@ public:
     // may have planted symlinks there), and /dev gets its own tmpfs with the
     // host's /dev/shm in it.
     void mountDev();
-    // A mount tree (cloned already) at destination; nosuid, nodev, and
-    // read-only when asked. Returns the destination as resolved in the rootfs.
-    std::string attachTree(int tree, const std::string& destination, bool readonly, const std::string& what);
-    // The same, for a user's mount: the resolved destination must also pass
-    // the userMounts rules.
+    // A user's mount tree (cloned already) at its destination; nosuid,
+    // nodev, and read-only when asked. The resolved destination must pass the
+    // userMounts rules (unless the launcher's). Returns it.
     std::string attachUserTree(int tree, const BindMount& mount, const UserMountRestrictions& rules);
     // A host path named by the administrator (a site mount).
     void bindHostPath(const BindMount& mount);
@@ -39,6 +37,8 @@ public:
     void attachFile(int fd, const std::string& destination);
 
 private:
+    std::string attach(int tree, const BindMount& mount, const std::string& what, const UserMountRestrictions* rules);
+
     RootDirectory& root_;
     CreationPolicy policy_;
     std::filesystem::path deviceStaging_;

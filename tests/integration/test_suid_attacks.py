@@ -169,6 +169,21 @@ def test_a_mount_point_in_a_host_directory_is_created_as_the_caller(suid):
     assert r.returncode == 1 and "Permission denied" in r.stderr
 
 
+@pytest.mark.parametrize("destination, message", [
+    ("/proc/mine", "the runtime mounts /proc over it"),
+    ("/sys/mine", "the runtime mounts /sys over it"),
+    ("/dev/pts/mine", "the runtime mounts /dev/pts over it"),
+    ("/dev", "which the runtime provides"),
+])
+def test_a_mount_where_the_runtime_mounts_is_refused(suid, destination, message):
+    # Mounted over by the runtime, such a mount would be hidden, or would
+    # make the runtime create its device nodes in a host directory.
+    data = user_dir(suid, "data")
+    r = suid("run", "--mount", f"type=bind,src={data},dst={destination}", BUSYBOX, "true")
+    assert r.returncode == 1 and message in r.stderr and destination in r.stderr, r.stderr
+    assert os.listdir(data) == []
+
+
 # --- 2. the working directory race ---------------------------------------------
 
 RACER = r"""
