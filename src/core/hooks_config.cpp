@@ -229,6 +229,4 @@ std::optional<std::string> mpiTypeOf(const HookFile& file) {
     return enabled ? std::optional<std::string>(type) : std::nullopt;
 }
 
-bool isMpiHook(const HookFile& file) { return mpiTypeOf(file).has_value(); }
-
 }  // namespace sarus

@@ -48,8 +48,6 @@ std::vector<std::string> unheededAnnotations(const std::vector<std::string>& req
 // The files of config's hooksDir, for `sarus hooks`.
 std::vector<HookFile> configuredHookFiles(const Config& config);
 
-// True when an annotations condition of the hook mentions com.hooks.mpi.
-bool isMpiHook(const HookFile& file);
 // As `sarus hooks --mpi` shows it (Sarus's rule): a hook is an MPI hook when
 // one of its annotation conditions accepts com.hooks.mpi.enabled=true; its
 // MPI type is the value pattern of the condition on com.hooks.mpi.type ("" when

@@ -227,7 +227,6 @@ DeviceNode statDeviceNode(const DeviceMount& device) {
     }
 }
 
-void checkDeviceNode(const std::string& path) { statDeviceNode(path); }
 
 bool isSameOrBelow(const std::string& path, const std::string& directory) {
     return directory == "/" || path == directory || path.rfind(directory + "/", 0) == 0;

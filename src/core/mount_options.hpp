@@ -57,10 +57,8 @@ void checkUserMountDestination(const std::string& destination, const UserMountRe
 // it with the caller's ids, before anything privileged happens.
 void checkMountSourceReadable(const BindMount& mount);
 
-// Throws unless path is an existing character or block device (stat'ed
-// with the caller's permissions).
-void checkDeviceNode(const std::string& path);
-// The same, returning what the node is.
+// What the existing character or block device at path is (stat'ed with the
+// caller's permissions); throws for anything else.
 DeviceNode statDeviceNode(const std::string& path);
 // The same, its error naming the --device request as Sarus does.
 DeviceNode statDeviceNode(const DeviceMount& device);

@@ -21,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         spec.annotations[parts[1]] = parts[2];
         spec.args = {parts[3].empty() ? "/bin/true" : parts[3]};
         sarus::selectHooks(spec, {{"fuzz.json", document}}, nlohmann::json::object());
-        sarus::isMpiHook({"fuzz.json", document});
+        sarus::mpiTypeOf({"fuzz.json", document});
     });
     return 0;
 }

@@ -97,11 +97,11 @@ TEST(HooksConfig, SelectsInOrderPerStageThenLegacy) {
 }
 
 TEST(HooksConfig, MpiHooks) {
-    EXPECT_TRUE(sarus::isMpiHook(hook("m", {{"annotations", {{"^com.hooks.mpi.enabled$", "^true$"}}}})));
-    EXPECT_FALSE(sarus::isMpiHook(hook("t", {{"always", true}})));
+    EXPECT_TRUE(sarus::mpiTypeOf(hook("m", {{"annotations", {{"^com.hooks.mpi.enabled$", "^true$"}}}})).has_value());
+    EXPECT_EQ(sarus::mpiTypeOf(hook("t", {{"always", true}})), std::nullopt);
     // Sarus's rule: the condition must accept com.hooks.mpi.enabled=true itself
-    EXPECT_FALSE(sarus::isMpiHook(hook("n", {{"annotations", {{"^com.hooks.mpi.enabled$", "^false$"}}}})));
-    EXPECT_FALSE(sarus::isMpiHook(hook("o", {{"annotations", {{"^com.hooks.mpi.type$", "^mpich$"}}}})));
+    EXPECT_EQ(sarus::mpiTypeOf(hook("n", {{"annotations", {{"^com.hooks.mpi.enabled$", "^false$"}}}})), std::nullopt);
+    EXPECT_EQ(sarus::mpiTypeOf(hook("o", {{"annotations", {{"^com.hooks.mpi.type$", "^mpich$"}}}})), std::nullopt);
 }
 
 TEST(HooksConfig, MpiTypeIsTheValuePatternOfTheTypeCondition) {
