@@ -53,15 +53,15 @@ void join(pid_t pid, const char* type, int nstype) {
     }
 }
 
-// Root of the initial user namespace maps the whole id range onto itself.
+}  // namespace
+
+// The initial user namespace maps the whole id range onto itself.
 bool inInitialUserNamespace() {
     std::ifstream in("/proc/self/uid_map");
     unsigned long inside = 1, outside = 1, count = 0;
     in >> inside >> outside >> count;
     return inside == 0 && outside == 0 && count == 4294967295UL;
 }
-
-}  // namespace
 
 void enterMountNamespace(pid_t pid) {
     if (pid <= 0 || sameNamespace(pid, "mnt")) {

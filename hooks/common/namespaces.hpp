@@ -10,6 +10,9 @@ namespace hook {
 // A namespace we already are in is left alone. Throws sarus::Error.
 void enterMountNamespace(pid_t pid);
 
+// Whether this process is in the host's user namespace (its root is real root).
+bool inInitialUserNamespace();
+
 // HOOK_ROOTLESS=true (any case), or the hook is not root of the initial user
 // namespace: no identity switches, no cgroup writes.
 bool isRootless();

@@ -1,0 +1,5 @@
+#include "slurm_global_sync.hpp"
+
+int main() {
+    return hook::runSlurmGlobalSyncHook();
+}

@@ -1,0 +1,99 @@
+"""slurm_global_sync_hook on one node: the Slurm task of each container comes
+from its environment (SLURM_JOB_ID, SLURM_STEP_ID, SLURM_PROCID,
+SLURM_NTASKS), so concurrent `sarus run -e ...` stand in for the tasks of a
+step here; tests/integration/test_slurm.py runs it under a real srun."""
+
+import os
+import random
+import threading
+import time
+
+import pytest
+
+from conftest import private_hooks_dir
+from test_hooks import add_hook
+
+BUSYBOX = "load/library/busybox"
+
+
+@pytest.fixture
+def synced(sarus, test_images):
+    sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    for _ in private_hooks_dir(sarus, "sync"):
+        sarus.sync_dir = os.path.join(sarus.repo_base, sarus.user, ".oci-hooks", "slurm-global-sync")
+        yield sarus
+
+
+def configure(sarus, timeout=30):
+    passwd = os.path.join(sarus.prefix, "etc", "passwd")
+    add_hook(sarus, "slurm_global_sync_hook.json", "slurm_global_sync_hook",
+             env=[f"HOOK_BASE_DIR={sarus.repo_base}",
+                  f"PASSWD_FILE={passwd if os.path.exists(passwd) else '/etc/passwd'}",
+                  f"SLURM_GLOBAL_SYNC_TIMEOUT={timeout}"],
+             when={"annotations": {"^com.hooks.slurm-global-sync.enabled$": "^true$"}},
+             stages=["createContainer"])
+
+
+def task(sarus, job, procid, ntasks, *command, step="0"):
+    return sarus("run", "--annotation", "com.hooks.slurm-global-sync.enabled=true",
+                 "-e", f"SLURM_JOB_ID={job}", "-e", f"SLURM_STEP_ID={step}",
+                 "-e", f"SLURM_PROCID={procid}", "-e", f"SLURM_NTASKS={ntasks}",
+                 BUSYBOX, *(command or ["true"]))
+
+
+def in_thread(function):
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(r=function()))
+    thread.start()
+    return thread, result
+
+
+def test_containers_wait_for_the_last_task(synced):
+    configure(synced)
+    job = str(random.randrange(10**6, 10**7))
+    started = time.time()
+    threads = [in_thread(lambda i=i: task(synced, job, i, 3, "busybox", "date", "+%s")) for i in (0, 1)]
+    time.sleep(2.5)
+    last = task(synced, job, 2, 3, "busybox", "date", "+%s")
+    assert last.returncode == 0, last.stderr
+    for thread, result in threads:
+        thread.join(60)
+        r = result["r"]
+        assert r.returncode == 0, r.stderr
+        # the command ran only after the last task's container existed
+        assert int(r.stdout.strip()) >= int(started + 2), (started, r.stdout)
+    assert not os.path.exists(os.path.join(synced.sync_dir, f"job-{job}-step-0"))
+
+
+def test_consecutive_steps_do_not_collide(synced):
+    configure(synced)
+    job = str(random.randrange(10**6, 10**7))
+    for step in ("0", "1"):
+        threads = [in_thread(lambda i=i: task(synced, job, i, 2, step=step)) for i in (0, 1)]
+        for thread, result in threads:
+            thread.join(60)
+            assert result["r"].returncode == 0, result["r"].stderr
+    assert os.listdir(synced.sync_dir) == []
+
+
+def test_timeout_names_the_missing_tasks_and_leaves_nothing(synced):
+    configure(synced, timeout=2)
+    job = str(random.randrange(10**6, 10**7))
+    r = task(synced, job, 0, 4)
+    assert r.returncode != 0
+    assert f"timed out after 2 s waiting for the arrival of tasks 1-3 of Slurm job {job} step 0" in r.stderr, r.stderr
+    assert os.listdir(synced.sync_dir) == []
+
+
+def test_outside_slurm_the_hook_lets_the_container_run(synced):
+    configure(synced)
+    r = synced("--verbose", "run", "--annotation", "com.hooks.slurm-global-sync.enabled=true", BUSYBOX, "true")
+    assert r.returncode == 0, r.stderr
+    assert "does not run under Slurm" in r.stderr
+
+
+def test_ids_that_would_escape_the_sync_directory_are_refused(synced):
+    configure(synced)
+    r = task(synced, "../../x", 0, 1)
+    assert r.returncode != 0
+    assert "SLURM_JOB_ID='../../x' in the container's environment is not a Slurm id" in r.stderr, r.stderr
