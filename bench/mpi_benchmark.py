@@ -3,8 +3,9 @@
 2% of native). Run as root; the ranks run as an unprivileged user.
 
 Two ranks on this node (shared memory) run tests/images/mpi/mpi_pingpong.c:
-natively (built here with the host's mpicc), and with
-`mpiexec -n 2 sarus run --mpi mpich-older /usr/local/bin/mpi_pingpong`, the
+natively (built here with the host's MPICH: mpicc.mpich and mpiexec.mpich,
+since Open MPI, installed for the Slurm tests, takes the plain names), and with
+`mpiexec.mpich -n 2 sarus run --mpi mpich-older /usr/local/bin/mpi_pingpong`, the
 image's MPICH 3.4.1 replaced by the host's through mpi_hook (hook files
 written by configure_mpi_hooks.sh): in userns mode, in suid mode, and in
 suid mode with --pid=host. All variants alternate, --repeat times; per
@@ -112,8 +113,8 @@ def main():
     installations = []
     try:
         native = os.path.join(workdir, "mpi_pingpong")
-        subprocess.run(["mpicc", "-O2", "-o", native, PINGPONG_SOURCE], check=True)
-        variants = {"native": (["mpiexec", "-n", "2", native, args.multiplier], {})}
+        subprocess.run(["mpicc.mpich", "-O2", "-o", native, PINGPONG_SOURCE], check=True)
+        variants = {"native": (["mpiexec.mpich", "-n", "2", native, args.multiplier], {})}
         for label, prefix, options in [("userns", args.prefix, []), ("suid", args.suid_prefix, []),
                                        ("suid --pid=host", args.suid_prefix, ["--pid=host"])]:
             if not prefix or not os.path.exists(os.path.join(prefix, "bin", "sarus")):
@@ -122,7 +123,7 @@ def main():
             if installation is None:
                 installation = Installation(prefix, user.pw, workdir, args.bind_mounts)
                 installations.append(installation)
-            variants[label] = (["mpiexec", "-n", "2", installation.sarus, "run", "--mpi", *options,
+            variants[label] = (["mpiexec.mpich", "-n", "2", installation.sarus, "run", "--mpi", *options,
                                 "load/library/mpich-older", "/usr/local/bin/mpi_pingpong", args.multiplier],
                                installation.env)
         chown_tree(workdir, user.pw)

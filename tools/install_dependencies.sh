@@ -18,6 +18,12 @@ test_packages=(
     docker-registry skopeo apache2-utils curl podman
     mpich libmpich-dev patchelf
     clang libclang-rt-14-dev
+    # the Slurm test cluster (tests/integration/slurm_cluster.py): Slurm 22.05
+    # daemons and clients, munge, iproute2 for its bridge and veths, and Open
+    # MPI 4.1 (PMIx only, through libpmix2) next to MPICH (PMI-2). Open MPI
+    # takes the mpicc/mpiexec alternatives: MPICH is mpicc.mpich/mpiexec.mpich.
+    slurm-wlm slurmctld slurmd slurm-client munge iproute2
+    openmpi-bin libopenmpi-dev libpmix2
 )
 
 packages=("${build_packages[@]}" "${runtime_packages[@]}")

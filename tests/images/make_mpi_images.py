@@ -34,7 +34,7 @@ glibc is older than the host's and leaves newer ones alone.
 The mpich-* images carry the host's glibc and the host's copies of every
 library the host's libmpich needs (so that the host MPI library injected by
 the hook finds its dependencies), plus /usr/local/bin/mpi_ring and
-/usr/local/bin/mpi_pingpong compiled on the host with mpicc from
+/usr/local/bin/mpi_pingpong compiled on the host with mpicc.mpich from
 tests/images/mpi/*.c. Every image has a static busybox as /bin/sh (with the
 applets of make_images.py), an /etc/ld.so.cache made with the host's
 `ldconfig -r`, /etc/sarus-test-image (name and versions), Env PATH and Cmd
@@ -183,13 +183,14 @@ class Inputs:
 
     @functools.cached_property
     def programs(self):
-        """{installed name: compiled file}: mpi/*.c with mpicc, glibc/hello.c with gcc."""
+        """{installed name: compiled file}: mpi/*.c with mpicc.mpich, glibc/hello.c with gcc."""
         bindir = os.path.join(self.tmpdir, "bin")
         os.makedirs(bindir)
         progs = {}
         for src in MPI_SOURCES + [HELLO_SOURCE]:
             name = os.path.basename(src)[:-2]
-            cc = "gcc" if src == HELLO_SOURCE else "mpicc"
+            # MPICH's own name: Open MPI (for the Slurm tests) takes over plain mpicc
+            cc = "gcc" if src == HELLO_SOURCE else "mpicc.mpich"
             progs[name] = os.path.join(bindir, name)
             subprocess.run([cc, "-O2", "-Wall", "-o", progs[name], src], check=True)
         return progs

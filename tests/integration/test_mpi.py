@@ -1,6 +1,7 @@
 """MPI and glibc hooks with real MPICH: Debian's mpich on the host, images
 from tests/images/make_mpi_images.py (MPICH 3.4.1 inside, under several ABI
-version names; glibc older and newer than the host's). mpiexec starts one
+version names; glibc older and newer than the host's). mpiexec.mpich (not
+plain mpiexec, which is Open MPI's once openmpi-bin is installed) starts one
 sarus per rank; the MPI hook replaces the container's MPI by the host's,
 ABI-checked under each MPI_COMPATIBILITY_TYPE; the glibc hook replaces an
 older glibc and leaves a newer one alone. The hook files are the ones
@@ -67,7 +68,7 @@ def configure(sarus, *options):
 
 
 def mpiexec(sarus, ranks, *args):
-    return run_as(sarus.user, ["mpiexec", "-n", str(ranks), sarus.binary, *args],
+    return run_as(sarus.user, ["mpiexec.mpich", "-n", str(ranks), sarus.binary, *args],
                   env={"SARUS_CONFIG_FILE": sarus.config_file}, timeout=120)
 
 
