@@ -9,6 +9,9 @@ build_packages=(
     build-essential cmake pkg-config
     libmount-dev libcap-dev nlohmann-json3-dev libvalijson-dev libarchive-dev
     libcurl4-openssl-dev libcli11-dev libgtest-dev libsquashfs-dev libzstd-dev libisal-dev libfuse3-dev
+    # tools/build_dropbear.sh: the SSH hook's static Dropbear, from Debian's
+    # source package (apt-get source needs dpkg-source), linked with musl
+    musl-tools dpkg-dev debian-archive-keyring
 )
 runtime_packages=(
     squashfuse fuse-overlayfs fuse3 crun runc uidmap tini squashfs-tools ca-certificates libisal2
