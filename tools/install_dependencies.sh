@@ -17,7 +17,7 @@ runtime_packages=(
     squashfuse fuse-overlayfs fuse3 crun runc uidmap tini squashfs-tools ca-certificates libisal2
 )
 test_packages=(
-    python3 python3-pytest busybox-static util-linux procps psmisc
+    python3 python3-pytest busybox-static util-linux procps psmisc file
     docker-registry skopeo apache2-utils curl podman
     mpich libmpich-dev patchelf
     clang libclang-rt-14-dev
