@@ -15,6 +15,7 @@ step "Installing dependencies (Debian packages)"
 
 step "Building and installing sarus into $prefix"
 "$repo/tools/build_and_install.sh" "$prefix"
+"$prefix/configure_installation.sh" --mode userns "$prefix"
 
 step "Preparing the host for unprivileged containers"
 "$repo/tools/prepare_host.sh"

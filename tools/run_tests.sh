@@ -24,6 +24,7 @@ fi
 rm -rf "$SARUS_PREFIX" "$SARUS_SUID_PREFIX"
 "$repo/tools/build_and_install.sh" "$SARUS_PREFIX"
 chmod 755 "$SARUS_PREFIX"
+"$SARUS_PREFIX/configure_installation.sh" --mode userns "$SARUS_PREFIX"
 cmake --install "$repo/build" --prefix "$SARUS_SUID_PREFIX" >/dev/null
 "$SARUS_SUID_PREFIX/configure_installation.sh" --mode suid "$SARUS_SUID_PREFIX"
 

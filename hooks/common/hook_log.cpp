@@ -43,6 +43,10 @@ void setLevelFromAnnotations(const std::map<std::string, std::string>& annotatio
     }
 }
 
+bool enabled(Level level) {
+    return level <= current;
+}
+
 void write(Level level, const std::string& message) {
     if (level <= current) {
         // one fprintf per line so lines of hooks running side by side do not mix

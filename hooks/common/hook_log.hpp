@@ -15,6 +15,7 @@ void setLevelFromEnvironment();
 // --verbose/--debug; the admin's HOOK_LOG_LEVEL takes precedence.
 void setLevelFromAnnotations(const std::map<std::string, std::string>& annotations);
 void write(Level level, const std::string& message);
+bool enabled(Level level);
 
 inline void error(const std::string& m) { write(Level::error, m); }
 inline void warn(const std::string& m) { write(Level::warn, m); }

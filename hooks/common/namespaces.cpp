@@ -5,6 +5,7 @@
 #include "hook_log.hpp"
 
 #include <cerrno>
+#include <cstring>
 #include <cstdlib>
 #include <fcntl.h>
 #include <fstream>
@@ -77,6 +78,19 @@ void enterMountNamespace(pid_t pid) {
     }
     log::debug("joining the mount namespace of container process " + std::to_string(pid));
     join(pid, "mnt", CLONE_NEWNS);
+}
+
+bool enterPidNamespace(pid_t pid) {
+    if (pid <= 0 || sameNamespace(pid, "pid")) {
+        return true;
+    }
+    Fd ns(::open(nsPath(pid, "pid").c_str(), O_RDONLY | O_CLOEXEC));
+    if (ns.fd < 0 || ::setns(ns.fd, CLONE_NEWPID) != 0) {
+        log::warn("cannot join the PID namespace of container process " + std::to_string(pid) + ": " +
+                  std::strerror(errno));
+        return false;
+    }
+    return true;
 }
 
 bool isRootless() {

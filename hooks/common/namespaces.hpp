@@ -10,6 +10,11 @@ namespace hook {
 // A namespace we already are in is left alone. Throws sarus::Error.
 void enterMountNamespace(pid_t pid);
 
+// Makes the children forked from now on members of pid's PID namespace (this
+// process itself stays where it is). Returns false, after a warning, when
+// the namespace cannot be joined.
+bool enterPidNamespace(pid_t pid);
+
 // Whether this process is in the host's user namespace (its root is real root).
 bool inInitialUserNamespace();
 

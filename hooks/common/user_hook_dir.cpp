@@ -3,7 +3,6 @@
 #include "error.hpp"
 #include "hook_log.hpp"
 #include "hook_main.hpp"
-#include "namespaces.hpp"
 
 #include <cerrno>
 #include <fstream>
@@ -36,14 +35,27 @@ std::filesystem::path userHookDirectory(const std::string& hookDirectory, uid_t 
     return base / userNameFromPasswdFile(passwd, uid) / ".oci-hooks" / hookDirectory;
 }
 
-void actAsUserIfRoot(uid_t uid, gid_t gid) {
-    if (::geteuid() != 0 || !inInitialUserNamespace()) {
+UserIds containerUserSeenHere(const ContainerState& state) {
+    std::ifstream in("/proc/self/uid_map");
+    for (unsigned long inside, outside, count; in >> inside >> outside >> count;) {
+        if (state.uid >= inside && state.uid - inside < count) {
+            return {state.uid, state.gid};
+        }
+    }
+    return {::geteuid(), ::getegid()};
+}
+
+void becomeContainerUser(const ContainerState& state) {
+    auto user = containerUserSeenHere(state);
+    if (::geteuid() != 0 || user.uid == 0) {
         return;
     }
-    if (::setgroups(1, &gid) != 0 || ::setresgid(gid, gid, gid) != 0 || ::setresuid(uid, uid, uid) != 0) {
-        throw sarus::systemError("cannot become user " + std::to_string(uid) + ":" + std::to_string(gid), errno);
+    if (::setgroups(1, &user.gid) != 0 || ::setresgid(user.gid, user.gid, user.gid) != 0 ||
+        ::setresuid(user.uid, user.uid, user.uid) != 0) {
+        throw sarus::systemError("cannot become user " + std::to_string(user.uid) + ":" + std::to_string(user.gid),
+                                 errno);
     }
-    log::debug("acting as user " + std::to_string(uid) + ":" + std::to_string(gid));
+    log::debug("acting as user " + std::to_string(user.uid) + ":" + std::to_string(user.gid));
 }
 
 }  // namespace hook

@@ -3,6 +3,8 @@
 // the admin's PASSWD_FILE (the host's database may not resolve in a job).
 #pragma once
 
+#include "container_state.hpp"
+
 #include <filesystem>
 #include <string>
 #include <sys/types.h>
@@ -16,9 +18,20 @@ std::string userNameFromPasswdFile(const std::filesystem::path& passwdFile, uid_
 // environment (both variables required, absolute).
 std::filesystem::path userHookDirectory(const std::string& hookDirectory, uid_t uid);
 
-// A hook that runs as real root (a SUID installation) touches the user's
-// directories only as that user: setgroups, setresgid, setresuid, for good.
-// Inside a user namespace the hook already acts as the user and stays as it is.
-void actAsUserIfRoot(uid_t uid, gid_t gid);
+struct UserIds {
+    uid_t uid = 0;
+    gid_t gid = 0;
+};
+
+// The container's user (process.user of config.json) as ids of this
+// process's user namespace: the same ids when they are mapped here (the host,
+// keep-id namespaces); else this process's own ids, as in a namespace whose
+// only id is the user (single-id maps), where its root is the user.
+UserIds containerUserSeenHere(const ContainerState& state);
+
+// A hook running as root (of the host or of a user namespace) touches the
+// user's files only as the container's user: setgroups, setresgid, setresuid,
+// for good. A hook that already is that user stays as it is.
+void becomeContainerUser(const ContainerState& state);
 
 }  // namespace hook

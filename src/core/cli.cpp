@@ -286,7 +286,9 @@ int runCommand(const std::string& name, const std::vector<std::string>& args, Pa
         return commandHooks(loadConfig(), parsers.hooksMpiOnly);
     }
     if (name == "ssh-keygen") {
-        throw Error("'sarus ssh-keygen' is not available yet in this version of sarus");
+        auto config = loadConfig();
+        suid::Privileges::dropPermanently();
+        return commandSshKeygen(config, parsers.overwriteKeys);
     }
     if (name == "run") {
         auto rest = app.remaining();

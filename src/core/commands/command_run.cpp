@@ -42,6 +42,9 @@ Error imageNotAvailable(const ImageReference& reference, const ImageStore& store
 }  // namespace
 
 int commandRun(const Config& config, const RunOptions& options) {
+    if (options.ssh) {
+        checkUserHasSshKeys(config);
+    }
     auto reference = ImageReference::parseArgument(options.image, "run").identity();
     auto store = options.centralizedRepository ? ImageStore::centralized(config) : ImageStore::local(config);
     auto image = store.find(reference);

@@ -65,5 +65,9 @@ int commandPs();
 // Lists the hook files of hooksDir (--mpi: those conditioned on com.hooks.mpi*).
 int commandHooks(const Config& config, bool mpiOnly);
 int commandKill(const std::string& name);
+// Runs the installation's ssh_hook as the user to make the keys of --ssh.
+int commandSshKeygen(const Config& config, bool overwrite);
+// Throws Sarus's message when the user has no keys for --ssh.
+void checkUserHasSshKeys(const Config& config);
 
 }  // namespace sarus
