@@ -364,7 +364,14 @@ private:
         if (settings_.pidfileOnHost.empty()) {
             return;
         }
-        auto pid = root_.readFile(settings_.pidfileInContainer);
+        // The daemon writes its pidfile after it has gone to the background.
+        std::string pid;
+        for (int attempt = 0; attempt < 200 && pid.empty(); ++attempt) {
+            pid = root_.readFile(settings_.pidfileInContainer);
+            if (pid.empty()) {
+                ::usleep(10'000);
+            }
+        }
         auto target = settings_.pidfileOnHost;
         runAsUser(state_, "write the SSH daemon's pidfile " + target, [&] {
             FileDescriptor fd(::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));

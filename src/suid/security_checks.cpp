@@ -66,6 +66,18 @@ void checkRootOwnedAndNotWritable(const fs::path& path) {
     }
 }
 
+namespace {
+
+void checkDirectoryAndEntries(const fs::path& directory) {
+    checkRootOwnedAndNotWritable(directory);
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(directory, ec)) {
+        checkRootOwnedAndNotWritable(entry.path());
+    }
+}
+
+}  // namespace
+
 void checkConfigurationFiles(const fs::path& configFile, const fs::path& schemaFile) {
     checkRootOwnedAndNotWritable(configFile);
     checkRootOwnedAndNotWritable(schemaFile);
@@ -87,13 +99,13 @@ void checkInstallation(const Config& config) {
             }
         }
     }
-    auto bin = config.prefixDir() / "bin";
-    checkRootOwnedAndNotWritable(bin);
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(bin, ec)) {
-        checkRootOwnedAndNotWritable(entry.path());
+    // The programs root runs or copies into containers: sarus and the hooks,
+    // the helpers, and the Dropbear the SSH hook installs in containers.
+    for (const auto& directory : {config.prefixDir() / "bin", config.prefixDir() / "libexec" / "sarus",
+                                  config.prefixDir() / "dropbear" / "bin"}) {
+        checkDirectoryAndEntries(directory);
     }
-    checkRootOwnedAndNotWritable(config.prefixDir() / "libexec" / "sarus" / "sarus-import");
+    std::error_code ec;
     auto hooksDir = config.stringOr("hooksDir", "");
     if (hooksDir.empty()) {
         return;

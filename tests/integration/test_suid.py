@@ -78,7 +78,9 @@ def restore_installation(suid):
         os.chmod(path, mode)
 
 
-@pytest.mark.parametrize("relative", ["etc/sarus.json", "etc/sarus.schema.json", "bin", "bin/sarus"])
+@pytest.mark.parametrize("relative", ["etc/sarus.json", "etc/sarus.schema.json", "bin", "bin/sarus",
+                                      "bin/ssh_hook", "libexec/sarus/ssh", "libexec/sarus/sarus-workdir",
+                                      "dropbear/bin", "dropbear/bin/dropbear", "dropbear/bin/dbclient"])
 def test_group_writable_installation_files_are_refused(suid, restore_installation, relative):
     path = os.path.join(suid.prefix, relative)
     mode = os.stat(path).st_mode

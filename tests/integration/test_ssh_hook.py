@@ -1,0 +1,178 @@
+"""sarus ssh-keygen and the SSH hook (run --ssh) on one node, in both modes
+and as both test users. Each container runs in a network namespace of its
+own with only loopback, so its daemon is reached on 127.0.0.1 and nothing
+listens on the host's interfaces; tests/integration/test_slurm.py covers SSH
+between the containers of several nodes."""
+
+import os
+import pwd
+import subprocess
+import time
+
+import pytest
+
+from conftest import _as_user, private_hooks_dir
+
+BUSYBOX = "load/library/busybox"
+NO_KEYS = "Failed to check the SSH keys. Hint: try to generate the SSH keys with 'sarus ssh-keygen'."
+
+
+@pytest.fixture
+def ssh(sarus, test_images):
+    sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    for _ in private_hooks_dir(sarus, "ssh"):
+        sarus.keys_dir = os.path.join(sarus.repo_base, sarus.user, ".oci-hooks", "ssh", "keys")
+        install_ssh_hook(sarus)
+        yield sarus
+
+
+def install_ssh_hook(sarus, extra_env=()):
+    import json
+    document = {
+        "version": "1.0.0",
+        "hook": {"path": os.path.join(sarus.prefix, "bin", "ssh_hook"),
+                 "args": ["ssh_hook", "start-ssh-daemon"],
+                 "env": [f"HOOK_BASE_DIR={sarus.repo_base}",
+                         f"PASSWD_FILE={os.path.join(sarus.prefix, 'etc', 'passwd')}",
+                         f"DROPBEAR_DIR={os.path.join(sarus.prefix, 'dropbear')}",
+                         "SERVER_PORT_DEFAULT=15263", *extra_env]},
+        "when": {"annotations": {"^com.hooks.ssh.enabled$": "^true$"}},
+        "stages": ["createRuntime"],
+    }
+    path = os.path.join(sarus.hooks_dir, "07-ssh-hook.json")
+    with open(path, "w") as f:
+        json.dump(document, f)
+    os.chmod(path, 0o644)
+
+
+def in_netns(sarus, *args, timeout=120):
+    """sarus ARGS as the test user inside a new network namespace (loopback only)."""
+    prefix, env, pw = _as_user(sarus.user, {"SARUS_CONFIG_FILE": sarus.config_file})
+    script = 'ip link set lo up && exec "$@"'
+    return subprocess.run(["unshare", "--net", "sh", "-c", script, "--", *prefix, sarus.binary, *args],
+                          env=env, cwd=pw.pw_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, timeout=timeout)
+
+
+def dropbear_processes(user):
+    uid = pwd.getpwnam(user).pw_uid
+    r = subprocess.run(["ps", "-u", str(uid), "-o", "comm="], stdout=subprocess.PIPE, text=True)
+    return [line for line in r.stdout.split() if line.startswith("dropbear")]
+
+
+def test_keygen_makes_the_keys_once_and_overwrite_replaces_them(ssh):
+    r = ssh.ok("ssh-keygen")
+    assert r.stdout == "Successfully generated SSH keys\n" and r.stderr == ""
+    names = sorted(os.listdir(ssh.keys_dir))
+    assert names == ["authorized_keys", "dropbear_ecdsa_host_key", "id_dropbear"]
+    uid = pwd.getpwnam(ssh.user).pw_uid
+    assert all(os.stat(os.path.join(ssh.keys_dir, n)).st_uid == uid for n in names)
+    with open(os.path.join(ssh.keys_dir, "id_dropbear"), "rb") as f:
+        first = f.read()
+    r = ssh.ok("ssh-keygen")
+    assert r.stdout == (f"SSH keys not generated because they already exist in {ssh.keys_dir}. "
+                        "Use the '--overwrite' option to overwrite the existing keys.\n")
+    with open(os.path.join(ssh.keys_dir, "id_dropbear"), "rb") as f:
+        assert f.read() == first
+    ssh.ok("ssh-keygen", "--overwrite")
+    with open(os.path.join(ssh.keys_dir, "id_dropbear"), "rb") as f:
+        assert f.read() != first
+    with open(os.path.join(ssh.keys_dir, "authorized_keys")) as f:
+        assert f.read().startswith("ecdsa-sha2-nistp256 ")
+
+
+def test_run_ssh_without_keys_fails_with_sarus_hint(ssh):
+    r = ssh("run", "--ssh", BUSYBOX, "true")
+    assert r.returncode == 1
+    assert r.stderr.strip() == NO_KEYS
+
+
+def test_ssh_reaches_the_container_daemon_as_the_user(ssh):
+    ssh.ok("ssh-keygen")
+    uid = pwd.getpwnam(ssh.user).pw_uid
+    r = in_netns(ssh, "run", "--ssh", BUSYBOX, "sh", "-c",
+                 "ssh 127.0.0.1 'echo remote-$(id -u)' 2>/dev/null")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"remote-{uid}"
+    assert dropbear_processes(ssh.user) == []  # the daemon ended with its container
+
+
+def test_remote_command_exit_status_reaches_the_caller(ssh):
+    ssh.ok("ssh-keygen")
+    r = in_netns(ssh, "run", "--ssh", BUSYBOX, "sh", "-c", "ssh 127.0.0.1 'exit 7' 2>/dev/null")
+    assert r.returncode == 7, r.stderr
+
+
+def test_port_annotation_moves_daemon_and_client(ssh):
+    ssh.ok("ssh-keygen")
+    r = in_netns(ssh, "run", "--ssh", "--annotation", "com.hooks.ssh.port=15999", BUSYBOX, "sh", "-c",
+                 "cat /opt/oci-hooks/ssh/dropbear/port; ssh 127.0.0.1 echo over-15999 2>/dev/null")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["15999", "over-15999"]
+
+
+def test_login_environment_is_the_container_environment(ssh):
+    ssh.ok("ssh-keygen")
+    r = in_netns(ssh, "run", "--ssh", "-e", "MY_JOB_VAR=it's here", BUSYBOX, "sh", "-c",
+                 ". /etc/profile.d/ssh-hook.sh; SSH_CONNECTION=x . /etc/profile.d/ssh-hook.sh; "
+                 "echo \"$MY_JOB_VAR\"")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "it's here"
+
+
+def test_the_hosts_home_ssh_directory_is_never_written(ssh):
+    """Home bind-mounted from the host: the container sees the user's own
+    ~/.ssh files, and the keys the hook adds stay in the container."""
+    ssh.ok("ssh-keygen")
+    pw = pwd.getpwnam(ssh.user)
+    home_ssh = os.path.join(pw.pw_dir, ".ssh")
+    os.makedirs(home_ssh, exist_ok=True)
+    marker = os.path.join(home_ssh, "config")
+    with open(marker, "w") as f:
+        f.write("# the user's own\n")
+    for path in (home_ssh, marker):
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    before = sorted(os.listdir(home_ssh))
+    try:
+        r = in_netns(ssh, "run", "--ssh", "--mount", f"type=bind,src={pw.pw_dir},dst={pw.pw_dir}", BUSYBOX,
+                     "sh", "-c", "cat ~/.ssh/config; ls ~/.ssh; ssh 127.0.0.1 echo ok 2>/dev/null")
+        assert r.returncode == 0, r.stderr
+        assert "# the user's own" in r.stdout and "id_dropbear" in r.stdout and r.stdout.endswith("ok\n")
+        assert sorted(os.listdir(home_ssh)) == before
+    finally:
+        os.remove(marker)
+
+
+def test_a_pidfile_on_the_host_is_written_as_the_user(ssh):
+    ssh.ok("ssh-keygen")
+    pidfile = os.path.join(ssh.workdir, "dropbear.pid")
+    r = in_netns(ssh, "run", "--ssh", "--annotation", f"com.hooks.ssh.pidfile_host={pidfile}", BUSYBOX, "true")
+    assert r.returncode == 0, r.stderr
+    assert os.stat(pidfile).st_uid == pwd.getpwnam(ssh.user).pw_uid
+    with open(pidfile) as f:
+        assert f.read().strip().isdigit()
+
+
+@pytest.mark.parametrize("annotation", [
+    "com.hooks.ssh.pidfile_host=/etc/sarus-ssh-attack.pid",
+    "com.hooks.ssh.authorize_ssh_key=/etc/shadow",
+])
+def test_annotations_never_let_root_touch_a_host_path_for_the_user(ssh, annotation):
+    """Attack (suid mode above all): paths in com.hooks.ssh.* annotations are
+    opened as the user, so /etc stays unwritable and /etc/shadow unreadable."""
+    ssh.ok("ssh-keygen")
+    r = in_netns(ssh, "run", "--ssh", "--annotation", annotation, BUSYBOX, "sh", "-c", "cat ~/.ssh/authorized_keys")
+    assert r.returncode != 0
+    assert not os.path.exists("/etc/sarus-ssh-attack.pid")
+    assert "root:" not in r.stdout
+    assert dropbear_processes(ssh.user) == []
+
+
+def test_ssh_implies_the_sync_hook_and_a_private_pid_namespace(ssh):
+    from test_slurm_global_sync_hook import configure
+    configure(ssh)
+    ssh.ok("ssh-keygen")
+    r = in_netns(ssh, "--verbose", "run", "--ssh", BUSYBOX, "sh", "-c", "echo $$")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "1"
+    assert "slurm global sync hook: the container does not run under Slurm" in r.stderr
