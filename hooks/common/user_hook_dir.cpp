@@ -6,6 +6,8 @@
 
 #include <cerrno>
 #include <fstream>
+#include <optional>
+#include <vector>
 #include <grp.h>
 #include <sstream>
 #include <unistd.h>
@@ -35,27 +37,69 @@ std::filesystem::path userHookDirectory(const std::string& hookDirectory, uid_t 
     return base / userNameFromPasswdFile(passwd, uid) / ".oci-hooks" / hookDirectory;
 }
 
-UserIds containerUserSeenHere(const ContainerState& state) {
-    std::ifstream in("/proc/self/uid_map");
-    for (unsigned long inside, outside, count; in >> inside >> outside >> count;) {
-        if (state.uid >= inside && state.uid - inside < count) {
-            return {state.uid, state.gid};
+namespace {
+
+struct IdRange {
+    unsigned long inside, outside, count;
+};
+
+std::vector<IdRange> idMap(const char* file) {
+    std::vector<IdRange> ranges;
+    std::ifstream in(file);
+    for (IdRange r{}; in >> r.inside >> r.outside >> r.count;) {
+        ranges.push_back(r);
+    }
+    return ranges;
+}
+
+std::optional<unsigned> insideIdOfOutside(const char* file, unsigned outside) {
+    for (const auto& r : idMap(file)) {
+        if (outside >= r.outside && outside - r.outside < r.count) {
+            return static_cast<unsigned>(r.inside + (outside - r.outside));
         }
+    }
+    return std::nullopt;
+}
+
+bool isMappedInside(const char* file, unsigned inside) {
+    for (const auto& r : idMap(file)) {
+        if (inside >= r.inside && inside - r.inside < r.count) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void become(uid_t uid, gid_t gid) {
+    if (::setgroups(1, &gid) != 0 || ::setresgid(gid, gid, gid) != 0 || ::setresuid(uid, uid, uid) != 0) {
+        throw sarus::systemError("cannot become user " + std::to_string(uid) + ":" + std::to_string(gid), errno);
+    }
+    log::debug("acting as user " + std::to_string(uid) + ":" + std::to_string(gid));
+}
+
+}  // namespace
+
+UserIds hostUserSeenHere(const ContainerState& state) {
+    auto uid = insideIdOfOutside("/proc/self/uid_map", state.uid);
+    auto gid = insideIdOfOutside("/proc/self/gid_map", state.gid);
+    if (uid && gid) {
+        return {*uid, *gid};
     }
     return {::geteuid(), ::getegid()};
 }
 
+void becomeUserOnHost(const ContainerState& state) {
+    auto user = hostUserSeenHere(state);
+    if (::geteuid() == 0 && user.uid != 0) {
+        become(user.uid, user.gid);
+    }
+}
+
 void becomeContainerUser(const ContainerState& state) {
-    auto user = containerUserSeenHere(state);
-    if (::geteuid() != 0 || user.uid == 0) {
-        return;
+    if (::geteuid() == 0 && state.uid != 0 && isMappedInside("/proc/self/uid_map", state.uid) &&
+        isMappedInside("/proc/self/gid_map", state.gid)) {
+        become(state.uid, state.gid);
     }
-    if (::setgroups(1, &user.gid) != 0 || ::setresgid(user.gid, user.gid, user.gid) != 0 ||
-        ::setresuid(user.uid, user.uid, user.uid) != 0) {
-        throw sarus::systemError("cannot become user " + std::to_string(user.uid) + ":" + std::to_string(user.gid),
-                                 errno);
-    }
-    log::debug("acting as user " + std::to_string(user.uid) + ":" + std::to_string(user.gid));
 }
 
 }  // namespace hook

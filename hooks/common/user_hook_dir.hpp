@@ -23,15 +23,18 @@ struct UserIds {
     gid_t gid = 0;
 };
 
-// The container's user (process.user of config.json) as ids of this
-// process's user namespace: the same ids when they are mapped here (the host,
-// keep-id namespaces); else this process's own ids, as in a namespace whose
-// only id is the user (single-id maps), where its root is the user.
-UserIds containerUserSeenHere(const ContainerState& state);
+// process.user's host ids as ids of this process's user namespace (config.json
+// holds host ids, as Sarus and keep-id engines write it); this process's own
+// ids when they are not mapped here.
+UserIds hostUserSeenHere(const ContainerState& state);
 
-// A hook running as root (of the host or of a user namespace) touches the
-// user's files only as the container's user: setgroups, setresgid, setresuid,
-// for good. A hook that already is that user stays as it is.
+// A hook running as root (of the host or of a user namespace) reads and
+// writes the user's files on the host only as the user: it becomes
+// hostUserSeenHere, for good. A hook that already is that user stays as it is.
+void becomeUserOnHost(const ContainerState& state);
+
+// Inside the container's user namespace: becomes process.user when that id
+// is mapped there and the hook is its root, for good.
 void becomeContainerUser(const ContainerState& state);
 
 }  // namespace hook

@@ -225,7 +225,7 @@ int runSlurmGlobalSyncHook() {
         }
         auto timeout = timeoutFromEnvironment();
         auto parent = userHookDirectory("slurm-global-sync", state.uid);
-        becomeContainerUser(state);
+        becomeUserOnHost(state);
         std::filesystem::create_directories(parent);
         removeStaleSyncDirectories(parent, 2 * timeout);
         std::signal(SIGTERM, onCancel);

@@ -99,7 +99,7 @@ void writeFileAt(int directory, const std::string& name, const std::string& cont
     }
 }
 
-// Runs work in a child that is the container's user (becomeContainerUser);
+// Runs work in a child that is the user on the host (becomeUserOnHost);
 // throws if it fails. The child reports its own error.
 void runAsUser(const ContainerState& state, const std::string& what, const std::function<void()>& work) {
     pid_t child = ::fork();
@@ -108,7 +108,7 @@ void runAsUser(const ContainerState& state, const std::string& what, const std::
     }
     if (child == 0) {
         try {
-            becomeContainerUser(state);
+            becomeUserOnHost(state);
             work();
             ::_exit(0);
         } catch (const std::exception& e) {
@@ -125,7 +125,7 @@ void runAsUser(const ContainerState& state, const std::string& what, const std::
 }
 
 sarus::Owner containerUser(const ContainerState& state) {
-    auto user = containerUserSeenHere(state);
+    auto user = hostUserSeenHere(state);
     return {user.uid, user.gid};
 }
 
@@ -208,10 +208,22 @@ private:
             return existing;
         }
         previous_ = FileDescriptor(::openat(existing.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        auto tmpfs = sarus::newTmpfs("mode=0700,size=4m,uid=" + std::to_string(user_.uid) +
-                                         ",gid=" + std::to_string(user_.gid),
-                                     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, "a private ~/.ssh");
-        sarus::attachMountTree(tmpfs.get(), existing.get(), "a private " + sshPath);
+        try {
+            auto tmpfs = sarus::newTmpfs("mode=0700,size=4m,uid=" + std::to_string(user_.uid) +
+                                             ",gid=" + std::to_string(user_.gid),
+                                         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                                         "a private ~/.ssh");
+            sarus::attachMountTree(tmpfs.get(), existing.get(), "a private " + sshPath);
+        } catch (const sarus::Error& e) {
+            if (!isRootless()) {
+                throw;
+            }
+            // A rootless engine may give its hooks no right to mount.
+            log::warn(std::string("ssh hook: HOOK_ROOTLESS: no private ~/.ssh (") + e.what() +
+                      "): the keys are written into the container's " + sshPath);
+            previous_.reset();
+            return existing;
+        }
         return root_.open(sshPath, O_PATH | O_DIRECTORY);
     }
 
@@ -310,7 +322,12 @@ private:
     // the user's id there), chroot into the rootfs, become the user, exec.
     [[noreturn]] void execDaemon(const std::vector<std::string>& argv, bool verbose) const {
         try {
-            joinUserNamespaceOf(state_.pid);
+            // Its network too: an engine may give the container its own.
+            bool inNetwork = joinNamespaceOf(state_.pid, "net", CLONE_NEWNET);
+            joinNamespaceOf(state_.pid, "user", CLONE_NEWUSER);
+            if (!inNetwork && !joinNamespaceOf(state_.pid, "net", CLONE_NEWNET)) {
+                log::warn("ssh hook: the SSH daemon is not in the container's network namespace");
+            }
             FileDescriptor null(::open("/dev/null", O_RDWR | O_CLOEXEC));
             if (::fchdir(root_.fd()) != 0 || ::chroot(".") != 0 || ::chdir("/") != 0) {
                 throw sarus::systemError("cannot enter the container's root", errno);
@@ -344,20 +361,23 @@ private:
         ::_exit(1);
     }
 
-    static void joinUserNamespaceOf(pid_t pid) {
-        if (pid <= 0) {
-            return;
+    // Whether this process is (now) in pid's namespace of that type.
+    bool joinNamespaceOf(pid_t pid, const char* type, int nstype) const {
+        if (pid <= 0 || !settings_.joinNamespaces) {
+            return true;
         }
         struct stat mine {}, theirs {};
-        auto path = "/proc/" + std::to_string(pid) + "/ns/user";
-        if (::stat("/proc/self/ns/user", &mine) != 0 || ::stat(path.c_str(), &theirs) != 0 ||
-            (mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev)) {
-            return;
+        auto path = "/proc/" + std::to_string(pid) + "/ns/" + type;
+        if (::stat(("/proc/self/ns/" + std::string(type)).c_str(), &mine) != 0 ||
+            ::stat(path.c_str(), &theirs) != 0 || (mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev)) {
+            return true;
         }
         FileDescriptor ns(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-        if (ns.get() < 0 || ::setns(ns.get(), CLONE_NEWUSER) != 0) {
-            log::debug("staying in this user namespace: cannot join " + path + ": " + std::strerror(errno));
+        if (ns.get() < 0 || ::setns(ns.get(), nstype) != 0) {
+            log::debug("cannot join " + path + " yet: " + std::strerror(errno));
+            return false;
         }
+        return true;
     }
 
     void copyPidfileToHost() const {

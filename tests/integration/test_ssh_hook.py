@@ -176,3 +176,43 @@ def test_ssh_implies_the_sync_hook_and_a_private_pid_namespace(ssh):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "1"
     assert "slurm global sync hook: the container does not run under Slurm" in r.stderr
+
+
+def test_standalone_in_rootless_podman(test_images):
+    """The same ssh_hook from rootless Podman's --hooks-dir (keep-id user
+    namespace, a network namespace of its own): the daemon joins the
+    container's namespaces and runs as the user."""
+    import json
+    import shutil
+    import tempfile
+    from conftest import run_as, sarus_prefix
+    prefix = sarus_prefix("userns")
+    work = tempfile.mkdtemp(prefix="sarus-podman-ssh-", dir="/var/tmp")
+    try:
+        hooks_dir = os.path.join(work, "hooks.d")
+        os.makedirs(hooks_dir)
+        log = os.path.join(work, "hooks.log")
+        with open(os.path.join(hooks_dir, "ssh.json"), "w") as f:
+            json.dump({"version": "1.0.0",
+                       "hook": {"path": os.path.join(prefix, "bin", "ssh_hook"),
+                                "args": ["ssh_hook", "start-ssh-daemon"],
+                                "env": [f"HOOK_BASE_DIR={work}", "PASSWD_FILE=/etc/passwd",
+                                        f"DROPBEAR_DIR={prefix}/dropbear", "HOOK_ROOTLESS=true"]},
+                       "when": {"annotations": {"^com.hooks.ssh.enabled$": "^true$"}},
+                       "stages": ["createRuntime"]}, f)
+        os.chmod(work, 0o777)
+        os.chmod(hooks_dir, 0o755)
+        os.chmod(os.path.join(hooks_dir, "ssh.json"), 0o644)
+        keygen = run_as("sarustest", [os.path.join(prefix, "bin", "ssh_hook"), "keygen"],
+                        env={"HOOK_BASE_DIR": work, "PASSWD_FILE": "/etc/passwd",
+                             "DROPBEAR_DIR": f"{prefix}/dropbear"})
+        assert keygen.returncode == 0, keygen.stderr
+        loaded = run_as("sarustest", ["podman", "load", "-q", "-i", os.path.join(test_images, "busybox.docker.tar")])
+        assert loaded.returncode == 0, loaded.stderr
+        r = run_as("sarustest", ["podman", "--hooks-dir", hooks_dir, "run", "--rm", "--network=none",
+                                 "--userns=keep-id", "--annotation", "com.hooks.ssh.enabled=true",
+                                 "--annotation", f"run.oci.hooks.stderr={log}", "sarus-tests/busybox",
+                                 "sh", "-c", "ssh 127.0.0.1 'echo remote-$(id -u)' 2>/dev/null"], timeout=120)
+        assert r.stdout.strip() == f"remote-{pwd.getpwnam('sarustest').pw_uid}", (r.stderr, open(log).read())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
