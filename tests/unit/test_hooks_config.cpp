@@ -183,12 +183,14 @@ TEST_F(HookFiles, TemplatesAreValidOnceThePrefixIsFilledIn) {
         write(entry.path().filename(), text);
     }
     auto files = sarus::loadHookFiles(dir, schema());
-    ASSERT_EQ(files.size(), 5u);  // in file-name order
+    ASSERT_EQ(files.size(), 7u);  // in file-name order
     EXPECT_EQ(files[0].json["hook"]["path"], "/opt/sarus/bin/amdgpu_hook");
     EXPECT_EQ(files[1].json["hook"]["path"], "/opt/sarus/bin/glibc_hook");
     EXPECT_EQ(files[2].json["hook"]["path"], "/opt/sarus/bin/mount_hook");
     EXPECT_EQ(files[3].json["hook"]["path"], "/opt/sarus/bin/mpi_hook");
-    EXPECT_EQ(files[4].json["hook"]["path"], "/opt/sarus/bin/timestamp_hook");
+    EXPECT_EQ(files[4].json["hook"]["path"], "/opt/sarus/bin/slurm_global_sync_hook");
+    EXPECT_EQ(files[5].json["hook"]["path"], "/opt/sarus/bin/ssh_hook");
+    EXPECT_EQ(files[6].json["hook"]["path"], "/opt/sarus/bin/timestamp_hook");
 }
 
 TEST(HooksInOciConfig, WrittenWithTheirOutputFileAndNeverTheUsers) {
