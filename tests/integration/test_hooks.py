@@ -176,6 +176,7 @@ def test_hook_order_and_stages(hooks, logdir, host_files):
 
 
 def test_a_flag_or_annotation_no_hook_acts_on_is_a_warning(hooks, logdir):
+    hooks.ok("ssh-keygen")  # --ssh needs the keys before anything else
     r = hooks.ok("run", "--ssh", "--annotation", "com.hooks.example.enabled=true", BUSYBOX, "true")
     assert f"no hook in {hooks.hooks_dir} acts on com.hooks.ssh.enabled" in r.stderr
     assert f"no hook in {hooks.hooks_dir} acts on com.hooks.example.enabled" in r.stderr
