@@ -295,6 +295,15 @@ void ContainerCgroups::enter() const {
     }
 }
 
+std::vector<int> ContainerCgroups::descriptors() const {
+    std::vector<int> fds;
+    for (const auto& directory : directories_) {
+        fds.push_back(directory.parent.get());
+        fds.push_back(directory.self.get());
+    }
+    return fds;
+}
+
 void ContainerCgroups::killAndRemove() {
     for (const auto& directory : directories_) {
         if (directory.hierarchy.unified && writeText(directory.self.get(), "cgroup.kill", "1")) {
@@ -305,8 +314,16 @@ void ContainerCgroups::killAndRemove() {
         killMembers(directory.self.get());
     }
     for (auto& directory : directories_) {
+        // Only the directory made for this container: after it is gone, a
+        // later container of a reused supervisor pid may have the same name.
+        struct stat ours {}, named {};
+        bool same = ::fstat(directory.self.get(), &ours) == 0 &&
+                    ::fstatat(directory.parent.get(), leaf_.c_str(), &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    ours.st_ino == named.st_ino && ours.st_dev == named.st_dev;
         directory.self.reset();
-        removeTree(directory.parent.get(), leaf_);
+        if (same) {
+            removeTree(directory.parent.get(), leaf_);
+        }
     }
     directories_.clear();
 }

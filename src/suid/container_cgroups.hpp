@@ -57,6 +57,8 @@ public:
     void enter() const;
     // Kills every process left in them and removes the directories.
     void killAndRemove();
+    // The descriptors it holds (a forked reaper keeps them, closes the rest).
+    std::vector<int> descriptors() const;
 
 private:
     struct Directory {

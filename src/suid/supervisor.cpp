@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <sched.h>
@@ -63,6 +64,42 @@ int waitForSandboxOrCaller(pid_t sandbox, int parentAliveFd) {
     }
 }
 
+// A batch system that SIGKILLs every process of a job step at once (Slurm's
+// proctrack/linuxproc walks the process tree from the step) kills this
+// supervisor with its container, before it can remove the cgroups. A
+// detached reaper, no longer in that tree, removes them once every holder of
+// the pipe's write end (this supervisor and the sandbox) is gone; after a
+// normal end it finds nothing left to do. Returns the write end to hold.
+FileDescriptor startCgroupReaper(ContainerCgroups& cgroups) {
+    int fds[2];
+    makePipe(fds);
+    FileDescriptor readEnd(fds[0]), writeEnd(fds[1]);
+    pid_t child = ::fork();
+    if (child < 0) {
+        throw systemError("cannot start the cgroup reaper", errno);
+    }
+    if (child == 0) {
+        if (::fork() != 0) {
+            _exit(0);  // the reaper is orphaned: out of the job's process tree
+        }
+        ::setsid();
+        auto keep = cgroups.descriptors();
+        keep.push_back(readEnd.get());
+        closeDescriptorsExcept(keep);
+        int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+        for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
+            ::dup2(null, fd);
+        }
+        char byte;
+        while (::read(readEnd.get(), &byte, 1) != 0 && errno == EINTR) {
+        }
+        cgroups.killAndRemove();
+        _exit(0);
+    }
+    waitForExit(child);
+    return writeEnd;
+}
+
 std::vector<DeviceRule> deviceRules(const ContainerSpec& spec) {
     auto rules = defaultDeviceRules();
     for (const auto& device : spec.devices) {
@@ -99,6 +136,7 @@ int superviseContainer(SandboxPlan& plan, int parentAliveFd, int statusFd) {
     closeDescriptorsExcept(keep);
     auto cgroups = ContainerCgroups::createBelow(::getpid(), "sarus-" + std::to_string(::getpid()));
     cgroups.restrictDevices(deviceRules(plan.spec));
+    auto reaperPipe = startCgroupReaper(cgroups);
     log::debug("supervisor: cgroups ready below the caller's");
 
     pid_t self = ::getpid();

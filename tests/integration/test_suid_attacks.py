@@ -523,6 +523,38 @@ def test_kill_9_leaves_no_cgroup(suid, job_cgroup):
     assert wait_for_no_leftovers(suid.user) == []
 
 
+def process_tree(pid):
+    """pid and all its descendants (as Slurm's proctrack/linuxproc finds a step's processes)."""
+    tree = [pid]
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                for child in f.read().split():
+                    tree += process_tree(int(child))
+        except OSError:
+            pass
+    return tree
+
+
+def test_sigkill_of_the_whole_process_tree_leaves_no_cgroup(suid, job_cgroup):
+    """A batch system that SIGKILLs every process of a step at once kills the
+    supervisor with its container; the cgroups must go all the same."""
+    job = job_cgroup()
+    p = popen_as(suid.user, [suid.binary, "run", BUSYBOX, "sh", "-c", "echo ready; exec sleep 1000"],
+                 preexec_fn=job.enter)
+    assert p.stdout.readline() == "ready\n"
+    assert cgroup_leftovers() != []
+    tree = process_tree(p.pid)
+    assert len(tree) >= 3, tree  # sarus, the supervisor, the sandbox, the container...
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    p.wait()
+    assert wait_for_no_leftovers(suid.user) == []
+
+
 # --- 6. --pid=host and kill -9 --------------------------------------------------------
 
 def test_kill_9_with_pid_host_leaves_no_process_or_loop_device(suid):
