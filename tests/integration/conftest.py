@@ -382,3 +382,29 @@ def run_rootless_crun_bundle(bundle, user, args, hooks):
                cwd=bundle, env={"XDG_RUNTIME_DIR": ""})
     log = open(hooks_log).read() if os.path.exists(hooks_log) else ""
     return r, log
+
+
+# --- the Slurm test cluster ---------------------------------------------------
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A running multi-node Slurm cluster (slurm_cluster.SlurmCluster: one
+    slurmctld on the host, slurmd node1..node3 in their own network, UTS and
+    mount namespaces), started once per session and stopped at its end.
+    Helpers: srun/sbatch/scancel(user, *args, sarus=None, env=None) run as a
+    test user with SLURM_CONF set and, with sarus=, that installation's bin
+    first in PATH and its SARUS_CONFIG_FILE; leftovers(user) and
+    wait_for_no_leftovers(user) look on every node. Needs root."""
+    if os.geteuid() != 0:
+        pytest.skip("the Slurm test cluster needs root (namespaces, a bridge, slurmd)")
+    from slurm_cluster import SlurmCluster, exclusive
+    with exclusive():     # another test session on this machine waits for this one's end
+        cluster = SlurmCluster()
+        try:
+            cluster.start()
+        except RuntimeError as e:
+            pytest.fail(f"the Slurm test cluster did not start: {e}")
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
