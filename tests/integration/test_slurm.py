@@ -281,6 +281,51 @@ def test_openmpi_wires_up_over_pmix_across_nodes(slurm_cluster, mpi_programs):
                                              for i in range(6)], failure(r)
 
 
+@pytest.fixture(scope="module")
+def mpi_sarus(cluster_sarus, mpi_images):
+    """cluster_sarus with mpich-older loaded and, per mode, a hooksDir under
+    the prefix (root-owned like its ancestors, as the suid checks want) with
+    the hook files configure_mpi_hooks.sh writes for the host's MPICH."""
+    directories, original = [], {}
+    try:
+        for mode in MODES:
+            prefix = _installed(mode)
+            directory = tempfile.mkdtemp(prefix="hooks.d.slurm-", dir=os.path.join(prefix, "etc"))
+            os.chmod(directory, 0o755)
+            directories.append(directory)
+            subprocess.run([os.path.join(prefix, "configure_mpi_hooks.sh"), "--hooks-dir", directory, prefix],
+                           check=True, stdout=subprocess.DEVNULL)
+            for s in cluster_sarus.values():
+                if s.mode == mode:
+                    original[(s.mode, s.user)] = s.config["hooksDir"]
+                    s.config["hooksDir"] = directory
+                    s.write_config()
+        for s in cluster_sarus.values():
+            s.ok("load", os.path.join(mpi_images, "mpich-older.tar"), "mpich-older")
+        yield cluster_sarus
+    finally:
+        for key, hooks_dir in original.items():
+            cluster_sarus[key].config["hooksDir"] = hooks_dir
+            cluster_sarus[key].write_config()
+        for directory in directories:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.mark.parametrize("mode,user", COMBOS, ids=COMBO_IDS)
+def test_srun_pmi2_sarus_run_mpi_across_nodes(slurm_cluster, mpi_sarus, mode, user):
+    # Slurm's pmi2 plugin hands each task PMI_FD; the MPI hook swaps the
+    # image's MPICH 3.4.1 for the host's 4.0.2, which wires up through it.
+    s = mpi_sarus[(mode, user)]
+    r = slurm_cluster.srun(user, "--mpi=pmi2", "-N3", "--ntasks-per-node=2", "sarus", "run", "--mpi",
+                           "load/library/mpich-older", "/usr/local/bin/mpi_ring", sarus=s)
+    assert r.returncode == 0, failure(r)
+    version = subprocess.run(["mpichversion"], stdout=subprocess.PIPE, text=True, check=True).stdout
+    version = re.search(r"MPICH Version:\s*(\S+)", version).group(1)
+    assert sorted(r.stdout.splitlines()) == sorted([f"rank {i} of 6 library: MPICH Version:\t{version}"
+                                                    for i in range(6)] + ["ring ok: token 6"]), failure(r)
+    assert_no_leftovers(slurm_cluster, user)
+
+
 # --- scancel and time limits: nothing may stay on the nodes -----------------------
 
 def node_processes_named(cluster, command):
