@@ -37,6 +37,11 @@ echo "=== unit tests under AddressSanitizer and UndefinedBehaviorSanitizer"
 echo "=== fuzzing the parsers root relies on (${SARUS_FUZZ_SECONDS:-30} s per target)"
 "$repo/tools/run_fuzzers.sh" "${SARUS_FUZZ_SECONDS:-30}"
 
+# The integration tests that need Slurm (test_slurm.py...) start a cluster of
+# their own once, tests/integration/slurm_cluster.py: slurmctld on this host
+# and three slurmd in their own namespaces on a private bridge (10.77.0.0/24),
+# state in /var/lib/sarus-test-slurm, /etc/slurm and systemd untouched; it is
+# stopped at the end of the session. By hand: slurm_cluster.py start|stop.
 echo "=== integration tests"
 cd "$repo/tests/integration"
 /usr/bin/python3 -m pytest -p no:cacheprovider -q -rs "$@"
