@@ -6,8 +6,10 @@
 #include "manifest.hpp"
 
 #include <cerrno>
+#include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 namespace sarus {
@@ -54,6 +56,34 @@ void BlobCache::publish(UnnamedFile& file, const std::string& digest) const {
 
 void BlobCache::remove(const std::string& digest) const {
     ::unlink(pathOf(digest).c_str());
+}
+
+namespace {
+
+const char* const verifiedAttribute = "user.sarus.verified";
+
+std::string verifiedStamp(int fd, const std::string& digest) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        return "";
+    }
+    return digest + " " + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." +
+           std::to_string(st.st_mtim.tv_nsec);
+}
+
+}  // namespace
+
+void BlobCache::markVerified(int fd, const std::string& digest) {
+    auto stamp = verifiedStamp(fd, digest);
+    if (!stamp.empty() && ::fsetxattr(fd, verifiedAttribute, stamp.data(), stamp.size(), 0) != 0) {
+        log::debug("no verification stamp on the cached blob " + digest + ": " + std::strerror(errno));
+    }
+}
+
+bool BlobCache::isMarkedVerified(int fd, const std::string& digest) {
+    char value[256];
+    auto n = ::fgetxattr(fd, verifiedAttribute, value, sizeof value);
+    return n > 0 && std::string(value, static_cast<std::size_t>(n)) == verifiedStamp(fd, digest);
 }
 
 }  // namespace sarus

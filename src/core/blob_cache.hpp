@@ -32,6 +32,13 @@ public:
     // Drops a cached blob that turned out to be corrupt.
     void remove(const std::string& digest) const;
 
+    // A stamp on the blob (an extended attribute with the digest and the
+    // file's size and modification time) saying its digest was checked: a
+    // later pull uses it without hashing it again unless the file changed.
+    // Without extended attributes there is no stamp and blobs are hashed.
+    static void markVerified(int fd, const std::string& digest);
+    static bool isMarkedVerified(int fd, const std::string& digest);
+
 private:
     std::filesystem::path directory_;
 };

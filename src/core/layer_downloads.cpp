@@ -123,14 +123,20 @@ bool LayerDownloads::useCached(std::size_t layer) {
     if (!fd) {
         return false;
     }
-    // Verified before use (SHA-256 runs at GB/s): a damaged cache entry is
-    // replaced by a fresh download instead of failing the pull.
-    auto actual = hashFile(fd->get(), static_cast<std::uint64_t>(d.size));
-    if (actual != d.digest) {
-        log::warn("cached blob " + cache_.pathOf(d.digest).string() + " is corrupt (digest " + actual +
-                  "): downloading it again");
-        cache_.remove(d.digest);
-        return false;
+    // A blob stamped when its digest was checked and unchanged since is used
+    // as it is; any other is hashed first, and a damaged one is replaced by a
+    // fresh download instead of failing the pull.
+    if (BlobCache::isMarkedVerified(fd->get(), d.digest)) {
+        log::debug("cached blob " + d.digest + " unchanged since its digest was checked: not hashed again");
+    } else {
+        auto actual = hashFile(fd->get(), static_cast<std::uint64_t>(d.size));
+        if (actual != d.digest) {
+            log::warn("cached blob " + cache_.pathOf(d.digest).string() + " is corrupt (digest " + actual +
+                      "): downloading it again");
+            cache_.remove(d.digest);
+            return false;
+        }
+        BlobCache::markVerified(fd->get(), d.digest);
     }
     auto& stream = *streams_[layer];
     stream.attach(fd->get());
@@ -174,6 +180,7 @@ void LayerDownloads::download(http::Client& client, std::size_t layer) {
         throw Error("blob " + d.digest + " from registry " + registry_.server() +
                     " is corrupt: its content has digest " + actual + " (the blob was not kept)");
     }
+    BlobCache::markVerified(file->fd(), d.digest);
     cache_.publish(*file, d.digest);
     stream.complete();
     progress_.downloaded(layer);

@@ -658,6 +658,19 @@ def test_corrupt_cache_entry_is_downloaded_again(sarus, registries):
     assert_cache_is_verified(sarus)
 
 
+def test_a_cached_blob_checked_when_stored_is_not_hashed_again(sarus, registries):
+    configure(sarus, registries)
+    server = registries.plain.address
+    sarus.ok("pull", f"{server}/sarus-tests/busybox")
+    sarus.ok("rmi", f"{server}/sarus-tests/busybox")
+    cache = os.path.join(sarus.repository, "cache")
+    (blob,) = os.listdir(cache)
+    assert os.getxattr(os.path.join(cache, blob), "user.sarus.verified").decode().startswith(blob + " ")
+    r = sarus.ok("--debug", "pull", f"{server}/sarus-tests/busybox")
+    assert "unchanged since its digest was checked: not hashed again" in r.stderr, r.stderr
+    assert_oracle(os.path.join(registries.images, "busybox.docker.tar"), image_path(sarus, server, "sarus-tests/busybox"))
+
+
 def store_without_cache(sarus):
     return {k: v for k, v in tree_snapshot(sarus.repository).items() if not k.startswith("cache")}
 
