@@ -60,6 +60,7 @@ struct Parsers {
     LoadOptions load;
     RmiOptions rmi;
     ImagesOptions images;
+    BundleOptions bundle;
     bool hooksMpiOnly = false;
     std::string killTarget;
     bool overwriteKeys = false;
@@ -90,6 +91,11 @@ struct Parsers {
         apps["kill"]->add_option("NAME", killTarget)->required();
         apps["ssh-keygen"]->add_flag("--overwrite", overwriteKeys, "Overwrite the SSH keys if they already exist");
         apps["help"]->add_option("COMMAND", helpTopic);
+        auto& bundleApp = *apps["bundle"];
+        bundleApp.add_flag("--centralized-repository", bundle.centralizedRepository,
+                           "Use centralized repository instead of the local one");
+        bundleApp.add_option("IMAGE", bundle.image)->required();
+        bundleApp.add_option("DIR", bundle.directory)->required();
     }
 
     void addRunOptions(CLI::App& app) {
@@ -327,6 +333,9 @@ int runCommand(const std::string& name, const std::vector<std::string>& args, Pa
     auto config = loadConfig();
     if (name == "images") {
         return commandImages(config, parsers.images);
+    }
+    if (name == "bundle") {
+        return commandBundle(config, parsers.bundle);
     }
 #ifndef SARUS_IMPORT_IN_HELPER
     if (name == "load") {

@@ -64,6 +64,10 @@ std::string optionNames(const CLI::Option& option) {
 
 const std::vector<CommandDescription>& commandDescriptions() {
     static const std::vector<CommandDescription> commands = {
+        {"bundle", "sarus bundle [OPTIONS] REPOSITORY[:TAG] DIR",
+         "Create an OCI bundle of an image for Slurm's srun --container",
+         "Note: REPOSITORY[:TAG] has to be specified as\n      displayed by the \"sarus images\" command.\n"
+         "      DIR must be new or empty; the bundle holds no copy of the image."},
         {"help", "sarus help [COMMAND]", "Print help message about a command", ""},
         {"hooks", "sarus hooks [OPTIONS]", "List configured hooks", ""},
         {"images", "sarus images [OPTIONS]", "List locally available images", ""},

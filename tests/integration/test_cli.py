@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-COMMANDS = ["help", "hooks", "images", "kill", "load", "ps", "pull", "rmi", "run", "ssh-keygen", "version"]
+COMMANDS = ["bundle", "help", "hooks", "images", "kill", "load", "ps", "pull", "rmi", "run", "ssh-keygen", "version"]
 DIGEST = "sha256:778fdd9f62a6d7c0e53a97489ab3db17738bc5c1acf09a18738a2a674025eae6"
 
 

@@ -2,6 +2,8 @@
 // into these option structs; commands return the process exit code.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -9,6 +11,7 @@
 namespace sarus {
 
 class Config;
+struct ImageMetadata;
 
 struct ImagesOptions {
     bool digests = false;
@@ -69,5 +72,19 @@ int commandKill(const std::string& name);
 int commandSshKeygen(const Config& config, bool overwrite);
 // Throws Sarus's message when the user has no keys for --ssh.
 void checkUserHasSshKeys(const Config& config);
+
+// `sarus bundle`: DIR/config.json naming the image (annotation
+// com.sarus.image) and an empty DIR/rootfs, for Slurm's --container with
+// <prefix>/libexec/sarus/sarus-oci-runtime in oci.conf.
+struct BundleOptions {
+    std::string image;
+    std::string directory;
+    bool centralizedRepository = false;
+};
+int commandBundle(const Config& config, const BundleOptions& options);
+// Its config.json: process args, env and cwd as `sarus run IMAGE` has them
+// from the image (sarus.json's "environment" is left to `sarus run`).
+nlohmann::json bundleConfig(const ImageMetadata& image, const std::string& reference, bool centralizedRepository,
+                            unsigned uid, unsigned gid);
 
 }  // namespace sarus
