@@ -37,6 +37,8 @@ answers on /run/munge/munge.socket.2 it is used; otherwise a private munged
 Command line (as root):
     tests/integration/slurm_cluster.py start [--nodes N]   # stops leftovers first
     tests/integration/slurm_cluster.py stop
+    (start and stop refuse while a test session holds the cluster, see
+    exclusive(); --force goes on anyway)
     tests/integration/slurm_cluster.py status
     eval "$(tests/integration/slurm_cluster.py env)"     # SLURM_CONF for srun, sbatch...
 
@@ -650,6 +652,22 @@ class SlurmCluster:
                 return found
             time.sleep(0.2)
 
+    # --- Slurm's native containers (test_oci_runtime.py) ---------------------
+
+    @contextlib.contextmanager
+    def oci_conf(self, text):
+        """STATE_DIR/oci.conf, next to slurm.conf, while the body runs:
+        slurmstepd reads it at every step with --container (no restart);
+        without it Slurm ignores --container."""
+        path = os.path.join(self.state, "oci.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o644)
+        try:
+            yield path
+        finally:
+            os.unlink(path)
+
     def status(self):
         info = self._load()
         lines = [f"state directory: {self.state}"]
@@ -702,7 +720,8 @@ def exclusive(state_dir=STATE_DIR, timeout=1800):
                 break
             except BlockingIOError:
                 if time.time() > deadline:
-                    raise RuntimeError(f"{lock.name} held by another session for {timeout} s")
+                    raise RuntimeError(f"{lock.name} held by another session"
+                                       + (f" for {timeout} s" if timeout else ""))
                 time.sleep(1)
         try:
             yield
@@ -728,16 +747,27 @@ def main():
     parser = argparse.ArgumentParser(description="sarus' Slurm test cluster (run as root)")
     parser.add_argument("command", choices=("start", "stop", "status", "env"))
     parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--force", action="store_true",
+                        help="start or stop even while a test session holds the cluster")
     args = parser.parse_args()
     cluster = SlurmCluster(nodes=args.nodes)
-    if args.command == "start":
-        cluster.start()
-        print(f"started in {cluster.startup_seconds:.1f} s: slurmctld ({CONTROLLER}, {CONTROLLER_ADDR}), "
-              f"{', '.join(f'{n} ({a})' for n, a in cluster.addresses.items())}")
-        print(f"export SLURM_CONF={cluster.conf}")
-    elif args.command == "stop":
-        cluster.stop()
-        print("stopped")
+    if args.command in ("start", "stop"):
+        lock = contextlib.nullcontext() if args.force else exclusive(timeout=0)
+        try:
+            with lock:
+                if args.command == "start":
+                    cluster.start()
+                else:
+                    cluster.stop()
+        except RuntimeError as e:
+            sys.exit(f"slurm_cluster.py: {e}" + ("" if args.force or "held by" not in str(e) else
+                                                 " (a test session is using the cluster; --force to go on)"))
+        if args.command == "start":
+            print(f"started in {cluster.startup_seconds:.1f} s: slurmctld ({CONTROLLER}, {CONTROLLER_ADDR}), "
+                  f"{', '.join(f'{n} ({a})' for n, a in cluster.addresses.items())}")
+            print(f"export SLURM_CONF={cluster.conf}")
+        else:
+            print("stopped")
     elif args.command == "status":
         print(cluster.status())
     else:
