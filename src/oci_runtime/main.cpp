@@ -83,8 +83,7 @@ std::vector<char*> pointers(std::vector<std::string>& strings) {
     throw RuntimeError(message + " (see 'sarus-oci-runtime --help')");
 }
 
-// Options first, then exactly `count` positional arguments (the last of
-// which may be optional).
+// A command's options, its ID and, for kill, a signal.
 struct Arguments {
     std::vector<std::string> positional;
     std::string bundle = ".";
