@@ -1,15 +1,13 @@
-// A libarchive reader over a downloading layer. Gzip layers (nearly all of
-// them) are decompressed here with ISA-L instead of libarchive's zlib filter,
-// which is several times slower; zstd and plain tar go to libarchive as they
-// are.
+// A libarchive reader over a downloading layer, as LayerDecoder hands it
+// out: gzip layers (nearly all of them) already decompressed with ISA-L
+// instead of libarchive's zlib filter, which is several times slower; zstd
+// and plain tar as they are, for libarchive.
 #pragma once
 
-#include "gzip_decoder.hpp"
 #include "image_archive.hpp"
-#include "layer_stream.hpp"
+#include "layer_decoder.hpp"
 
 #include <memory>
-#include <vector>
 
 struct archive;
 
@@ -18,7 +16,7 @@ namespace sarus {
 class LayerReader {
 public:
     // Throws sarus::Error if libarchive cannot open the stream.
-    LayerReader(LayerStream& stream, const std::string& layerName);
+    LayerReader(LayerDecoder& decoder, std::size_t layer, const std::string& layerName);
     LayerReader(const LayerReader&) = delete;
     LayerReader& operator=(const LayerReader&) = delete;
 
@@ -28,10 +26,8 @@ private:
     static long read(archive* reader, void* self, const void** buffer);
     std::size_t produce(const void** buffer);
 
-    LayerStream& stream_;
-    bool detected_ = false;
-    std::unique_ptr<GzipDecoder> gzip_;
-    std::vector<char> output_;
+    LayerDecoder& decoder_;
+    std::size_t layer_;
     std::unique_ptr<archive, ArchiveReaderDeleter> reader_;
 };
 

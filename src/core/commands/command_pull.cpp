@@ -15,6 +15,7 @@
 #include "image_store.hpp"
 #include "layer_downloads.hpp"
 #include "layer_flattener.hpp"
+#include "layer_decoder.hpp"
 #include "layer_reader.hpp"
 #include "log.hpp"
 #include "manifest.hpp"
@@ -142,13 +143,18 @@ nlohmann::json fetchImageConfig(RegistryClient& registry, http::Client& client,
 // Flattens every layer as soon as its download streams in.
 FlattenStats flattenLayers(LayerDownloads& downloads, const manifest::Manifest& image,
                            LayerFlattener& flattener, PullProgress& progress) {
+    std::vector<LayerStream*> streams;
+    for (std::size_t i = 0; i < image.layers.size(); ++i) {
+        streams.push_back(&downloads.stream(i));
+    }
+    LayerDecoder decoder(streams);
     for (std::size_t i = 0; i < image.layers.size(); ++i) {
         const auto& layer = image.layers[i];
         auto& stream = downloads.stream(i);
         progress.flattening(i);
         auto name = "layer " + std::to_string(i + 1) + " (" + layer.digest + ")";
         try {
-            LayerReader reader(stream, name);
+            LayerReader reader(decoder, i, name);
             flattener.addLayer(reader.get(), name);
             // The tar reader stops at the end-of-archive marker: the digest
             // check needs the whole blob.
