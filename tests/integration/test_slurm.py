@@ -103,7 +103,7 @@ def test_native_srun_runs_on_every_node(slurm_cluster, user):
 
 def test_nodes_have_their_own_tmp_shm_hosts_and_network(slurm_cluster):
     script = ("echo $(hostname) > /tmp/mine; echo $(hostname) > /dev/shm/mine; "
-              "echo $(hostname) tmp=$(ls /tmp | tr '\\n' ,) shm=$(ls /dev/shm | tr '\\n' ,) "
+              "echo $(hostname) tmp=$(ls /tmp | grep -x mine | tr '\\n' ,) shm=$(ls /dev/shm | grep -x mine | tr '\\n' ,) "
               "tmpval=$(cat /tmp/mine) links=$(ls /sys/class/net | sort | tr '\\n' ,) "
               "hosts=$(getent hosts node1 node2 node3 slurmctl | awk '{print $1}' | tr '\\n' ,)")
     r = slurm_cluster.srun("sarustest", "-N3", "sh", "-c", script)
