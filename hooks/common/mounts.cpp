@@ -24,18 +24,6 @@ namespace {
 
 using sarus::FileDescriptor;
 
-// The container's rootfs with the mounts the engine (or runtime) made its
-// own: the rootfs itself and its /dev. Anything else is a directory of the
-// host, where the container's user creates what is missing.
-sarus::RootDirectory openRootfs(const ContainerState& state) {
-    sarus::RootDirectory root(state.rootfs);
-    FileDescriptor dev(::openat(root.fd(), "dev", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (dev.get() >= 0) {
-        root.declareOwnMount(dev.get());
-    }
-    return root;
-}
-
 sarus::CreationPolicy creationPolicy(const ContainerState& state) {
     return {{0, 0}, {state.uid, state.gid}, std::nullopt};
 }
@@ -48,7 +36,7 @@ bool isDirectory(int fd) {
 std::string bindOnto(const ContainerState& state, const std::string& source, const std::string& destination,
                      std::uint64_t attributes) {
     auto tree = sarus::cloneMountTree(AT_FDCWD, source, source);
-    auto root = openRootfs(state);
+    auto root = openContainerRootfs(state);
     auto target = root.ensureMountPoint(destination, isDirectory(tree.get()), creationPolicy(state));
     auto inRoot = root.containerPathOf(target.get());
     sarus::setMountTreeAttributes(tree.get(), MOUNT_ATTR_NOSUID | attributes, source);
@@ -79,6 +67,15 @@ std::string cgroupPath(pid_t pid) {
 
 }  // namespace
 
+sarus::RootDirectory openContainerRootfs(const ContainerState& state) {
+    sarus::RootDirectory root(state.rootfs);
+    sarus::FileDescriptor dev(::openat(root.fd(), "dev", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (dev.get() >= 0) {
+        root.declareOwnMount(dev.get());
+    }
+    return root;
+}
+
 void bindMount(const ContainerState& state, const sarus::BindMount& mount) {
     // Not nodev: the administrator's mounts may hold device nodes (/dev/infiniband).
     auto inRoot = bindOnto(state, mount.source, mount.destination, mount.readonly ? MOUNT_ATTR_RDONLY : 0);
@@ -87,7 +84,7 @@ void bindMount(const ContainerState& state, const sarus::BindMount& mount) {
 
 bool createSymlinkIfMissing(const ContainerState& state, const std::string& directory, const std::string& name,
                             const std::string& target) {
-    auto root = openRootfs(state);
+    auto root = openContainerRootfs(state);
     auto parent = root.ensureDirectory(directory, creationPolicy(state));
     auto where = root.containerPathOf(parent.get()) + "/" + name;
     if (!root.createSymlink(parent.get(), name, target, creationPolicy(state))) {

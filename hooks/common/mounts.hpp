@@ -4,11 +4,16 @@
 
 #include "container_state.hpp"
 #include "mount_options.hpp"
+#include "root_directory.hpp"
 
 #include <filesystem>
 #include <sys/types.h>
 
 namespace hook {
+
+// The container's rootfs with the mounts the engine made its own (the rootfs
+// itself and its /dev); anything else there is a directory of the host.
+sarus::RootDirectory openContainerRootfs(const ContainerState& state);
 
 // Binds mount.source onto mount.destination resolved inside the container's
 // rootfs from a descriptor (symlinks of the image or of a bind-mounted

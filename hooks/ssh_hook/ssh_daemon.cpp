@@ -5,6 +5,8 @@
 #include "hook_log.hpp"
 #include "hook_main.hpp"
 #include "mount_tree.hpp"
+#include "mounts.hpp"
+#include "process.hpp"
 #include "namespaces.hpp"
 #include "root_directory.hpp"
 #include "ssh_keys.hpp"
@@ -116,10 +118,7 @@ void runAsUser(const ContainerState& state, const std::string& what, const std::
         }
         ::_exit(1);
     }
-    int status = 0;
-    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (sarus::waitForExit(child) != 0) {
         throw sarus::Error("cannot " + what);
     }
 }
@@ -127,15 +126,6 @@ void runAsUser(const ContainerState& state, const std::string& what, const std::
 sarus::Owner containerUser(const ContainerState& state) {
     auto user = hostUserSeenHere(state);
     return {user.uid, user.gid};
-}
-
-sarus::RootDirectory openRootfs(const ContainerState& state) {
-    sarus::RootDirectory root(state.rootfs);
-    FileDescriptor dev(::openat(root.fd(), "dev", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (dev.get() >= 0) {
-        root.declareOwnMount(dev.get());
-    }
-    return root;
 }
 
 std::string parentOf(const std::string& path) {
@@ -146,7 +136,10 @@ std::string parentOf(const std::string& path) {
 class SshSetup {
 public:
     SshSetup(const ContainerState& state, DaemonSettings settings)
-        : state_(state), settings_(std::move(settings)), root_(openRootfs(state)), user_(containerUser(state)) {
+        : state_(state),
+          settings_(std::move(settings)),
+          root_(openContainerRootfs(state)),
+          user_(containerUser(state)) {
         rootPolicy_ = {{::geteuid(), ::getegid()}, {state.uid, state.gid}, std::nullopt};
         userPolicy_ = {user_, {state.uid, state.gid}, std::nullopt};
     }
@@ -308,10 +301,7 @@ private:
         if (child == 0) {
             execDaemon(argv, verbose);
         }
-        int status = 0;
-        while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-        }
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        if (sarus::waitForExit(child) != 0) {
             throw sarus::Error("the SSH daemon did not start on port " + std::to_string(settings_.port) +
                                " (is the port in use?)" + (verbose ? "" : "; --debug shows its messages"));
         }
