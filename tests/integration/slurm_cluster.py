@@ -160,7 +160,8 @@ def _disable_ipv6(link):
         pass        # no IPv6 in this kernel
 
 
-def _cmdline(pid):
+def cmdline(pid):
+    """The command line of pid, "" when it is gone."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
@@ -464,7 +465,7 @@ class SlurmCluster:
         state directory, whatever the state file says."""
         found = []
         for pid in _pids():
-            cmd = _cmdline(pid)
+            cmd = cmdline(pid)
             try:
                 owner = os.stat(f"/proc/{pid}").st_uid
             except OSError:
@@ -487,7 +488,7 @@ class SlurmCluster:
         daemons += [p for p in self._ours() if p not in daemons]
         node_ns = {v.get(k) for v in info.get("nodes", {}).values() for k in ("netns", "utsns")} - {None}
         node_ns |= {_ns(p, kind) for p in daemons for kind in ("net", "uts")} - set(own.values()) - {None}
-        slurmds = [p for p in daemons if _cmdline(p).startswith("slurmd ")]
+        slurmds = [p for p in daemons if cmdline(p).startswith("slurmd ")]
         munged = info.get("munged")
         # slurmd and slurmctld first (a clean shutdown), then what is left in the nodes
         below = _descendants(slurmds)
@@ -504,7 +505,7 @@ class SlurmCluster:
             os.unlink(self._state_file)
 
     def _is_ours(self, pid):
-        return self.state in _cmdline(pid)
+        return self.state in cmdline(pid)
 
     # --- running things -------------------------------------------------------
 
@@ -615,7 +616,7 @@ class SlurmCluster:
         for node, pids in self.node_processes().items():
             for pid in pids:
                 if pid not in slurmds and _alive(pid):
-                    found.append(f"process {pid} on {node} (uid {_owner(pid)}): {_cmdline(pid)}")
+                    found.append(f"process {pid} on {node} (uid {_owner(pid)}): {cmdline(pid)}")
         for node in self.node_names:
             baseline = list(info.get("mounts", {}).get(node, []))
             for key, line in zip(_mount_keys(self.node_mounts(node)), self.node_mounts(node)):
@@ -638,7 +639,7 @@ class SlurmCluster:
         for pid in _pids():
             if _owner(pid) in uids and _alive(pid) and _from_slurm_job(pid) \
                     and not any(f"process {pid} " in f for f in found):
-                found.append(f"process {pid} of {user} (uid {_owner(pid)}), from a job: {_cmdline(pid)}")
+                found.append(f"process {pid} of {user} (uid {_owner(pid)}), from a job: {cmdline(pid)}")
         return found + host_leftovers(user)
 
     def wait_for_no_leftovers(self, user, timeout=15, ignore=None):

@@ -642,14 +642,21 @@ def test_corrupt_blob_fails_naming_it_and_is_not_kept(sarus, registries):
     assert registries.plain.log_text().count(f"GET /v2/damaged/blobs/{blob}") >= 2
 
 
-def test_corrupt_cache_entry_is_downloaded_again(sarus, registries):
+def pulled_then_removed(sarus, registries):
+    """Pulls busybox and removes the image: its one layer stays in the blob
+    cache. Returns (server, path of the cached blob)."""
     configure(sarus, registries)
     server = registries.plain.address
     sarus.ok("pull", f"{server}/sarus-tests/busybox")
     sarus.ok("rmi", f"{server}/sarus-tests/busybox")
     cache = os.path.join(sarus.repository, "cache")
     (blob,) = os.listdir(cache)
-    with open(os.path.join(cache, blob), "r+b") as f:
+    return server, os.path.join(cache, blob)
+
+
+def test_corrupt_cache_entry_is_downloaded_again(sarus, registries):
+    server, blob = pulled_then_removed(sarus, registries)
+    with open(blob, "r+b") as f:
         f.seek(100)
         f.write(b"\0" * 16)
     r = sarus.ok("pull", f"{server}/sarus-tests/busybox")
@@ -659,13 +666,8 @@ def test_corrupt_cache_entry_is_downloaded_again(sarus, registries):
 
 
 def test_a_cached_blob_checked_when_stored_is_not_hashed_again(sarus, registries):
-    configure(sarus, registries)
-    server = registries.plain.address
-    sarus.ok("pull", f"{server}/sarus-tests/busybox")
-    sarus.ok("rmi", f"{server}/sarus-tests/busybox")
-    cache = os.path.join(sarus.repository, "cache")
-    (blob,) = os.listdir(cache)
-    assert os.getxattr(os.path.join(cache, blob), "user.sarus.verified").decode().startswith(blob + " ")
+    server, blob = pulled_then_removed(sarus, registries)
+    assert os.getxattr(blob, "user.sarus.verified").decode().startswith(os.path.basename(blob) + " ")
     r = sarus.ok("--debug", "pull", f"{server}/sarus-tests/busybox")
     assert "unchanged since its digest was checked: not hashed again" in r.stderr, r.stderr
     assert_oracle(os.path.join(registries.images, "busybox.docker.tar"), image_path(sarus, server, "sarus-tests/busybox"))

@@ -21,6 +21,7 @@ import time
 import pytest
 
 from conftest import MODES, TEST_USERS, Sarus, _installed, cgroup_leftovers
+from slurm_cluster import cmdline
 
 BUSYBOX = "load/library/busybox"
 NODES = ["node1", "node2", "node3"]
@@ -330,15 +331,7 @@ def test_srun_pmi2_sarus_run_mpi_across_nodes(slurm_cluster, mpi_sarus, mode, us
 
 def node_processes_named(cluster, command):
     return {node for node, pids in cluster.node_processes().items()
-            for pid in pids if _cmdline(pid) == command}
-
-
-def _cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
+            for pid in pids if cmdline(pid) == command}
 
 
 def job_id_of(cluster, user, name):
