@@ -25,43 +25,64 @@ namespace {
 
 const std::string partialMarker = ".partial-";
 
-// Exclusive flock on <repository>/.metadata.lock for the scope of the object.
+// flock(LOCK_EX) on fd, retried until timeoutMs with one warning at warningMs.
+void lockWithTimeout(int fd, const fs::path& file, int timeoutMs, int warningMs) {
+    auto start = std::chrono::steady_clock::now();
+    bool warned = false;
+    while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            throw systemError("cannot lock " + file.string(), errno);
+        }
+        auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now() - start).count();
+        if (!warned && waited >= warningMs) {
+            log::warn("still waiting for the lock on " + file.string() +
+                      " (another sarus is updating the repository)");
+            warned = true;
+        }
+        if (waited >= timeoutMs) {
+            throw Error("timed out after " + std::to_string(timeoutMs) +
+                        " ms waiting for the lock on " + file.string());
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+}
+
+// Exclusive flock on <repository>/.metadata.lock for the scope of the object,
+// and on metadata.json itself, the file Sarus 1.7 locks, when there is one.
 class IndexLock {
 public:
-    IndexLock(const fs::path& file, int timeoutMs, int warningMs) {
+    IndexLock(const fs::path& file, const fs::path& index, int timeoutMs, int warningMs) {
         fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd_ < 0) {
             throw systemError("cannot open lock file " + file.string(), errno);
         }
-        auto start = std::chrono::steady_clock::now();
-        bool warned = false;
-        while (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-            if (errno != EWOULDBLOCK && errno != EINTR) {
-                int err = errno;
-                ::close(fd_);
-                throw systemError("cannot lock " + file.string(), err);
+        try {
+            lockWithTimeout(fd_, file, timeoutMs, warningMs);
+            // A symlink planted in place of the index is never followed; it is
+            // replaced by the next index written.
+            indexFd_ = ::open(index.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+            if (indexFd_ >= 0) {
+                lockWithTimeout(indexFd_, index, timeoutMs, warningMs);
             }
-            auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              std::chrono::steady_clock::now() - start).count();
-            if (!warned && waited >= warningMs) {
-                log::warn("still waiting for the lock on " + file.string() +
-                          " (another sarus is updating the repository)");
-                warned = true;
-            }
-            if (waited >= timeoutMs) {
-                ::close(fd_);
-                throw Error("timed out after " + std::to_string(timeoutMs) +
-                            " ms waiting for the lock on " + file.string());
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        } catch (...) {
+            release();
+            throw;
         }
     }
-    ~IndexLock() { ::close(fd_); }
+    ~IndexLock() { release(); }
     IndexLock(const IndexLock&) = delete;
     IndexLock& operator=(const IndexLock&) = delete;
 
 private:
+    void release() {
+        if (indexFd_ >= 0) {
+            ::close(indexFd_);
+        }
+        ::close(fd_);
+    }
     int fd_ = -1;
+    int indexFd_ = -1;
 };
 
 std::string currentUserName() {
@@ -99,32 +120,166 @@ void removeStalePartials(const fs::path& directory) {
 
 }  // namespace
 
+namespace {
+
+// Sarus names an image by server, namespace and image: "library/alpine" is
+// namespace "library", image "alpine"; "ns/sub/img" is "ns/sub" and "img".
+std::pair<std::string, std::string> splitRepository(const std::string& repository) {
+    auto slash = repository.rfind('/');
+    if (slash == std::string::npos) {
+        return {"", repository};
+    }
+    return {repository.substr(0, slash), repository.substr(slash + 1)};
+}
+
+// Sarus's ImageReference::getUniqueKey(): the image's path in the repository
+// without extension, the digest's colon made a dash.
+std::string uniqueKey(const ImageReference& reference) {
+    std::string key = reference.server + "/" + reference.repository + "/";
+    if (!reference.tag.empty()) {
+        return key + reference.tag;
+    }
+    auto digest = reference.digest;
+    for (auto& c : digest) {
+        c = c == ':' ? '-' : c;
+    }
+    return key + digest;
+}
+
+// Sarus stores the image ID as the bare hex of the configuration's digest.
+std::string bareId(const std::string& id) {
+    return id.rfind("sha256:", 0) == 0 ? id.substr(7) : id;
+}
+
+std::string stringField(const nlohmann::json& entry, const char* key, bool required) {
+    auto it = entry.find(key);
+    if (it == entry.end() || it->is_null()) {
+        if (required) {
+            throw Error(std::string("no '") + key + "'");
+        }
+        return "";
+    }
+    if (!it->is_string()) {
+        throw Error(std::string("'") + key + "' is not a string");
+    }
+    return it->get<std::string>();
+}
+
+bool isDockerHubAlias(const std::string& server) {
+    return server == "index.docker.io" || server == "registry-1.docker.io";
+}
+
+void checkName(const std::string& what, const std::string& value) {
+    if (value.empty()) {
+        throw Error("empty '" + what + "'");
+    }
+    for (size_t start = 0; start <= value.size();) {
+        auto end = value.find('/', start);
+        end = end == std::string::npos ? value.size() : end;
+        auto part = value.substr(start, end - start);
+        if (part.empty() || part == "." || part == "..") {
+            throw Error("'" + what + "' is not a name: '" + value + "'");
+        }
+        start = end + 1;
+    }
+}
+
+// Entries of Sarus 1.7 (and of sarus since it writes Sarus's format).
+StoredImage fromSarusEntry(const nlohmann::json& json) {
+    StoredImage image;
+    image.reference.server = stringField(json, "server", true);
+    auto repositoryNamespace = stringField(json, "namespace", false);
+    auto name = stringField(json, "image", true);
+    checkName("server", image.reference.server);
+    checkName("image", name);
+    if (!repositoryNamespace.empty()) {
+        checkName("namespace", repositoryNamespace);
+    }
+    image.reference.repository = repositoryNamespace.empty() ? name : repositoryNamespace + "/" + name;
+    image.reference.tag = stringField(json, "tag", false);
+    // "digest" is always "" in Sarus's entries (kept for Sarus 1.4); the
+    // registry's digest is "registryDigest", absent before Sarus 1.5.
+    image.digest = stringField(json, "registryDigest", false);
+    image.id = stringField(json, "id", false);
+    if (!image.id.empty() && image.id.find(':') == std::string::npos) {
+        image.id = "sha256:" + image.id;
+    }
+    image.created = stringField(json, "created", false);
+    image.imageFile = stringField(json, "imagePath", true);
+    image.metadataFile = stringField(json, "metadataPath", true);
+    if (isDockerHubAlias(image.reference.server)) {
+        image.reference.server = "docker.io";
+        image.legacyServer = true;
+    }
+    return image;
+}
+
+// Entries of sarus before it wrote Sarus's format.
+StoredImage fromOwnEntry(const nlohmann::json& json) {
+    StoredImage image;
+    image.reference.server = stringField(json, "server", true);
+    image.reference.repository = stringField(json, "repository", true);
+    checkName("server", image.reference.server);
+    checkName("repository", image.reference.repository);
+    image.reference.tag = stringField(json, "tag", false);
+    image.digest = stringField(json, "digest", false);
+    image.id = stringField(json, "id", false);
+    image.created = stringField(json, "created", false);
+    image.imageFile = stringField(json, "imagefile", true);
+    image.metadataFile = stringField(json, "metafile", true);
+    return image;
+}
+
+bool sameImage(const ImageReference& a, const ImageReference& b) {
+    auto x = a.identity();
+    auto y = b.identity();
+    return x.server == y.server && x.repository == y.repository && x.tag == y.tag &&
+           (!x.tag.empty() || x.digest == y.digest);
+}
+
+}  // namespace
+
 nlohmann::json StoredImage::toJson() const {
-    return {{"server", reference.server},
-            {"repository", reference.repository},
+    auto [repositoryNamespace, name] = splitRepository(reference.repository);
+    return {{"uniqueKey", uniqueKey(reference)},
+            {"server", reference.server},
+            {"namespace", repositoryNamespace},
+            {"image", name},
             {"tag", reference.tag},
             {"digest", digest},
-            {"id", id},
+            {"registryDigest", digest},
+            {"id", bareId(id)},
+            {"imagePath", imageFile.string()},
+            {"metadataPath", metadataFile.string()},
+            {"datasize", humanReadableSize(size)},
             {"created", created},
-            {"datasize", size},
-            {"imagefile", imageFile.string()},
-            {"metafile", metadataFile.string()},
             {"reference", reference.normalized()}};
 }
 
 StoredImage StoredImage::fromJson(const nlohmann::json& json) {
+    if (!json.is_object()) {
+        throw Error("not a JSON object");
+    }
     StoredImage image;
-    image.reference.server = json.at("server").get<std::string>();
-    image.reference.repository = json.at("repository").get<std::string>();
-    image.reference.tag = json.value("tag", "");
-    image.digest = json.value("digest", "");
-    image.id = json.value("id", "");
-    image.created = json.value("created", "");
-    image.size = json.value("datasize", std::uint64_t{0});
-    image.imageFile = json.at("imagefile").get<std::string>();
-    image.metadataFile = json.at("metafile").get<std::string>();
+    if (json.contains("imagePath")) {
+        image = fromSarusEntry(json);
+    } else if (json.contains("imagefile")) {
+        image = fromOwnEntry(json);
+    } else {
+        throw Error("neither 'imagePath' nor 'imagefile'");
+    }
+    const auto& server = image.reference.server;
+    if ((server == "docker.io" || server == "load") && image.reference.repository.find('/') == std::string::npos) {
+        image.reference.repository = "library/" + image.reference.repository;
+    }
     if (image.reference.tag.empty()) {
+        if (image.digest.empty()) {
+            throw Error("neither 'tag' nor 'registryDigest'");
+        }
         image.reference.digest = image.digest;
+    }
+    if (image.imageFile.empty() || image.metadataFile.empty()) {
+        throw Error("empty image or metadata path");
     }
     return image;
 }
@@ -187,17 +342,38 @@ void ImageStore::writeIndex(const nlohmann::json& index) const {
     writeFileAtomically(indexFile(), index.dump(4) + "\n");
 }
 
+namespace {
+
+// The images of an index in its order, each with its position; entries that
+// cannot be read are reported through `bad` and left out.
+template <typename OnBad>
+std::vector<std::pair<size_t, StoredImage>> readEntries(const nlohmann::json& index, OnBad bad) {
+    std::vector<std::pair<size_t, StoredImage>> images;
+    const auto& entries = index["images"];
+    for (size_t i = 0; i < entries.size(); ++i) {
+        try {
+            images.emplace_back(i, StoredImage::fromJson(entries[i]));
+        } catch (const Error& e) {
+            bad(i, e.what());
+        } catch (const nlohmann::json::exception& e) {
+            bad(i, e.what());
+        }
+    }
+    return images;
+}
+
+}  // namespace
+
 std::vector<StoredImage> ImageStore::list() const {
     std::vector<StoredImage> images;
     auto index = readIndex();
-    for (const auto& entry : index["images"]) {
-        StoredImage image;
-        try {
-            image = StoredImage::fromJson(entry);
-        } catch (const nlohmann::json::exception& e) {
-            throw Error(indexFile().string() + ": malformed image entry: " + e.what());
-        }
-        if (fileExists(image.imageFile) && fileExists(image.metadataFile)) {
+    auto entries = readEntries(index, [&](size_t i, const std::string& why) {
+        log::warn("ignoring image entry " + std::to_string(i + 1) + " of " + indexFile().string() + ": " + why);
+    });
+    for (auto& [position, image] : entries) {
+        struct stat st {};
+        if (::stat(image.imageFile.c_str(), &st) == 0 && fileExists(image.metadataFile)) {
+            image.size = static_cast<std::uint64_t>(st.st_size);
             images.push_back(std::move(image));
         } else {
             log::verbose("ignoring index entry " + image.reference.normalized() +
@@ -210,18 +386,21 @@ std::vector<StoredImage> ImageStore::list() const {
 std::optional<StoredImage> ImageStore::find(const ImageReference& given) const {
     // As Sarus: a digest names the image pulled by that digest (TAG <none>),
     // never a tagged image that happens to have it; a tag names its image.
-    auto reference = given.identity();
+    // As Sarus's run, an image under docker.io before one under the legacy
+    // index.docker.io.
+    std::optional<StoredImage> legacy;
     for (auto& image : list()) {
-        bool sameName = image.reference.server == reference.server &&
-                        image.reference.repository == reference.repository;
-        bool sameVersion = reference.tag.empty()
-                               ? image.reference.tag.empty() && image.digest == reference.digest
-                               : image.reference.tag == reference.tag;
-        if (sameName && sameVersion) {
+        if (!sameImage(image.reference, given)) {
+            continue;
+        }
+        if (!image.legacyServer) {
             return image;
         }
+        if (!legacy) {
+            legacy = image;
+        }
     }
-    return std::nullopt;
+    return legacy;
 }
 
 PendingImage ImageStore::beginImport(const ImageReference& reference) {
@@ -256,7 +435,7 @@ StoredImage ImageStore::commit(PendingImage& pending, const ImageMetadata& metad
     ::umask(mask);
     ::chmod(pending.file().c_str(), 0644 & ~mask);
 
-    IndexLock lock(directory_ / ".metadata.lock", lockTimeoutMs_, lockWarningMs_);
+    IndexLock lock(directory_ / ".metadata.lock", indexFile(), lockTimeoutMs_, lockWarningMs_);
     auto index = readIndex();  // before touching files: a corrupt index aborts cleanly
     writeFileAtomically(image.metadataFile, metadata.toJson().dump(4) + "\n");
     if (::rename(pending.file().c_str(), image.imageFile.c_str()) != 0) {
@@ -264,13 +443,37 @@ StoredImage ImageStore::commit(PendingImage& pending, const ImageMetadata& metad
                           image.imageFile.string(), errno);
     }
     pending.markCommitted();
-    auto& entries = index["images"];
-    for (auto it = entries.begin(); it != entries.end();) {
-        auto existing = StoredImage::fromJson(*it);
-        it = existing.imageFile == image.imageFile ? entries.erase(it) : it + 1;
+    // The entry of the same image goes, whoever wrote it; entries that cannot
+    // be read stay as they are.
+    std::vector<StoredImage> replaced;
+    auto entries = readEntries(index, [](size_t, const std::string&) {});
+    for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+        if (sameImage(it->second.reference, reference)) {
+            replaced.push_back(it->second);
+            index["images"].erase(index["images"].begin() + static_cast<std::ptrdiff_t>(it->first));
+        }
     }
-    entries.push_back(image.toJson());
+    index["images"].push_back(image.toJson());
     writeIndex(index);
+    // Files of a replaced entry stored elsewhere (Sarus names a digest's files
+    // without '@'; Docker Hub's legacy server) would be left behind unlisted.
+    auto remaining = readEntries(index, [](size_t, const std::string&) {});
+    auto stillListed = [&](const fs::path& file) {
+        for (const auto& [position, other] : remaining) {
+            if (other.imageFile == file || other.metadataFile == file) {
+                return true;
+            }
+        }
+        return false;
+    };
+    for (const auto& old : replaced) {
+        for (const auto& file : {old.imageFile, old.metadataFile}) {
+            if (!stillListed(file)) {
+                log::verbose("removing " + file.string() + " of the replaced " + old.reference.normalized());
+                ::unlink(file.c_str());
+            }
+        }
+    }
     return image;
 }
 
@@ -279,16 +482,17 @@ StoredImage ImageStore::remove(const ImageReference& reference) {
     if (!fileExists(indexFile())) {
         throw missing();
     }
-    IndexLock lock(directory_ / ".metadata.lock", lockTimeoutMs_, lockWarningMs_);
+    IndexLock lock(directory_ / ".metadata.lock", indexFile(), lockTimeoutMs_, lockWarningMs_);
     auto image = find(reference);
     if (!image) {
         throw missing();
     }
     auto index = readIndex();
-    auto& entries = index["images"];
-    for (auto it = entries.begin(); it != entries.end();) {
-        auto existing = StoredImage::fromJson(*it);
-        it = existing.imageFile == image->imageFile ? entries.erase(it) : it + 1;
+    auto entries = readEntries(index, [](size_t, const std::string&) {});
+    for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+        if (it->second.imageFile == image->imageFile) {
+            index["images"].erase(index["images"].begin() + static_cast<std::ptrdiff_t>(it->first));
+        }
     }
     writeIndex(index);
     ::unlink(image->imageFile.c_str());
