@@ -13,6 +13,9 @@ namespace sarus {
 namespace {
 
 std::string shortId(const std::string& digest) {
+    if (digest.empty()) {
+        return "<none>";  // images pulled by Sarus before 1.5 have no recorded ID
+    }
     auto colon = digest.find(':');
     auto hex = colon == std::string::npos ? digest : digest.substr(colon + 1);
     return hex.substr(0, 12);
