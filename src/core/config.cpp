@@ -132,6 +132,7 @@ fs::path Config::centralizedRepositoryDir() const { return stringOr("centralized
 
 SquashfsOptions Config::squashfsOptions() const {
     SquashfsOptions options;
+    options.owner = ImageOwner::ofCaller();
     auto it = json_.find("squashfs");
     if (it != json_.end()) {
         options.compressor = it->value("compression", options.compressor);

@@ -37,6 +37,7 @@ public:
     std::filesystem::path localRepositoryBaseDir() const;
     std::string localRepositoryFolder() const;
     std::filesystem::path centralizedRepositoryDir() const;  // empty if not configured
+    // For images this process imports: they belong to its real user, as in Sarus.
     SquashfsOptions squashfsOptions() const;
     int metadataLockTimeoutMs() const;
     int metadataLockWarningMs() const;

@@ -8,6 +8,7 @@
 #include <archive_entry.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <limits>
@@ -312,6 +313,10 @@ void LayerFlattener::Impl::readFileData(archive* reader, archive_entry* entry,
         writer.appendZeros(static_cast<std::uint64_t>(archive_entry_size(entry)) - position);
     }
     writer.endFile();
+}
+
+ImageOwner ImageOwner::ofCaller() {
+    return {static_cast<std::uint32_t>(::getuid()), static_cast<std::uint32_t>(::getgid())};
 }
 
 LayerFlattener::LayerFlattener(const std::filesystem::path& output, const SquashfsOptions& options)

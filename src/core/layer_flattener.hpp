@@ -8,17 +8,28 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 struct archive;  // libarchive reader
 
 namespace sarus {
 
+// Who owns every file of an image. Sarus's rule: an image belongs to the user
+// who imports it, so the container's user can write anywhere in its rootfs
+// (pip install into /usr, edit /etc) whatever owners the layers record.
+struct ImageOwner {
+    std::uint32_t uid = 0;
+    std::uint32_t gid = 0;
+    static ImageOwner ofCaller();  // the real ids of this process
+};
+
 struct SquashfsOptions {
     std::string compressor = "zstd";  // zstd | gzip | xz | lz4 | lzo | lzma
     int level = 3;                    // 0: the compressor's default
     std::uint32_t blockSize = 131072;
     unsigned workers = 0;             // 0: one per online CPU
+    std::optional<ImageOwner> owner;  // unset: the owners the layers record
 };
 
 struct FlattenStats {

@@ -120,8 +120,9 @@ struct SqfsFree {
 // whose location is already known; hard-linked inodes are written once.
 class TreeSerializer {
 public:
-    TreeSerializer(sqfs_file_t* file, sqfs_compressor_t* compressor, sqfs_id_table_t* ids)
-        : file_(file), ids_(ids) {
+    TreeSerializer(sqfs_file_t* file, sqfs_compressor_t* compressor, sqfs_id_table_t* ids,
+                   std::optional<ImageOwner> owner)
+        : file_(file), ids_(ids), owner_(owner) {
         inodeTable_ = checkCreated(sqfs_meta_writer_create(file, compressor, 0), "inode table");
         // The directory table goes after the inode table on disk but is
         // produced at the same time, so it waits in memory.
@@ -279,6 +280,10 @@ private:
 
     void writeInode(flat::Inode& inode, sqfs_inode_generic_t& generic) {
         generic.base.mode = static_cast<sqfs_u16>(inode.mode);
+        if (owner_) {  // here, so that directories no layer names get it too
+            inode.uid = owner_->uid;
+            inode.gid = owner_->gid;
+        }
         check(sqfs_id_table_id_to_index(ids_, inode.uid, &generic.base.uid_idx),
               "uid " + std::to_string(inode.uid) + " (squashfs stores at most 65536 ids)");
         check(sqfs_id_table_id_to_index(ids_, inode.gid, &generic.base.gid_idx),
@@ -295,6 +300,7 @@ private:
 
     sqfs_file_t* file_;
     sqfs_id_table_t* ids_;
+    std::optional<ImageOwner> owner_;
     SqfsPtr<sqfs_meta_writer_t> inodeTable_;
     SqfsPtr<sqfs_meta_writer_t> directoryTable_;
     SqfsPtr<sqfs_dir_writer_t> dirWriter_;  // uses directoryTable_: declared after it
@@ -314,7 +320,8 @@ SquashfsImageWriter::OutputGuard::~OutputGuard() {
 }
 
 SquashfsImageWriter::SquashfsImageWriter(const std::filesystem::path& output,
-                                         const SquashfsOptions& options) {
+                                         const SquashfsOptions& options)
+    : owner_(options.owner) {
     // Settings are validated before anything is created on disk.
     auto compressor = makeCompressor(options, false);
     auto decompressor = makeCompressor(options, true);
@@ -432,7 +439,7 @@ FlattenStats SquashfsImageWriter::finish(flat::FlatTree& tree) {
     FlattenStats stats;
     {
         flat::Node& root = tree.root();
-        TreeSerializer serializer(file, compressor, idTable_.get());
+        TreeSerializer serializer(file, compressor, idTable_.get(), owner_);
         serializer.numberInodes(root);
         const std::uint32_t inodeCount = serializer.inodeCount();
 

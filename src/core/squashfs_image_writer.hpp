@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 namespace sarus {
 
@@ -68,6 +69,7 @@ private:
     SqfsPtr<sqfs_id_table_t> idTable_;
     SqfsPtr<sqfs_xattr_writer_t> xattrWriter_;
     sqfs_super_t super_{};
+    std::optional<ImageOwner> owner_;
     bool xattrsOpen_ = false;
     bool xattrsKept_ = false;
 };

@@ -4,6 +4,7 @@
 #include "container_mounts.hpp"
 #include "entrypoint_prefetch.hpp"
 #include "error.hpp"
+#include "file_descriptor.hpp"
 #include "log.hpp"
 #include "loop_device.hpp"
 #include "root_directory.hpp"
@@ -11,6 +12,7 @@
 #include <cerrno>
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace sarus::suid {
@@ -50,7 +52,33 @@ void mountImage(const SandboxPlan& plan, const fs::path& lower) {
     log::debug("image loop-mounted from " + loop.path());
 }
 
+// The merged root takes its owner and mode from the upper directory, which
+// root made: give it the image root's, so the image's owner (the user who
+// imported it) can write in / as in Sarus. Both are directories of this
+// sandbox, opened without following links.
+FileDescriptor openSandboxDirectory(const fs::path& path) {
+    FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (fd.get() < 0) {
+        throw systemError("cannot open " + path.string(), errno);
+    }
+    return fd;
+}
+
+void giveUpperTheImageRootsOwner(const fs::path& bundle) {
+    auto lower = openSandboxDirectory(bundle / "lower");
+    auto upper = openSandboxDirectory(bundle / "upper");
+    struct stat image {};
+    if (::fstat(lower.get(), &image) != 0) {
+        throw systemError("cannot stat the image's root", errno);
+    }
+    if (::fchown(upper.get(), image.st_uid, image.st_gid) != 0 ||
+        ::fchmod(upper.get(), image.st_mode & 07777) != 0) {
+        throw systemError("cannot give the container's writable layer the image root's owner", errno);
+    }
+}
+
 void mountOverlay(const fs::path& bundle) {
+    giveUpperTheImageRootsOwner(bundle);
     auto options = "lowerdir=" + (bundle / "lower").string() + ",upperdir=" + (bundle / "upper").string() +
                    ",workdir=" + (bundle / "work").string();
     mountOrThrow("overlay", (bundle / "rootfs").string(), "overlay", MS_NOSUID | MS_NODEV, options);

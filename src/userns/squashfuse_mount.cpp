@@ -51,6 +51,8 @@ pid_t startDaemon(const SquashfuseMount& mount, int fuseFd) {
     auto env = helperEnvironment;
     if (!mount.preload.empty()) {
         env.push_back("LD_PRELOAD=" + mount.preload.string());
+        // The daemon runs as the container's user: report every file as its.
+        env.push_back("SARUS_SQUASHFUSE_OWNER=" + std::to_string(mount.uid) + ":" + std::to_string(mount.gid));
         if (log::enabled(log::Level::debug)) {
             env.push_back("SARUS_SQUASHFUSE_PRELOAD_DEBUG=1");
         }

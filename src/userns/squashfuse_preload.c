@@ -24,7 +24,14 @@
  * request one round trip: on a VM, every extra wake-up costs more than the
  * open it saves.
  *
- * Engaged only when the operations live outside libfuse (libfuse's high-level
+ * With SARUS_SQUASHFUSE_OWNER=UID:GID in its environment, every file and
+ * directory is reported as owned by UID:GID (in the daemon's user namespace),
+ * whatever the image records: the container's user owns its whole rootfs, as
+ * in Sarus, also in images imported before or by someone else. This is done
+ * by interposing the replies that carry attributes, so it holds whatever the
+ * operations are.
+ *
+ * The no-open part is engaged only when the operations live outside libfuse (libfuse's high-level
  * layer calls its reply functions directly, so they could not be captured)
  * and the kernel supports no-open. SARUS_SQUASHFUSE_PRELOAD_DEBUG=1 makes it
  * say at INIT what it does.
@@ -46,6 +53,10 @@
 
 typedef int (*reply_open_function)(fuse_req_t, const struct fuse_file_info *);
 typedef int (*reply_err_function)(fuse_req_t, int);
+typedef int (*reply_attr_function)(fuse_req_t, const struct stat *, double);
+typedef int (*reply_entry_function)(fuse_req_t, const struct fuse_entry_param *);
+typedef size_t (*add_direntry_plus_function)(fuse_req_t, char *, size_t, const char *,
+                                             const struct fuse_entry_param *, off_t);
 typedef struct fuse_session *(*session_new_function)(struct fuse_args *, const struct fuse_lowlevel_ops *, size_t,
                                                      void *);
 
@@ -100,6 +111,71 @@ EXPORTED int fuse_reply_err(fuse_req_t req, int err) {
         real = (reply_err_function)libfuse_function("fuse_reply_err");
     }
     return real(req, err);
+}
+
+/* SARUS_SQUASHFUSE_OWNER, read once; owner.set is 0 without it. */
+static struct {
+    int set;
+    uid_t uid;
+    gid_t gid;
+} owner;
+static pthread_once_t owner_once = PTHREAD_ONCE_INIT;
+
+static void read_owner(void) {
+    const char *value = getenv("SARUS_SQUASHFUSE_OWNER");
+    unsigned long uid, gid;
+    char end;
+    if (value && sscanf(value, "%lu:%lu%c", &uid, &gid, &end) == 2) {
+        owner.uid = (uid_t)uid;
+        owner.gid = (gid_t)gid;
+        owner.set = 1;
+    } else if (value) {
+        fprintf(stderr, "squashfuse preload: ignoring SARUS_SQUASHFUSE_OWNER=%s (expected UID:GID)\n", value);
+    }
+}
+
+static struct stat owned(const struct stat *attr) {
+    struct stat copy = *attr;
+    pthread_once(&owner_once, read_owner);
+    if (owner.set) {
+        copy.st_uid = owner.uid;
+        copy.st_gid = owner.gid;
+    }
+    return copy;
+}
+
+static struct fuse_entry_param owned_entry(const struct fuse_entry_param *entry) {
+    struct fuse_entry_param copy = *entry;
+    copy.attr = owned(&entry->attr);
+    return copy;
+}
+
+EXPORTED int fuse_reply_attr(fuse_req_t req, const struct stat *attr, double attr_timeout) {
+    static reply_attr_function real;
+    if (!real) {
+        real = (reply_attr_function)libfuse_function("fuse_reply_attr");
+    }
+    struct stat copy = owned(attr);
+    return real(req, &copy, attr_timeout);
+}
+
+EXPORTED int fuse_reply_entry(fuse_req_t req, const struct fuse_entry_param *entry) {
+    static reply_entry_function real;
+    if (!real) {
+        real = (reply_entry_function)libfuse_function("fuse_reply_entry");
+    }
+    struct fuse_entry_param copy = owned_entry(entry);
+    return real(req, &copy);
+}
+
+EXPORTED size_t fuse_add_direntry_plus(fuse_req_t req, char *buf, size_t bufsize, const char *name,
+                                       const struct fuse_entry_param *entry, off_t off) {
+    static add_direntry_plus_function real;
+    if (!real) {
+        real = (add_direntry_plus_function)libfuse_function("fuse_add_direntry_plus");
+    }
+    struct fuse_entry_param copy = owned_entry(entry);
+    return real(req, buf, bufsize, name, &copy, off);
 }
 
 static void begin_capture(void) {

@@ -55,8 +55,8 @@ SandboxPlan makePlan(const Config& config, const ContainerSpec& spec, const Stor
     plan.squashfusePath = requiredTool(config, "squashfusePath", "/usr/bin/squashfuse_ll", "squashfuse");
     plan.squashfusePreload = installedSquashfusePreload();
     if (::access(plan.squashfusePreload.c_str(), R_OK) != 0) {
-        log::verbose(plan.squashfusePreload.string() + " is not installed: every open in the container "
-                     "costs a FUSE round trip");
+        log::warn(plan.squashfusePreload.string() + " is not installed: the container's files keep "
+                  "the owners the image records, and every open costs a FUSE round trip");
         plan.squashfusePreload.clear();
     }
     plan.fuseOverlayfsPath = config.stringOr("fuseOverlayfsPath", "/usr/bin/fuse-overlayfs");

@@ -355,10 +355,21 @@ def _flatten(archive_path, keep_data=False):
     return flat
 
 
-def expected_tree(archive_path):
+def expected_tree(archive_path, owner=None):
     """The flattened root filesystem of a docker-archive or OCI archive, as
-    a tree {path: Entry}; see the module docstring for the rules."""
-    return _flatten(archive_path).result()
+    a tree {path: Entry}; see the module docstring for the rules. With
+    owner=(uid, gid) every entry is owned by it, as sarus stores an image
+    for the user who imports it."""
+    tree = _flatten(archive_path).result()
+    if owner is not None:
+        tree = {path: dataclasses.replace(e, uid=owner[0], gid=owner[1]) for path, e in tree.items()}
+    return tree
+
+
+def importer_of(squashfs_path):
+    """(uid, gid) of whoever wrote an image file: the kernel sets them, not sarus."""
+    st = os.stat(squashfs_path)
+    return st.st_uid, st.st_gid
 
 
 def write_flat_tar(archive_path, out_path):

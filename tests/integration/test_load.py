@@ -30,7 +30,7 @@ def test_load_yields_the_flattened_layers_entry_by_entry(sarus, test_images, arc
     path = os.path.join(test_images, archive)
     r = sarus.ok("load", path, "img")
     assert f"# created: {image_file(sarus, 'img')}" in r.stdout
-    expected = reference_flatten.expected_tree(path)
+    expected = reference_flatten.expected_tree(path, reference_flatten.importer_of(image_file(sarus, "img")))
     actual = reference_flatten.actual_tree(image_file(sarus, "img"))
     differences = reference_flatten.diff_trees(expected, actual)
     assert differences == [], "\n".join(differences[:50])
@@ -144,7 +144,8 @@ def test_bad_archives_fail_cleanly_and_leave_the_store_intact(sarus, test_images
     assert partial_files(sarus.repository) == []
     # the image that was there still works as before
     assert reference_flatten.diff_trees(
-        reference_flatten.expected_tree(os.path.join(test_images, "busybox.docker.tar")),
+        reference_flatten.expected_tree(os.path.join(test_images, "busybox.docker.tar"),
+                                        reference_flatten.importer_of(image_file(sarus, "keep"))),
         reference_flatten.actual_tree(image_file(sarus, "keep"))) == []
 
 

@@ -164,7 +164,7 @@ def assert_cache_is_verified(sarus):
 
 
 def assert_oracle(archive, squashfs):
-    expected = reference_flatten.expected_tree(archive)
+    expected = reference_flatten.expected_tree(archive, reference_flatten.importer_of(squashfs))
     actual = reference_flatten.actual_tree(squashfs)
     differences = reference_flatten.diff_trees(expected, actual)
     assert differences == [], "\n".join(differences[:50])

@@ -71,17 +71,25 @@ def test_identity_is_the_caller(images):
     assert entry.startswith(f"{pw.pw_name}:x:{pw.pw_uid}:{pw.pw_gid}:")
 
 
-def test_image_owners_depend_on_the_mode_and_subordinate_range(images):
-    r = images.ok("--verbose", "run", BUSYBOX, "stat", "-c", "%u", "/bin/busybox")
-    owner = int(r.stdout.strip())
-    if images.mode == "suid":           # kernel squashfs: the image's own owners
-        assert owner == 0
-    elif images.user == "sarustest":    # keep-id map: root stays root
-        assert owner == 0
-        assert "keep-id" in r.stderr
-    else:                               # single-id map: root files are the caller's
-        assert owner == uid_of(images.user)
-        assert "single-id map" in r.stderr
+def test_the_whole_image_belongs_to_the_caller(images):
+    """As in Sarus: whatever owners the layers record (root, 1234:5678)."""
+    pw = pwd.getpwnam(images.user)
+    r = images.ok("run", "--entrypoint", "", LAYERED, "stat", "-c", "%u:%g", "/bin/busybox", "/etc", "/",
+                  "/home/user1234", "/usr/local/bin/suid-tool")
+    assert r.stdout.split() == [f"{pw.pw_uid}:{pw.pw_gid}"] * 5
+
+
+def test_the_user_can_write_anywhere_in_the_rootfs(images):
+    script = ("set -e; touch /file /etc/file /home/user1234/file; mkdir /usr/lib/newdir; "
+              "echo appended >> /home/user1234/owned.txt; ls -d /file /etc/file /usr/lib/newdir; "
+              "cat /home/user1234/owned.txt")
+    r = images("run", "--entrypoint", "", LAYERED, "sh", "-c", script)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:4] == ["/etc/file", "/file", "/usr/lib/newdir", "owned by 1234:5678"]
+    assert r.stdout.split("\n")[4] == "appended"
+    # the image itself is untouched: the next container starts clean
+    r = images("run", "--entrypoint", "", LAYERED, "sh", "-c", "ls /file 2>&1; true")
+    assert "No such file" in r.stdout
 
 
 def test_no_capabilities_and_no_new_privileges(images):

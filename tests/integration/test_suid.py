@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import leftovers, popen_as, run_as, run_concurrently
+from conftest import leftovers, loaded_image_file, popen_as, run_as, run_concurrently
 
 BUSYBOX = "load/library/busybox"
 
@@ -37,7 +37,18 @@ def test_container_has_no_capabilities(suid):
     assert fields["NoNewPrivs"] == "1"
 
 
-def test_setuid_root_binary_in_the_image_does_not_give_root(suid):
+def test_setuid_root_binary_in_the_image_does_not_give_root(suid, tmp_path):
+    # sarus stores an image as its importer's, but the squashfs is the
+    # user's own file: the user can put root-owned setuid programs in it.
+    image = loaded_image_file(suid, "busybox")
+    tree = tmp_path / "tree"
+    subprocess.run(["unsquashfs", "-q", "-n", "-d", str(tree), image], check=True,
+                   stdout=subprocess.DEVNULL)
+    os.chmod(tree / "bin" / "show-euid", 0o4755)
+    crafted = tmp_path / "crafted.squashfs"
+    subprocess.run(["mksquashfs", str(tree), str(crafted), "-all-root", "-noappend", "-quiet"], check=True,
+                   stdout=subprocess.DEVNULL)
+    shutil.copyfile(crafted, image)
     r = suid.ok("run", BUSYBOX, "sh", "-c", "ls -ln /bin/show-euid; /bin/show-euid")
     mode, _, owner = r.stdout.split("\n")[0].split()[:3]
     assert mode.startswith("-rws") and owner == "0"     # the image really has it

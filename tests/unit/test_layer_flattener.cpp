@@ -347,6 +347,26 @@ TEST_F(LayerFlattenerTest, KeepsTypesModesOwnersAndTimes) {
     EXPECT_EQ(cat(image_, "etc/passwd"), "root:x:0:0\n");
 }
 
+TEST_F(LayerFlattenerTest, AnOwnerOwnsEveryEntryWithModesKept) {
+    std::string layer = LayerBuilder()
+                            .file("usr/bin/sudo", "#!/bin/true\n", 04755, 0, 0)
+                            .file("home/user/notes", "mine", 0600, 1000, 100)
+                            .symlink("bin", "usr/bin")
+                            .build();
+    SquashfsOptions options;
+    options.owner = sarus::ImageOwner{4321, 8765};
+    flatten({layer}, options);
+    auto entries = listing(image_);
+
+    // with the root and the implicit usr, usr/bin, home and home/user
+    ASSERT_EQ(entries.size(), 8u);
+    for (const auto& [path, entry] : entries) {
+        EXPECT_EQ(entry.owner, "4321/8765") << "'" << path << "'";
+    }
+    EXPECT_EQ(entries["usr/bin/sudo"].perms, "-rwsr-xr-x");
+    EXPECT_EQ(entries["home/user/notes"].perms, "-rw-------");
+}
+
 TEST_F(LayerFlattenerTest, DirectoryLinkCountCountsSubdirectories) {
     std::string layer = LayerBuilder()
                             .dir("d/")
