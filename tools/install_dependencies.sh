@@ -3,6 +3,7 @@
 # run and be tested. Idempotent: apt-get skips what is already there.
 #   tools/install_dependencies.sh            build + runtime packages
 #   tools/install_dependencies.sh --tests    also the packages the test suite uses
+#   tools/install_dependencies.sh --bench    those and what bench/ compares against
 set -euo pipefail
 
 build_packages=(
@@ -29,10 +30,17 @@ test_packages=(
     openmpi-bin libopenmpi-dev libpmix2
 )
 
+# bench/pull_benchmark.py runs Sarus 1.7's pipeline (skopeo, umoci,
+# mksquashfs); bench/make_python_image.sh debootstraps its Python image.
+bench_packages=(umoci debootstrap zstd)
+
 packages=("${build_packages[@]}" "${runtime_packages[@]}")
-if [[ "${1:-}" == "--tests" ]]; then
-    packages+=("${test_packages[@]}")
-fi
+case "${1:-}" in
+    --tests) packages+=("${test_packages[@]}") ;;
+    --bench) packages+=("${test_packages[@]}" "${bench_packages[@]}") ;;
+    "") ;;
+    *) echo "install_dependencies.sh: unknown option '$1' (use --tests or --bench)" >&2; exit 1 ;;
+esac
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "install_dependencies.sh: must run as root (it calls apt-get)" >&2

@@ -21,7 +21,7 @@ namespace sarus {
 
 class LayerDecoder {
 public:
-    explicit LayerDecoder(std::vector<LayerStream*> streams, std::size_t maxBuffered = std::size_t(64) << 20);
+    explicit LayerDecoder(std::vector<LayerStream*> streams, std::size_t maxBuffered = std::size_t(16) << 20);
     // Stops the thread; a layer it still reads is abandoned (its stream fails).
     ~LayerDecoder();
     LayerDecoder(const LayerDecoder&) = delete;

@@ -81,8 +81,7 @@ SandboxPlan makePlan(const Config& config, const ContainerSpec& spec, const Stor
     plan.ids = planIdMapping(spec.identity, subuid, subgid);
     if (!plan.ids.keepId) {
         log::verbose("no subordinate id range for " + spec.identity.userName +
-                     " in /etc/subuid and /etc/subgid: using a single-id map (files of other owners "
-                     "in the image appear as nobody)");
+                     " in /etc/subuid and /etc/subgid: using a single-id map");
     } else {
         log::verbose("id map: keep-id with subordinate ranges from /etc/subuid and /etc/subgid");
     }

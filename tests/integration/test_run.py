@@ -74,9 +74,11 @@ def test_identity_is_the_caller(images):
 def test_the_whole_image_belongs_to_the_caller(images):
     """As in Sarus: whatever owners the layers record (root, 1234:5678)."""
     pw = pwd.getpwnam(images.user)
-    r = images.ok("run", "--entrypoint", "", LAYERED, "stat", "-c", "%u:%g", "/bin/busybox", "/etc", "/",
-                  "/home/user1234", "/usr/local/bin/suid-tool")
+    r = images.ok("--verbose", "run", "--entrypoint", "", LAYERED, "stat", "-c", "%u:%g", "/bin/busybox", "/etc",
+                  "/", "/home/user1234", "/usr/local/bin/suid-tool")
     assert r.stdout.split() == [f"{pw.pw_uid}:{pw.pw_gid}"] * 5
+    if images.mode == "userns":  # with either id map
+        assert ("keep-id" if images.user == "sarustest" else "single-id map") in r.stderr
 
 
 def test_the_user_can_write_anywhere_in_the_rootfs(images):
