@@ -2,7 +2,8 @@
 # Configures, builds and installs sarus into PREFIX (default /opt/sarus).
 #   tools/build_and_install.sh [PREFIX]
 # BUILD_DIR (default <repo>/build), JOBS (default: number of CPUs) and
-# SARUS_WITH_DROPBEAR (default 1; 0: no <prefix>/dropbear) may be set.
+# SARUS_WITH_DROPBEAR (default 1; 0: no <prefix>/dropbear) and SARUS_WITH_CRUN
+# (default 1; 0: no <prefix>/libexec/sarus/crun) may be set.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 prefix=${1:-/opt/sarus}
@@ -18,6 +19,14 @@ if [[ ${SARUS_WITH_DROPBEAR:-1} != 0 ]]; then
     JOBS=$jobs "$repo/tools/build_dropbear.sh" "$build_dir/dropbear"
 else
     rm -rf "$build_dir/dropbear"
+fi
+# A static crun without the libraries sarus does not use, installed by CMake
+# as <prefix>/libexec/sarus/crun (cached like Dropbear). SARUS_WITH_CRUN=0
+# skips it: sarus then uses the system's crun.
+if [[ ${SARUS_WITH_CRUN:-1} != 0 ]]; then
+    JOBS=$jobs "$repo/tools/build_crun.sh" "$build_dir/crun"
+else
+    rm -rf "$build_dir/crun"
 fi
 cmake --install "$build_dir" >/dev/null
 echo "Installed sarus into $prefix"

@@ -6,74 +6,18 @@
 #   tools/build_dropbear.sh DESTDIR
 # Installs DESTDIR/bin/{dropbear,dbclient,dropbearkey} (three programs, not
 # a multi-call binary: each works under any name it is copied to).
-#
-# The source is Debian bookworm's dropbear source package, with Debian's
-# patches (security fixes among them), fetched with `apt-get source` through
-# a private apt configuration: the system's sources and package lists are
-# neither read nor changed, so no deb-src line needs to be configured.
-#
-# Builds are cached in $SARUS_BUILD_CACHE (default /var/cache/sarus-build,
-# or ~/.cache/sarus-build when that is not writable) under
-# dropbear-<Debian version>-<hash of this script>: a new Debian version or a
-# change of this script (e.g. of localoptions.h below) builds again,
-# anything else copies the cached binaries. Without network access the
-# newest cached build of this script is used, with a warning.
+# The source is Debian bookworm's dropbear source package; fetching and
+# caching are described in tools/debian_source_build.sh.
 # Needs: musl-tools, dpkg-dev (dpkg-source), debian-archive-keyring, make.
 set -euo pipefail
 
 destdir=${1:?usage: build_dropbear.sh DESTDIR}
 script=$(readlink -f "$0")
-script_hash=$(sha256sum "$script" | cut -c1-12)
-jobs=${JOBS:-$(nproc)}
-suite=bookworm
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+package=dropbear
+source "$(dirname "$script")/debian_source_build.sh"
 
-log() { echo "build_dropbear.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
-
-for tool in musl-gcc dpkg-source make strip; do
-    command -v "$tool" >/dev/null || die "$tool not found (tools/install_dependencies.sh installs musl-tools and dpkg-dev)"
-done
-[[ -r $keyring ]] || die "$keyring not found (package debian-archive-keyring)"
-
-cache=${SARUS_BUILD_CACHE:-/var/cache/sarus-build}
-if ! mkdir -p "$cache" 2>/dev/null || [[ ! -w $cache ]]; then
-    cache=${XDG_CACHE_HOME:-$HOME/.cache}/sarus-build
-    mkdir -p "$cache"
-fi
-
-# One build at a time per cache (another run waits, then finds the result).
-exec 9>"$cache/dropbear.lock"
-flock 9
-
-# --- which version does bookworm have now? -----------------------------------
-# Private apt state kept in the cache: a repeated update only revalidates
-# the index (If-Modified-Since), it does not download it again.
-aptdir=$cache/apt
-mkdir -p "$aptdir/lists/partial" "$aptdir/cache/archives/partial"
-echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian $suite main" > "$aptdir/sources.list"
-apt_opts=(
-    -o "Dir::Etc::SourceList=$aptdir/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
-    -o "Dir::State::Lists=$aptdir/lists" -o "Dir::Cache=$aptdir/cache"
-    -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache="
-    -o "APT::Sandbox::User=$(id -un)"
-)
-version=
-if apt-get -qq "${apt_opts[@]}" update >"$aptdir/update.log" 2>&1; then
-    version=$(apt-cache "${apt_opts[@]}" showsrc dropbear 2>/dev/null |
-              awk '$1 == "Version:" { print $2 }' | sort -V | tail -n1)
-fi
-if [[ -z $version ]]; then
-    cached=$(ls -d "$cache"/dropbear-*-"$script_hash" 2>/dev/null | sort -V | tail -n1 || true)
-    if [[ -n $cached && -f $cached/BUILDINFO ]]; then
-        log "warning: cannot ask deb.debian.org for dropbear's version (see $aptdir/update.log); using the cached $cached"
-    else
-        cat "$aptdir/update.log" >&2 || true
-        die "cannot find Debian $suite's dropbear source package and no cached build exists"
-    fi
-else
-    cached=$cache/dropbear-$version-$script_hash
-fi
+command -v musl-gcc >/dev/null || die "musl-gcc not found (tools/install_dependencies.sh installs musl-tools)"
+source_build_init
 
 install_from() {
     install -d -m 0755 "$destdir/bin"
@@ -83,20 +27,14 @@ install_from() {
     log "installed $(sed -n 's/^debian_version=//p' "$1/BUILDINFO") into $destdir/bin (from $1)"
 }
 
-if [[ -f $cached/BUILDINFO ]]; then
+if source_build_cached; then
     install_from "$cached"
     exit 0
 fi
 
 # --- fetch, configure, build -------------------------------------------------
-work=$(mktemp -d "$cache/tmp.dropbear.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-start=$(date +%s.%N)
-log "building dropbear $version (Debian $suite) in $work"
-(cd "$work" && apt-get -qq "${apt_opts[@]}" source "dropbear=$version" >apt-source.log 2>&1) ||
-    { cat "$work/apt-source.log" >&2; die "apt-get source dropbear=$version failed"; }
-src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'dropbear-*' | head -n1)
-[[ -n $src && -f $src/svr-runopts.c ]] || die "no unpacked dropbear source in $work"
+source_build_fetch
+[[ -f $src/svr-runopts.c ]] || die "no dropbear source in $src"
 
 # Compile-time options. The server runs in the container as the user (not
 # root) with -E -r KEY -p PORT -P PIDFILE and public-key logins only; the
@@ -146,25 +84,13 @@ mkdir -p "$out/bin"
 for prog in dropbear dbclient dropbearkey; do
     strip --strip-all -o "$out/bin/$prog" "$src/$prog"
     chmod 0755 "$out/bin/$prog"
-    # Static, or it would not run in an image without (the same) libc.
-    if readelf -l "$out/bin/$prog" | grep -q 'INTERP\|Requesting program interpreter' ||
-       readelf -d "$out/bin/$prog" 2>/dev/null | grep -q NEEDED; then
-        die "$prog is dynamically linked"
-    fi
 done
+# Static, or it would not run in an image without (the same) libc.
+require_static "$out/bin/dropbear" "$out/bin/dbclient" "$out/bin/dropbearkey"
 "$out/bin/dropbear" -V 2>&1 | grep -q "v${version%%-*}" || die "built dropbear does not report version ${version%%-*}"
 cp "$src/localoptions.h" "$out/localoptions.h"
-end=$(date +%s.%N)
-{
-    echo "debian_version=$version"
-    echo "suite=$suite"
-    echo "script_sha256=$(sha256sum "$script" | cut -d' ' -f1)"
-    echo "compiler=$(musl-gcc --version | head -n1)"
-    echo "configure=${configure_flags[*]}"
-    echo "build_seconds=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')"
-    (cd "$out/bin" && sha256sum dropbear dbclient dropbearkey | sed 's/^/sha256 /')
-} > "$out/BUILDINFO"
-rm -rf "$cached"
-mv "$out" "$cached"
-log "built in $(sed -n 's/^build_seconds=//p' "$cached/BUILDINFO") s, cached in $cached"
+source_build_store "$out" <<EOF
+compiler=$(musl-gcc --version | head -n1)
+configure=${configure_flags[*]}
+EOF
 install_from "$cached"

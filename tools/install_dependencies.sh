@@ -13,6 +13,8 @@ build_packages=(
     # tools/build_dropbear.sh: the SSH hook's static Dropbear, from Debian's
     # source package (apt-get source needs dpkg-source), linked with musl
     musl-tools dpkg-dev debian-archive-keyring
+    # tools/build_crun.sh: a static crun from Debian's source package
+    libseccomp-dev libyajl-dev libtool python3
 )
 runtime_packages=(
     squashfuse fuse-overlayfs fuse3 crun runc uidmap tini squashfs-tools ca-certificates libisal2
@@ -31,8 +33,9 @@ test_packages=(
 )
 
 # bench/pull_benchmark.py runs Sarus 1.7's pipeline (skopeo, umoci,
-# mksquashfs); bench/make_python_image.sh debootstraps its Python image.
-bench_packages=(umoci debootstrap zstd)
+# mksquashfs); bench/make_python_image.sh debootstraps its Python image, and
+# startup_benchmark.py imports numpy on the host too.
+bench_packages=(umoci debootstrap zstd python3-numpy)
 
 packages=("${build_packages[@]}" "${runtime_packages[@]}")
 case "${1:-}" in

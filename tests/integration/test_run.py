@@ -487,6 +487,22 @@ def _process_of(cmdline_part):
     return next((pid for pid, cmdline, _ in processes() if cmdline_part in cmdline), None)
 
 
+def test_containers_start_with_the_installations_static_crun(images):
+    """tools/build_crun.sh's crun: Debian's source, linked statically, with
+    seccomp and capabilities; configure_installation.sh makes it the runtime."""
+    prefix = os.path.dirname(os.path.dirname(images.binary))
+    crun = os.path.join(prefix, "libexec", "sarus", "crun")
+    assert images.config[images.runtime_key] == crun
+    dynamic = subprocess.run(["readelf", "-d", crun], capture_output=True, text=True).stdout
+    assert "NEEDED" not in dynamic
+    version = subprocess.run([crun, "--version"], capture_output=True, text=True, check=True).stdout
+    debian = subprocess.run(["/usr/bin/crun", "--version"], capture_output=True, text=True, check=True).stdout
+    assert version.split("\n")[0] == debian.split("\n")[0]       # the same crun version as Debian's
+    assert "+SECCOMP" in version and "+CAP" in version
+    r = images.ok("--debug", "run", BUSYBOX, "true")
+    assert f"starting {crun}" in r.stderr or f"{crun} exited with 0" in r.stderr, r.stderr
+
+
 def test_runtime_runs_from_a_read_only_bind_not_a_copy(images):
     # crun/runc skip their self-copy (CVE-2019-5736) only on a read-only
     # binary: sarus binds the runtime read-only in the sandbox's namespace.
