@@ -317,7 +317,8 @@ def leftovers(user):
     found = []
     uid = pwd.getpwnam(user).pw_uid
     for pid, cmdline, owner in processes():
-        helper = any(t in cmdline for t in ("squashfuse", "fuse-overlayfs", "crun ", "runc ", "sarus run"))
+        helper = any(t in cmdline for t in ("squashfuse", "fuse-overlayfs", "crun ", "runc ", "sarus run",
+                                            "sarus-rank-agent"))
         if helper and (owner in (uid, 0) or owner >= 100000):
             found.append(f"process {pid}: {cmdline}")
     with open("/proc/self/mountinfo") as f:

@@ -168,6 +168,25 @@ def test_srun_sarus_exit_code_of_a_step_is_its_failing_task(slurm_cluster, clust
     assert_no_leftovers(slurm_cluster, user)
 
 
+@pytest.mark.parametrize("mode,user", COMBOS, ids=COMBO_IDS)
+def test_srun_tasks_of_a_node_share_one_container_in_userns_mode(slurm_cluster, cluster_sarus, mode, user):
+    s = cluster_sarus[(mode, user)]
+    r = slurm_cluster.srun(user, "-N3", "-n6", "--ntasks-per-node=2", "sarus", "run", BUSYBOX, "sh", "-c",
+                           # alive together: a namespace's number is reused once it is gone
+                           'echo "$(hostname) $(readlink /proc/self/ns/pid)"; sleep 1', sarus=s)
+    assert r.returncode == 0, failure(r)
+    namespaces = {}
+    for line in r.stdout.splitlines():
+        node, namespace = line.split()
+        namespaces.setdefault(node, set()).add(namespace)
+    assert sorted(namespaces) == NODES, failure(r)
+    if mode == "userns":   # one container per node (src/core/rank_group.hpp)
+        assert all(len(found) == 1 for found in namespaces.values()), namespaces
+    else:                  # suid mode: a container per task
+        assert all(len(found) == 2 for found in namespaces.values()), namespaces
+    assert_no_leftovers(slurm_cluster, user)
+
+
 # --- MPI: Debian's MPICH speaks PMI-2, Debian's Open MPI 4.1 PMIx only ------------
 
 MPI_HELLO = r"""

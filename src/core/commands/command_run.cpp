@@ -1,6 +1,7 @@
 #include "commands.hpp"
 
 #include "backend.hpp"
+#include "rank_group.hpp"
 #include "config.hpp"
 #include "container_registry.hpp"
 #include "container_spec.hpp"
@@ -91,6 +92,13 @@ int commandRun(const Config& config, const RunOptions& options) {
     }
     Registration registration(registry, {spec.name, ::getpid(), reference.normalized(), command, localTimestamp()});
     log::verbose("running " + reference.normalized() + " from " + image->imageFile.string());
+    if (auto key = rankGroupKey(hostEnv, ::getppid())) {
+        auto reason = reasonNotToShare(config, spec);
+        if (reason.empty()) {
+            return runAsRankOfSharedContainer(config, spec, *image, *backend, *key);
+        }
+        log::verbose("a container of this rank's own (" + reason + ")");
+    }
     return backend->run(spec, *image);
 }
 

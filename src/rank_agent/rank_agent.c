@@ -1,0 +1,328 @@
+/*
+ * sarus-rank-agent: the process of a container shared by the ranks of one
+ * job step on one node (see src/core/rank_group.hpp). crun starts it as the
+ * container's process, with every setting of the container (namespaces,
+ * root, user, no capabilities, no_new_privs, seccomp) in place, and hands it
+ * a listening Unix socket as descriptor 3. Each rank's sarus connects and
+ * sends its command (rank_agent_protocol.h); the agent forks, gives the
+ * child the rank's descriptors, working directory and environment and execs
+ * the command, which therefore inherits exactly what crun set up. Nothing
+ * is set up here: this is a fork and exec on request, not a runtime.
+ *
+ * Static, so that it runs in any image.
+ */
+#define _GNU_SOURCE
+#include "rank_agent_protocol.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define LISTEN_FD 3
+#define MAX_RANKS 1024
+
+struct rank {
+    int connection; /* -1 once its client hung up */
+    pid_t pid;      /* 0 until started, -1 when it is to be dropped */
+};
+
+static struct rank ranks[MAX_RANKS];
+static size_t rank_count;
+static int shutting_down;
+
+static void fail(const char *what) {
+    fprintf(stderr, "sarus-rank-agent: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static int read_fully(int fd, void *buffer, size_t size) {
+    char *p = buffer;
+    while (size > 0) {
+        ssize_t n = read(fd, p, size);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        p += n;
+        size -= (size_t)n;
+    }
+    return 0;
+}
+
+static void close_received(int *fds, size_t count) {
+    for (size_t i = 0; i < count; ++i) {
+        close(fds[i]);
+    }
+}
+
+/* The header and its descriptors; returns the number of descriptors or -1. */
+static int receive_start(int connection, struct rank_agent_start *start, int *fds) {
+    union {
+        struct cmsghdr align;
+        char buffer[CMSG_SPACE(sizeof(int) * RANK_AGENT_MAX_FDS)];
+    } control;
+    struct iovec iov = {start, sizeof *start};
+    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buffer,
+                             .msg_controllen = sizeof control.buffer};
+    ssize_t n;
+    do {
+        n = recvmsg(connection, &message, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+    } while (n < 0 && errno == EINTR);
+    int count = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&message); c; c = CMSG_NXTHDR(&message, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            size_t got = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            memcpy(fds + count, CMSG_DATA(c), got * sizeof(int));
+            count += (int)got;
+        }
+    }
+    if (n != (ssize_t)sizeof *start || start->magic != RANK_AGENT_MAGIC || (message.msg_flags & MSG_CTRUNC) ||
+        start->size > RANK_AGENT_MAX_SIZE || (start->argc > 0 && count < 3)) {
+        close_received(fds, (size_t)count);
+        return -1;
+    }
+    return count;
+}
+
+/* Splits `size` bytes of NUL-terminated strings into out[0..wanted-1]. */
+static int split_strings(char *data, uint32_t size, char **out, uint32_t wanted) {
+    uint32_t found = 0;
+    char *p = data, *end = data + size;
+    while (p < end && found < wanted) {
+        char *nul = memchr(p, '\0', (size_t)(end - p));
+        if (!nul) {
+            return -1;
+        }
+        out[found++] = p;
+        p = nul + 1;
+    }
+    return found == wanted && p == end ? 0 : -1;
+}
+
+static void reply(int connection, int32_t code) {
+    if (connection < 0) {
+        return;
+    }
+    ssize_t ignored = send(connection, &code, sizeof code, MSG_NOSIGNAL);
+    (void)ignored;
+}
+
+/* mkdir -p, as the rank's user: sarus creates a missing -w directory. */
+static int make_directories(char *path) {
+    for (char *p = path + 1; *p; ++p) {
+        if (*p == '/') {
+            *p = '\0';
+            int made = mkdir(path, 0755);
+            *p = '/';
+            if (made != 0 && errno != EEXIST) {
+                return -1;
+            }
+        }
+    }
+    return mkdir(path, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* In the forked child: the rank's descriptors as 0, 1, 2, 3, ..., then exec. */
+static void exec_rank(int *fds, int count, char *cwd, char **argv, char **envp) {
+    setsid(); /* its own process group: signals and the final kill reach all of it */
+    for (int i = 0; i < count; ++i) { /* above every target number first */
+        int moved = fcntl(fds[i], F_DUPFD, count + LISTEN_FD + 1);
+        if (moved < 0) {
+            _exit(126);
+        }
+        fds[i] = moved;
+    }
+    for (int i = 0; i < count; ++i) {
+        if (dup2(fds[i], i) < 0) {
+            _exit(126);
+        }
+    }
+    for (int fd = count; fd < 1024; ++fd) {
+        close(fd);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (chdir(cwd) != 0 && (errno != ENOENT || make_directories(cwd) != 0 || chdir(cwd) != 0)) {
+        fprintf(stderr, "sarus: cannot enter the working directory %s: %s\n", cwd, strerror(errno));
+        _exit(126);
+    }
+    extern char **environ;
+    environ = envp; /* execvp searches the rank's PATH */
+    execvp(argv[0], argv);
+    int code = errno == ENOENT ? 127 : 126;
+    fprintf(stderr, "sarus: cannot execute %s: %s\n", argv[0], strerror(errno));
+    _exit(code);
+}
+
+static void start_rank(struct rank *rank) {
+    struct rank_agent_start start;
+    int fds[RANK_AGENT_MAX_FDS];
+    int count = receive_start(rank->connection, &start, fds);
+    if (count < 0) {
+        rank->pid = -1; /* dropped below */
+        return;
+    }
+    if (start.argc == 0) { /* the container's end: no new ranks */
+        close_received(fds, (size_t)count);
+        shutting_down = 1;
+        rank->pid = -1;
+        return;
+    }
+    char *data = malloc(start.size + 1);
+    char **strings = calloc((size_t)start.argc + start.envc + 3, sizeof(char *));
+    if (!data || !strings || read_fully(rank->connection, data, start.size) != 0 ||
+        split_strings(data, start.size, strings, 1 + start.argc + start.envc) != 0) {
+        free(data);
+        free(strings);
+        close_received(fds, (size_t)count);
+        rank->pid = -1;
+        return;
+    }
+    char *cwd = strings[0];
+    char **argv = strings + 1;
+    char **envp = argv + start.argc + 1;
+    memmove(envp, argv + start.argc, start.envc * sizeof(char *));
+    argv[start.argc] = NULL;
+    envp[start.envc] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(rank->connection);
+        exec_rank(fds, count, cwd, argv, envp);
+    }
+    close_received(fds, (size_t)count);
+    free(data);
+    free(strings);
+    if (pid < 0) {
+        reply(rank->connection, 126);
+        rank->pid = -1;
+        return;
+    }
+    rank->pid = pid;
+}
+
+/* A signal number from the client, or its hang-up. Returns -1 when it is gone. */
+static int serve_rank(struct rank *rank) {
+    int32_t signal_number;
+    if (read_fully(rank->connection, &signal_number, sizeof signal_number) != 0) {
+        kill(-rank->pid, SIGKILL);
+        return -1;
+    }
+    if (signal_number > 0 && signal_number < NSIG) {
+        kill(-rank->pid, signal_number);
+    }
+    return 0;
+}
+
+static void drop(size_t index) {
+    if (ranks[index].connection >= 0) {
+        close(ranks[index].connection);
+    }
+    ranks[index] = ranks[--rank_count];
+}
+
+static void reap(void) {
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (size_t i = 0; i < rank_count; ++i) {
+            if (ranks[i].pid == pid) {
+                kill(-pid, SIGKILL); /* nothing of the rank outlives it, as in a container of its own */
+                reply(ranks[i].connection, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+                drop(i);
+                break;
+            }
+        }
+    }
+}
+
+static int running_ranks(void) {
+    int running = 0;
+    for (size_t i = 0; i < rank_count; ++i) {
+        running += ranks[i].pid > 0;
+    }
+    return running;
+}
+
+/* The agent is PID 1 of the container's PID namespace, which ignores every
+ * signal it has no handler for: the end of the container (its leader gone)
+ * is a SIGTERM from the runtime, and takes every rank with it. */
+static void end_container(int signal_number) {
+    _exit(128 + signal_number);
+}
+
+int main(void) {
+    struct sigaction ending = {0};
+    ending.sa_handler = end_container;
+    sigemptyset(&ending.sa_mask);
+    for (int s = 0, ends[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT}; s < 4; ++s) {
+        sigaction(ends[s], &ending, NULL);
+    }
+    sigset_t child;
+    sigemptyset(&child);
+    sigaddset(&child, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &child, NULL);
+    int children = signalfd(-1, &child, SFD_CLOEXEC);
+    if (children < 0) {
+        fail("signalfd");
+    }
+    if (fcntl(LISTEN_FD, F_SETFD, FD_CLOEXEC) != 0) {
+        fail("the listening socket (descriptor 3)");
+    }
+    static struct pollfd polled[MAX_RANKS + 2];
+    while (!shutting_down || running_ranks() > 0) {
+        polled[0] = (struct pollfd){children, POLLIN, 0};
+        polled[1] = (struct pollfd){shutting_down ? -1 : LISTEN_FD, POLLIN, 0};
+        for (size_t i = 0; i < rank_count; ++i) {
+            polled[2 + i] = (struct pollfd){ranks[i].connection, POLLIN, 0};
+        }
+        if (poll(polled, rank_count + 2, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            fail("poll");
+        }
+        if (polled[0].revents) {
+            struct signalfd_siginfo info;
+            ssize_t ignored = read(children, &info, sizeof info);
+            (void)ignored;
+            reap();
+            continue; /* indices changed */
+        }
+        for (size_t i = rank_count; i-- > 0;) {
+            if (!polled[2 + i].revents) {
+                continue;
+            }
+            if (ranks[i].pid == 0) {
+                start_rank(&ranks[i]);
+            } else if (ranks[i].pid > 0 && serve_rank(&ranks[i]) == 0) {
+                continue;
+            } else if (ranks[i].pid > 0) {
+                close(ranks[i].connection); /* killed; reaped later, nobody to tell */
+                ranks[i].connection = -1;
+                continue;
+            }
+            if (ranks[i].pid == -1) {
+                drop(i);
+            }
+        }
+        if (polled[1].revents && rank_count < MAX_RANKS) {
+            int connection = accept4(LISTEN_FD, NULL, NULL, SOCK_CLOEXEC);
+            if (connection >= 0) {
+                ranks[rank_count++] = (struct rank){connection, 0};
+            }
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,36 @@
+/*
+ * What sarus and sarus-rank-agent say to each other over the agent's Unix
+ * socket (see rank_agent.c). One connection is one rank:
+ *
+ *   client -> agent  a start message: the header below, then `size` bytes of
+ *                    NUL-terminated strings: the working directory, `argc`
+ *                    arguments, `envc` NAME=VALUE entries. SCM_RIGHTS on the
+ *                    header carries the rank's descriptors: stdin, stdout,
+ *                    stderr, then those it gets as 3, 4, ... (PMI_FD).
+ *   client -> agent  later, any number of 4-byte signal numbers to deliver
+ *                    to the rank's process group.
+ *   agent -> client  one 4-byte exit code (128 + signal if it was killed;
+ *                    127/126 if it could not be started, with a message on
+ *                    the rank's stderr).
+ *
+ * When the client's end closes before the rank ended, the agent kills the
+ * rank's process group. A start message with argc == 0 asks the agent to
+ * exit once no rank runs (the container's end).
+ */
+#ifndef SARUS_RANK_AGENT_PROTOCOL_H
+#define SARUS_RANK_AGENT_PROTOCOL_H
+
+#include <stdint.h>
+
+#define RANK_AGENT_MAGIC 0x5352414bu /* "SRAK" */
+#define RANK_AGENT_MAX_FDS 16
+#define RANK_AGENT_MAX_SIZE (4u << 20)
+
+struct rank_agent_start {
+    uint32_t magic;
+    uint32_t argc;
+    uint32_t envc;
+    uint32_t size;
+};
+
+#endif

@@ -1,0 +1,136 @@
+"""The ranks of one job step on a node share one container (userns mode;
+src/core/rank_group.hpp): under MPICH's mpiexec, with an explicit
+SARUS_RANK_GROUP, for both test users. (Under srun: test_slurm.py and
+test_multinode_openmpi.py.)"""
+
+import os
+import pwd
+import time
+
+import pytest
+
+from conftest import leftovers, popen_as, run_as
+
+BUSYBOX = "load/library/busybox"
+NAMESPACES = 'echo "$PMI_RANK $$ $(readlink /proc/self/ns/pid) $(readlink /proc/self/ns/user)"'
+
+
+@pytest.fixture
+def ranks(userns_sarus, test_images):
+    userns_sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    yield userns_sarus
+    deadline = time.time() + 5
+    while leftovers(userns_sarus.user) and time.time() < deadline:
+        time.sleep(0.1)
+    assert leftovers(userns_sarus.user) == []
+    assert group_directories(userns_sarus) == [], "a job step's directory was left behind"
+
+
+def group_directories(sarus):
+    base = os.path.join(sarus.config.get("tempDir", "/tmp"), f"sarus-ranks-{pwd.getpwnam(sarus.user).pw_uid}")
+    return os.listdir(base) if os.path.isdir(base) else []
+
+
+def mpiexec(sarus, count, *command, env=None):
+    full_env = {"SARUS_CONFIG_FILE": sarus.config_file}
+    full_env.update(env or {})
+    return run_as(sarus.user, ["mpiexec.mpich", "-n", str(count), *command], env=full_env, timeout=120)
+
+
+def rows(stdout):
+    return sorted(line.split() for line in stdout.splitlines() if line.strip())
+
+
+@pytest.mark.parametrize("count", [1, 2, 4, 8])
+def test_the_ranks_of_an_mpiexec_share_one_container(ranks, count):
+    r = mpiexec(ranks, count, ranks.binary, "run", BUSYBOX, "sh", "-c", NAMESPACES)
+    assert r.returncode == 0, r.stderr
+    found = rows(r.stdout)
+    assert sorted(int(row[0]) for row in found) == list(range(count))
+    assert len({row[2] for row in found}) == 1, found      # one PID namespace
+    assert len({row[3] for row in found}) == 1, found      # one user namespace
+    assert len({row[1] for row in found}) == count, found  # each rank its own process
+
+
+def test_ranks_are_found_through_a_wrapper_of_the_launcher(ranks):
+    # Hydra's proxy is not sarus' parent here: the PMI socket still names it
+    script = f'{ranks.binary} run {BUSYBOX} sh -c \'{NAMESPACES}\''
+    r = mpiexec(ranks, 3, "sh", "-c", script)
+    assert r.returncode == 0, r.stderr
+    assert len({row[2] for row in rows(r.stdout)}) == 1, r.stdout
+
+
+def test_each_rank_has_its_own_exit_code_environment_and_directory(ranks):
+    script = (f'{ranks.binary} run -w /tmp/rank$PMI_RANK -e MINE=$PMI_RANK {BUSYBOX} sh -c '
+              f'\'echo "$PMI_RANK $MINE $(pwd)"; exit $((PMI_RANK + 3))\'; echo "rc $PMI_RANK $?"')
+    r = mpiexec(ranks, 3, "sh", "-c", script)
+    lines = r.stdout.splitlines()
+    for rank in range(3):
+        assert f"{rank} {rank} /tmp/rank{rank}" in lines, r.stdout + r.stderr
+        assert f"rc {rank} {rank + 3}" in lines, r.stdout + r.stderr
+
+
+def test_turned_off_every_rank_has_a_container_of_its_own(ranks):
+    r = mpiexec(ranks, 2, ranks.binary, "run", BUSYBOX, "sh", "-c", NAMESPACES,
+                env={"SARUS_SHARED_CONTAINER": "0"})
+    assert r.returncode == 0, r.stderr
+    assert len({row[2] for row in rows(r.stdout)}) == 2, r.stdout
+
+
+def start_rank(sarus, group, *args, **kw):
+    env = {"SARUS_CONFIG_FILE": sarus.config_file, "SARUS_RANK_GROUP": group}
+    return popen_as(sarus.user, [sarus.binary, "run", *args], env=env, **kw)
+
+
+def test_a_killed_rank_goes_and_the_others_stay(ranks):
+    group = f"killed-{os.getpid()}"
+    leader = start_rank(ranks, group, BUSYBOX, "sh", "-c",
+                        "echo ready; while [ ! -e /tmp/go ]; do sleep 0.05; done; ps -o args")
+    try:
+        assert leader.stdout.readline() == "ready\n"
+        victim = start_rank(ranks, group, BUSYBOX, "sh", "-c", "echo started; exec sleep 1000")
+        assert victim.stdout.readline() == "started\n"
+        victim.kill()
+        victim.wait(timeout=10)
+        time.sleep(0.3)
+        go = start_rank(ranks, group, BUSYBOX, "touch", "/tmp/go")
+        assert go.wait(timeout=30) == 0
+        out, err = leader.communicate(timeout=30)
+        assert leader.returncode == 0, err
+        assert "sleep 1000" not in out, out
+    finally:
+        for p in (leader,):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def test_a_rank_with_another_container_is_refused_clearly(ranks, tmp_path):
+    group = f"differs-{os.getpid()}"
+    leader = start_rank(ranks, group, BUSYBOX, "sh", "-c", "echo ready; sleep 3")
+    try:
+        assert leader.stdout.readline() == "ready\n"
+        os.chmod(tmp_path, 0o755)
+        env = {"SARUS_CONFIG_FILE": ranks.config_file, "SARUS_RANK_GROUP": group}
+        r = run_as(ranks.user, [ranks.binary, "run", "--mount", f"type=bind,src={tmp_path},dst=/data", BUSYBOX,
+                                "true"], env=env)
+        assert r.returncode == 1
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "differs from the one its job step shares" in lines[0], r.stderr
+        assert "SARUS_SHARED_CONTAINER=0" in lines[0]
+    finally:
+        leader.communicate(timeout=30)
+    assert leader.returncode == 0
+
+
+def test_a_killed_leader_takes_the_container_and_its_ranks(ranks):
+    group = f"leader-{os.getpid()}"
+    leader = start_rank(ranks, group, BUSYBOX, "sh", "-c", "echo ready; exec sleep 1000")
+    assert leader.stdout.readline() == "ready\n"
+    member = start_rank(ranks, group, BUSYBOX, "sh", "-c", "echo started; exec sleep 1000")
+    assert member.stdout.readline() == "started\n"
+    leader.kill()
+    leader.wait(timeout=10)
+    out, err = member.communicate(timeout=30)
+    assert member.returncode != 0
+    assert "ended before this rank did" in err, err

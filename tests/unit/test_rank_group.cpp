@@ -1,0 +1,76 @@
+#include "rank_group.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+using namespace sarus;
+
+namespace {
+
+std::string keyOf(const std::vector<std::string>& env) {
+    return rankGroupKey(env, ::getpid()).value_or("none");
+}
+
+}  // namespace
+
+TEST(RankGroupKey, NotARankWithoutALauncher) {
+    EXPECT_EQ(keyOf({"HOME=/home/u", "PATH=/bin"}), "none");
+    EXPECT_EQ(keyOf({"SLURM_JOB_ID=7"}), "none");  // sbatch's script, not a task of a step
+}
+
+TEST(RankGroupKey, SlurmJobStepAndRestart) {
+    EXPECT_EQ(keyOf({"SLURM_JOB_ID=7", "SLURM_STEP_ID=2", "SLURM_PROCID=5", "SLURM_RESTART_COUNT=1"}),
+              "slurm:7.2.1");
+    EXPECT_NE(keyOf({"SLURM_JOB_ID=7", "SLURM_STEP_ID=3", "SLURM_PROCID=5"}),
+              keyOf({"SLURM_JOB_ID=7", "SLURM_STEP_ID=2", "SLURM_PROCID=5"}));
+}
+
+TEST(RankGroupKey, PmixNamespace) {
+    EXPECT_EQ(keyOf({"PMIX_NAMESPACE=757858305", "PMIX_RANK=1"}), "pmix:757858305");
+}
+
+TEST(RankGroupKey, HydraByThePeerOfPmiFd) {
+    int pair[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+    auto key = keyOf({"PMI_RANK=0", "PMI_FD=" + std::to_string(pair[0])});
+    EXPECT_EQ(key.rfind("hydra:" + std::to_string(::getpid()) + ".", 0), 0u) << key;
+    ::close(pair[0]);
+    ::close(pair[1]);
+}
+
+TEST(RankGroupKey, OtherLaunchersByTheParentProcess) {
+    auto key = keyOf({"OMPI_COMM_WORLD_RANK=3"});
+    EXPECT_EQ(key.rfind("launcher:" + std::to_string(::getpid()) + ".", 0), 0u) << key;
+}
+
+TEST(RankGroupKey, ExplicitAndTurnedOff) {
+    EXPECT_EQ(keyOf({"SARUS_RANK_GROUP=mine", "SLURM_JOB_ID=7", "SLURM_STEP_ID=2", "SLURM_PROCID=5"}),
+              "explicit:mine");
+    EXPECT_EQ(keyOf({"SARUS_SHARED_CONTAINER=0", "SARUS_RANK_GROUP=mine"}), "none");
+    EXPECT_EQ(keyOf({"SARUS_SHARED_CONTAINER=0", "PMIX_NAMESPACE=1", "PMIX_RANK=0"}), "none");
+}
+
+TEST(SharedContainerIdentity, DependsOnWhatDefinesTheContainerNotOnTheRank) {
+    ContainerSpec a;
+    a.args = {"hostname"};
+    a.env = {"PMI_RANK=0"};
+    a.cwd = "/";
+    StoredImage image;
+    image.imageFile = "/repo/a.squashfs";
+    image.id = "sha256:1";
+    ContainerSpec b = a;
+    b.args = {"true"};
+    b.env = {"PMI_RANK=1"};
+    b.cwd = "/tmp";
+    EXPECT_EQ(sharedContainerIdentity(a, image), sharedContainerIdentity(b, image));
+    b.userMounts.push_back({"/data", "/data", false, false});
+    EXPECT_NE(sharedContainerIdentity(a, image), sharedContainerIdentity(b, image));
+    StoredImage other = image;
+    other.id = "sha256:2";
+    EXPECT_NE(sharedContainerIdentity(a, image), sharedContainerIdentity(a, other));
+    ContainerSpec c = a;
+    c.annotations["com.hooks.mpi.enabled"] = "true";
+    EXPECT_NE(sharedContainerIdentity(a, image), sharedContainerIdentity(c, image));
+}
