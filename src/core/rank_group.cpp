@@ -16,6 +16,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <fcntl.h>
 #include <fstream>
 #include <map>
@@ -328,16 +329,52 @@ private:
     fs::path groupDir_;
 };
 
+// Slurm's "2(x3),1": the tasks of node `index` of the step.
+std::optional<long> slurmTasksOfNode(const std::string& perNode, long index) {
+    std::istringstream groups(perNode);
+    std::string group;
+    long node = 0;
+    while (std::getline(groups, group, ',')) {
+        char* end = nullptr;
+        long tasks = std::strtol(group.c_str(), &end, 10);
+        long repeat = 1;
+        if (end && std::strncmp(end, "(x", 2) == 0) {
+            repeat = std::strtol(end + 2, nullptr, 10);
+        }
+        if (index < node + repeat) {
+            return tasks;
+        }
+        node += repeat;
+    }
+    return std::nullopt;
+}
+
+// How many ranks of the step the launcher starts on this node, if it says.
+std::optional<long> localRanks(const std::function<std::string(const char*)>& get) {
+    for (const char* name : {"MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE"}) {
+        if (!get(name).empty()) {
+            return std::strtol(get(name).c_str(), nullptr, 10);
+        }
+    }
+    if (!get("SLURM_STEP_TASKS_PER_NODE").empty() && !get("SLURM_NODEID").empty()) {
+        return slurmTasksOfNode(get("SLURM_STEP_TASKS_PER_NODE"), std::strtol(get("SLURM_NODEID").c_str(), nullptr, 10));
+    }
+    return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<std::string> rankGroupKey(const std::vector<std::string>& env, pid_t parent) {
     auto vars = environmentMap(env);
-    auto get = [&](const char* name) {
+    std::function<std::string(const char*)> get = [&](const char* name) {
         auto it = vars.find(name);
         return it == vars.end() ? std::string() : it->second;
     };
     if (get("SARUS_SHARED_CONTAINER") == "0") {
         return std::nullopt;
+    }
+    if (get("SARUS_RANK_GROUP").empty() && localRanks(get) == 1) {
+        return std::nullopt;  // the only rank here: nothing to share
     }
     if (!get("SARUS_RANK_GROUP").empty()) {
         return "explicit:" + get("SARUS_RANK_GROUP");

@@ -20,6 +20,25 @@ TEST(RankGroupKey, NotARankWithoutALauncher) {
     EXPECT_EQ(keyOf({"SLURM_JOB_ID=7"}), "none");  // sbatch's script, not a task of a step
 }
 
+TEST(RankGroupKey, NothingToShareForTheOnlyRankOfANode) {
+    EXPECT_EQ(keyOf({"PMIX_NAMESPACE=1", "PMIX_RANK=0", "OMPI_COMM_WORLD_LOCAL_SIZE=1"}), "none");
+    EXPECT_EQ(keyOf({"PMIX_NAMESPACE=1", "PMIX_RANK=0", "OMPI_COMM_WORLD_LOCAL_SIZE=2"}), "pmix:1");
+    std::vector<std::string> slurm{"SLURM_JOB_ID=7", "SLURM_STEP_ID=2", "SLURM_PROCID=5",
+                                   "SLURM_STEP_TASKS_PER_NODE=2(x2),1"};
+    auto onNode = [&](const char* node) {
+        auto env = slurm;
+        env.push_back(std::string("SLURM_NODEID=") + node);
+        return keyOf(env);
+    };
+    EXPECT_EQ(onNode("0"), "slurm:7.2.");
+    EXPECT_EQ(onNode("1"), "slurm:7.2.");
+    EXPECT_EQ(onNode("2"), "none");
+    auto explicitGroup = slurm;
+    explicitGroup.push_back("SARUS_RANK_GROUP=g");
+    explicitGroup.push_back("SLURM_NODEID=2");
+    EXPECT_EQ(keyOf(explicitGroup), "explicit:g");
+}
+
 TEST(RankGroupKey, SlurmJobStepAndRestart) {
     EXPECT_EQ(keyOf({"SLURM_JOB_ID=7", "SLURM_STEP_ID=2", "SLURM_PROCID=5", "SLURM_RESTART_COUNT=1"}),
               "slurm:7.2.1");

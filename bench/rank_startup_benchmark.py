@@ -1,0 +1,102 @@
+#!/usr/bin/python3
+"""Start-up of the ranks of one job step on one node (userns mode shares
+one container between them, src/core/rank_group.hpp). Run as root; the
+ranks run as an unprivileged user.
+
+For N = 1, 2, 4, 8, 16 it times `mpiexec.mpich -n N true` (native) and
+`mpiexec.mpich -n N sarus run busybox true`, alternating the two run after
+run, and prints the medians, the ratio sarus/native, the cost of each rank
+beyond the first over native ((sarus(N) - sarus(1)) - (native(N) -
+native(1))) / (N - 1), and sarus(16)/sarus(1). Targets (issue "Parallel
+jobs"): a joining rank <= 10 ms over a native process start, 16 ranks
+<= 2x the time of one.
+
+   sudo bench/rank_startup_benchmark.py [--prefix /opt/sarus-test] [--user sarustest] [--repeat 9]
+"""
+
+import argparse
+import json
+import os
+import pwd
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+IMAGES = "/var/tmp/sarus-test-images"
+COUNTS = [1, 2, 4, 8, 16]
+
+
+def as_user(user, argv):
+    return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups", "--"] + argv
+
+
+def timed(argv, env):
+    start = time.perf_counter()
+    r = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - start
+    if r.returncode != 0:
+        raise SystemExit(f"rank_startup_benchmark: {' '.join(argv)} failed:\n{r.stderr}")
+    return elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prefix", default="/opt/sarus-test")
+    parser.add_argument("--user", default="sarustest")
+    parser.add_argument("--repeat", type=int, default=9)
+    args = parser.parse_args()
+    user = pwd.getpwnam(args.user)
+    sarus = os.path.join(args.prefix, "bin", "sarus")
+    subprocess.run(["/usr/bin/python3", os.path.join(REPO, "tests/images/make_images.py"), IMAGES],
+                   check=True, stdout=subprocess.DEVNULL)
+    workdir = tempfile.mkdtemp(prefix="sarus-rank-bench-", dir="/var/tmp")
+    try:
+        with open(os.path.join(args.prefix, "etc", "sarus.json")) as f:
+            config = json.load(f)
+        config["localRepositoryBaseDir"] = workdir
+        config_file = os.path.join(workdir, "sarus.json")
+        with open(config_file, "w") as f:
+            json.dump(config, f)
+        os.makedirs(os.path.join(workdir, args.user))
+        for root, dirs, files in os.walk(workdir):
+            for name in [root] + [os.path.join(root, f) for f in files]:
+                os.chown(name, user.pw_uid, user.pw_gid)
+        os.chmod(workdir, 0o755)
+        env = {"HOME": user.pw_dir, "USER": args.user, "PATH": "/usr/local/bin:/usr/bin:/bin",
+               "SARUS_CONFIG_FILE": config_file}
+        subprocess.run(as_user(user, [sarus, "load", f"{IMAGES}/busybox.oci.tar", "busybox"]), env=env,
+                       check=True, stdout=subprocess.DEVNULL)
+        commands = {}
+        for n in COUNTS:
+            commands[("native", n)] = as_user(user, ["mpiexec.mpich", "-n", str(n), "true"])
+            commands[("sarus", n)] = as_user(user, ["mpiexec.mpich", "-n", str(n), sarus, "run",
+                                                    "load/library/busybox", "true"])
+        times = {key: [] for key in commands}
+        for key, argv in commands.items():  # warm-up
+            timed(argv, env)
+        for _ in range(args.repeat):
+            for key, argv in commands.items():
+                times[key].append(timed(argv, env))
+        median = {key: statistics.median(values) for key, values in times.items()}
+        print(f"ranks of one job step on one node: mpiexec.mpich -n N, median of {args.repeat} alternated runs, "
+              f"as {args.user}, {os.cpu_count()} CPUs")
+        print(f"{'N':>4}{'native':>10}{'sarus':>10}{'ratio':>8}{'per joining rank over native':>32}")
+        for n in COUNTS:
+            native, ours = median[("native", n)], median[("sarus", n)]
+            joining = ""
+            if n > 1:
+                extra = ((ours - median[("sarus", 1)]) - (native - median[("native", 1)])) / (n - 1)
+                joining = f"{extra * 1000:.1f} ms"
+            print(f"{n:>4}{native * 1000:>8.0f}ms{ours * 1000:>8.0f}ms{ours / native:>8.2f}{joining:>32}")
+        ratio = median[("sarus", 16)] / median[("sarus", 1)]
+        print(f"sarus: 16 ranks / 1 rank {ratio:.2f} (target <= 2)")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
