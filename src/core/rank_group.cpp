@@ -22,7 +22,9 @@
 #include <map>
 #include <sstream>
 #include <sys/file.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -171,12 +173,34 @@ void retireGeneration(const fs::path& groupDir, const fs::path& generation) {
     }
 }
 
+// SIGTERM to this process when the leader ends, from a watcher process of
+// its own: not PR_SET_PDEATHSIG, which a SUID sarus's change of effective
+// ids clears, and not a thread, which would be copied into the middle of
+// whatever it holds when the backend forks.
+void terminateWhenLeaderEnds(pid_t leader) {
+    pid_t container = ::getpid();
+    pid_t watcher = ::fork();
+    if (watcher != 0) {
+        return;
+    }
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // and it goes with the container
+    ::setresuid(::getuid(), ::getuid(), ::getuid());
+    int leaderFd = static_cast<int>(::syscall(SYS_pidfd_open, leader, 0));
+    if (::getppid() == container && leaderFd >= 0) {
+        pollfd ended{leaderFd, POLLIN, 0};
+        while (::poll(&ended, 1, -1) < 0 && errno == EINTR) {
+        }
+    }
+    ::kill(container, SIGTERM);
+    ::_exit(0);
+}
+
 // The leader's second process: the container itself, run as any container
 // is, with the agent as its process. When the leader dies it gets SIGTERM,
 // which ends the container as it ends any, and then cleans up. Never returns.
 [[noreturn]] void runContainerOfGroup(Backend& backend, ContainerSpec spec, const StoredImage& image,
-                                      const fs::path& groupDir, const fs::path& generation) {
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+                                      const fs::path& groupDir, const fs::path& generation, pid_t leader) {
+    terminateWhenLeaderEnds(leader);
     ::setpgid(0, 0);  // a terminal's ^C is for the ranks, which their sarus forward
     int code = 1;
     try {
@@ -260,6 +284,7 @@ private:
         auto containerSpec = agentContainerSpec(listener.get());
         std::fflush(stdout);
         std::fflush(stderr);
+        pid_t self = ::getpid();
         pid_t container = ::fork();
         if (container < 0) {
             throw systemError("cannot start the shared container", errno);
@@ -267,7 +292,7 @@ private:
         if (container == 0) {
             lock = FileDescriptor();
             members = FileDescriptor();
-            runContainerOfGroup(backend_, containerSpec, image_, groupDir_, generation);
+            runContainerOfGroup(backend_, containerSpec, image_, groupDir_, generation, self);
         }
         listener = FileDescriptor();  // the container's now: its end closes the socket
         lock = FileDescriptor();
@@ -410,9 +435,7 @@ std::optional<std::string> rankGroupKey(const std::vector<std::string>& env, pid
 }
 
 std::string reasonNotToShare(const Config& config, const ContainerSpec& spec) {
-    if (config.mode() != Mode::userns) {
-        return "suid mode runs one container per rank";
-    }
+    (void)config;
     if (spec.tty) {
         return "-t";
     }

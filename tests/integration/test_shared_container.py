@@ -1,6 +1,6 @@
-"""The ranks of one job step on a node share one container (userns mode;
-src/core/rank_group.hpp): under MPICH's mpiexec, with an explicit
-SARUS_RANK_GROUP, for both test users. (Under srun: test_slurm.py and
+"""The ranks of one job step on a node share one container
+(src/core/rank_group.hpp): under MPICH's mpiexec, with an explicit
+SARUS_RANK_GROUP, in both modes and for both test users. (Under srun: test_slurm.py and
 test_multinode_openmpi.py.)"""
 
 import os
@@ -16,14 +16,14 @@ NAMESPACES = 'echo "$PMI_RANK $$ $(readlink /proc/self/ns/pid) $(readlink /proc/
 
 
 @pytest.fixture
-def ranks(userns_sarus, test_images):
-    userns_sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
-    yield userns_sarus
+def ranks(sarus, test_images):
+    sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    yield sarus
     deadline = time.time() + 5
-    while leftovers(userns_sarus.user) and time.time() < deadline:
+    while leftovers(sarus.user) and time.time() < deadline:
         time.sleep(0.1)
-    assert leftovers(userns_sarus.user) == []
-    assert group_directories(userns_sarus) == [], "a job step's directory was left behind"
+    assert leftovers(sarus.user) == []
+    assert group_directories(sarus) == [], "a job step's directory was left behind"
 
 
 def group_directories(sarus):
@@ -134,3 +134,14 @@ def test_a_killed_leader_takes_the_container_and_its_ranks(ranks):
     out, err = member.communicate(timeout=30)
     assert member.returncode != 0
     assert "ended before this rank did" in err, err
+
+
+def test_a_joining_rank_gets_no_privilege(ranks):
+    """In suid mode too: a rank that joins runs as the caller, without
+    capabilities and with no_new_privs, like the container's own process."""
+    pw = pwd.getpwnam(ranks.user)
+    r = mpiexec(ranks, 3, ranks.binary, "run", BUSYBOX, "sh", "-c",
+                'echo "$(id -u) $(grep -E "^(CapEff|CapPrm|NoNewPrivs)" /proc/self/status | tr -d "\\t\\n ")"')
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split("\n"))[1:] == \
+        [f"{pw.pw_uid} CapPrm:0000000000000000CapEff:0000000000000000NoNewPrivs:1"] * 3, r.stdout

@@ -169,7 +169,7 @@ def test_srun_sarus_exit_code_of_a_step_is_its_failing_task(slurm_cluster, clust
 
 
 @pytest.mark.parametrize("mode,user", COMBOS, ids=COMBO_IDS)
-def test_srun_tasks_of_a_node_share_one_container_in_userns_mode(slurm_cluster, cluster_sarus, mode, user):
+def test_srun_tasks_of_a_node_share_one_container(slurm_cluster, cluster_sarus, mode, user):
     s = cluster_sarus[(mode, user)]
     r = slurm_cluster.srun(user, "-N3", "-n6", "--ntasks-per-node=2", "sarus", "run", BUSYBOX, "sh", "-c",
                            # alive together: a namespace's number is reused once it is gone
@@ -180,10 +180,9 @@ def test_srun_tasks_of_a_node_share_one_container_in_userns_mode(slurm_cluster, 
         node, namespace = line.split()
         namespaces.setdefault(node, set()).add(namespace)
     assert sorted(namespaces) == NODES, failure(r)
-    if mode == "userns":   # one container per node (src/core/rank_group.hpp)
-        assert all(len(found) == 1 for found in namespaces.values()), namespaces
-    else:                  # suid mode: a container per task
-        assert all(len(found) == 2 for found in namespaces.values()), namespaces
+    # one container per node (src/core/rank_group.hpp), one for each node
+    assert all(len(found) == 1 for found in namespaces.values()), namespaces
+    assert len(set().union(*namespaces.values())) == 3, namespaces
     assert_no_leftovers(slurm_cluster, user)
 
 
