@@ -15,11 +15,6 @@ namespace {
 
 using Env = std::map<std::string, std::string>;
 
-std::string valueOr(const Env& env, const std::string& name, const std::string& fallback = "") {
-    auto it = env.find(name);
-    return it == env.end() ? fallback : it->second;
-}
-
 // First of the names that is set and not empty (Slurm exports both spellings).
 std::string firstSet(const Env& env, std::initializer_list<const char*> names) {
     for (const char* name : names) {
@@ -52,15 +47,6 @@ std::string expandNodePatterns(std::string path, const std::string& nodeName, co
         }
     }
     return path;
-}
-
-Env environmentMap(const std::vector<std::string>& env) {
-    Env map;
-    for (const auto& entry : env) {
-        auto eq = entry.find('=');
-        map.emplace(entry.substr(0, eq), eq == std::string::npos ? "" : entry.substr(eq + 1));
-    }
-    return map;
 }
 
 std::optional<Env> readSlurmConfig(const Env& hostEnv) {

@@ -199,7 +199,7 @@ void forwardSignalsTo(pid_t pid) {
     action.sa_handler = forwardSignal;
     sigemptyset(&action.sa_mask);
     action.sa_flags = SA_RESTART;
-    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT, SIGWINCH}) {
+    for (int s : forwardedSignals) {
         ::sigaction(s, &action, nullptr);
     }
 }
@@ -240,6 +240,21 @@ std::vector<std::string> currentEnvironment() {
         env.emplace_back(*entry);
     }
     return env;
+}
+
+std::map<std::string, std::string> environmentMap(const std::vector<std::string>& env) {
+    std::map<std::string, std::string> map;
+    for (const auto& entry : env) {
+        auto eq = entry.find('=');
+        map.emplace(entry.substr(0, eq), eq == std::string::npos ? "" : entry.substr(eq + 1));
+    }
+    return map;
+}
+
+std::string valueOr(const std::map<std::string, std::string>& settings, const std::string& name,
+                    const std::string& fallback) {
+    auto it = settings.find(name);
+    return it == settings.end() ? fallback : it->second;
 }
 
 std::string searchPath(const std::string& name, const std::string& pathVariable,

@@ -3,8 +3,10 @@
 // is killed with SIGKILL: nothing outlives a sarus run.
 #pragma once
 
+#include <csignal>
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <sys/types.h>
@@ -39,8 +41,10 @@ int waitForExit(pid_t pid);
 // Closes every descriptor >= 3 except those listed.
 void closeDescriptorsExcept(const std::vector<int>& keep);
 
-// Forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT and
-// SIGWINCH to the given pid until reset.
+// What a container gets of the signals sarus receives.
+inline constexpr int forwardedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT, SIGWINCH};
+
+// Forwards forwardedSignals to the given pid until reset.
 void forwardSignalsTo(pid_t pid);
 
 // Runs argv to completion; its stdout is returned, its stderr inherited.
@@ -52,6 +56,14 @@ CommandOutput runCapturingOutput(const std::vector<std::string>& argv, SpawnOpti
 
 // This process's environment, as NAME=VALUE entries.
 std::vector<std::string> currentEnvironment();
+
+// NAME=VALUE entries by name: an entry without '=' is a name with an empty
+// value, and the first entry of a name counts.
+std::map<std::string, std::string> environmentMap(const std::vector<std::string>& env);
+
+// The value of name in a map of settings, or fallback when it has none.
+std::string valueOr(const std::map<std::string, std::string>& settings, const std::string& name,
+                    const std::string& fallback = "");
 
 // The first DIR/name of the ':'-separated pathVariable that accept() turns
 // into a non-empty path (a name with a '/' is returned as it is).

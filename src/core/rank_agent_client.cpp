@@ -1,6 +1,7 @@
 #include "rank_agent_client.hpp"
 
 #include "error.hpp"
+#include "process.hpp"
 
 extern "C" {
 #include "../rank_agent/rank_agent_protocol.h"
@@ -18,9 +19,6 @@ extern "C" {
 namespace sarus {
 
 namespace {
-
-// The signals sarus forwards to a container of its own (forwardSignalsTo).
-const int forwardedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT, SIGWINCH};
 
 std::string startPayload(const ContainerSpec& spec) {
     std::string payload = spec.cwd.empty() ? "/" : spec.cwd;
@@ -105,19 +103,39 @@ private:
     FileDescriptor fd_;
 };
 
-}  // namespace
-
-FileDescriptor connectToRankAgent(const std::filesystem::path& socketPath) {
+sockaddr_un socketAddress(const std::filesystem::path& socketPath) {
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
     if (socketPath.native().size() >= sizeof address.sun_path) {
-        throw Error("the shared container's socket path is too long: " + socketPath.string());
+        throw Error("the shared container's socket path is too long: " + socketPath.string() +
+                    " (choose a shorter tempDir in sarus.json)");
     }
     std::strcpy(address.sun_path, socketPath.c_str());
-    FileDescriptor connection(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (connection.get() < 0) {
+    return address;
+}
+
+FileDescriptor unixSocket() {
+    FileDescriptor fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (fd.get() < 0) {
         throw systemError("cannot create a socket", errno);
     }
+    return fd;
+}
+
+}  // namespace
+
+FileDescriptor listenForRanks(const std::filesystem::path& socketPath) {
+    auto address = socketAddress(socketPath);
+    auto fd = unixSocket();
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(fd.get(), 256) != 0) {
+        throw systemError("cannot listen on " + socketPath.string(), errno);
+    }
+    return fd;
+}
+
+FileDescriptor connectToRankAgent(const std::filesystem::path& socketPath) {
+    auto address = socketAddress(socketPath);
+    auto connection = unixSocket();
     if (::connect(connection.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
         throw systemError("cannot connect to the shared container at " + socketPath.string(), errno);
     }

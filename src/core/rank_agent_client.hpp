@@ -10,6 +10,10 @@
 
 namespace sarus {
 
+// The socket the agent listens on, made by the rank that starts the
+// container (as the caller) and handed to the agent.
+FileDescriptor listenForRanks(const std::filesystem::path& socketPath);
+
 // A connection to the agent listening on socketPath; throws sarus::Error
 // when nobody listens there.
 FileDescriptor connectToRankAgent(const std::filesystem::path& socketPath);

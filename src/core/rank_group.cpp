@@ -5,6 +5,7 @@
 #include "file_descriptor.hpp"
 #include "file_utils.hpp"
 #include "log.hpp"
+#include "process.hpp"
 #include "rank_agent_client.hpp"
 #include "sha256.hpp"
 
@@ -16,10 +17,8 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <functional>
 #include <fcntl.h>
 #include <fstream>
-#include <map>
 #include <sstream>
 #include <sys/file.h>
 #include <poll.h>
@@ -27,7 +26,6 @@
 #include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <thread>
@@ -42,15 +40,8 @@ namespace {
 // Where the agent appears in the container: a bind on crun's /dev.
 const char* const agentInContainer = "/dev/.sarus-rank-agent";
 
-std::map<std::string, std::string> environmentMap(const std::vector<std::string>& env) {
-    std::map<std::string, std::string> map;
-    for (const auto& entry : env) {
-        auto equals = entry.find('=');
-        if (equals != std::string::npos) {
-            map[entry.substr(0, equals)] = entry.substr(equals + 1);
-        }
-    }
-    return map;
+fs::path installedAgent() {
+    return Config::installPrefix() / "libexec" / "sarus" / "sarus-rank-agent";
 }
 
 // Field 22 of /proc/PID/stat: with the pid, names one process for good.
@@ -135,22 +126,6 @@ FileDescriptor openMembers(const fs::path& generationDir) {
     return fd;
 }
 
-FileDescriptor listenOn(const fs::path& socketPath) {
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    if (socketPath.native().size() >= sizeof address.sun_path) {
-        throw Error("the shared container's socket path is too long: " + socketPath.string() +
-                    " (choose a shorter tempDir in sarus.json)");
-    }
-    std::snprintf(address.sun_path, sizeof address.sun_path, "%s", socketPath.c_str());
-    FileDescriptor fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (fd.get() < 0 || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::listen(fd.get(), 256) != 0) {
-        throw systemError("cannot listen on " + socketPath.string(), errno);
-    }
-    return fd;
-}
-
 // Removes what a generation left in the group's directory, and the
 // directory itself once no generation leads. Idempotent: the leader calls it
 // after the container ended, the container's process once more in case the
@@ -221,7 +196,7 @@ class SharedContainerRank {
 public:
     SharedContainerRank(const Config& config, const ContainerSpec& spec, const StoredImage& image, Backend& backend,
                         const std::string& key)
-        : config_(config), spec_(spec), image_(image), backend_(backend),
+        : spec_(spec), image_(image), backend_(backend),
           identity_(sharedContainerIdentity(spec, image)) {
         auto userDir = config.tempDir() / ("sarus-ranks-" + std::to_string(::getuid()));
         ensurePrivateDirectory(userDir);
@@ -271,7 +246,7 @@ private:
         fs::remove_all(generation);
         ensurePrivateDirectory(generation);
         auto socketPath = generation / "agent.sock";
-        auto listener = listenOn(socketPath);
+        auto listener = listenForRanks(socketPath);
         auto members = openMembers(generation);
         if (::flock(members.get(), LOCK_SH) != 0) {
             throw systemError("cannot lock " + (generation / "members").string(), errno);
@@ -340,13 +315,10 @@ private:
         spec.args = {agentInContainer};
         spec.passFds = {listener};
         spec.cwd = "/";
-        spec.siteMounts.push_back(
-            BindMount{(Config::installPrefix() / "libexec" / "sarus" / "sarus-rank-agent").string(), agentInContainer,
-                      true, false});
+        spec.siteMounts.push_back(BindMount{installedAgent().string(), agentInContainer, true, false});
         return spec;
     }
 
-    const Config& config_;
     const ContainerSpec& spec_;
     const StoredImage& image_;
     Backend& backend_;
@@ -375,14 +347,16 @@ std::optional<long> slurmTasksOfNode(const std::string& perNode, long index) {
 }
 
 // How many ranks of the step the launcher starts on this node, if it says.
-std::optional<long> localRanks(const std::function<std::string(const char*)>& get) {
+std::optional<long> localRanks(const std::map<std::string, std::string>& env) {
     for (const char* name : {"MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE"}) {
-        if (!get(name).empty()) {
-            return std::strtol(get(name).c_str(), nullptr, 10);
+        if (!valueOr(env, name).empty()) {
+            return std::strtol(valueOr(env, name).c_str(), nullptr, 10);
         }
     }
-    if (!get("SLURM_STEP_TASKS_PER_NODE").empty() && !get("SLURM_NODEID").empty()) {
-        return slurmTasksOfNode(get("SLURM_STEP_TASKS_PER_NODE"), std::strtol(get("SLURM_NODEID").c_str(), nullptr, 10));
+    auto perNode = valueOr(env, "SLURM_STEP_TASKS_PER_NODE");
+    auto node = valueOr(env, "SLURM_NODEID");
+    if (!perNode.empty() && !node.empty()) {
+        return slurmTasksOfNode(perNode, std::strtol(node.c_str(), nullptr, 10));
     }
     return std::nullopt;
 }
@@ -391,14 +365,11 @@ std::optional<long> localRanks(const std::function<std::string(const char*)>& ge
 
 std::optional<std::string> rankGroupKey(const std::vector<std::string>& env, pid_t parent) {
     auto vars = environmentMap(env);
-    std::function<std::string(const char*)> get = [&](const char* name) {
-        auto it = vars.find(name);
-        return it == vars.end() ? std::string() : it->second;
-    };
+    auto get = [&](const char* name) { return valueOr(vars, name); };
     if (get("SARUS_SHARED_CONTAINER") == "0") {
         return std::nullopt;
     }
-    if (get("SARUS_RANK_GROUP").empty() && localRanks(get) == 1) {
+    if (get("SARUS_RANK_GROUP").empty() && localRanks(vars) == 1) {
         return std::nullopt;  // the only rank here: nothing to share
     }
     if (!get("SARUS_RANK_GROUP").empty()) {
@@ -434,8 +405,7 @@ std::optional<std::string> rankGroupKey(const std::vector<std::string>& env, pid
     return std::nullopt;
 }
 
-std::string reasonNotToShare(const Config& config, const ContainerSpec& spec) {
-    (void)config;
+std::string reasonNotToShare(const ContainerSpec& spec) {
     if (spec.tty) {
         return "-t";
     }
@@ -445,7 +415,7 @@ std::string reasonNotToShare(const Config& config, const ContainerSpec& spec) {
     if (spec.pidHost) {
         return "--pid=host";
     }
-    if (::access((Config::installPrefix() / "libexec" / "sarus" / "sarus-rank-agent").c_str(), X_OK) != 0) {
+    if (::access(installedAgent().c_str(), X_OK) != 0) {
         return "libexec/sarus/sarus-rank-agent is not installed";
     }
     return "";

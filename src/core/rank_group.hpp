@@ -40,7 +40,7 @@ class Config;
 std::optional<std::string> rankGroupKey(const std::vector<std::string>& env, pid_t parent);
 
 // Why this container cannot be shared (empty: it can).
-std::string reasonNotToShare(const Config& config, const ContainerSpec& spec);
+std::string reasonNotToShare(const ContainerSpec& spec);
 
 // What every rank of a shared container must have in common.
 std::string sharedContainerIdentity(const ContainerSpec& spec, const StoredImage& image);

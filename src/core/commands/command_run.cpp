@@ -93,7 +93,7 @@ int commandRun(const Config& config, const RunOptions& options) {
     Registration registration(registry, {spec.name, ::getpid(), reference.normalized(), command, localTimestamp()});
     log::verbose("running " + reference.normalized() + " from " + image->imageFile.string());
     if (auto key = rankGroupKey(hostEnv, ::getppid())) {
-        auto reason = reasonNotToShare(config, spec);
+        auto reason = reasonNotToShare(spec);
         if (reason.empty()) {
             return runAsRankOfSharedContainer(config, spec, *image, *backend, *key);
         }
