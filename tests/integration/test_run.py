@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from conftest import leftovers, loaded_image_file, popen_as, processes, run_as, run_concurrently
+from conftest import (leftovers, loaded_image_file, popen_as, processes, run_as, run_concurrently,
+                      wait_for_no_leftovers)
 
 BUSYBOX = "load/library/busybox"
 LAYERED = "load/library/layered"
@@ -30,10 +31,7 @@ def nothing_left_behind(request):
     for name in ("sarus", "userns_sarus"):
         if name in request.fixturenames:
             s = request.node.funcargs[name]
-            deadline = time.time() + 5
-            while leftovers(s.user) and time.time() < deadline:
-                time.sleep(0.1)
-            assert leftovers(s.user) == []
+            assert wait_for_no_leftovers(s.user) == []
             assert os.listdir(s.config["OCIBundleDir"]) == [], "the host's OCIBundleDir must stay empty"
 
 
@@ -476,10 +474,7 @@ def test_kill_9_of_sarus_leaves_nothing_and_next_run_works(images):
     assert leftovers(images.user) != []      # the check below is not vacuous
     p.kill()
     p.wait()
-    deadline = time.time() + 5
-    while leftovers(images.user) and time.time() < deadline:
-        time.sleep(0.1)
-    assert leftovers(images.user) == []
+    assert wait_for_no_leftovers(images.user) == []
     assert images.ok("run", BUSYBOX, "echo", "again").stdout == "again\n"
 
 

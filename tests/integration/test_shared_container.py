@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import leftovers, popen_as, run_as
+from conftest import popen_as, run_as, wait_for_no_leftovers
 
 BUSYBOX = "load/library/busybox"
 NAMESPACES = 'echo "$PMI_RANK $$ $(readlink /proc/self/ns/pid) $(readlink /proc/self/ns/user)"'
@@ -19,10 +19,7 @@ NAMESPACES = 'echo "$PMI_RANK $$ $(readlink /proc/self/ns/pid) $(readlink /proc/
 def ranks(sarus, test_images):
     sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
     yield sarus
-    deadline = time.time() + 5
-    while leftovers(sarus.user) and time.time() < deadline:
-        time.sleep(0.1)
-    assert leftovers(sarus.user) == []
+    assert wait_for_no_leftovers(sarus.user) == []
     assert group_directories(sarus) == [], "a job step's directory was left behind"
 
 

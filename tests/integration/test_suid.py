@@ -6,11 +6,10 @@ import os
 import shutil
 import stat
 import subprocess
-import time
 
 import pytest
 
-from conftest import leftovers, loaded_image_file, popen_as, run_as, run_concurrently
+from conftest import loaded_image_file, popen_as, run_as, run_concurrently, wait_for_no_leftovers
 
 BUSYBOX = "load/library/busybox"
 
@@ -19,10 +18,7 @@ BUSYBOX = "load/library/busybox"
 def suid(suid_sarus, test_images):
     suid_sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
     yield suid_sarus
-    deadline = time.time() + 5
-    while leftovers(suid_sarus.user) and time.time() < deadline:
-        time.sleep(0.1)
-    assert leftovers(suid_sarus.user) == []
+    assert wait_for_no_leftovers(suid_sarus.user) == []
 
 
 def test_the_binary_really_is_suid_root(suid):
@@ -209,7 +205,4 @@ def test_kill_9_leaves_no_loop_device_or_mount(suid):
     assert ".squashfs" in loops          # there was one while it ran
     p.kill()
     p.wait()
-    deadline = time.time() + 5
-    while leftovers(suid.user) and time.time() < deadline:
-        time.sleep(0.1)
-    assert leftovers(suid.user) == []
+    assert wait_for_no_leftovers(suid.user) == []
