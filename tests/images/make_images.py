@@ -797,6 +797,21 @@ def up_to_date(path):
     return os.path.exists(path) and os.path.getmtime(path) > os.path.getmtime(SCRIPT)
 
 
+def output_directory(argv, usage, default):
+    """OUTDIR, the only argument (default when absent), created and made
+    readable by the test users when it is ours; None after printing usage
+    for any other command line."""
+    if len(argv) > 2 or (len(argv) == 2 and argv[1].startswith("-")):
+        print(usage, file=sys.stderr)
+        return None
+    outdir = os.path.abspath(argv[1] if len(argv) == 2 else default)
+    os.umask(0o022)
+    os.makedirs(outdir, exist_ok=True)
+    if os.stat(outdir).st_uid == os.geteuid():
+        os.chmod(outdir, 0o755)
+    return outdir
+
+
 def write_atomic(path, data, mode=0o644):
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
     try:

@@ -448,14 +448,9 @@ def up_to_date(path):
 
 
 def main(argv):
-    if len(argv) > 2 or (len(argv) == 2 and argv[1].startswith("-")):
-        print(__doc__.strip().splitlines()[2], file=sys.stderr)
+    outdir = mi.output_directory(argv, __doc__.strip().splitlines()[2], DEFAULT_OUTDIR)
+    if outdir is None:
         return 2
-    outdir = os.path.abspath(argv[1] if len(argv) == 2 else DEFAULT_OUTDIR)
-    os.umask(0o022)
-    os.makedirs(outdir, exist_ok=True)
-    if os.stat(outdir).st_uid == os.geteuid():
-        os.chmod(outdir, 0o755)
     todo = [name for name, _ in IMAGES if not up_to_date(os.path.join(outdir, name))]
     manifest = os.path.join(outdir, "MANIFEST.txt")
     if not todo and up_to_date(manifest):

@@ -253,14 +253,9 @@ def up_to_date(outdir):
 
 
 def main(argv):
-    if len(argv) > 2 or (len(argv) == 2 and argv[1].startswith("-")):
-        print(__doc__.strip().splitlines()[2], file=sys.stderr)
+    outdir = mi.output_directory(argv, __doc__.strip().splitlines()[2], DEFAULT_OUTDIR)
+    if outdir is None:
         return 2
-    outdir = os.path.abspath(argv[1] if len(argv) == 2 else DEFAULT_OUTDIR)
-    os.umask(0o022)
-    os.makedirs(outdir, exist_ok=True)
-    if os.stat(outdir).st_uid == os.geteuid():
-        os.chmod(outdir, 0o755)
     if up_to_date(outdir):
         log(f"{os.path.join(outdir, IMAGE)} is up to date")
         return 0
