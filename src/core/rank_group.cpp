@@ -111,7 +111,12 @@ std::optional<Generation> readLeader(const fs::path& groupDir) {
     }
     try {
         auto json = nlohmann::json::parse(in);
-        return Generation{groupDir / json.at("generation").get<std::string>(), json.at("identity").get<std::string>()};
+        auto name = json.at("generation").get<std::string>();
+        // Only a directory of the group: the leader's is removed when it is gone.
+        if (name.rfind("gen-", 0) != 0 || name.find('/') != std::string::npos) {
+            return std::nullopt;
+        }
+        return Generation{groupDir / name, json.at("identity").get<std::string>()};
     } catch (const std::exception&) {
         return std::nullopt;  // half-written by a leader that died: a new one takes over
     }
@@ -217,7 +222,8 @@ public:
                 connection = connectToRankAgent(leader->directory / "agent.sock");
             } catch (const Error&) {
                 log::debug("shared container: the leader of " + groupDir_.string() + " is gone, taking over");
-                fs::remove_all(leader->directory);
+                std::error_code ignored;  // what is left is the dead leader's; a new one leads anyway
+                fs::remove_all(leader->directory, ignored);
                 return lead(std::move(lock));
             }
             if (leader->identity != identity_) {
@@ -243,7 +249,8 @@ public:
 private:
     int lead(FileDescriptor lock) {
         auto generation = groupDir_ / ("gen-" + std::to_string(::getpid()));
-        fs::remove_all(generation);
+        std::error_code ignored;  // a stale one of a dead process with our pid: checked just below
+        fs::remove_all(generation, ignored);
         ensurePrivateDirectory(generation);
         auto socketPath = generation / "agent.sock";
         auto listener = listenForRanks(socketPath);

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import pty
+import pwd
 import random
 import select
 import shutil
@@ -682,3 +683,29 @@ def test_signals_at_any_moment_of_the_start_leave_nothing(suid):
         p.send_signal(rng.choice([signal.SIGKILL, signal.SIGTERM, signal.SIGINT]))
         p.wait()
     assert wait_for_no_leftovers(suid.user) == []
+
+
+def test_a_planted_shared_container_index_cannot_remove_root_files(suid, tmp_path):
+    """The caller writes the directory where the ranks of a job step meet
+    (src/core/rank_group.cpp). A leader.json naming a root-owned directory
+    as its generation must neither make sarus remove it (a dead leader's
+    directory is removed) nor stop the rank."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious").write_text("root's\n")
+    os.chmod(tmp_path, 0o755)
+    group = f"planted-{uuid.uuid4().hex[:8]}"
+    key = hashlib.sha256(f"explicit:{group}@{socket.gethostname()}".encode()).hexdigest()[:16]
+    uid = pwd.getpwnam(suid.user).pw_uid
+    group_dir = os.path.join(suid.config.get("tempDir", "/tmp"), f"sarus-ranks-{uid}", key)
+    run_as(suid.user, ["mkdir", "-p", "-m", "700", os.path.dirname(group_dir), group_dir], check=True)
+    index = json.dumps({"generation": os.path.relpath(victim, group_dir), "identity": "x"})
+    run_as(suid.user, ["sh", "-c", 'cat > "$0"', os.path.join(group_dir, "leader.json")], input=index,
+           check=True)
+    try:
+        r = suid("run", BUSYBOX, "echo", "ran", env={"SARUS_RANK_GROUP": group})
+        assert (r.returncode, r.stdout) == (0, "ran\n"), r.stderr
+        assert (victim / "precious").read_text() == "root's\n"
+        assert not os.path.exists(group_dir), "the job step's directory was left behind"
+    finally:
+        shutil.rmtree(group_dir, ignore_errors=True)  # later tests must not meet it
