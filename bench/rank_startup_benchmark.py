@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Start-up of the ranks of one job step on one node (userns mode shares
-one container between them, src/core/rank_group.hpp). Run as root; the
+one container between them, src/core/jobs/rank_group.hpp). Run as root; the
 ranks run as an unprivileged user.
 
 For N = 1, 2, 4, 8, 16 it times `mpiexec.mpich -n N true` (native) and

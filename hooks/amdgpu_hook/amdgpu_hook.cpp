@@ -1,7 +1,7 @@
 #include "amdgpu_hook.hpp"
 
 #include "container_state.hpp"
-#include "error.hpp"
+#include "common/error.hpp"
 #include "hook_log.hpp"
 #include "hook_main.hpp"
 #include "mounts.hpp"

@@ -1,6 +1,6 @@
 #include "container_state.hpp"
 
-#include "error.hpp"
+#include "common/error.hpp"
 
 #include <fstream>
 

@@ -1,6 +1,6 @@
 #include "hook_main.hpp"
 
-#include "error.hpp"
+#include "common/error.hpp"
 #include "hook_log.hpp"
 
 #include <cstdlib>

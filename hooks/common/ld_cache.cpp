@@ -1,9 +1,9 @@
 #include "ld_cache.hpp"
 
-#include "error.hpp"
+#include "common/error.hpp"
 #include "hook_log.hpp"
-#include "path_in_root.hpp"
-#include "process.hpp"
+#include "runtime/path_in_root.hpp"
+#include "common/process.hpp"
 
 #include <fstream>
 #include <iterator>

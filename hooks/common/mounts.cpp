@@ -1,11 +1,11 @@
 #include "mounts.hpp"
 
 #include "container_state.hpp"
-#include "error.hpp"
+#include "common/error.hpp"
 #include "hook_log.hpp"
-#include "file_descriptor.hpp"
-#include "mount_tree.hpp"
-#include "root_directory.hpp"
+#include "common/file_descriptor.hpp"
+#include "runtime/mount_tree.hpp"
+#include "runtime/root_directory.hpp"
 
 #include <cerrno>
 #include <fcntl.h>

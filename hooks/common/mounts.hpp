@@ -1,10 +1,10 @@
 // Mounts a hook performs inside the container's rootfs, with the engine's
-// own parsers' structures (sarus/core/mount_options.hpp).
+// own parsers' structures (src/core/runtime/mount_options.hpp).
 #pragma once
 
 #include "container_state.hpp"
-#include "mount_options.hpp"
-#include "root_directory.hpp"
+#include "runtime/mount_options.hpp"
+#include "runtime/root_directory.hpp"
 
 #include <filesystem>
 #include <sys/types.h>

@@ -1,7 +1,7 @@
 #include "namespaces.hpp"
 
 #include "container_state.hpp"
-#include "error.hpp"
+#include "common/error.hpp"
 #include "hook_log.hpp"
 
 #include <cerrno>

@@ -2,7 +2,7 @@
 
 #include "hook_log.hpp"
 #include "ld_cache.hpp"
-#include "path_in_root.hpp"
+#include "runtime/path_in_root.hpp"
 
 #include <algorithm>
 #include <cctype>

@@ -1,6 +1,6 @@
 #include "user_hook_dir.hpp"
 
-#include "error.hpp"
+#include "common/error.hpp"
 #include "hook_log.hpp"
 #include "hook_main.hpp"
 

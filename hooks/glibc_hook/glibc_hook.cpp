@@ -1,7 +1,7 @@
 #include "glibc_hook.hpp"
 
 #include "container_state.hpp"
-#include "error.hpp"
+#include "common/error.hpp"
 #include "glibc_version.hpp"
 #include "hook_log.hpp"
 #include "hook_main.hpp"

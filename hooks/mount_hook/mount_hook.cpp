@@ -1,6 +1,6 @@
 #include "mount_hook.hpp"
 
-#include "error.hpp"
+#include "common/error.hpp"
 #include "hook_log.hpp"
 #include "hook_main.hpp"
 #include "ld_cache.hpp"

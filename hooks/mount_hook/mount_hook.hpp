@@ -3,7 +3,7 @@
 #pragma once
 
 #include "container_state.hpp"
-#include "mount_options.hpp"
+#include "runtime/mount_options.hpp"
 
 #include <string>
 #include <vector>

@@ -1,6 +1,6 @@
 #include "abi_compatibility.hpp"
 
-#include "error.hpp"
+#include "common/error.hpp"
 
 namespace hook {
 

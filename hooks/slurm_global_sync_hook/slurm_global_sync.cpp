@@ -1,6 +1,6 @@
 #include "slurm_global_sync.hpp"
 
-#include "error.hpp"
+#include "common/error.hpp"
 #include "hook_log.hpp"
 #include "hook_main.hpp"
 #include "user_hook_dir.hpp"

@@ -3,7 +3,7 @@
 // as the user, from `sarus ssh-keygen` and `sarus run --ssh`; the last is the
 // createRuntime hook. --quiet, --verbose and --debug set the log level.
 #include "container_state.hpp"
-#include "error.hpp"
+#include "common/error.hpp"
 #include "hook_log.hpp"
 #include "hook_main.hpp"
 #include "ssh_daemon.hpp"

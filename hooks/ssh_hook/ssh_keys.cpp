@@ -1,10 +1,10 @@
 #include "ssh_keys.hpp"
 
-#include "error.hpp"
-#include "file_descriptor.hpp"
+#include "common/error.hpp"
+#include "common/file_descriptor.hpp"
 #include "hook_log.hpp"
 #include "hook_main.hpp"
-#include "process.hpp"
+#include "common/process.hpp"
 #include "user_hook_dir.hpp"
 
 #include <cerrno>

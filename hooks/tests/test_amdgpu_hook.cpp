@@ -1,7 +1,7 @@
 // amdgpu_hook's discovery and selection of GPUs, on a fake /dev/dri and
 // /sys/class/drm made of plain files and links in a temporary directory.
 #include "amdgpu_hook.hpp"
-#include "error.hpp"
+#include "common/error.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // Pure parts of the hooks: state reading, argument parsing with the engine's
 // parsers, <FI_PROVIDER_PATH>, the timestamp line.
 #include "container_state.hpp"
-#include "error.hpp"
+#include "common/error.hpp"
 #include "ld_cache.hpp"
 #include "mount_hook.hpp"
 #include "timestamp_hook.hpp"

@@ -2,7 +2,7 @@
 // MPICH ABI rules of each MPI_COMPATIBILITY_TYPE, the replacement plans, and
 // the glibc version read from a libc file.
 #include "abi_compatibility.hpp"
-#include "error.hpp"
+#include "common/error.hpp"
 #include "glibc_hook.hpp"
 #include "glibc_version.hpp"
 #include "mpi_hook.hpp"

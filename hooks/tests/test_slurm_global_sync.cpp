@@ -1,6 +1,6 @@
 #include "slurm_global_sync.hpp"
 
-#include "error.hpp"
+#include "common/error.hpp"
 
 #include <gtest/gtest.h>
 

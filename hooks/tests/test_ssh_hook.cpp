@@ -1,7 +1,7 @@
 #include "ssh_daemon.hpp"
 #include "ssh_keys.hpp"
 
-#include "error.hpp"
+#include "common/error.hpp"
 
 #include <gtest/gtest.h>
 

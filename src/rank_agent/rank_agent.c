@@ -1,6 +1,6 @@
 /*
  * sarus-rank-agent: the process of a container shared by the ranks of one
- * job step on one node (see src/core/rank_group.hpp). crun starts it as the
+ * job step on one node (see src/core/jobs/rank_group.hpp). crun starts it as the
  * container's process, with every setting of the container (namespaces,
  * root, user, no capabilities, no_new_privs, seccomp) in place, and hands it
  * a listening Unix socket as descriptor 3. Each rank's sarus connects and

@@ -1,8 +1,8 @@
 #include "container_cgroups.hpp"
 
-#include "error.hpp"
-#include "file_utils.hpp"
-#include "log.hpp"
+#include "common/error.hpp"
+#include "common/file_utils.hpp"
+#include "common/log.hpp"
 
 #include <algorithm>
 #include <cerrno>

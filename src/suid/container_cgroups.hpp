@@ -11,7 +11,7 @@
 // container ended.
 #pragma once
 
-#include "file_descriptor.hpp"
+#include "common/file_descriptor.hpp"
 
 #include <string>
 #include <sys/types.h>

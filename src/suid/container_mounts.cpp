@@ -1,9 +1,9 @@
 #include "container_mounts.hpp"
 
-#include "error.hpp"
-#include "log.hpp"
-#include "mount_tree.hpp"
-#include "sandbox.hpp"
+#include "common/error.hpp"
+#include "common/log.hpp"
+#include "runtime/mount_tree.hpp"
+#include "runtime/sandbox.hpp"
 
 #include <cerrno>
 #include <fcntl.h>

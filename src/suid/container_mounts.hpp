@@ -1,14 +1,14 @@
 // The mounts a suid sandbox makes in the container's rootfs, as root, before
 // the runtime starts. Every destination is resolved inside the rootfs from a
 // descriptor, after the mounts before it are attached, and every mount is
-// attached onto that descriptor (see core/root_directory.hpp and
-// core/mount_tree.hpp). The runtime afterwards mounts only /proc, /sys and
+// attached onto that descriptor (see core/runtime/root_directory.hpp and
+// core/runtime/mount_tree.hpp). The runtime afterwards mounts only /proc, /sys and
 // /dev/pts, which is why user mounts may not go there.
 #pragma once
 
-#include "file_descriptor.hpp"
-#include "mount_options.hpp"
-#include "root_directory.hpp"
+#include "common/file_descriptor.hpp"
+#include "runtime/mount_options.hpp"
+#include "runtime/root_directory.hpp"
 
 #include <filesystem>
 #include <string>

@@ -1,6 +1,6 @@
 #include "loop_device.hpp"
 
-#include "error.hpp"
+#include "common/error.hpp"
 
 #include <cerrno>
 #include <cstring>

@@ -1,6 +1,6 @@
 #include "privileges.hpp"
 
-#include "error.hpp"
+#include "common/error.hpp"
 
 #include <cerrno>
 #include <cstdlib>

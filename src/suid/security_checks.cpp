@@ -1,7 +1,7 @@
 #include "security_checks.hpp"
 
-#include "config.hpp"
-#include "error.hpp"
+#include "config/config.hpp"
+#include "common/error.hpp"
 
 #include <nlohmann/json.hpp>
 

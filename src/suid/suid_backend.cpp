@@ -1,9 +1,9 @@
 #include "suid_backend.hpp"
 
-#include "error.hpp"
-#include "hooks_config.hpp"
-#include "log.hpp"
-#include "mount_tree.hpp"
+#include "common/error.hpp"
+#include "config/hooks_config.hpp"
+#include "common/log.hpp"
+#include "runtime/mount_tree.hpp"
 #include "privileges.hpp"
 #include "security_checks.hpp"
 #include "suid_sandbox.hpp"

@@ -1,7 +1,7 @@
 #pragma once
 
-#include "backend.hpp"
-#include "config.hpp"
+#include "runtime/backend.hpp"
+#include "config/config.hpp"
 
 namespace sarus::suid {
 

@@ -2,12 +2,12 @@
 
 #include "container_cgroups.hpp"
 #include "container_mounts.hpp"
-#include "entrypoint_prefetch.hpp"
-#include "error.hpp"
-#include "file_descriptor.hpp"
-#include "log.hpp"
+#include "runtime/entrypoint_prefetch.hpp"
+#include "common/error.hpp"
+#include "common/file_descriptor.hpp"
+#include "common/log.hpp"
 #include "loop_device.hpp"
-#include "root_directory.hpp"
+#include "runtime/root_directory.hpp"
 
 #include <cerrno>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-// The SUID-specific part of the sandbox (see core/sandbox.hpp), run as root.
+// The SUID-specific part of the sandbox (see core/runtime/sandbox.hpp), run as root.
 //
 //   sarus (the caller's ids)        opens the image, clones the user's mount
 //     │                             sources and stats the devices, as the caller
@@ -13,10 +13,10 @@
 // kills what is left in the cgroups (--pid=host) and removes them.
 #pragma once
 
-#include "container_spec.hpp"
-#include "core/sandbox.hpp"
-#include "file_descriptor.hpp"
-#include "mount_options.hpp"
+#include "runtime/container_spec.hpp"
+#include "runtime/sandbox.hpp"
+#include "common/file_descriptor.hpp"
+#include "runtime/mount_options.hpp"
 
 #include <filesystem>
 #include <string>

@@ -1,9 +1,9 @@
 // The supervisor of a suid-mode container: see suid_sandbox.hpp.
 #include "container_cgroups.hpp"
-#include "error.hpp"
-#include "file_descriptor.hpp"
-#include "log.hpp"
-#include "process.hpp"
+#include "common/error.hpp"
+#include "common/file_descriptor.hpp"
+#include "common/log.hpp"
+#include "common/process.hpp"
 #include "suid_sandbox.hpp"
 
 #include <cerrno>

@@ -1,7 +1,7 @@
 #include "id_mapping.hpp"
 
-#include "error.hpp"
-#include "process.hpp"
+#include "common/error.hpp"
+#include "common/process.hpp"
 
 #include <cerrno>
 #include <fcntl.h>

@@ -7,8 +7,8 @@
 // becomes the caller, and the runtime maps the caller's id back on top of it.
 #pragma once
 
-#include "identity.hpp"
-#include "oci_config.hpp"
+#include "config/identity.hpp"
+#include "runtime/oci_config.hpp"
 
 #include <filesystem>
 #include <optional>

@@ -1,11 +1,11 @@
 #include "squashfuse_mount.hpp"
 
-#include "config.hpp"
-#include "error.hpp"
-#include "file_descriptor.hpp"
-#include "log.hpp"
-#include "process.hpp"
-#include "sandbox.hpp"
+#include "config/config.hpp"
+#include "common/error.hpp"
+#include "common/file_descriptor.hpp"
+#include "common/log.hpp"
+#include "common/process.hpp"
+#include "runtime/sandbox.hpp"
 
 #include <cerrno>
 #include <csignal>

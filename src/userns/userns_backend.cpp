@@ -1,10 +1,10 @@
 #include "userns_backend.hpp"
 
-#include "error.hpp"
-#include "file_utils.hpp"
-#include "hooks_config.hpp"
-#include "log.hpp"
-#include "process.hpp"
+#include "common/error.hpp"
+#include "common/file_utils.hpp"
+#include "config/hooks_config.hpp"
+#include "common/log.hpp"
+#include "common/process.hpp"
 #include "squashfuse_mount.hpp"
 #include "userns_sandbox.hpp"
 

@@ -1,11 +1,11 @@
 #include "userns_sandbox.hpp"
 
-#include "entrypoint_prefetch.hpp"
-#include "error.hpp"
-#include "file_descriptor.hpp"
-#include "mount_tree.hpp"
-#include "log.hpp"
-#include "process.hpp"
+#include "runtime/entrypoint_prefetch.hpp"
+#include "common/error.hpp"
+#include "common/file_descriptor.hpp"
+#include "runtime/mount_tree.hpp"
+#include "common/log.hpp"
+#include "common/process.hpp"
 #include "squashfuse_mount.hpp"
 
 #include <cerrno>

@@ -1,12 +1,12 @@
-// The userns-specific part of the sandbox (see core/sandbox.hpp): the image
+// The userns-specific part of the sandbox (see core/runtime/sandbox.hpp): the image
 // through squashfuse_ll as the caller, the writable overlay in the user
 // namespace, then crun as root of that namespace.
 #pragma once
 
-#include "container_spec.hpp"
+#include "runtime/container_spec.hpp"
 #include "id_mapping.hpp"
-#include "mount_options.hpp"
-#include "core/sandbox.hpp"
+#include "runtime/mount_options.hpp"
+#include "runtime/sandbox.hpp"
 
 #include <filesystem>
 #include <string>

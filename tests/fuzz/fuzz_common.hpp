@@ -4,7 +4,7 @@
 // a finding.
 #pragma once
 
-#include "error.hpp"
+#include "common/error.hpp"
 
 #include <cstddef>
 #include <cstdint>

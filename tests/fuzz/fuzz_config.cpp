@@ -1,7 +1,7 @@
 // sarus.json: parsed and validated against the installed schema, then read
 // the way `sarus run` reads it.
-#include "config.hpp"
-#include "container_spec.hpp"
+#include "config/config.hpp"
+#include "runtime/container_spec.hpp"
 #include "fuzz_common.hpp"
 
 #include <fstream>

@@ -1,10 +1,10 @@
 // A hook JSON file, validated against the hook schema, then matched against
 // a container's annotations and command as sarus selects hooks. The input
 // is: hook JSON \0 annotation key \0 annotation value \0 command.
-#include "container_spec.hpp"
-#include "config.hpp"
+#include "runtime/container_spec.hpp"
+#include "config/config.hpp"
 #include "fuzz_common.hpp"
-#include "hooks_config.hpp"
+#include "config/hooks_config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     auto parts = fuzz::fields(data, size);

@@ -1,8 +1,8 @@
 // An image's configuration (from an archive or a registry) and the .meta file
 // sarus stores from it, then the container spec built from them.
-#include "container_spec.hpp"
+#include "runtime/container_spec.hpp"
 #include "fuzz_common.hpp"
-#include "image_metadata.hpp"
+#include "image/image_metadata.hpp"
 
 namespace {
 

@@ -1,7 +1,7 @@
 // A layer tarball (tar headers, PAX and GNU extensions, whiteouts, hard and
 // symbolic links) flattened into a squashfs, twice over, as two layers.
 #include "fuzz_common.hpp"
-#include "layer_flattener.hpp"
+#include "image/layer_flattener.hpp"
 
 #include <archive.h>
 #include <unistd.h>

@@ -1,7 +1,7 @@
 // Registry manifests and indexes, as a registry (or a man in the middle of
 // an insecure registry) may send them, with each Content-Type.
 #include "fuzz_common.hpp"
-#include "manifest.hpp"
+#include "registry/manifest.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     namespace m = sarus::manifest;

@@ -1,6 +1,6 @@
 // --mount and --device strings, and the userMounts rules applied to them.
 #include "fuzz_common.hpp"
-#include "mount_options.hpp"
+#include "runtime/mount_options.hpp"
 
 #include <cstdlib>
 

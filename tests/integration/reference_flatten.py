@@ -3,7 +3,7 @@
 Why this exists
 ---------------
 `sarus load` / `sarus pull` flatten the layers of an image into one squashfs
-file (src/core/layer_flattener.*, C++, libarchive + libsquashfs). To test that
+file (src/core/image/layer_flattener.*, C++, libarchive + libsquashfs). To test that
 code we need to know what the flattened tree *should* be without asking sarus,
 and to read what sarus *did* write without trusting sarus' own squashfs code.
 This module does both, independently and as simply as possible:

@@ -1,5 +1,5 @@
 """The ranks of one job step on a node share one container
-(src/core/rank_group.hpp): under MPICH's mpiexec, with an explicit
+(src/core/jobs/rank_group.hpp): under MPICH's mpiexec, with an explicit
 SARUS_RANK_GROUP, in both modes and for both test users. (Under srun: test_slurm.py and
 test_multinode_openmpi.py.)"""
 

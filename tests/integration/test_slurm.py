@@ -180,7 +180,7 @@ def test_srun_tasks_of_a_node_share_one_container(slurm_cluster, cluster_sarus, 
         node, namespace = line.split()
         namespaces.setdefault(node, set()).add(namespace)
     assert sorted(namespaces) == NODES, failure(r)
-    # one container per node (src/core/rank_group.hpp), one for each node
+    # one container per node (src/core/jobs/rank_group.hpp), one for each node
     assert all(len(found) == 1 for found in namespaces.values()), namespaces
     assert len(set().union(*namespaces.values())) == 3, namespaces
     assert_no_leftovers(slurm_cluster, user)

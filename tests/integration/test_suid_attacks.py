@@ -687,7 +687,7 @@ def test_signals_at_any_moment_of_the_start_leave_nothing(suid):
 
 def test_a_planted_shared_container_index_cannot_remove_root_files(suid, tmp_path):
     """The caller writes the directory where the ranks of a job step meet
-    (src/core/rank_group.cpp). A leader.json naming a root-owned directory
+    (src/core/jobs/rank_group.cpp). A leader.json naming a root-owned directory
     as its generation must neither make sarus remove it (a dead leader's
     directory is removed) nor stop the rank."""
     victim = tmp_path / "victim"

@@ -1,4 +1,4 @@
-#include "blob_cache.hpp"
+#include "registry/blob_cache.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
-#include "config.hpp"
-#include "error.hpp"
-#include "file_utils.hpp"
+#include "config/config.hpp"
+#include "common/error.hpp"
+#include "common/file_utils.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
-#include "container_registry.hpp"
-#include "error.hpp"
-#include "file_utils.hpp"
+#include "runtime/container_registry.hpp"
+#include "common/error.hpp"
+#include "common/file_utils.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,8 +1,8 @@
-#include "config.hpp"
-#include "container_spec.hpp"
-#include "error.hpp"
-#include "file_utils.hpp"
-#include "pmi_descriptor.hpp"
+#include "config/config.hpp"
+#include "runtime/container_spec.hpp"
+#include "common/error.hpp"
+#include "common/file_utils.hpp"
+#include "jobs/pmi_descriptor.hpp"
 
 #include <gtest/gtest.h>
 

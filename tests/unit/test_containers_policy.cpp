@@ -1,8 +1,8 @@
 // The image trust policy: scope matching of containers-policy.json(5) for
 // the docker transport and the requirements sarus can meet.
-#include "config.hpp"
-#include "containers_policy.hpp"
-#include "error.hpp"
+#include "config/config.hpp"
+#include "config/containers_policy.hpp"
+#include "common/error.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
-#include "entrypoint_prefetch.hpp"
-#include "file_utils.hpp"
+#include "runtime/entrypoint_prefetch.hpp"
+#include "common/file_utils.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
-#include "error.hpp"
-#include "gzip_decoder.hpp"
+#include "common/error.hpp"
+#include "image/gzip_decoder.hpp"
 
 #include <isa-l/igzip_lib.h>
 

@@ -1,6 +1,6 @@
-#include "error.hpp"
-#include "hooks_config.hpp"
-#include "oci_config.hpp"
+#include "common/error.hpp"
+#include "config/hooks_config.hpp"
+#include "runtime/oci_config.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "file_utils.hpp"
+#include "common/file_utils.hpp"
 #include "userns/id_mapping.hpp"
 
 #include <gtest/gtest.h>

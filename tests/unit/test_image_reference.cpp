@@ -1,5 +1,5 @@
-#include "error.hpp"
-#include "image_reference.hpp"
+#include "common/error.hpp"
+#include "image/image_reference.hpp"
 
 #include <gtest/gtest.h>
 

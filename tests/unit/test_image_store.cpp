@@ -1,6 +1,6 @@
-#include "error.hpp"
-#include "file_utils.hpp"
-#include "image_store.hpp"
+#include "common/error.hpp"
+#include "common/file_utils.hpp"
+#include "image/image_store.hpp"
 
 #include <gtest/gtest.h>
 

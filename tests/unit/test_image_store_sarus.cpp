@@ -3,9 +3,9 @@
 // rapidjson's PrettyWriter, 3-space indent; "digest" always "", the
 // registry's digest in "registryDigest", the image ID as bare hex, datasize
 // and created as strings; digest-only images named <algorithm>-<hex>).
-#include "error.hpp"
-#include "file_utils.hpp"
-#include "image_store.hpp"
+#include "common/error.hpp"
+#include "common/file_utils.hpp"
+#include "image/image_store.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
-#include "layer_decoder.hpp"
+#include "image/layer_decoder.hpp"
 
-#include "error.hpp"
+#include "common/error.hpp"
 
 #include <gtest/gtest.h>
 

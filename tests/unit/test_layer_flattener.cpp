@@ -1,9 +1,9 @@
 // Builds small layers in memory with libarchive, flattens them and checks the
 // resulting squashfs with independent readers (unsquashfs from squashfs-tools,
 // rdsquashfs from squashfs-tools-ng, and the kernel when running as root).
-#include "layer_flattener.hpp"
+#include "image/layer_flattener.hpp"
 
-#include "error.hpp"
+#include "common/error.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
-#include "error.hpp"
-#include "manifest.hpp"
+#include "common/error.hpp"
+#include "registry/manifest.hpp"
 
 #include <gtest/gtest.h>
 

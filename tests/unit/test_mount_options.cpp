@@ -1,5 +1,5 @@
-#include "error.hpp"
-#include "mount_options.hpp"
+#include "common/error.hpp"
+#include "runtime/mount_options.hpp"
 
 #include <gtest/gtest.h>
 

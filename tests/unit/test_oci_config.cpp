@@ -1,6 +1,6 @@
-#include "error.hpp"
-#include "oci_config.hpp"
-#include "security_profiles.hpp"
+#include "common/error.hpp"
+#include "runtime/oci_config.hpp"
+#include "config/security_profiles.hpp"
 
 #include <gtest/gtest.h>
 

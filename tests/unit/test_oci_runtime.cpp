@@ -3,8 +3,8 @@
 #include "oci_runtime.hpp"
 
 #include "commands/commands.hpp"
-#include "container_spec.hpp"
-#include "image_metadata.hpp"
+#include "runtime/container_spec.hpp"
+#include "image/image_metadata.hpp"
 
 #include <gtest/gtest.h>
 

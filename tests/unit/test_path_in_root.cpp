@@ -1,6 +1,6 @@
-#include "error.hpp"
-#include "file_utils.hpp"
-#include "path_in_root.hpp"
+#include "common/error.hpp"
+#include "common/file_utils.hpp"
+#include "runtime/path_in_root.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // PMIx v3 support: Slurm's configuration parsed line by line, the step's
 // directories, and the plan of mounts and variables.
-#include "error.hpp"
-#include "pmix_support.hpp"
+#include "common/error.hpp"
+#include "jobs/pmix_support.hpp"
 
 #include <gtest/gtest.h>
 

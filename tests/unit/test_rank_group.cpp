@@ -1,4 +1,4 @@
-#include "rank_group.hpp"
+#include "jobs/rank_group.hpp"
 
 #include <gtest/gtest.h>
 

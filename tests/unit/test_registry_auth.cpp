@@ -1,5 +1,5 @@
-#include "error.hpp"
-#include "registry_auth.hpp"
+#include "common/error.hpp"
+#include "registry/registry_auth.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
-#include "http_client.hpp"
-#include "registry_client.hpp"
+#include "registry/http_client.hpp"
+#include "registry/registry_client.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "retry_policy.hpp"
+#include "registry/retry_policy.hpp"
 
 #include <curl/curl.h>
 #include <gtest/gtest.h>

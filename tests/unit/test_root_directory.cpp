@@ -1,6 +1,6 @@
-#include "error.hpp"
-#include "file_utils.hpp"
-#include "root_directory.hpp"
+#include "common/error.hpp"
+#include "common/file_utils.hpp"
+#include "runtime/root_directory.hpp"
 
 #include <gtest/gtest.h>
 

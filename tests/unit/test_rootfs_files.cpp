@@ -1,6 +1,6 @@
-#include "error.hpp"
-#include "file_utils.hpp"
-#include "rootfs_files.hpp"
+#include "common/error.hpp"
+#include "common/file_utils.hpp"
+#include "runtime/rootfs_files.hpp"
 
 #include <gtest/gtest.h>
 

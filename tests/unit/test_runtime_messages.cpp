@@ -1,5 +1,5 @@
-#include "file_utils.hpp"
-#include "runtime_messages.hpp"
+#include "common/file_utils.hpp"
+#include "runtime/runtime_messages.hpp"
 
 #include <gtest/gtest.h>
 

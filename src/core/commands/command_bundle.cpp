@@ -6,11 +6,11 @@
 // squashfs as for any other run.
 #include "commands.hpp"
 
-#include "config.hpp"
-#include "container_spec.hpp"
-#include "error.hpp"
-#include "file_utils.hpp"
-#include "image_store.hpp"
+#include "config/config.hpp"
+#include "runtime/container_spec.hpp"
+#include "common/error.hpp"
+#include "common/file_utils.hpp"
+#include "image/image_store.hpp"
 
 #include <cerrno>
 #include <filesystem>

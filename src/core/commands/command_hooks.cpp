@@ -2,9 +2,9 @@
 // `sarus run`, in Sarus's tables (NAME is the file name without ".json").
 #include "commands.hpp"
 
-#include "config.hpp"
-#include "hooks_config.hpp"
-#include "text_table.hpp"
+#include "config/config.hpp"
+#include "config/hooks_config.hpp"
+#include "cli/text_table.hpp"
 
 #include <filesystem>
 #include <regex>

@@ -1,9 +1,9 @@
 #include "commands.hpp"
 
-#include "config.hpp"
-#include "file_utils.hpp"
-#include "image_store.hpp"
-#include "text_table.hpp"
+#include "config/config.hpp"
+#include "common/file_utils.hpp"
+#include "image/image_store.hpp"
+#include "cli/text_table.hpp"
 
 #include <algorithm>
 #include <cstdio>

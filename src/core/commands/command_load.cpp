@@ -1,12 +1,12 @@
 #include "commands.hpp"
 
-#include "config.hpp"
-#include "error.hpp"
-#include "file_utils.hpp"
-#include "image_archive.hpp"
-#include "image_store.hpp"
-#include "layer_flattener.hpp"
-#include "log.hpp"
+#include "config/config.hpp"
+#include "common/error.hpp"
+#include "common/file_utils.hpp"
+#include "image/image_archive.hpp"
+#include "image/image_store.hpp"
+#include "image/layer_flattener.hpp"
+#include "common/log.hpp"
 
 #include <chrono>
 #include <cstdio>

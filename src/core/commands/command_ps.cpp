@@ -1,7 +1,7 @@
 #include "commands.hpp"
 
-#include "container_registry.hpp"
-#include "text_table.hpp"
+#include "runtime/container_registry.hpp"
+#include "cli/text_table.hpp"
 
 #include <algorithm>
 #include <cstdio>

@@ -1,7 +1,7 @@
 #include "commands.hpp"
 
-#include "config.hpp"
-#include "image_store.hpp"
+#include "config/config.hpp"
+#include "image/image_store.hpp"
 
 #include <cstdio>
 

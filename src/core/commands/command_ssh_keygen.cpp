@@ -4,10 +4,10 @@
 // cached passwd file, the installation's Dropbear).
 #include "commands.hpp"
 
-#include "config.hpp"
-#include "error.hpp"
-#include "log.hpp"
-#include "process.hpp"
+#include "config/config.hpp"
+#include "common/error.hpp"
+#include "common/log.hpp"
+#include "common/process.hpp"
 
 #include <unistd.h>
 

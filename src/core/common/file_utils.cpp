@@ -1,0 +1,98 @@
+#include "common/file_utils.hpp"
+
+#include "common/error.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <fcntl.h>
+#include <fstream>
+#include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace sarus {
+
+std::string readFile(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        throw systemError("cannot read " + path.string(), errno);
+    }
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+void writeFileAtomically(const std::filesystem::path& path, const std::string& content,
+                         mode_t mode, Durability durability) {
+    auto temp = path.string() + ".tmp-" + std::to_string(getpid());
+    int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0) {
+        throw systemError("cannot create " + temp, errno);
+    }
+    ScopedFile cleanup(temp);
+    size_t written = 0;
+    while (written < content.size()) {
+        ssize_t n = ::write(fd, content.data() + written, content.size() - written);
+        if (n < 0) {
+            int err = errno;
+            ::close(fd);
+            throw systemError("cannot write " + temp, err);
+        }
+        written += static_cast<size_t>(n);
+    }
+    if ((durability == Durability::onDisk && ::fsync(fd) != 0) || ::close(fd) != 0) {
+        throw systemError("cannot write " + temp, errno);
+    }
+    if (::rename(temp.c_str(), path.c_str()) != 0) {
+        throw systemError("cannot rename " + temp + " to " + path.string(), errno);
+    }
+    cleanup.release();
+}
+
+void createDirectories(const std::filesystem::path& path, mode_t mode) {
+    std::filesystem::path current;
+    for (const auto& part : path) {
+        current /= part;
+        if (::mkdir(current.c_str(), mode) != 0 && errno != EEXIST) {
+            throw systemError("cannot create directory " + current.string(), errno);
+        }
+    }
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        throw Error("cannot create directory " + path.string() + ": not a directory");
+    }
+}
+
+ScopedFile::~ScopedFile() {
+    if (!path_.empty()) {
+        ::unlink(path_.c_str());
+    }
+}
+
+TempDirectory::TempDirectory(const std::filesystem::path& base, const std::string& prefix) {
+    auto pattern = (base / (prefix + "-XXXXXX")).string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+        throw systemError("cannot create temporary directory in " + base.string(), errno);
+    }
+    path_ = pattern;
+}
+
+TempDirectory::~TempDirectory() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+}
+
+std::string humanReadableSize(unsigned long long bytes) {
+    const char* units[] = {"B", "KB", "MB", "GB", "TB"};
+    double value = static_cast<double>(bytes);
+    int unit = 0;
+    while (value >= 1024 && unit < 4) {
+        value /= 1024;
+        ++unit;
+    }
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, unit == 0 ? "%.0f%s" : "%.2f%s", value, units[unit]);
+    return buffer;
+}
+
+}  // namespace sarus

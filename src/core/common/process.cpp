@@ -1,0 +1,289 @@
+#include "common/process.hpp"
+
+#include "common/error.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace sarus {
+
+namespace {
+
+std::atomic<pid_t> forwardTarget{0};
+
+void forwardSignal(int signal) {
+    pid_t target = forwardTarget.load();
+    if (target > 0) {
+        ::kill(target, signal);
+    }
+}
+
+[[noreturn]] void childFail(const char* what, const std::string& program) {
+    int err = errno;
+    std::fprintf(stderr, "sarus: cannot %s %s: %s\n", what, program.c_str(), std::strerror(err));
+    _exit(127);
+}
+
+void raiseAmbient(const std::vector<int>& caps) {
+    if (caps.empty()) {
+        return;
+    }
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    if (syscall(SYS_capget, &header, data) != 0) {
+        childFail("read capabilities for", "helper");
+    }
+    for (int cap : caps) {
+        data[cap / 32].inheritable |= 1u << (cap % 32);
+    }
+    if (syscall(SYS_capset, &header, data) != 0) {
+        childFail("set inheritable capabilities for", "helper");
+    }
+    for (int cap : caps) {
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0) {
+            childFail("raise ambient capability for", "helper");
+        }
+    }
+}
+
+}  // namespace
+
+void makePipe(int fds[2]) {
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+        throw systemError("cannot create a pipe", errno);
+    }
+}
+
+void closeDescriptorsExcept(const std::vector<int>& keep) {
+    DIR* dir = ::opendir("/proc/self/fd");
+    if (dir == nullptr) {
+        return;
+    }
+    std::vector<int> toClose;
+    int dirFd = ::dirfd(dir);
+    while (auto* entry = ::readdir(dir)) {
+        int fd = std::atoi(entry->d_name);
+        if (entry->d_name[0] == '.' || fd < 3 || fd == dirFd) {
+            continue;
+        }
+        if (std::find(keep.begin(), keep.end(), fd) == keep.end()) {
+            toClose.push_back(fd);
+        }
+    }
+    ::closedir(dir);
+    for (int fd : toClose) {
+        ::close(fd);
+    }
+}
+
+pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& options) {
+    if (options.passFds.size() > maxPassedDescriptors) {
+        throw Error("cannot pass " + std::to_string(options.passFds.size()) + " descriptors to " + argv[0] +
+                    ": at most " + std::to_string(maxPassedDescriptors));
+    }
+    std::vector<char*> args;
+    for (const auto& arg : argv) {
+        args.push_back(const_cast<char*>(arg.c_str()));
+    }
+    args.push_back(nullptr);
+    std::vector<char*> envp;
+    if (options.env) {
+        for (const auto& entry : *options.env) {
+            envp.push_back(const_cast<char*>(entry.c_str()));
+        }
+        envp.push_back(nullptr);
+    }
+    pid_t parent = ::getpid();
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        throw systemError("cannot start " + argv[0], errno);
+    }
+    if (pid > 0) {
+        return pid;
+    }
+    // Child: only async-signal-safe work from here on, then exec.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) {
+        _exit(127);  // the parent died before PDEATHSIG was armed
+    }
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT, SIGWINCH, SIGPIPE}) {
+        ::sigaction(s, &dfl, nullptr);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (options.stdinFd >= 0 && ::dup2(options.stdinFd, 0) < 0) childFail("redirect stdin of", argv[0]);
+    if (options.stdoutFd >= 0 && ::dup2(options.stdoutFd, 1) < 0) childFail("redirect stdout of", argv[0]);
+    if (options.stderrFd >= 0 && ::dup2(options.stderrFd, 2) < 0) childFail("redirect stderr of", argv[0]);
+    std::vector<int> keep = options.keepFds;
+    int executable = -1;
+    if (options.executableFd >= 0) {
+        // above every number passFds will take
+        executable = ::fcntl(options.executableFd, F_DUPFD_CLOEXEC, 3 + 2 * static_cast<int>(maxPassedDescriptors));
+        if (executable < 0) childFail("keep the descriptor of", argv[0]);
+        keep.push_back(executable);
+    }
+    if (!options.passFds.empty()) {
+        // via copies above any target number, so no target overwrites a source
+        int copies[maxPassedDescriptors];  // no allocation between fork and exec
+        size_t count = options.passFds.size();
+        for (size_t i = 0; i < count; ++i) {
+            copies[i] = ::fcntl(options.passFds[i], F_DUPFD_CLOEXEC, 3 + static_cast<int>(count));
+            if (copies[i] < 0) childFail("pass a descriptor to", argv[0]);
+        }
+        for (size_t i = 0; i < count; ++i) {
+            if (::dup2(copies[i], 3 + static_cast<int>(i)) < 0) childFail("pass a descriptor to", argv[0]);
+            keep.push_back(3 + static_cast<int>(i));
+        }
+    }
+    closeDescriptorsExcept(keep);
+    if (options.gid && ::setresgid(*options.gid, *options.gid, *options.gid) != 0) {
+        childFail("set the group of", argv[0]);
+    }
+    if (options.uid && !options.ambientCapabilities.empty()) {
+        ::prctl(PR_SET_KEEPCAPS, 1);  // leaving uid 0 would clear the permitted set
+    }
+    if (options.uid && ::setresuid(*options.uid, *options.uid, *options.uid) != 0) {
+        childFail("set the user of", argv[0]);
+    }
+    // A credential change clears PDEATHSIG: arm it again, then make sure the
+    // parent did not die in between.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) {
+        _exit(127);
+    }
+    raiseAmbient(options.ambientCapabilities);
+    if (executable >= 0) {
+        ::syscall(SYS_execveat, executable, "", args.data(), options.env ? envp.data() : environ,
+                  AT_EMPTY_PATH);
+    } else if (options.env) {
+        ::execve(args[0], args.data(), envp.data());
+    } else {
+        ::execv(args[0], args.data());
+    }
+    childFail("execute", argv[0]);
+}
+
+int waitForExit(pid_t pid) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            throw systemError("cannot wait for process " + std::to_string(pid), errno);
+        }
+    }
+    if (WIFEXITED(status)) {
+        return WEXITSTATUS(status);
+    }
+    if (WIFSIGNALED(status)) {
+        return 128 + WTERMSIG(status);
+    }
+    return 1;
+}
+
+void forwardSignalsTo(pid_t pid) {
+    forwardTarget.store(pid);
+    struct sigaction action {};
+    action.sa_handler = forwardSignal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    for (int s : forwardedSignals) {
+        ::sigaction(s, &action, nullptr);
+    }
+}
+
+CommandOutput runCapturingOutput(const std::vector<std::string>& argv, SpawnOptions options) {
+    int pipe[2];
+    makePipe(pipe);
+    options.stdoutFd = pipe[1];
+    pid_t pid;
+    try {
+        pid = spawn(argv, options);
+    } catch (...) {
+        ::close(pipe[0]);
+        ::close(pipe[1]);
+        throw;
+    }
+    ::close(pipe[1]);
+    CommandOutput result{0, ""};
+    char buffer[4096];
+    ssize_t n;
+    while ((n = ::read(pipe[0], buffer, sizeof buffer)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            break;
+        }
+        result.output.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(pipe[0]);
+    result.exitCode = waitForExit(pid);
+    return result;
+}
+
+std::vector<std::string> currentEnvironment() {
+    std::vector<std::string> env;
+    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+        env.emplace_back(*entry);
+    }
+    return env;
+}
+
+std::map<std::string, std::string> environmentMap(const std::vector<std::string>& env) {
+    std::map<std::string, std::string> map;
+    for (const auto& entry : env) {
+        auto eq = entry.find('=');
+        map.emplace(entry.substr(0, eq), eq == std::string::npos ? "" : entry.substr(eq + 1));
+    }
+    return map;
+}
+
+std::string valueOr(const std::map<std::string, std::string>& settings, const std::string& name,
+                    const std::string& fallback) {
+    auto it = settings.find(name);
+    return it == settings.end() ? fallback : it->second;
+}
+
+std::string searchPath(const std::string& name, const std::string& pathVariable,
+                       const std::function<std::string(const std::string&)>& accept) {
+    if (name.find('/') != std::string::npos) {
+        return name;
+    }
+    std::size_t start = 0;
+    while (start <= pathVariable.size()) {
+        auto end = pathVariable.find(':', start);
+        auto directory = pathVariable.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        if (!directory.empty()) {
+            auto found = accept(directory + "/" + name);
+            if (!found.empty()) {
+                return found;
+            }
+        }
+        if (end == std::string::npos) {
+            break;
+        }
+        start = end + 1;
+    }
+    return "";
+}
+
+std::string findInPath(const std::string& name, const std::string& pathVariable) {
+    return searchPath(name, pathVariable, [](const std::string& candidate) {
+        return ::access(candidate.c_str(), X_OK) == 0 ? candidate : std::string();
+    });
+}
+
+}  // namespace sarus

@@ -1,0 +1,160 @@
+#include "config/config.hpp"
+
+#include "common/error.hpp"
+#include "common/file_utils.hpp"
+
+#include <valijson/adapters/nlohmann_json_adapter.hpp>
+#include <valijson/schema.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validation_results.hpp>
+#include <valijson/validator.hpp>
+
+#include <cstdlib>
+#include <sys/auxv.h>
+#include <unistd.h>
+
+namespace sarus {
+
+namespace fs = std::filesystem;
+
+nlohmann::json parseJsonFile(const fs::path& path) {
+    auto text = readFile(path);
+    try {
+        return nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+        std::string what = e.what();
+        // Drop nlohmann's "[json.exception.parse_error.101] " tag: users need the position.
+        if (auto pos = what.find("] "); pos != std::string::npos) {
+            what = what.substr(pos + 2);
+        }
+        throw Error(path.string() + ": invalid JSON: " + what);
+    }
+}
+
+namespace {
+
+std::string describeContext(const std::vector<std::string>& context) {
+    std::string key;
+    for (const auto& part : context) {
+        if (part == "<root>") {
+            continue;
+        }
+        // valijson writes "[name]" for properties and "[3]" for array items.
+        auto inner = part.size() > 2 && part.front() == '[' ? part.substr(1, part.size() - 2) : part;
+        bool index = !inner.empty() && inner.find_first_not_of("0123456789") == std::string::npos;
+        if (index) {
+            key += "[" + inner + "]";
+        } else {
+            key += (key.empty() ? "" : ".") + inner;
+        }
+    }
+    return key;
+}
+
+}  // namespace
+
+void validateAgainstSchema(const nlohmann::json& document, const fs::path& schemaFile,
+                           const std::string& what) {
+    auto schemaJson = parseJsonFile(schemaFile);
+    valijson::Schema schema;
+    valijson::SchemaParser parser;
+    valijson::adapters::NlohmannJsonAdapter schemaAdapter(schemaJson);
+    try {
+        parser.populateSchema(schemaAdapter, schema);
+    } catch (const std::exception& e) {
+        throw Error(schemaFile.string() + ": invalid schema: " + e.what());
+    }
+    valijson::Validator validator;
+    valijson::ValidationResults results;
+    valijson::adapters::NlohmannJsonAdapter target(document);
+    if (validator.validate(schema, target, &results)) {
+        return;
+    }
+    // The deepest error names the offending key; outer ones only repeat
+    // "failed to validate against the schema of property X".
+    valijson::ValidationResults::Error error, deepest;
+    while (results.popError(error)) {
+        if (error.context.size() > deepest.context.size() || deepest.description.empty()) {
+            deepest = error;
+        }
+    }
+    auto key = describeContext(deepest.context);
+    throw Error(what + ": " + (key.empty() ? std::string("document") : "key '" + key + "'") +
+                ": " + deepest.description);
+}
+
+Config Config::load(const fs::path& configFile, const fs::path& schemaFile) {
+    Config config;
+    config.file_ = configFile;
+    config.json_ = withContext("loading configuration", [&] { return parseJsonFile(configFile); });
+    validateAgainstSchema(config.json_, schemaFile, configFile.string());
+    return config;
+}
+
+fs::path Config::installPrefix() {
+    std::error_code ec;
+    auto exe = fs::read_symlink("/proc/self/exe", ec);
+    if (ec) {
+        throw Error("cannot find the sarus installation: /proc/self/exe: " + ec.message());
+    }
+    // bin/sarus, or libexec/sarus/sarus-import
+    auto dir = exe.parent_path();
+    if (dir.filename() == "sarus" && dir.parent_path().filename() == "libexec") {
+        return dir.parent_path().parent_path();
+    }
+    return dir.parent_path();
+}
+
+fs::path Config::defaultConfigFile() {
+    // AT_SECURE is set by the kernel for every set-user-ID exec, and stays
+    // true after sarus switched its effective ids to the caller's.
+    bool elevated = ::getauxval(AT_SECURE) != 0;
+    if (const char* override = std::getenv("SARUS_CONFIG_FILE"); override && !elevated) {
+        return override;
+    }
+    return installPrefix() / "etc" / "sarus.json";
+}
+
+Mode Config::mode() const {
+    return stringOr("mode", "userns") == "suid" ? Mode::suid : Mode::userns;
+}
+
+std::string Config::stringOr(const std::string& key, const std::string& fallback) const {
+    auto it = json_.find(key);
+    return it != json_.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+fs::path Config::prefixDir() const { return stringOr("prefixDir", installPrefix().string()); }
+fs::path Config::tempDir() const { return stringOr("tempDir", "/tmp"); }
+fs::path Config::localRepositoryBaseDir() const { return stringOr("localRepositoryBaseDir", "/home"); }
+std::string Config::localRepositoryFolder() const { return stringOr("localRepositoryFolder", ".sarus"); }
+fs::path Config::centralizedRepositoryDir() const { return stringOr("centralizedRepositoryDir", ""); }
+
+SquashfsOptions Config::squashfsOptions() const {
+    SquashfsOptions options;
+    options.owner = ImageOwner::ofCaller();
+    auto it = json_.find("squashfs");
+    if (it != json_.end()) {
+        options.compressor = it->value("compression", options.compressor);
+        options.level = it->value("level", options.level);
+        options.blockSize = it->value("blockSize", options.blockSize);
+    }
+    return options;
+}
+
+int Config::metadataLockTimeoutMs() const {
+    auto it = json_.find("repositoryMetadataLockTimings");
+    return it != json_.end() ? it->value("timeoutMs", 60000) : 60000;
+}
+
+int Config::metadataLockWarningMs() const {
+    auto it = json_.find("repositoryMetadataLockTimings");
+    return it != json_.end() ? it->value("warningMs", 10000) : 10000;
+}
+
+std::vector<std::string> Config::insecureRegistries() const {
+    auto it = json_.find("insecureRegistries");
+    return it != json_.end() ? it->get<std::vector<std::string>>() : std::vector<std::string>{};
+}
+
+}  // namespace sarus

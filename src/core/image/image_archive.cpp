@@ -1,0 +1,288 @@
+#include "image/image_archive.hpp"
+
+#include "common/error.hpp"
+#include "common/log.hpp"
+#include "registry/manifest.hpp"
+#include "common/sha256.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include <algorithm>
+
+namespace sarus {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Manifests, index and configuration are small; anything larger is a layer.
+constexpr std::uint64_t smallMemberLimit = 4 << 20;
+constexpr std::size_t readBlockSize = 1 << 20;
+
+using Reader = std::unique_ptr<archive, ArchiveReaderDeleter>;
+
+std::string normalizeMemberName(std::string name) {
+    while (name.rfind("./", 0) == 0) {
+        name = name.substr(2);
+    }
+    return name;
+}
+
+Reader openOuter(const fs::path& file) {
+    Reader reader(archive_read_new());
+    archive_read_support_filter_all(reader.get());
+    archive_read_support_format_tar(reader.get());
+    if (archive_read_open_filename(reader.get(), file.c_str(), readBlockSize) != ARCHIVE_OK) {
+        throw Error(file.string() + ": cannot read archive: " + archive_error_string(reader.get()));
+    }
+    return reader;
+}
+
+bool isIndexType(const std::string& mediaType) {
+    return mediaType == manifest::media::ociIndex || mediaType == manifest::media::dockerList;
+}
+
+std::string blobPath(const std::string& digest) {
+    auto colon = digest.find(':');
+    if (colon == std::string::npos || digest.find('/') != std::string::npos ||
+        digest.find("..") != std::string::npos) {
+        throw Error("bad digest '" + digest + "'");
+    }
+    return "blobs/" + digest.substr(0, colon) + "/" + digest.substr(colon + 1);
+}
+
+// libarchive read callback that pulls a member's bytes from the outer archive
+// and hashes them on the way, so the digest check costs no second pass.
+struct MemberStream {
+    archive* outer;
+    Sha256 hash;
+    std::uint64_t bytes = 0;
+    std::vector<char> buffer = std::vector<char>(readBlockSize);
+};
+
+la_ssize_t readMember(archive* inner, void* data, const void** out) {
+    auto* stream = static_cast<MemberStream*>(data);
+    la_ssize_t n = archive_read_data(stream->outer, stream->buffer.data(), stream->buffer.size());
+    if (n < 0) {
+        archive_set_error(inner, EIO, "%s", archive_error_string(stream->outer));
+        return -1;
+    }
+    stream->hash.update(stream->buffer.data(), static_cast<std::size_t>(n));
+    stream->bytes += static_cast<std::uint64_t>(n);
+    *out = stream->buffer.data();
+    return n;
+}
+
+}  // namespace
+
+void ArchiveReaderDeleter::operator()(archive* a) const { archive_read_free(a); }
+
+std::unique_ptr<archive, ArchiveReaderDeleter> newLayerReader() {
+    std::unique_ptr<archive, ArchiveReaderDeleter> reader(archive_read_new());
+    archive_read_support_filter_all(reader.get());
+    archive_read_support_format_tar(reader.get());
+    archive_read_support_format_empty(reader.get());
+    return reader;
+}
+
+ImageArchive::ImageArchive(fs::path file) : file_(std::move(file)) {
+    withContext("reading image archive " + file_.string(), [&] {
+        scan();
+        if (smallMembers_.count("manifest.json")) {
+            format_ = "docker-archive";
+            resolveDockerArchive();
+        } else if (smallMembers_.count("index.json")) {
+            format_ = "oci-archive";
+            resolveOciArchive();
+        } else {
+            throw Error(file_.string() +
+                        ": not a docker-archive or OCI archive (no manifest.json or index.json)");
+        }
+        if (layers_.empty()) {
+            throw Error(file_.string() + ": the image has no layers");
+        }
+    });
+}
+
+void ImageArchive::scan() {
+    auto reader = openOuter(file_);
+    archive_entry* entry = nullptr;
+    int status;
+    while ((status = archive_read_next_header(reader.get(), &entry)) == ARCHIVE_OK ||
+           status == ARCHIVE_WARN) {
+        if (archive_entry_filetype(entry) != AE_IFREG) {
+            continue;
+        }
+        auto name = normalizeMemberName(archive_entry_pathname(entry));
+        auto size = static_cast<std::uint64_t>(archive_entry_size(entry));
+        memberSizes_[name] = size;
+        if (size > smallMemberLimit) {
+            continue;  // skipped with a seek, never read
+        }
+        std::string content(size, '\0');
+        auto n = archive_read_data(reader.get(), content.data(), content.size());
+        if (n < 0 || static_cast<std::uint64_t>(n) != size) {
+            throw Error(file_.string() + ": cannot read member " + name + ": " +
+                        (n < 0 ? archive_error_string(reader.get()) : "truncated"));
+        }
+        smallMembers_[name] = std::move(content);
+    }
+    if (status != ARCHIVE_EOF) {
+        throw Error(file_.string() + ": corrupt or truncated archive: " +
+                    archive_error_string(reader.get()));
+    }
+}
+
+const std::string& ImageArchive::member(const std::string& name) const {
+    auto it = smallMembers_.find(name);
+    if (it == smallMembers_.end()) {
+        throw Error(file_.string() + ": member '" + name + "' is missing");
+    }
+    return it->second;
+}
+
+nlohmann::json ImageArchive::jsonMember(const std::string& name) const {
+    try {
+        return nlohmann::json::parse(member(name));
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(file_.string() + ": member '" + name + "' is not valid JSON");
+    }
+}
+
+void ImageArchive::resolveDockerArchive() {
+    auto manifest = jsonMember("manifest.json");
+    if (!manifest.is_array() || manifest.empty() || !manifest[0].is_object()) {
+        throw Error(file_.string() + ": manifest.json is not a list of images");
+    }
+    if (manifest.size() > 1) {
+        log::warn(file_.string() + " holds " + std::to_string(manifest.size()) +
+                  " images; loading the first");
+    }
+    try {
+        auto configName = normalizeMemberName(manifest[0].at("Config").get<std::string>());
+        const auto& configText = member(configName);
+        configDigest_ = Sha256::of(configText);
+        imageConfig_ = jsonMember(configName);
+        for (const auto& layer : manifest[0].at("Layers")) {
+            auto name = normalizeMemberName(layer.get<std::string>());
+            if (!memberSizes_.count(name)) {
+                throw Error(file_.string() + ": layer '" + name + "' listed in manifest.json is missing");
+            }
+            // Docker >= 25 stores layers as blobs/sha256/<hex>: the name is the digest.
+            std::string digest;
+            if (name.rfind("blobs/sha256/", 0) == 0) {
+                digest = "sha256:" + name.substr(13);
+            }
+            layers_.push_back({name, "", digest, memberSizes_[name]});
+        }
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(file_.string() + ": malformed manifest.json: " + e.what());
+    }
+}
+
+void ImageArchive::resolveOciArchive() {
+    auto index = jsonMember("index.json");
+    try {
+        // Follow nested indexes down to one image manifest for linux/amd64.
+        nlohmann::json descriptor;
+        for (int depth = 0; depth < 4; ++depth) {
+            const auto& manifests = index.at("manifests");
+            if (!manifests.is_array() || manifests.empty()) {
+                throw Error(file_.string() + ": index has no manifests");
+            }
+            descriptor = manifests[0];
+            for (const auto& candidate : manifests) {
+                auto platform = candidate.value("platform", nlohmann::json::object());
+                if (platform.value("os", "linux") == "linux" &&
+                    platform.value("architecture", "amd64") == "amd64") {
+                    descriptor = candidate;
+                    break;
+                }
+            }
+            auto path = blobPath(descriptor.at("digest").get<std::string>());
+            if (Sha256::of(member(path)) != descriptor.at("digest").get<std::string>()) {
+                throw Error(file_.string() + ": blob " + path + " does not match its digest");
+            }
+            auto document = jsonMember(path);
+            auto mediaType = descriptor.value("mediaType", document.value("mediaType", ""));
+            if (!isIndexType(mediaType)) {
+                index = document;
+                break;
+            }
+            index = document;
+        }
+        const auto& manifest = index;
+        auto configDigest = manifest.at("config").at("digest").get<std::string>();
+        auto configPath = blobPath(configDigest);
+        if (Sha256::of(member(configPath)) != configDigest) {
+            throw Error(file_.string() + ": image configuration " + configPath +
+                        " does not match its digest");
+        }
+        configDigest_ = configDigest;
+        imageConfig_ = jsonMember(configPath);
+        for (const auto& layer : manifest.at("layers")) {
+            auto mediaType = layer.value("mediaType", "");
+            if (!manifest::isSupportedLayerType(mediaType)) {
+                throw Error(file_.string() + ": unsupported layer media type '" + mediaType + "'");
+            }
+            auto digest = layer.at("digest").get<std::string>();
+            auto path = blobPath(digest);
+            if (!memberSizes_.count(path)) {
+                throw Error(file_.string() + ": layer blob " + path + " is missing");
+            }
+            layers_.push_back({path, mediaType, digest, memberSizes_[path]});
+        }
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(file_.string() + ": malformed OCI image layout: " + e.what());
+    }
+}
+
+void ImageArchive::forEachLayer(
+    const std::function<void(archive*, const ArchiveLayer&)>& consume) const {
+    for (const auto& layer : layers_) {
+        auto outer = openOuter(file_);
+        archive_entry* entry = nullptr;
+        bool found = false;
+        int status;
+        while ((status = archive_read_next_header(outer.get(), &entry)) == ARCHIVE_OK ||
+               status == ARCHIVE_WARN) {
+            if (normalizeMemberName(archive_entry_pathname(entry)) == layer.member) {
+                found = true;
+                break;
+            }
+        }
+        if (!found) {
+            throw Error(file_.string() + ": layer " + layer.member + " vanished while reading");
+        }
+        MemberStream stream{outer.get()};
+        auto inner = newLayerReader();
+        if (archive_read_open(inner.get(), &stream, nullptr, readMember, nullptr) != ARCHIVE_OK) {
+            throw Error(file_.string() + ": layer " + layer.member + ": " +
+                        archive_error_string(inner.get()));
+        }
+        std::string consumeError;
+        try {
+            consume(inner.get(), layer);
+        } catch (const Error& e) {
+            consumeError = e.what();
+        }
+        // Hash what the tar reader did not need (end-of-archive padding, or
+        // everything after a decompression failure).
+        const void* ignored;
+        while (readMember(inner.get(), &stream, &ignored) > 0) {
+        }
+        if (!layer.digest.empty()) {
+            auto actual = stream.hash.digest();
+            if (actual != layer.digest) {
+                throw Error(file_.string() + ": layer " + layer.member + " is corrupt: digest " + actual +
+                            " does not match the expected " + layer.digest);
+            }
+        }
+        if (!consumeError.empty()) {
+            throw Error(file_.string() + ": " + consumeError);
+        }
+    }
+}
+
+}  // namespace sarus

@@ -1,0 +1,193 @@
+#include "jobs/rank_agent_client.hpp"
+
+#include "common/error.hpp"
+#include "common/process.hpp"
+
+extern "C" {
+#include "../rank_agent/rank_agent_protocol.h"
+}
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <poll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace sarus {
+
+namespace {
+
+std::string startPayload(const ContainerSpec& spec) {
+    std::string payload = spec.cwd.empty() ? "/" : spec.cwd;
+    payload.push_back('\0');
+    for (const auto& arg : spec.args) {
+        payload += arg;
+        payload.push_back('\0');
+    }
+    for (const auto& variable : spec.env) {
+        payload += variable;
+        payload.push_back('\0');
+    }
+    return payload;
+}
+
+void sendStart(int connection, const rank_agent_start& start, const std::vector<int>& fds) {
+    union {
+        cmsghdr align;
+        char buffer[CMSG_SPACE(sizeof(int) * RANK_AGENT_MAX_FDS)];
+    } control{};
+    iovec iov{const_cast<rank_agent_start*>(&start), sizeof start};
+    msghdr message{};
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    if (!fds.empty()) {
+        message.msg_control = control.buffer;
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+        cmsghdr* header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+        std::memcpy(CMSG_DATA(header), fds.data(), sizeof(int) * fds.size());
+    }
+    if (::sendmsg(connection, &message, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof start)) {
+        throw systemError("cannot send the rank's command to the shared container", errno);
+    }
+}
+
+void sendAll(int connection, const void* data, std::size_t size) {
+    const char* p = static_cast<const char*>(data);
+    while (size > 0) {
+        auto n = ::send(connection, p, size, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            throw systemError("cannot send the rank's command to the shared container", errno);
+        }
+        p += n;
+        size -= static_cast<std::size_t>(n);
+    }
+}
+
+// Blocks the forwarded signals for the life of the rank and reads them from
+// a signalfd instead, so that they travel in order with nothing lost.
+class SignalReader {
+public:
+    SignalReader() {
+        sigemptyset(&set_);
+        for (int s : forwardedSignals) {
+            sigaddset(&set_, s);
+        }
+        ::sigprocmask(SIG_BLOCK, &set_, &previous_);
+        fd_ = FileDescriptor(::signalfd(-1, &set_, SFD_CLOEXEC));
+        if (fd_.get() < 0) {
+            ::sigprocmask(SIG_SETMASK, &previous_, nullptr);
+            throw systemError("cannot forward signals to the rank", errno);
+        }
+    }
+    ~SignalReader() { ::sigprocmask(SIG_SETMASK, &previous_, nullptr); }
+    SignalReader(const SignalReader&) = delete;
+    SignalReader& operator=(const SignalReader&) = delete;
+    int fd() const { return fd_.get(); }
+    int next() const {
+        signalfd_siginfo info{};
+        return ::read(fd_.get(), &info, sizeof info) == sizeof info ? static_cast<int>(info.ssi_signo) : 0;
+    }
+
+private:
+    sigset_t set_{};
+    sigset_t previous_{};
+    FileDescriptor fd_;
+};
+
+sockaddr_un socketAddress(const std::filesystem::path& socketPath) {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    if (socketPath.native().size() >= sizeof address.sun_path) {
+        throw Error("the shared container's socket path is too long: " + socketPath.string() +
+                    " (choose a shorter tempDir in sarus.json)");
+    }
+    std::strcpy(address.sun_path, socketPath.c_str());
+    return address;
+}
+
+FileDescriptor unixSocket() {
+    FileDescriptor fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (fd.get() < 0) {
+        throw systemError("cannot create a socket", errno);
+    }
+    return fd;
+}
+
+}  // namespace
+
+FileDescriptor listenForRanks(const std::filesystem::path& socketPath) {
+    auto address = socketAddress(socketPath);
+    auto fd = unixSocket();
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(fd.get(), 256) != 0) {
+        throw systemError("cannot listen on " + socketPath.string(), errno);
+    }
+    return fd;
+}
+
+FileDescriptor connectToRankAgent(const std::filesystem::path& socketPath) {
+    auto address = socketAddress(socketPath);
+    auto connection = unixSocket();
+    if (::connect(connection.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+        throw systemError("cannot connect to the shared container at " + socketPath.string(), errno);
+    }
+    return connection;
+}
+
+int runRankInAgent(const FileDescriptor& connection, const ContainerSpec& spec) {
+    if (spec.args.empty()) {
+        throw Error("no command to run in the shared container");
+    }
+    std::vector<int> fds{STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO};
+    fds.insert(fds.end(), spec.passFds.begin(), spec.passFds.end());
+    if (fds.size() > RANK_AGENT_MAX_FDS) {
+        throw Error("too many descriptors for the shared container (" + std::to_string(fds.size()) + ")");
+    }
+    auto payload = startPayload(spec);
+    rank_agent_start start{RANK_AGENT_MAGIC, static_cast<uint32_t>(spec.args.size()),
+                           static_cast<uint32_t>(spec.env.size()), static_cast<uint32_t>(payload.size())};
+    if (payload.size() > RANK_AGENT_MAX_SIZE) {
+        throw Error("the rank's command and environment exceed " + std::to_string(RANK_AGENT_MAX_SIZE) + " bytes");
+    }
+    SignalReader signals;
+    sendStart(connection.get(), start, fds);
+    sendAll(connection.get(), payload.data(), payload.size());
+    for (;;) {
+        pollfd polled[2] = {{connection.get(), POLLIN, 0}, {signals.fd(), POLLIN, 0}};
+        if (::poll(polled, 2, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            throw systemError("waiting for the rank", errno);
+        }
+        if (polled[1].revents & POLLIN) {
+            int32_t signal = signals.next();
+            if (signal > 0) {
+                ::send(connection.get(), &signal, sizeof signal, MSG_NOSIGNAL);
+            }
+        }
+        if (polled[0].revents) {
+            int32_t code = 0;
+            if (::recv(connection.get(), &code, sizeof code, MSG_WAITALL) == sizeof code) {
+                return code;
+            }
+            throw Error("the container shared by this job step ended before this rank did");
+        }
+    }
+}
+
+void stopRankAgent(const std::filesystem::path& socketPath) {
+    auto connection = connectToRankAgent(socketPath);
+    rank_agent_start start{RANK_AGENT_MAGIC, 0, 0, 0};
+    sendStart(connection.get(), start, {});
+}
+
+}  // namespace sarus

@@ -1,0 +1,29 @@
+// The sarus side of sarus-rank-agent's protocol (src/rank_agent): one rank
+// started in a container shared by its job step, with this process's
+// stdin, stdout and stderr and the spec's passed descriptors.
+#pragma once
+
+#include "runtime/container_spec.hpp"
+#include "common/file_descriptor.hpp"
+
+#include <filesystem>
+
+namespace sarus {
+
+// The socket the agent listens on, made by the rank that starts the
+// container (as the caller) and handed to the agent.
+FileDescriptor listenForRanks(const std::filesystem::path& socketPath);
+
+// A connection to the agent listening on socketPath; throws sarus::Error
+// when nobody listens there.
+FileDescriptor connectToRankAgent(const std::filesystem::path& socketPath);
+
+// Starts spec.args with spec.env in spec.cwd, forwards the signals sarus
+// forwards to a container, and returns the rank's exit code. Throws
+// sarus::Error when the container ends before the rank reported its end.
+int runRankInAgent(const FileDescriptor& connection, const ContainerSpec& spec);
+
+// Asks the agent to end the container once no rank runs any more.
+void stopRankAgent(const std::filesystem::path& socketPath);
+
+}  // namespace sarus

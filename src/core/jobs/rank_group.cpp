@@ -1,0 +1,463 @@
+#include "jobs/rank_group.hpp"
+
+#include "config/config.hpp"
+#include "common/error.hpp"
+#include "common/file_descriptor.hpp"
+#include "common/file_utils.hpp"
+#include "common/log.hpp"
+#include "common/process.hpp"
+#include "jobs/rank_agent_client.hpp"
+#include "common/sha256.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <cstdlib>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <sstream>
+#include <sys/file.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace sarus {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Where the agent appears in the container: a bind on crun's /dev.
+const char* const agentInContainer = "/dev/.sarus-rank-agent";
+
+fs::path installedAgent() {
+    return Config::installPrefix() / "libexec" / "sarus" / "sarus-rank-agent";
+}
+
+// Field 22 of /proc/PID/stat: with the pid, names one process for good.
+std::string processStartTime(pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    auto end = content.rfind(')');
+    if (end == std::string::npos) {
+        return "";
+    }
+    std::istringstream fields(content.substr(end + 2));
+    std::string field;
+    for (int i = 3; i <= 22 && fields >> field; ++i) {
+    }
+    return field;
+}
+
+// A directory only the caller can use: lstat, so no one else's link is followed.
+void ensurePrivateDirectory(const fs::path& path) {
+    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+        throw systemError("cannot create " + path.string(), errno);
+    }
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::getuid() ||
+        (st.st_mode & 077) != 0) {
+        throw Error(path.string() + " must be a directory of the caller's that nobody else can use "
+                    "(it holds the shared containers of job steps)");
+    }
+}
+
+// The group's lock, held for every decision. Whoever removes the lock file
+// (and the directory, when no generation leads) holds it; an opener checks
+// that what it locked is still the file there, and makes the directory again
+// if it went in between.
+FileDescriptor lockGroup(const fs::path& groupDir) {
+    auto lockFile = groupDir / "lock";
+    for (;;) {
+        FileDescriptor fd(::open(lockFile.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+        if (fd.get() < 0 && errno == ENOENT) {
+            ensurePrivateDirectory(groupDir);
+            continue;
+        }
+        if (fd.get() < 0) {
+            throw systemError("cannot open " + lockFile.string(), errno);
+        }
+        if (::flock(fd.get(), LOCK_EX) != 0) {
+            throw systemError("cannot lock " + lockFile.string(), errno);
+        }
+        struct stat locked {}, current {};
+        if (::fstat(fd.get(), &locked) == 0 && ::lstat(lockFile.c_str(), &current) == 0 &&
+            locked.st_ino == current.st_ino && locked.st_dev == current.st_dev) {
+            return fd;
+        }
+    }
+}
+
+struct Generation {
+    fs::path directory;  // agent.sock and members
+    std::string identity;
+};
+
+std::optional<Generation> readLeader(const fs::path& groupDir) {
+    auto file = groupDir / "leader.json";
+    std::ifstream in(file);
+    if (!in) {
+        return std::nullopt;
+    }
+    try {
+        auto json = nlohmann::json::parse(in);
+        auto name = json.at("generation").get<std::string>();
+        // Only a directory of the group: the leader's is removed when it is gone.
+        if (name.rfind("gen-", 0) != 0 || name.find('/') != std::string::npos) {
+            return std::nullopt;
+        }
+        return Generation{groupDir / name, json.at("identity").get<std::string>()};
+    } catch (const std::exception&) {
+        return std::nullopt;  // half-written by a leader that died: a new one takes over
+    }
+}
+
+FileDescriptor openMembers(const fs::path& generationDir) {
+    auto file = generationDir / "members";
+    FileDescriptor fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (fd.get() < 0) {
+        throw systemError("cannot open " + file.string(), errno);
+    }
+    return fd;
+}
+
+// Removes what a generation left in the group's directory, and the
+// directory itself once no generation leads. Idempotent: the leader calls it
+// after the container ended, the container's process once more in case the
+// leader was killed.
+void retireGeneration(const fs::path& groupDir, const fs::path& generation) {
+    if (!fs::exists(generation)) {
+        return;  // retired already
+    }
+    auto lock = lockGroup(groupDir);
+    auto leader = readLeader(groupDir);
+    if (leader && leader->directory == generation) {
+        ::unlink((groupDir / "leader.json").c_str());
+        leader.reset();
+    }
+    std::error_code ignored;
+    fs::remove_all(generation, ignored);
+    if (!leader && !fs::exists(groupDir / "leader.json")) {
+        ::unlink((groupDir / "lock").c_str());
+        ::rmdir(groupDir.c_str());
+    }
+}
+
+// SIGTERM to this process when the leader ends, from a watcher process of
+// its own: not PR_SET_PDEATHSIG, which a SUID sarus's change of effective
+// ids clears, and not a thread, which would be copied into the middle of
+// whatever it holds when the backend forks.
+void terminateWhenLeaderEnds(pid_t leader) {
+    pid_t container = ::getpid();
+    pid_t watcher = ::fork();
+    if (watcher != 0) {
+        return;
+    }
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // and it goes with the container
+    ::setresuid(::getuid(), ::getuid(), ::getuid());
+    int leaderFd = static_cast<int>(::syscall(SYS_pidfd_open, leader, 0));
+    if (::getppid() == container && leaderFd >= 0) {
+        pollfd ended{leaderFd, POLLIN, 0};
+        while (::poll(&ended, 1, -1) < 0 && errno == EINTR) {
+        }
+    }
+    ::kill(container, SIGTERM);
+    ::_exit(0);
+}
+
+// The leader's second process: the container itself, run as any container
+// is, with the agent as its process. When the leader dies it gets SIGTERM,
+// which ends the container as it ends any, and then cleans up. Never returns.
+[[noreturn]] void runContainerOfGroup(Backend& backend, ContainerSpec spec, const StoredImage& image,
+                                      const fs::path& groupDir, const fs::path& generation, pid_t leader) {
+    terminateWhenLeaderEnds(leader);
+    ::setpgid(0, 0);  // a terminal's ^C is for the ranks, which their sarus forward
+    int code = 1;
+    try {
+        code = backend.run(spec, image);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+    }
+    try {
+        retireGeneration(groupDir, generation);
+    } catch (const std::exception&) {
+    }
+    std::fflush(stdout);
+    std::fflush(stderr);
+    ::_exit(code);
+}
+
+class SharedContainerRank {
+public:
+    SharedContainerRank(const Config& config, const ContainerSpec& spec, const StoredImage& image, Backend& backend,
+                        const std::string& key)
+        : spec_(spec), image_(image), backend_(backend),
+          identity_(sharedContainerIdentity(spec, image)) {
+        auto userDir = config.tempDir() / ("sarus-ranks-" + std::to_string(::getuid()));
+        ensurePrivateDirectory(userDir);
+        groupDir_ = userDir / Sha256::of(key).substr(7, 16);
+        ensurePrivateDirectory(groupDir_);
+    }
+
+    int run() {
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        for (;;) {
+            auto lock = lockGroup(groupDir_);
+            auto leader = readLeader(groupDir_);
+            if (!leader) {
+                return lead(std::move(lock));
+            }
+            std::optional<FileDescriptor> connection;
+            try {
+                connection = connectToRankAgent(leader->directory / "agent.sock");
+            } catch (const Error&) {
+                log::debug("shared container: the leader of " + groupDir_.string() + " is gone, taking over");
+                std::error_code ignored;  // what is left is the dead leader's; a new one leads anyway
+                fs::remove_all(leader->directory, ignored);
+                return lead(std::move(lock));
+            }
+            if (leader->identity != identity_) {
+                throw Error("this rank's container differs from the one its job step shares on this node "
+                            "(image, mounts, devices or annotations): give every rank the same, or set "
+                            "SARUS_SHARED_CONTAINER=0 for a container per rank");
+            }
+            auto members = openMembers(leader->directory);
+            if (::flock(members.get(), LOCK_SH | LOCK_NB) == 0) {
+                lock = FileDescriptor();
+                log::debug("shared container: joining " + leader->directory.string());
+                return runRankInAgent(*connection, spec_);
+            }
+            // Its leader is ending it: a new one starts once it is gone.
+            lock = FileDescriptor();
+            if (std::chrono::steady_clock::now() > deadline) {
+                throw Error("the container shared by this job step did not end within 60 s");
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+    }
+
+private:
+    int lead(FileDescriptor lock) {
+        auto generation = groupDir_ / ("gen-" + std::to_string(::getpid()));
+        std::error_code ignored;  // a stale one of a dead process with our pid: checked just below
+        fs::remove_all(generation, ignored);
+        ensurePrivateDirectory(generation);
+        auto socketPath = generation / "agent.sock";
+        auto listener = listenForRanks(socketPath);
+        auto members = openMembers(generation);
+        if (::flock(members.get(), LOCK_SH) != 0) {
+            throw systemError("cannot lock " + (generation / "members").string(), errno);
+        }
+        writeFileAtomically(groupDir_ / "leader.json",
+                            nlohmann::json{{"generation", generation.filename().string()}, {"identity", identity_}}.dump(),
+                            0600, Durability::untilReboot);
+        log::debug("shared container: leading " + generation.string());
+
+        auto containerSpec = agentContainerSpec(listener.get());
+        std::fflush(stdout);
+        std::fflush(stderr);
+        pid_t self = ::getpid();
+        pid_t container = ::fork();
+        if (container < 0) {
+            throw systemError("cannot start the shared container", errno);
+        }
+        if (container == 0) {
+            lock = FileDescriptor();
+            members = FileDescriptor();
+            runContainerOfGroup(backend_, containerSpec, image_, groupDir_, generation, self);
+        }
+        listener = FileDescriptor();  // the container's now: its end closes the socket
+        lock = FileDescriptor();
+
+        int code = 1;
+        std::string failure;
+        try {
+            auto connection = connectToRankAgent(socketPath);
+            code = runRankInAgent(connection, spec_);
+        } catch (const Error& e) {
+            failure = e.what();
+        }
+        endContainer(generation, members, container);
+        if (!failure.empty()) {
+            throw Error(failure);
+        }
+        return code;
+    }
+
+    // After the leader's own rank: wait for the others, then stop the agent.
+    void endContainer(const fs::path& generation, const FileDescriptor& members, pid_t container) {
+        if (::flock(members.get(), LOCK_EX) != 0) {  // converts our shared lock: every other rank has left
+            log::warn("cannot wait for the other ranks of the shared container: " + std::string(std::strerror(errno)));
+        }
+        {
+            auto lock = lockGroup(groupDir_);
+            auto leader = readLeader(groupDir_);
+            if (leader && leader->directory == generation) {
+                ::unlink((groupDir_ / "leader.json").c_str());
+            }
+            try {
+                stopRankAgent(generation / "agent.sock");
+            } catch (const Error& e) {
+                log::debug(std::string("shared container already gone: ") + e.what());
+            }
+        }
+        int status = 0;
+        while (::waitpid(container, &status, 0) < 0 && errno == EINTR) {
+        }
+        retireGeneration(groupDir_, generation);
+    }
+
+    ContainerSpec agentContainerSpec(int listener) const {
+        ContainerSpec spec = spec_;
+        spec.args = {agentInContainer};
+        spec.passFds = {listener};
+        spec.cwd = "/";
+        spec.siteMounts.push_back(BindMount{installedAgent().string(), agentInContainer, true, false});
+        return spec;
+    }
+
+    const ContainerSpec& spec_;
+    const StoredImage& image_;
+    Backend& backend_;
+    std::string identity_;
+    fs::path groupDir_;
+};
+
+// Slurm's "2(x3),1": the tasks of node `index` of the step.
+std::optional<long> slurmTasksOfNode(const std::string& perNode, long index) {
+    std::istringstream groups(perNode);
+    std::string group;
+    long node = 0;
+    while (std::getline(groups, group, ',')) {
+        char* end = nullptr;
+        long tasks = std::strtol(group.c_str(), &end, 10);
+        long repeat = 1;
+        if (end && std::strncmp(end, "(x", 2) == 0) {
+            repeat = std::strtol(end + 2, nullptr, 10);
+        }
+        if (index < node + repeat) {
+            return tasks;
+        }
+        node += repeat;
+    }
+    return std::nullopt;
+}
+
+// How many ranks of the step the launcher starts on this node, if it says.
+std::optional<long> localRanks(const std::map<std::string, std::string>& env) {
+    for (const char* name : {"MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE"}) {
+        if (!valueOr(env, name).empty()) {
+            return std::strtol(valueOr(env, name).c_str(), nullptr, 10);
+        }
+    }
+    auto perNode = valueOr(env, "SLURM_STEP_TASKS_PER_NODE");
+    auto node = valueOr(env, "SLURM_NODEID");
+    if (!perNode.empty() && !node.empty()) {
+        return slurmTasksOfNode(perNode, std::strtol(node.c_str(), nullptr, 10));
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string> rankGroupKey(const std::vector<std::string>& env, pid_t parent) {
+    auto vars = environmentMap(env);
+    auto get = [&](const char* name) { return valueOr(vars, name); };
+    if (get("SARUS_SHARED_CONTAINER") == "0") {
+        return std::nullopt;
+    }
+    if (get("SARUS_RANK_GROUP").empty() && localRanks(vars) == 1) {
+        return std::nullopt;  // the only rank here: nothing to share
+    }
+    if (!get("SARUS_RANK_GROUP").empty()) {
+        return "explicit:" + get("SARUS_RANK_GROUP");
+    }
+    if (!get("SLURM_JOB_ID").empty() && !get("SLURM_STEP_ID").empty() && !get("SLURM_PROCID").empty()) {
+        return "slurm:" + get("SLURM_JOB_ID") + "." + get("SLURM_STEP_ID") + "." + get("SLURM_RESTART_COUNT");
+    }
+    if (!get("PMIX_NAMESPACE").empty() && !get("PMIX_RANK").empty()) {
+        return "pmix:" + get("PMIX_NAMESPACE");
+    }
+    // Hydra names no job, but every rank's PMI_FD is connected to the one
+    // proxy of the job on this node, whatever runs between it and sarus.
+    if (!get("PMI_RANK").empty() && !get("PMI_FD").empty()) {
+        ucred peer{};
+        socklen_t size = sizeof peer;
+        int fd = std::atoi(get("PMI_FD").c_str());
+        if (fd > 2 && ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) == 0 && peer.pid > 0) {
+            auto started = processStartTime(peer.pid);
+            if (!started.empty()) {
+                return "hydra:" + std::to_string(peer.pid) + "." + started;
+            }
+        }
+    }
+    // Other launchers: the ranks of one job on a node are children of one
+    // launcher process.
+    if (!get("PMI_RANK").empty() || !get("OMPI_COMM_WORLD_RANK").empty()) {
+        auto started = processStartTime(parent);
+        if (!started.empty()) {
+            return "launcher:" + std::to_string(parent) + "." + started;
+        }
+    }
+    return std::nullopt;
+}
+
+std::string reasonNotToShare(const ContainerSpec& spec) {
+    if (spec.tty) {
+        return "-t";
+    }
+    if (spec.init) {
+        return "--init";
+    }
+    if (spec.pidHost) {
+        return "--pid=host";
+    }
+    if (::access(installedAgent().c_str(), X_OK) != 0) {
+        return "libexec/sarus/sarus-rank-agent is not installed";
+    }
+    return "";
+}
+
+std::string sharedContainerIdentity(const ContainerSpec& spec, const StoredImage& image) {
+    nlohmann::json json;
+    json["image"] = image.imageFile.string();
+    json["id"] = image.id;
+    auto mounts = [](const std::vector<BindMount>& list) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& m : list) {
+            out.push_back({m.source, m.destination, m.readonly, m.launcher});
+        }
+        return out;
+    };
+    json["site"] = mounts(spec.siteMounts);
+    json["user"] = mounts(spec.userMounts);
+    for (const auto& d : spec.devices) {
+        json["devices"].push_back({d.source, d.destination, d.access});
+    }
+    json["annotations"] = spec.annotations;
+    json["uid"] = spec.identity.uid;
+    json["gid"] = spec.identity.gid;
+    json["seccomp"] = spec.security.seccomp;
+    json["apparmor"] = spec.security.apparmorProfile;
+    return Sha256::of(json.dump());
+}
+
+int runAsRankOfSharedContainer(const Config& config, const ContainerSpec& spec, const StoredImage& image,
+                               Backend& backend, const std::string& key) {
+    // One container per node: tempDir may be shared between nodes.
+    utsname host{};
+    ::uname(&host);
+    return SharedContainerRank(config, spec, image, backend, key + "@" + host.nodename).run();
+}
+
+}  // namespace sarus

@@ -1,0 +1,144 @@
+#include "runtime/container_registry.hpp"
+
+#include "common/error.hpp"
+#include "common/file_utils.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <fcntl.h>
+#include <fstream>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+namespace sarus {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool isSarusProcess(pid_t pid) {
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    return name == "sarus";
+}
+
+bool alive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM) && isSarusProcess(pid); }
+
+bool isNameCharacter(char c, bool first) {
+    bool alphanumeric = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    return alphanumeric || (!first && (c == '_' || c == '.' || c == '-'));
+}
+
+// [a-zA-Z0-9][a-zA-Z0-9_.-]*, checked without std::regex, whose set-up alone
+// costs a measurable part of a container start.
+void checkName(const std::string& name) {
+    bool valid = !name.empty() && name.size() <= 128;
+    for (std::size_t i = 0; valid && i < name.size(); ++i) {
+        valid = isNameCharacter(name[i], i == 0);
+    }
+    if (!valid) {
+        throw Error("invalid container name '" + name + "': use letters, digits, '_', '.', '-'");
+    }
+}
+
+}  // namespace
+
+ContainerRegistry ContainerRegistry::forCaller() {
+    auto uid = std::to_string(::getuid());
+    struct stat st {};
+    fs::path session = "/run/user/" + uid;
+    if (::stat(session.c_str(), &st) == 0 && st.st_uid == ::getuid()) {
+        return ContainerRegistry(session / "sarus");
+    }
+    return ContainerRegistry("/tmp/sarus-" + uid);
+}
+
+void ContainerRegistry::ensureDirectory() const {
+    if (::mkdir(directory_.c_str(), 0700) != 0 && errno != EEXIST) {
+        throw systemError("cannot create " + directory_.string(), errno);
+    }
+    struct stat st {};
+    // In a shared /tmp another user could have created it first: never trust that.
+    if (::lstat(directory_.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::getuid()) {
+        throw Error(directory_.string() + " is not a directory owned by you: remove it and retry");
+    }
+}
+
+fs::path ContainerRegistry::fileOf(const std::string& name) const { return directory_ / (name + ".json"); }
+
+std::vector<RunningContainer> ContainerRegistry::list() const {
+    std::vector<RunningContainer> containers;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(directory_, ec)) {
+        if (entry.path().extension() != ".json") {
+            continue;
+        }
+        try {
+            auto json = nlohmann::json::parse(readFile(entry.path()));
+            RunningContainer c{json.at("name"), json.at("pid"), json.value("image", ""),
+                               json.value("command", ""), json.value("created", "")};
+            if (alive(c.pid)) {
+                containers.push_back(c);
+            } else {
+                fs::remove(entry.path(), ec);
+            }
+        } catch (const std::exception&) {
+            continue;  // being written right now, or garbage: not a running container
+        }
+    }
+    std::sort(containers.begin(), containers.end(),
+              [](const auto& a, const auto& b) { return a.name < b.name; });
+    return containers;
+}
+
+void ContainerRegistry::add(const RunningContainer& container) const {
+    checkName(container.name);
+    ensureDirectory();
+    for (const auto& running : list()) {
+        if (running.name == container.name) {
+            throw Error("a container named '" + container.name + "' is already running (pid " +
+                        std::to_string(running.pid) + ")");
+        }
+    }
+    nlohmann::json json = {{"name", container.name}, {"pid", container.pid}, {"image", container.image},
+                           {"command", container.command}, {"created", container.created}};
+    // A registration describes a running process: after a crash it is stale anyway.
+    writeFileAtomically(fileOf(container.name), json.dump() + "\n", 0600, Durability::untilReboot);
+}
+
+void ContainerRegistry::remove(const std::string& name) const { ::unlink(fileOf(name).c_str()); }
+
+void ContainerRegistry::stop(const std::string& name, std::chrono::milliseconds grace) const {
+    for (const auto& container : list()) {
+        if (container.name != name) {
+            continue;
+        }
+        // SIGHUP, as Sarus sends it: a container's PID 1 ignores it unless it
+        // handles it, hence the short grace.
+        ::kill(container.pid, SIGHUP);
+        auto deadline = std::chrono::steady_clock::now() + grace;
+        while (alive(container.pid) && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        if (alive(container.pid)) {
+            // sarus dies, and PDEATHSIG takes the sandbox and everything in it along.
+            ::kill(container.pid, SIGKILL);
+        }
+        return;
+    }
+    throw Error("no running container named '" + name + "' (see 'sarus ps')");
+}
+
+Registration::Registration(const ContainerRegistry& registry, const RunningContainer& container)
+    : registry_(registry), name_(container.name) {
+    registry_.add(container);
+}
+
+Registration::~Registration() { registry_.remove(name_); }
+
+}  // namespace sarus

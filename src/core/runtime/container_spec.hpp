@@ -1,0 +1,72 @@
+// Everything a backend needs to start one container, computed by pure
+// functions from sarus.json, the image metadata, the command line and the
+// host environment, so every rule is unit-testable without mounting anything.
+#pragma once
+
+#include "commands/commands.hpp"
+#include "config/identity.hpp"
+#include "image/image_metadata.hpp"
+#include "runtime/mount_options.hpp"
+#include "config/security_profiles.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace sarus {
+
+class Config;
+
+struct ContainerSpec {
+    std::vector<std::string> args;
+    std::vector<std::string> env;  // NAME=VALUE
+    std::string cwd;
+    std::vector<BindMount> siteMounts;
+    std::vector<BindMount> userMounts;
+    std::vector<DeviceMount> devices;
+    std::map<std::string, std::string> annotations;
+    // The com.hooks.* keys the user asked for, on the command line or with
+    // --mpi, --glibc, --ssh (image labels excluded): a hook should act on them.
+    std::vector<std::string> requestedHookAnnotations;
+    bool tty = false;
+    bool init = false;
+    bool pidHost = false;
+    std::string name;
+    Identity identity;
+    std::vector<int> passFds;  // caller's descriptors the container gets as 3, 4, ... (PMI_FD)
+    SecurityProfiles security;
+};
+
+// Host environment, then the image's Env, then sarus.json "environment"
+// (set, prepend, append, unset), then -e/--env; CUDA_VISIBLE_DEVICES from the
+// host is turned into NVIDIA_VISIBLE_DEVICES as Sarus does.
+std::vector<std::string> buildEnvironment(const std::vector<std::string>& hostEnv,
+                                          const std::vector<std::string>& imageEnv,
+                                          const nlohmann::json& configEnvironment,
+                                          const std::vector<std::string>& cliEnv);
+
+// Entrypoint/Cmd rules of the Sarus documentation.
+std::vector<std::string> buildArgs(const ImageMetadata& image, const RunOptions& options);
+
+// -w (must be absolute) else the image WorkingDir else "/".
+std::string buildWorkingDirectory(const ImageMetadata& image, const RunOptions& options);
+
+// Image labels < engine annotations (--mpi, --glibc, --ssh) < --annotation.
+std::map<std::string, std::string> buildAnnotations(const ImageMetadata& image,
+                                                    const RunOptions& options,
+                                                    const std::string& defaultMpiType);
+
+// The com.hooks.* annotation keys the options ask for (see ContainerSpec).
+std::vector<std::string> requestedHookAnnotations(const RunOptions& options);
+
+UserMountRestrictions userMountRestrictions(const nlohmann::json& configJson);
+std::vector<BindMount> siteMounts(const nlohmann::json& configJson);
+std::vector<DeviceMount> siteDevices(const nlohmann::json& configJson);
+
+ContainerSpec buildContainerSpec(const Config& config, const ImageMetadata& image,
+                                 const RunOptions& options, const std::vector<std::string>& hostEnv,
+                                 const Identity& identity);
+
+}  // namespace sarus

@@ -1,0 +1,171 @@
+#include "runtime/entrypoint_prefetch.hpp"
+
+#include "common/log.hpp"
+#include "runtime/path_in_root.hpp"
+#include "common/process.hpp"
+
+#include <csignal>
+#include <elf.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace sarus {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Enough for any real program; a giant one is only partly read ahead.
+constexpr off_t maxPrefetchBytes = 64 << 20;
+
+std::string environmentValue(const std::vector<std::string>& env, const std::string& name) {
+    for (const auto& entry : env) {
+        if (entry.size() > name.size() && entry.compare(0, name.size(), name) == 0 && entry[name.size()] == '=') {
+            return entry.substr(name.size() + 1);
+        }
+    }
+    return "";
+}
+
+bool isRegularFile(const fs::path& path, mode_t requiredMode = 0) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & requiredMode) == requiredMode;
+}
+
+// Opens without following a final symlink and without blocking (a FIFO
+// planted in the image), and keeps only regular files.
+int openRegularFile(const fs::path& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+void readThrough(const fs::path& path) {
+    int fd = openRegularFile(path);
+    if (fd < 0) {
+        return;
+    }
+    std::vector<char> buffer(1 << 20);
+    off_t done = 0;
+    ssize_t n;
+    while (done < maxPrefetchBytes && (n = ::read(fd, buffer.data(), buffer.size())) > 0) {
+        done += n;
+    }
+    ::close(fd);
+}
+
+// Supplementary groups are dropped where the namespace allows it (with a
+// single-id map it does not, and they are already the caller's).
+bool takeIdentity(uid_t uid, gid_t gid) {
+    ::setgroups(0, nullptr);
+    return ::setresgid(gid, gid, gid) == 0 && ::setresuid(uid, uid, uid) == 0;
+}
+
+}  // namespace
+
+fs::path entrypointProgram(const fs::path& rootfs, const ContainerSpec& spec) {
+    if (spec.args.empty() || spec.args[0].empty()) {
+        return {};
+    }
+    auto inRoot = [&](const std::string& containerPath) -> std::string {
+        auto hostPath = rootfs.string() + resolveInRoot(rootfs, containerPath);
+        return isRegularFile(hostPath, S_IXUSR) ? hostPath : std::string();
+    };
+    const auto& name = spec.args[0];
+    if (name.find('/') != std::string::npos) {
+        return inRoot(name[0] == '/' ? name : spec.cwd + "/" + name);
+    }
+    return searchPath(name, environmentValue(spec.env, "PATH"), inRoot);
+}
+
+std::string elfInterpreter(int fd) {
+    Elf64_Ehdr header {};
+    if (::pread(fd, &header, sizeof header, 0) != static_cast<ssize_t>(sizeof header) ||
+        std::string(reinterpret_cast<const char*>(header.e_ident), SELFMAG) != ELFMAG ||
+        header.e_ident[EI_CLASS] != ELFCLASS64 || header.e_phentsize != sizeof(Elf64_Phdr)) {
+        return "";
+    }
+    for (unsigned i = 0; i < header.e_phnum; ++i) {
+        Elf64_Phdr program {};
+        auto offset = static_cast<off_t>(header.e_phoff + i * sizeof program);
+        if (::pread(fd, &program, sizeof program, offset) != static_cast<ssize_t>(sizeof program)) {
+            return "";
+        }
+        if (program.p_type != PT_INTERP || program.p_filesz < 2 || program.p_filesz > 4096) {
+            continue;
+        }
+        std::string interpreter(program.p_filesz, '\0');
+        if (::pread(fd, interpreter.data(), interpreter.size(), static_cast<off_t>(program.p_offset)) !=
+            static_cast<ssize_t>(interpreter.size())) {
+            return "";
+        }
+        return interpreter.substr(0, interpreter.find('\0'));
+    }
+    return "";
+}
+
+std::vector<fs::path> entrypointFiles(const fs::path& rootfs, const ContainerSpec& spec) {
+    auto program = entrypointProgram(rootfs, spec);
+    if (program.empty()) {
+        return {};
+    }
+    std::vector<fs::path> files;
+    int fd = openRegularFile(program);
+    if (fd >= 0) {
+        auto interpreter = elfInterpreter(fd);
+        ::close(fd);
+        if (!interpreter.empty() && interpreter[0] == '/') {
+            auto hostPath = rootfs.string() + resolveInRoot(rootfs, interpreter);
+            if (isRegularFile(hostPath)) {
+                files.push_back(hostPath);
+            }
+        }
+    }
+    files.push_back(program);
+    return files;
+}
+
+EntrypointPrefetch::EntrypointPrefetch(const fs::path& rootfs, const ContainerSpec& spec, uid_t uid, gid_t gid) {
+    auto parent = ::getpid();
+    helper_ = ::fork();
+    if (helper_ != 0) {
+        return;  // parent, or fork failed: running without read-ahead is only slower
+    }
+    // After the identity change, which clears the parent-death signal.
+    if (!takeIdentity(uid, gid) || ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) {
+        _exit(0);
+    }
+    try {
+        auto files = entrypointFiles(rootfs, spec);
+        for (const auto& file : files) {
+            log::debug("sandbox: reading ahead " + file.lexically_relative(rootfs).string());
+            readThrough(file);
+        }
+        if (!files.empty()) {
+            log::debug("sandbox: read ahead done");
+        }
+    } catch (...) {
+        // an unreadable or odd entrypoint is the runtime's to report
+    }
+    _exit(0);
+}
+
+EntrypointPrefetch::~EntrypointPrefetch() {
+    if (helper_ > 0) {
+        ::kill(helper_, SIGKILL);
+        ::waitpid(helper_, nullptr, 0);
+    }
+}
+
+}  // namespace sarus

@@ -1,0 +1,251 @@
+#include "runtime/mount_options.hpp"
+
+#include "common/error.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <sstream>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+namespace sarus {
+
+namespace {
+
+std::vector<std::string> split(const std::string& s, char sep) {
+    std::vector<std::string> parts;
+    std::string part;
+    std::istringstream in(s);
+    while (std::getline(in, part, sep)) {
+        parts.push_back(part);
+    }
+    if (!s.empty() && s.back() == sep) {
+        parts.emplace_back();
+    }
+    return parts;
+}
+
+Error badMount(const std::string& text, const std::string& why) {
+    return Error("Invalid mount request '" + text + "': " + why);
+}
+
+Error badDevice(const std::string& text, const std::string& why) {
+    return Error("Invalid device request '" + text + "': " + why);
+}
+
+bool isAccessString(const std::string& s);
+
+const char* accessRule = ". Device access must be entered as a combination of 'rwm' characters, with no repetitions";
+
+void checkAccess(const std::string& text, const std::string& access) {
+    if (access.empty()) {
+        throw badDevice(text, std::string("Input string for device access is empty") + accessRule);
+    }
+    if (access.size() > 3) {
+        throw badDevice(text, "Input string for device access '" + access + "' is longer than 3 characters" +
+                                  accessRule);
+    }
+    if (access.find_first_not_of("rwm") != std::string::npos) {
+        throw badDevice(text, "Input string for device access '" + access + "' contains an invalid character" +
+                                  accessRule);
+    }
+    if (!isAccessString(access)) {
+        throw badDevice(text, "Input string for device access '" + access + "' has repeated characters" +
+                                  accessRule);
+    }
+}
+
+bool isAccessString(const std::string& s) {
+    if (s.empty() || s.size() > 3) {
+        return false;
+    }
+    for (char c : s) {
+        if (c != 'r' && c != 'w' && c != 'm') {
+            return false;
+        }
+    }
+    // no repeated letter
+    return !(s.size() > 1 && (s[0] == s[1] || (s.size() == 3 && (s[0] == s[2] || s[1] == s[2]))));
+}
+
+}  // namespace
+
+std::string normalizeAbsolutePath(const std::string& path) {
+    std::vector<std::string> parts;
+    for (const auto& part : split(path, '/')) {
+        if (part.empty() || part == ".") {
+            continue;
+        }
+        if (part == "..") {
+            if (!parts.empty()) {
+                parts.pop_back();
+            }
+            continue;
+        }
+        parts.push_back(part);
+    }
+    std::string result;
+    for (const auto& part : parts) {
+        result += "/" + part;
+    }
+    return result.empty() ? "/" : result;
+}
+
+BindMount parseMount(const std::string& text) {
+    BindMount mount;
+    std::string type;
+    bool haveType = false;
+    auto items = split(text, ',');
+    if (std::none_of(items.begin(), items.end(), [](const std::string& item) { return item.rfind("type=", 0) == 0; })) {
+        throw badMount(text, "'type' must be specified");  // Sarus's first complaint
+    }
+    for (const auto& item : split(text, ',')) {
+        auto eq = item.find('=');
+        auto key = item.substr(0, eq);
+        auto value = eq == std::string::npos ? std::string() : item.substr(eq + 1);
+        if (key == "type") {
+            type = value;
+            haveType = true;
+        } else if (key == "src" || key == "source") {
+            mount.source = value;
+        } else if (key == "dst" || key == "destination" || key == "target") {
+            mount.destination = value;
+        } else if (key == "readonly" || key == "ro") {
+            if (eq != std::string::npos && value != "true" && value != "1") {
+                throw badMount(text, "'readonly' takes no value");
+            }
+            mount.readonly = true;
+        } else if (key == "bind-propagation") {
+            if (value != "rprivate" && value != "private" && value != "rslave" && value != "slave" &&
+                value != "recursive") {
+                throw badMount(text, "unsupported bind-propagation '" + value + "'");
+            }
+        } else {
+            throw badMount(text, "unknown option '" + key + "'");
+        }
+    }
+    if (!haveType) {
+        throw badMount(text, "'type' must be specified");
+    }
+    if (type != "bind") {
+        throw badMount(text, "unsupported type '" + type + "' (only type=bind is supported)");
+    }
+    if (mount.source.empty()) {
+        throw badMount(text, "missing 'source' (or 'src')");
+    }
+    if (mount.destination.empty()) {
+        throw badMount(text, "missing 'destination' (or 'dst', 'target')");
+    }
+    if (mount.source[0] != '/') {
+        throw badMount(text, "source '" + mount.source + "' is not an absolute path");
+    }
+    if (mount.destination[0] != '/') {
+        throw badMount(text, "destination '" + mount.destination + "' is not an absolute path");
+    }
+    mount.destination = normalizeAbsolutePath(mount.destination);
+    if (mount.destination == "/") {
+        throw badMount(text, "cannot mount over the container's root directory");
+    }
+    return mount;
+}
+
+DeviceMount parseDevice(const std::string& text) {
+    // Sarus's reading: HOST, HOST:ACCESS or HOST:CONTAINER (a second token
+    // starting with '/'), HOST:CONTAINER:ACCESS.
+    if (text.empty()) {
+        throw Error("Invalid device request: no values provided");
+    }
+    auto parts = split(text, ':');
+    if (parts.size() > 3) {
+        throw badDevice(text, "too many tokens provided. The format of the option value must be at most "
+                              "'<host device>:<container device>:<access>'");
+    }
+    DeviceMount device;
+    device.request = text;
+    device.source = parts[0];
+    if (device.source.empty()) {
+        throw badDevice(text, "detected empty host device path");
+    }
+    if (device.source[0] != '/') {
+        throw badDevice(text, "host device path '" + device.source + "' must be absolute");
+    }
+    device.destination = device.source;
+    if (parts.size() == 2) {
+        if (!parts[1].empty() && parts[1][0] == '/') {
+            device.destination = parts[1];
+        } else {
+            checkAccess(text, parts[1]);
+            device.access = parts[1];
+        }
+    } else if (parts.size() == 3) {
+        if (parts[1].empty()) {
+            throw badDevice(text, "detected empty container device path");
+        }
+        if (parts[1][0] != '/') {
+            throw badDevice(text, "container device path '" + parts[1] + "' must be absolute");
+        }
+        device.destination = parts[1];
+        checkAccess(text, parts[2]);
+        device.access = parts[2];
+    }
+    device.destination = normalizeAbsolutePath(device.destination);
+    return device;
+}
+
+void checkMountSourceReadable(const BindMount& mount) {
+    const auto& path = mount.source;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        throw systemError("Failed to bind mount " + path + " on container's " + mount.destination +
+                              ": Failed to find real path for mount source",
+                          errno);
+    }
+    if (::access(path.c_str(), R_OK) != 0) {
+        throw systemError("mount source '" + path + "' is not readable by you", errno);
+    }
+}
+
+DeviceNode statDeviceNode(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        throw systemError("Failed to check if file \"" + path + "\" is a device file. Stat failed", errno);
+    }
+    if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        throw Error("Source path \"" + path + "\" is not a device file");
+    }
+    return {S_ISBLK(st.st_mode) ? 'b' : 'c', major(st.st_rdev), minor(st.st_rdev), st.st_mode & 07777, st.st_uid,
+            st.st_gid};
+}
+
+DeviceNode statDeviceNode(const DeviceMount& device) {
+    try {
+        return statDeviceNode(device.source);
+    } catch (const Error& e) {
+        throw Error("Invalid device request '" + (device.request.empty() ? device.source : device.request) +
+                    "': " + e.what());
+    }
+}
+
+
+bool isSameOrBelow(const std::string& path, const std::string& directory) {
+    return directory == "/" || path == directory || path.rfind(directory + "/", 0) == 0;
+}
+
+void checkUserMountDestination(const std::string& destination, const UserMountRestrictions& rules) {
+    for (const auto& raw : rules.notAllowedPaths) {
+        if (destination == normalizeAbsolutePath(raw)) {
+            throw Error("mount destination '" + destination +
+                        "' is not allowed (userMounts.notAllowedPaths in sarus.json)");
+        }
+    }
+    for (const auto& raw : rules.notAllowedPrefixesOfPath) {
+        auto prefix = normalizeAbsolutePath(raw);
+        if (isSameOrBelow(destination, prefix)) {
+            throw Error("mount destination '" + destination + "' is not allowed: it is under '" +
+                        prefix + "' (userMounts.notAllowedPrefixesOfPath in sarus.json)");
+        }
+    }
+}
+
+}  // namespace sarus

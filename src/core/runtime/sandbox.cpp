@@ -1,0 +1,359 @@
+#include "runtime/sandbox.hpp"
+
+#include "common/error.hpp"
+#include "common/file_descriptor.hpp"
+#include "common/file_utils.hpp"
+#include "common/log.hpp"
+#include "runtime/path_in_root.hpp"
+#include "jobs/pmi_descriptor.hpp"
+#include "runtime/runtime_messages.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <poll.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace sarus {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void sendStatus(int fd, const std::string& message) {
+    std::size_t done = 0;
+    while (done < message.size()) {
+        auto n = ::write(fd, message.data() + done, message.size() - done);
+        if (n <= 0) {
+            return;
+        }
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+std::string readAll(int fd) {
+    std::string text;
+    char buffer[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buffer, sizeof buffer)) > 0) {
+        text.append(buffer, static_cast<std::size_t>(n));
+    }
+    return text;
+}
+
+std::string readOrEmpty(const std::string& path) {
+    try {
+        return readFile(path);
+    } catch (const Error&) {
+        return "";
+    }
+}
+
+void makeDirectory(const fs::path& path) {
+    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+        throw systemError("cannot create " + path.string(), errno);
+    }
+}
+
+std::string prepareMountPoint(const fs::path& rootfs, const std::string& source, const std::string& destination) {
+    auto resolved = resolveInRoot(rootfs, destination);
+    if (resolved == "/") {
+        throw Error("mount destination '" + destination + "' resolves to the container's root");
+    }
+    struct stat existing {};
+    if (::lstat((rootfs.string() + resolved).c_str(), &existing) == 0) {
+        return resolved;
+    }
+    struct stat st {};
+    bool directory = ::stat(source.c_str(), &st) != 0 || S_ISDIR(st.st_mode);
+    if (directory) {
+        createDirectoryInRoot(rootfs, resolved, 0, 0);
+    } else {
+        writeFileInRoot(rootfs, resolved, "", 0644, 0, 0);
+    }
+    return resolved;
+}
+
+}  // namespace
+
+SandboxChannels makeSandboxChannels() {
+    SandboxChannels channels;
+    makePipe(channels.go);
+    makePipe(channels.status);
+    return channels;
+}
+
+pid_t cloneSandbox(unsigned long namespaceFlags, const std::string& what) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    auto pid = static_cast<pid_t>(::syscall(SYS_clone, namespaceFlags | SIGCHLD, nullptr, nullptr, nullptr, 0));
+    if (pid < 0) {
+        throw systemError(what, errno);
+    }
+    return pid;
+}
+
+const std::vector<std::string> helperEnvironment = {
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+
+void rearmParentDeathSignal(int parentAliveFd) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    struct pollfd check {parentAliveFd, POLLIN, 0};
+    if (::poll(&check, 1, 0) > 0 && (check.revents & (POLLHUP | POLLIN))) {
+        _exit(1);
+    }
+}
+
+int runReporting(int statusFd, const std::function<int()>& body) {
+    try {
+        return body();
+    } catch (const Error& e) {
+        sendStatus(statusFd, e.what());
+    } catch (const std::exception& e) {
+        sendStatus(statusFd, std::string("unexpected error in the container sandbox: ") + e.what());
+    }
+    return 1;
+}
+
+void runSandboxChild(SandboxChannels& channels, const std::function<int(int)>& body) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // The bundle is the engine's own layout, read by the container's user
+    // and the runtime: its modes must not depend on the caller's umask.
+    ::umask(022);
+    ::close(channels.go[1]);
+    ::close(channels.status[0]);
+    char go = 0;
+    if (::read(channels.go[0], &go, 1) != 1 || go != 'g') {
+        _exit(1);  // sarus failed to prepare us, or died
+    }
+    // Until the runtime runs there is nothing to forward to: a signal ends
+    // the sandbox, and with it (PID 1, PDEATHSIG) every helper and mount.
+    struct sigaction quit {};
+    quit.sa_handler = [](int signal) { _exit(128 + signal); };
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) {
+        ::sigaction(s, &quit, nullptr);
+    }
+    int code = runReporting(channels.status[1], [&] { return body(channels.go[0]); });
+    std::fflush(stdout);
+    std::fflush(stderr);
+    _exit(code);
+}
+
+namespace {
+
+// Whether pid ended within timeoutMs (-1: waits for as long as it takes).
+bool waitUntilExited(int pidfd, int timeoutMs) {
+    struct pollfd exited {pidfd, POLLIN, 0};
+    for (;;) {
+        int n = ::poll(&exited, 1, timeoutMs);
+        if (n > 0 || (n < 0 && errno != EINTR)) {
+            return n > 0;
+        }
+        if (n == 0) {
+            return false;
+        }
+    }
+}
+
+// Waits for the sandbox; with -t, a hang-up of the terminal (a closed ssh
+// session, a killed terminal window) ends the container: SIGHUP first, then
+// endNow. A container's PID 1 ignores SIGHUP unless it handles it, and the
+// runtime would copy from a dead terminal forever.
+void waitWatchingTerminal(pid_t sandbox, const Supervision& supervision) {
+    FileDescriptor pidfd(static_cast<int>(::syscall(SYS_pidfd_open, sandbox, 0)));
+    if (pidfd.get() < 0) {
+        return;
+    }
+    for (;;) {
+        struct pollfd watched[2] = {{pidfd.get(), POLLIN, 0}, {STDIN_FILENO, 0, 0}};
+        int n = ::poll(watched, 2, -1);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 || (watched[0].revents & POLLIN)) {
+            return;
+        }
+        if (watched[1].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+            log::debug("the terminal hung up: ending the container");
+            ::kill(sandbox, SIGHUP);
+            if (!waitUntilExited(pidfd.get(), 1000) && supervision.endNow) {
+                supervision.endNow();
+            }
+            return;
+        }
+    }
+}
+
+}  // namespace
+
+int superviseSandbox(pid_t sandbox, SandboxChannels& channels, const std::function<void()>& beforeGo,
+                     const Supervision& supervision) {
+    ::close(channels.go[0]);
+    ::close(channels.status[1]);
+    try {
+        beforeGo();
+    } catch (...) {
+        ::kill(sandbox, SIGKILL);
+        waitForExit(sandbox);
+        throw;
+    }
+    forwardSignalsTo(sandbox);
+    if (::write(channels.go[1], "g", 1) != 1) {
+        throw systemError("cannot start the container sandbox", errno);
+    }
+    // go[1] stays open while we live: the sandbox sees it close if we die.
+    if (supervision.watchTerminal) {
+        waitWatchingTerminal(sandbox, supervision);
+    }
+    int code = waitForExit(sandbox);
+    log::debug("sandbox gone: its mounts and helpers with it");
+    if (channels.go[1] >= 0) {
+        ::close(channels.go[1]);
+    }
+    auto failure = readAll(channels.status[0]);
+    ::close(channels.status[0]);
+    if (!failure.empty()) {
+        throw Error(failure);
+    }
+    return code;
+}
+
+void mountOrThrow(const std::string& source, const std::string& target, const std::string& type,
+                  unsigned long flags, const std::string& data) {
+    if (::mount(source.c_str(), target.c_str(), type.empty() ? nullptr : type.c_str(), flags,
+                data.empty() ? nullptr : data.c_str()) != 0) {
+        throw systemError("cannot mount " + (type.empty() ? source : type) + " on " + target, errno);
+    }
+}
+
+void prepareBundleDirectory(const fs::path& bundleDir, const std::string& ramFilesystemType, bool mountProc) {
+    mountOrThrow("none", "/", "", MS_REC | MS_PRIVATE, "");
+    if (mountProc) {
+        // The runtime finds its processes through /proc: it must show our PID namespace.
+        mountOrThrow("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "");
+    }
+    mountOrThrow("sarus-bundle", bundleDir, ramFilesystemType, MS_NOSUID | MS_NODEV, "mode=0755");
+    for (const char* dir : {"lower", "upper", "work", "rootfs", "state", "devices"}) {
+        makeDirectory(bundleDir / dir);
+    }
+}
+
+HostFiles HostFiles::read(const Identity& identity) {
+    return {readOrEmpty("/etc/hosts"), readOrEmpty("/etc/resolv.conf"), sarus::callerGroups(identity)};
+}
+
+void makeSystemDirectoriesReal(const RootDirectory& root, const CreationPolicy& policy) {
+    for (const char* directory : {"/dev", "/proc", "/sys"}) {
+        root.replaceWithDirectory(directory, policy);
+    }
+}
+
+void provideEtcFiles(const fs::path& rootfs, const Identity& identity, const HostFiles& files) {
+    writeFileInRoot(rootfs, "/etc/hosts", files.hosts, 0644, 0, 0);
+    writeFileInRoot(rootfs, "/etc/resolv.conf", files.resolvConf, 0644, 0, 0);
+    writeFileInRoot(rootfs, "/etc/passwd", mergePasswd(readFileInRoot(rootfs, "/etc/passwd"), identity), 0644, 0, 0);
+    writeFileInRoot(rootfs, "/etc/group",
+                    mergeGroup(readFileInRoot(rootfs, "/etc/group"), identity, files.callerGroups), 0644, 0, 0);
+}
+
+void prepareMountPoints(ContainerSpec& spec, const fs::path& rootfs, const UserMountRestrictions& rules) {
+    for (auto& mount : spec.userMounts) {
+        mount.destination = prepareMountPoint(rootfs, mount.source, mount.destination);
+        if (!mount.launcher) {
+            checkUserMountDestination(mount.destination, rules);
+        }
+    }
+    for (auto& mount : spec.siteMounts) {
+        mount.destination = prepareMountPoint(rootfs, mount.source, mount.destination);
+    }
+    for (auto& device : spec.devices) {
+        device.destination = resolveInRoot(rootfs, device.destination);
+    }
+}
+
+void writeBundleConfig(const fs::path& bundleDir, const ContainerSpec& spec, const OciConfigOptions& options) {
+    auto withHooksOutput = options;
+    withHooksOutput.hooksOutput = (bundleDir / "hooks.log").string();
+    auto config = generateOciConfig(spec, withHooksOutput);
+    std::ofstream out(bundleDir / "config.json");
+    out << config.dump();
+    if (!out) {
+        throw Error("cannot write " + (bundleDir / "config.json").string());
+    }
+}
+
+// crun and runc protect themselves against a container overwriting their
+// binary (CVE-2019-5736) by re-executing from a sealed copy, a second exec
+// that costs 3-4 ms of every start. They skip it when their binary already
+// sits on a read-only mount and _LIBCONTAINER_CLONED_BINARY is set: a
+// read-only bind of the runtime onto itself, in the sandbox's own mount
+// namespace, gives the same protection without the copy.
+void protectRuntimeBinary(const std::string& runtime, SpawnOptions& options) {
+    if (::mount(runtime.c_str(), runtime.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+        log::debug("runtime binary not protected by a read-only bind (" + std::string(std::strerror(errno)) +
+                   "): it copies itself");
+        return;
+    }
+    if (::mount(nullptr, runtime.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
+                nullptr) != 0) {
+        log::debug("runtime binary bind could not be made read-only (" + std::string(std::strerror(errno)) +
+                   "): it copies itself");
+        ::umount2(runtime.c_str(), MNT_DETACH);
+        return;
+    }
+    if (!options.env) {
+        options.env = currentEnvironment();
+    }
+    options.env->push_back("_LIBCONTAINER_CLONED_BINARY=1");
+}
+
+// What the hooks printed (see writeBundleConfig), after the runtime is done.
+static void relayHooksOutput(const fs::path& file) {
+    std::ifstream in(file);
+    std::string line;
+    while (std::getline(in, line)) {
+        std::fprintf(stderr, "%s\n", line.c_str());
+    }
+}
+
+int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const fs::path& bundleDir,
+               const ContainerSpec& spec, SpawnOptions options) {
+    auto runtimeLog = bundleDir / "runtime.log";
+    auto argv = runtimeWithGlobalOptions;
+    for (const auto& argument : {std::string("--root"), (bundleDir / "state").string(), std::string("--log"),
+                                 runtimeLog.string(), std::string("run"), std::string("--bundle"), bundleDir.string()}) {
+        argv.push_back(argument);
+    }
+    for (const auto& option : preserveFdsArguments(spec)) {
+        argv.push_back(option);
+    }
+    argv.push_back(spec.name);
+    options.passFds = spec.passFds;
+    if (options.executableFd < 0) {
+        protectRuntimeBinary(argv[0], options);
+    }
+    auto pid = spawn(argv, options);
+    forwardSignalsTo(pid);
+    int code = waitForExit(pid);
+    log::debug("sandbox: " + argv[0] + " exited with " + std::to_string(code));
+    relayHooksOutput(bundleDir / "hooks.log");
+    if (code != 0) {
+        auto failure = runtimeFailure(runtimeLog);
+        if (!failure.explanation.empty()) {
+            throw Error(failure.explanation);
+        }
+        if (failure.exitCode != 0) {
+            code = failure.exitCode;
+        }
+    }
+    return code;
+}
+
+}  // namespace sarus
