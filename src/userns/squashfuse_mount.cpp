@@ -59,7 +59,12 @@ pid_t startDaemon(const SquashfuseMount& mount, int fuseFd) {
     }
     options.env = env;
     options.passFds = {fuseFd};
-    return spawn({mount.daemonPath, "-f", mount.image.string(), "/dev/fd/3"}, options);
+    auto image = mount.image.string();
+    if (mount.imageFd >= 0) {
+        options.passFds.push_back(mount.imageFd);
+        image = "/dev/fd/4";
+    }
+    return spawn({mount.daemonPath, "-f", image, "/dev/fd/3"}, options);
 }
 
 // The first request waits for the daemon's answer to INIT. If the daemon
@@ -85,7 +90,7 @@ fs::path installedSquashfusePreload() {
     return Config::installPrefix() / "libexec" / "sarus" / "squashfuse_preload.so";
 }
 
-void mountSquashfs(const SquashfuseMount& mount) {
+pid_t mountSquashfs(const SquashfuseMount& mount) {
     auto fuse = openFuseDevice();
     mountFuse(mount, fuse.get());
     auto daemon = startDaemon(mount, fuse.get());
@@ -93,6 +98,7 @@ void mountSquashfs(const SquashfuseMount& mount) {
     waitUntilServed(mount, daemon);
     log::debug("image " + mount.image.string() + " mounted with " + mount.daemonPath +
                (mount.preload.empty() ? "" : " and " + mount.preload.string()));
+    return daemon;
 }
 
 }  // namespace sarus::userns

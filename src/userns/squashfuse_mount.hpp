@@ -17,14 +17,17 @@ struct SquashfuseMount {
     gid_t gid;
     // squashfuse_preload.so, loaded into the daemon; empty: without it
     std::filesystem::path preload;
+    // When >= 0, the daemon reads this open image file (as /dev/fd/4), so
+    // the image is the one its caller checked, whatever the path names now.
+    int imageFd = -1;
 };
 
 // Where sarus installs squashfuse_preload.so (see squashfuse_preload.c).
 std::filesystem::path installedSquashfusePreload();
 
-// Returns once the daemon serves the mount; the daemon dies with the
-// calling process (PR_SET_PDEATHSIG). Throws sarus::Error naming the daemon
-// and the image when it fails.
-void mountSquashfs(const SquashfuseMount& mount);
+// Returns the daemon's pid once it serves the mount; the daemon dies with
+// the calling process (PR_SET_PDEATHSIG). Throws sarus::Error naming the
+// daemon and the image when it fails.
+pid_t mountSquashfs(const SquashfuseMount& mount);
 
 }  // namespace sarus::userns

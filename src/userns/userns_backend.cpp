@@ -5,6 +5,7 @@
 #include "config/hooks_config.hpp"
 #include "common/log.hpp"
 #include "common/process.hpp"
+#include "kept_image.hpp"
 #include "squashfuse_mount.hpp"
 #include "userns_sandbox.hpp"
 
@@ -13,6 +14,7 @@
 #include <sched.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 namespace sarus::userns {
@@ -88,6 +90,31 @@ SandboxPlan makePlan(const Config& config, const ContainerSpec& spec, const Stor
     return plan;
 }
 
+// The image keeper of this user on this node (tempDir may be shared
+// between nodes), or nothing when sarus.json turns kept mounts off or the
+// keeper cannot serve: the container then mounts the image itself.
+std::optional<KeptImage> keepImage(const Config& config, const SandboxPlan& plan, const IdMappingTools& tools) {
+    auto idleTime = config.json().value("imageMountIdleTime", 60);
+    if (idleTime <= 0) {
+        return std::nullopt;
+    }
+    utsname host{};
+    ::uname(&host);
+    KeeperSettings settings;
+    settings.paths.directory =
+        config.tempDir() / ("sarus-keeper-" + std::to_string(plan.spec.identity.uid) + "@" + host.nodename);
+    settings.idleTime = std::chrono::seconds(idleTime);
+    settings.squashfuse = {plan.squashfusePath, {}, {}, plan.ids.callerUidInside, plan.ids.callerGidInside,
+                           plan.squashfusePreload};
+    try {
+        return acquireKeptImage(settings, plan.ids, tools, plan.imageFile);
+    } catch (const Error& e) {
+        log::warn(std::string("cannot keep the image mounted (imageMountIdleTime in ") + config.file().string() +
+                  "): " + e.what() + "; mounting it for this container alone");
+        return std::nullopt;
+    }
+}
+
 }  // namespace
 
 int UsernsBackend::run(const ContainerSpec& spec, const StoredImage& image) {
@@ -97,11 +124,18 @@ int UsernsBackend::run(const ContainerSpec& spec, const StoredImage& image) {
     tools.newuidmap = config_.stringOr("newuidmapPath", tools.newuidmap);
     tools.newgidmap = config_.stringOr("newgidmapPath", tools.newgidmap);
 
+    auto kept = keepImage(config_, plan, tools);
+    if (kept) {
+        plan.keptImageMount = kept->mountpoint;
+        plan.keptMountsDir = kept->mountpoint.parent_path();
+        plan.readAhead = kept->fresh;
+    }
+    ReapedChild entering;
     auto channels = makeSandboxChannels();
     unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | (spec.pidHost ? 0 : CLONE_NEWPID);
     pid_t sandbox;
     try {
-        sandbox = cloneSandbox(flags, "cannot create a user namespace");
+        sandbox = kept ? cloneSandboxIntoKeeper(*kept, flags, entering) : cloneSandbox(flags, "cannot create a user namespace");
     } catch (const Error& e) {
         throw Error(std::string(e.what()) +
                     " (are unprivileged user namespaces enabled? see user.max_user_namespaces and "
@@ -117,8 +151,10 @@ int UsernsBackend::run(const ContainerSpec& spec, const StoredImage& image) {
     return superviseSandbox(
         sandbox, channels,
         [&] {
-            log::debug("sandbox cloned, mapping ids");
-            applyIdMapping(sandbox, plan.ids, tools);
+            if (!kept) {
+                log::debug("sandbox cloned, mapping ids");
+                applyIdMapping(sandbox, plan.ids, tools);
+            }
         },
         supervision);
 }

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <fcntl.h>
+#include <optional>
 #include <linux/capability.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -48,6 +49,12 @@ void waitForMount(pid_t daemon, const fs::path& mountpoint, dev_t before, const 
 }
 
 void mountImage(const SandboxPlan& plan, const fs::path& lower) {
+    if (!plan.keptImageMount.empty()) {
+        mountOrThrow(plan.keptImageMount, lower, "", MS_BIND, "");
+        // The keeper's other images need not stay busy for this container.
+        ::umount2(plan.keptMountsDir.c_str(), MNT_DETACH);
+        return;
+    }
     // The daemon reads the repository as the caller; the mount is ours.
     mountSquashfs({plan.squashfusePath, plan.imageFile, lower, plan.ids.callerUidInside, plan.ids.callerGidInside,
                    plan.squashfusePreload});
@@ -143,7 +150,10 @@ int runUsernsSandbox(SandboxPlan plan, int parentAliveFd) {
     becomeNamespaceRoot(parentAliveFd);
     mountWritableLayer(plan);
     log::debug("sandbox: writable layer mounted");
-    EntrypointPrefetch prefetch(rootfs, plan.spec, plan.ids.callerUidInside, plan.ids.callerGidInside);
+    std::optional<EntrypointPrefetch> prefetch;
+    if (plan.readAhead) {
+        prefetch.emplace(rootfs, plan.spec, plan.ids.callerUidInside, plan.ids.callerGidInside);
+    }
     provideEtcFiles(rootfs, plan.spec.identity, plan.hostFiles);
     Owner callerInside{plan.ids.callerUidInside, plan.ids.callerGidInside};
     makeSystemDirectoriesReal(RootDirectory(rootfs), {{0, 0}, callerInside, std::nullopt});

@@ -18,6 +18,11 @@ enum class OverlayType { automatic, kernel, fuse };
 struct SandboxPlan {
     ContainerSpec spec;
     std::filesystem::path imageFile;
+    // Set when the sandbox runs in the image keeper's namespaces: the kept
+    // mount of imageFile, and the keeper's tmpfs of mounts it lies in.
+    std::filesystem::path keptImageMount;
+    std::filesystem::path keptMountsDir;
+    bool readAhead = true;  // the image's caches are cold: read the entrypoint ahead
     std::filesystem::path bundleDir;
     std::string ramFilesystemType = "tmpfs";
     std::string crunPath;

@@ -152,6 +152,10 @@ class Sarus:
         self.config = json.loads(self.original_config)
         self.config["localRepositoryBaseDir"] = self.repo_base
         self.config["centralizedRepositoryDir"] = os.path.join(workdir, "centralized")
+        if mode == "userns":
+            # A finished container leaves nothing behind at once; the tests of
+            # kept image mounts (test_kept_image_mounts.py) turn them on.
+            self.config["imageMountIdleTime"] = 0
         self.config_file = installed if mode == "suid" else os.path.join(workdir, "sarus.json")
         if os.geteuid() == 0:
             pw = pwd.getpwnam(user)
@@ -318,7 +322,7 @@ def leftovers(user):
     uid = pwd.getpwnam(user).pw_uid
     for pid, cmdline, owner in processes():
         helper = any(t in cmdline for t in ("squashfuse", "fuse-overlayfs", "crun ", "runc ", "sarus run",
-                                            "sarus-rank-agent"))
+                                            "sarus-rank-agent", "sarus image keeper"))
         if helper and (owner in (uid, 0) or owner >= 100000):
             found.append(f"process {pid}: {cmdline}")
     with open("/proc/self/mountinfo") as f:

@@ -63,6 +63,18 @@ void createDirectories(const std::filesystem::path& path, mode_t mode) {
     }
 }
 
+void ensurePrivateDirectory(const std::filesystem::path& path, const std::string& purpose) {
+    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+        throw systemError("cannot create " + path.string(), errno);
+    }
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::getuid() ||
+        (st.st_mode & 077) != 0) {
+        throw Error(path.string() + " must be a directory of the caller's that nobody else can use (" + purpose +
+                    ")");
+    }
+}
+
 ScopedFile::~ScopedFile() {
     if (!path_.empty()) {
         ::unlink(path_.c_str());

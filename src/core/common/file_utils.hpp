@@ -19,6 +19,11 @@ void writeFileAtomically(const std::filesystem::path& path, const std::string& c
 // Creates path and missing parents with the given mode; throws sarus::Error.
 void createDirectories(const std::filesystem::path& path, mode_t mode = 0755);
 
+// Creates path (mode 0700) unless it exists; throws sarus::Error unless it
+// is then a directory of the caller's that nobody else can use. purpose
+// says what it holds, for the message.
+void ensurePrivateDirectory(const std::filesystem::path& path, const std::string& purpose);
+
 // A file that is deleted when this object dies unless release() was called.
 class ScopedFile {
 public:

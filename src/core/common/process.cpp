@@ -193,6 +193,23 @@ int waitForExit(pid_t pid) {
     return 1;
 }
 
+ReapedChild::~ReapedChild() {
+    if (pid_ > 0) {
+        waitForExit(pid_);
+    }
+}
+
+ReapedChild& ReapedChild::operator=(ReapedChild&& other) noexcept {
+    if (this != &other) {
+        if (pid_ > 0) {
+            waitForExit(pid_);
+        }
+        pid_ = other.pid_;
+        other.pid_ = -1;
+    }
+    return *this;
+}
+
 void forwardSignalsTo(pid_t pid) {
     forwardTarget.store(pid);
     struct sigaction action {};

@@ -38,6 +38,21 @@ pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& options = 
 // Waits for pid; returns its exit code, or 128+N if a signal N killed it.
 int waitForExit(pid_t pid);
 
+// A child process that is waited for when this object dies, so that no
+// zombie outlives its owner.
+class ReapedChild {
+public:
+    explicit ReapedChild(pid_t pid = -1) : pid_(pid) {}
+    ~ReapedChild();
+    ReapedChild(ReapedChild&& other) noexcept : pid_(other.pid_) { other.pid_ = -1; }
+    ReapedChild& operator=(ReapedChild&& other) noexcept;
+    ReapedChild(const ReapedChild&) = delete;
+    ReapedChild& operator=(const ReapedChild&) = delete;
+
+private:
+    pid_t pid_;
+};
+
 // Closes every descriptor >= 3 except those listed.
 void closeDescriptorsExcept(const std::vector<int>& keep);
 

@@ -2,6 +2,7 @@
 
 #include "common/error.hpp"
 #include "common/process.hpp"
+#include "common/unix_socket.hpp"
 
 extern "C" {
 #include "../rank_agent/rank_agent_protocol.h"
@@ -103,44 +104,7 @@ private:
     FileDescriptor fd_;
 };
 
-sockaddr_un socketAddress(const std::filesystem::path& socketPath) {
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    if (socketPath.native().size() >= sizeof address.sun_path) {
-        throw Error("the shared container's socket path is too long: " + socketPath.string() +
-                    " (choose a shorter tempDir in sarus.json)");
-    }
-    std::strcpy(address.sun_path, socketPath.c_str());
-    return address;
-}
-
-FileDescriptor unixSocket() {
-    FileDescriptor fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (fd.get() < 0) {
-        throw systemError("cannot create a socket", errno);
-    }
-    return fd;
-}
-
 }  // namespace
-
-FileDescriptor listenForRanks(const std::filesystem::path& socketPath) {
-    auto address = socketAddress(socketPath);
-    auto fd = unixSocket();
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(fd.get(), 256) != 0) {
-        throw systemError("cannot listen on " + socketPath.string(), errno);
-    }
-    return fd;
-}
-
-FileDescriptor connectToRankAgent(const std::filesystem::path& socketPath) {
-    auto address = socketAddress(socketPath);
-    auto connection = unixSocket();
-    if (::connect(connection.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-        throw systemError("cannot connect to the shared container at " + socketPath.string(), errno);
-    }
-    return connection;
-}
 
 int runRankInAgent(const FileDescriptor& connection, const ContainerSpec& spec) {
     if (spec.args.empty()) {
@@ -185,7 +149,7 @@ int runRankInAgent(const FileDescriptor& connection, const ContainerSpec& spec) 
 }
 
 void stopRankAgent(const std::filesystem::path& socketPath) {
-    auto connection = connectToRankAgent(socketPath);
+    auto connection = connectToUnixSocket(socketPath);
     rank_agent_start start{RANK_AGENT_MAGIC, 0, 0, 0};
     sendStart(connection.get(), start, {});
 }

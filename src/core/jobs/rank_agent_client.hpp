@@ -10,14 +10,6 @@
 
 namespace sarus {
 
-// The socket the agent listens on, made by the rank that starts the
-// container (as the caller) and handed to the agent.
-FileDescriptor listenForRanks(const std::filesystem::path& socketPath);
-
-// A connection to the agent listening on socketPath; throws sarus::Error
-// when nobody listens there.
-FileDescriptor connectToRankAgent(const std::filesystem::path& socketPath);
-
 // Starts spec.args with spec.env in spec.cwd, forwards the signals sarus
 // forwards to a container, and returns the rank's exit code. Throws
 // sarus::Error when the container ends before the rank reported its end.

@@ -7,6 +7,7 @@
 #include "common/log.hpp"
 #include "common/process.hpp"
 #include "jobs/rank_agent_client.hpp"
+#include "common/unix_socket.hpp"
 #include "common/sha256.hpp"
 
 #include <nlohmann/json.hpp>
@@ -37,6 +38,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
+const char* const purpose = "it holds the shared containers of job steps";
+
 // Where the agent appears in the container: a bind on crun's /dev.
 const char* const agentInContainer = "/dev/.sarus-rank-agent";
 
@@ -60,18 +63,6 @@ std::string processStartTime(pid_t pid) {
 }
 
 // A directory only the caller can use: lstat, so no one else's link is followed.
-void ensurePrivateDirectory(const fs::path& path) {
-    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
-        throw systemError("cannot create " + path.string(), errno);
-    }
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::getuid() ||
-        (st.st_mode & 077) != 0) {
-        throw Error(path.string() + " must be a directory of the caller's that nobody else can use "
-                    "(it holds the shared containers of job steps)");
-    }
-}
-
 // The group's lock, held for every decision. Whoever removes the lock file
 // (and the directory, when no generation leads) holds it; an opener checks
 // that what it locked is still the file there, and makes the directory again
@@ -81,7 +72,7 @@ FileDescriptor lockGroup(const fs::path& groupDir) {
     for (;;) {
         FileDescriptor fd(::open(lockFile.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
         if (fd.get() < 0 && errno == ENOENT) {
-            ensurePrivateDirectory(groupDir);
+            ensurePrivateDirectory(groupDir, purpose);
             continue;
         }
         if (fd.get() < 0) {
@@ -204,9 +195,9 @@ public:
         : spec_(spec), image_(image), backend_(backend),
           identity_(sharedContainerIdentity(spec, image)) {
         auto userDir = config.tempDir() / ("sarus-ranks-" + std::to_string(::getuid()));
-        ensurePrivateDirectory(userDir);
+        ensurePrivateDirectory(userDir, purpose);
         groupDir_ = userDir / Sha256::of(key).substr(7, 16);
-        ensurePrivateDirectory(groupDir_);
+        ensurePrivateDirectory(groupDir_, purpose);
     }
 
     int run() {
@@ -219,7 +210,7 @@ public:
             }
             std::optional<FileDescriptor> connection;
             try {
-                connection = connectToRankAgent(leader->directory / "agent.sock");
+                connection = connectToUnixSocket(leader->directory / "agent.sock");
             } catch (const Error&) {
                 log::debug("shared container: the leader of " + groupDir_.string() + " is gone, taking over");
                 std::error_code ignored;  // what is left is the dead leader's; a new one leads anyway
@@ -251,9 +242,9 @@ private:
         auto generation = groupDir_ / ("gen-" + std::to_string(::getpid()));
         std::error_code ignored;  // a stale one of a dead process with our pid: checked just below
         fs::remove_all(generation, ignored);
-        ensurePrivateDirectory(generation);
+        ensurePrivateDirectory(generation, purpose);
         auto socketPath = generation / "agent.sock";
-        auto listener = listenForRanks(socketPath);
+        auto listener = listenOnUnixSocket(socketPath);
         auto members = openMembers(generation);
         if (::flock(members.get(), LOCK_SH) != 0) {
             throw systemError("cannot lock " + (generation / "members").string(), errno);
@@ -282,7 +273,7 @@ private:
         int code = 1;
         std::string failure;
         try {
-            auto connection = connectToRankAgent(socketPath);
+            auto connection = connectToUnixSocket(socketPath);
             code = runRankInAgent(connection, spec_);
         } catch (const Error& e) {
             failure = e.what();
