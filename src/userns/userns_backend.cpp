@@ -101,9 +101,10 @@ std::optional<KeptImage> keepImage(const Config& config, const SandboxPlan& plan
     utsname host{};
     ::uname(&host);
     KeeperSettings settings;
-    settings.paths.directory =
+    settings.options.paths.directory =
         config.tempDir() / ("sarus-keeper-" + std::to_string(plan.spec.identity.uid) + "@" + host.nodename);
-    settings.idleTime = std::chrono::seconds(idleTime);
+    settings.options.idleTime = std::chrono::seconds(idleTime);
+    settings.options.clientUid = plan.ids.callerUidInside;  // as the keeper's namespace sees the caller
     settings.squashfuse = {plan.squashfusePath, {}, {}, plan.ids.callerUidInside, plan.ids.callerGidInside,
                            plan.squashfusePreload};
     try {

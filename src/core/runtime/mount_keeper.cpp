@@ -1,0 +1,362 @@
+#include "runtime/mount_keeper.hpp"
+
+#include "common/error.hpp"
+#include "common/file_utils.hpp"
+#include "common/process.hpp"
+#include "common/unix_socket.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <optional>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace sarus {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const std::size_t maxDescriptors = 4;
+
+void sendMessage(int connection, const std::string& text, const std::vector<int>& fds) {
+    iovec data{const_cast<char*>(text.data()), text.size()};
+    msghdr message{};
+    message.msg_iov = &data;
+    message.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(maxDescriptors * sizeof(int))] = {};
+    if (!fds.empty() && fds.size() <= maxDescriptors) {
+        message.msg_control = control;
+        message.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
+        auto* header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+        std::memcpy(CMSG_DATA(header), fds.data(), fds.size() * sizeof(int));
+    }
+    ::sendmsg(connection, &message, MSG_NOSIGNAL);
+}
+
+enum class Received { some, nothingYet, end };
+
+// Appends what one recvmsg brings to text and descriptors.
+Received receiveSome(int connection, std::string& text, std::vector<FileDescriptor>& descriptors) {
+    char buffer[4096];
+    iovec data{buffer, sizeof buffer};
+    alignas(cmsghdr) char control[CMSG_SPACE(maxDescriptors * sizeof(int))] = {};
+    msghdr message{};
+    message.msg_iov = &data;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    ssize_t n;
+    do {
+        n = ::recvmsg(connection, &message, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    for (auto* header = CMSG_FIRSTHDR(&message); n >= 0 && header; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) {
+            auto count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (std::size_t i = 0; i < count; ++i) {
+                int fd;
+                std::memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof fd);
+                descriptors.emplace_back(fd);
+            }
+        }
+    }
+    if (n < 0 && errno == EAGAIN) {
+        return Received::nothingYet;
+    }
+    if (n <= 0) {
+        return Received::end;
+    }
+    text.append(buffer, static_cast<std::size_t>(n));
+    return Received::some;
+}
+
+struct Client {
+    FileDescriptor connection;
+    std::string received;
+    std::vector<FileDescriptor> descriptors;
+    int mount = -1;  // the key of the mount it uses, once served
+};
+
+struct MountUse {
+    int users = 0;
+    Clock::time_point idleSince = Clock::now();
+};
+
+class Keeper {
+public:
+    Keeper(MountSource& source, FileDescriptor listener, const KeeperOptions& options)
+        : source_(source), listener_(std::move(listener)), options_(options) {
+        struct stat st {};
+        ::stat(options_.paths.socket().c_str(), &st);
+        socketInode_ = st.st_ino;
+        sigset_t terminate;
+        sigemptyset(&terminate);
+        sigaddset(&terminate, SIGTERM);
+        ::sigprocmask(SIG_BLOCK, &terminate, nullptr);
+        signals_ = FileDescriptor(::signalfd(-1, &terminate, SFD_CLOEXEC));
+    }
+
+    [[noreturn]] void serve() {
+        for (;;) {
+            releaseWhatIsDone();
+            if (uses_.empty() && clients_.empty() && Clock::now() - lastActivity_ > std::chrono::seconds(1)) {
+                end();
+            }
+            waitForEvents();
+        }
+    }
+
+private:
+    void waitForEvents() {
+        std::vector<pollfd> watched{{listener_.get(), POLLIN, 0}, {signals_.get(), POLLIN, 0}};
+        for (const auto& client : clients_) {
+            watched.push_back({client.connection.get(), POLLIN, 0});
+        }
+        if (::poll(watched.data(), watched.size(), 500) <= 0) {
+            return;
+        }
+        if (watched[1].revents & POLLIN) {
+            end();
+        }
+        for (std::size_t i = clients_.size(); i-- > 0;) {
+            if (watched[i + 2].revents & (POLLIN | POLLHUP | POLLERR)) {
+                readFrom(i);
+            }
+        }
+        if (watched[0].revents & POLLIN) {
+            accept();
+        }
+    }
+
+    void accept() {
+        FileDescriptor connection(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        ucred peer{};
+        socklen_t length = sizeof peer;
+        if (connection.get() < 0 || ::getsockopt(connection.get(), SOL_SOCKET, SO_PEERCRED, &peer, &length) != 0 ||
+            peer.uid != options_.clientUid) {
+            return;
+        }
+        clients_.push_back({std::move(connection), "", {}, -1});
+        lastActivity_ = Clock::now();
+    }
+
+    void readFrom(std::size_t index) {
+        auto& client = clients_[index];
+        // After its request, a client only closes: anything else ends its claim too.
+        if (client.mount >= 0 ||
+            receiveSome(client.connection.get(), client.received, client.descriptors) == Received::end) {
+            disconnect(index);
+            return;
+        }
+        auto end = client.received.find('\n');
+        if (end == std::string::npos) {
+            if (client.received.size() > 8192) {
+                disconnect(index);
+            }
+            return;
+        }
+        auto request = client.received.substr(0, end);
+        if (request.rfind("MOUNT ", 0) != 0) {
+            disconnect(index);
+            return;
+        }
+        try {
+            auto served = source_.mount(request.substr(6), client.descriptors);
+            client.descriptors.clear();
+            client.mount = served.key;
+            ++uses_[served.key].users;
+            sendMessage(client.connection.get(),
+                        std::string("OK ") + (served.fresh ? "fresh " : "kept ") + source_.replyText(served.key) + "\n",
+                        source_.replyDescriptors(served.key));
+        } catch (const std::exception& e) {
+            sendMessage(client.connection.get(), std::string("ERR ") + e.what() + "\n", {});
+            disconnect(index);
+        }
+    }
+
+    void disconnect(std::size_t index) {
+        auto use = uses_.find(clients_[index].mount);
+        if (use != uses_.end() && --use->second.users == 0) {
+            use->second.idleSince = Clock::now();
+        }
+        clients_.erase(clients_.begin() + static_cast<std::ptrdiff_t>(index));
+        lastActivity_ = Clock::now();
+    }
+
+    void releaseWhatIsDone() {
+        auto now = Clock::now();
+        for (auto it = uses_.begin(); it != uses_.end();) {
+            bool unused = it->second.users == 0;
+            if (unused && (now - it->second.idleSince >= options_.idleTime || source_.outdated(it->first))) {
+                source_.release(it->first);
+                it = uses_.erase(it);
+                lastActivity_ = now;
+            } else {
+                ++it;
+            }
+        }
+    }
+
+    // Under the lock that starters hold: everything released, then the
+    // socket (if it still is ours: a new keeper may serve already) and the
+    // directory. A client that connected meanwhile gets EOF and starts anew.
+    [[noreturn]] void end() {
+        const auto& paths = options_.paths;
+        FileDescriptor lock(::open(paths.lock().c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+        if (lock.get() >= 0) {
+            ::flock(lock.get(), LOCK_EX);
+        }
+        for (const auto& [key, use] : uses_) {
+            source_.release(key);
+        }
+        source_.finish();
+        struct stat st {};
+        if (::stat(paths.socket().c_str(), &st) == 0 && st.st_ino == socketInode_) {
+            ::unlink(paths.socket().c_str());
+            ::unlink(paths.lock().c_str());
+            ::rmdir(paths.directory.c_str());
+        }
+        ::_exit(0);
+    }
+
+    MountSource& source_;
+    FileDescriptor listener_;
+    const KeeperOptions& options_;
+    FileDescriptor signals_;
+    ino_t socketInode_ = 0;
+    std::map<int, MountUse> uses_;
+    std::vector<Client> clients_;
+    Clock::time_point lastActivity_ = Clock::now();
+};
+
+// A keeper removes its directory, lock file included, under the lock when
+// it ends: whoever locked a file that is no longer the one there starts over.
+FileDescriptor lockKeeper(const KeeperPaths& paths) {
+    for (;;) {
+        ensurePrivateDirectory(paths.directory, "it holds kept image mounts");
+        FileDescriptor lock(::open(paths.lock().c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+        if (lock.get() < 0 && errno == ENOENT) {
+            continue;
+        }
+        if (lock.get() < 0 || ::flock(lock.get(), LOCK_EX) != 0) {
+            throw systemError("cannot lock " + paths.lock().string(), errno);
+        }
+        struct stat locked {}, current {};
+        ::fstat(lock.get(), &locked);
+        if (::stat(paths.lock().c_str(), &current) == 0 && current.st_ino == locked.st_ino) {
+            return lock;
+        }
+    }
+}
+
+std::optional<FileDescriptor> connectIfServed(const KeeperPaths& paths) {
+    try {
+        return connectToUnixSocket(paths.socket());
+    } catch (const Error&) {
+        return std::nullopt;
+    }
+}
+
+void checkPeer(int connection, uid_t expected, const fs::path& socket) {
+    ucred peer{};
+    socklen_t length = sizeof peer;
+    if (::getsockopt(connection, SOL_SOCKET, SO_PEERCRED, &peer, &length) != 0 || peer.uid != expected) {
+        throw Error("the image keeper at " + socket.string() + " runs as uid " + std::to_string(peer.uid) +
+                    ", not " + std::to_string(expected));
+    }
+}
+
+std::string receiveLine(int connection, std::vector<FileDescriptor>& descriptors) {
+    std::string text;
+    while (text.find('\n') == std::string::npos) {
+        struct pollfd readable {connection, POLLIN, 0};
+        if (::poll(&readable, 1, -1) < 0 && errno != EINTR) {
+            return "";
+        }
+        if (receiveSome(connection, text, descriptors) == Received::end) {
+            return "";
+        }
+    }
+    return text.substr(0, text.find('\n'));
+}
+
+}  // namespace
+
+void serveKeptMounts(MountSource& source, FileDescriptor listener, const KeeperOptions& options) {
+    Keeper(source, std::move(listener), options).serve();
+}
+
+void detachAsKeeper(const std::vector<int>& keep, const std::string& title) {
+    ::setsid();
+    int null = ::open("/dev/null", O_RDWR);
+    for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
+        ::dup2(null, fd);
+    }
+    closeDescriptorsExcept(keep);
+    for (int s : {SIGINT, SIGHUP, SIGQUIT, SIGPIPE}) {
+        ::signal(s, SIG_IGN);
+    }
+    // A fork of `sarus run`: without a title of its own, ps would show a
+    // container command that ended long ago. The title overwrites the
+    // argument strings in place (they are contiguous from argv[0]).
+    ::prctl(PR_SET_NAME, "sarus-keeper");
+    std::ifstream cmdline("/proc/self/cmdline", std::ios::binary);
+    std::string arguments((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+    if (!arguments.empty()) {
+        std::memset(program_invocation_name, 0, arguments.size());
+        std::memcpy(program_invocation_name, title.data(), std::min(title.size(), arguments.size() - 1));
+    }
+}
+
+KeptMountClaim claimKeptMount(const KeeperPaths& paths, const std::string& argument, const std::vector<int>& sendFds,
+                              uid_t keeperUid, const std::function<void()>& startKeeper) {
+    auto request = "MOUNT " + argument + "\n";
+    // A keeper that is ending closes connections it has not served: start anew.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        FileDescriptor connection;
+        {
+            auto lock = lockKeeper(paths);
+            auto served = connectIfServed(paths);
+            if (!served) {
+                ::unlink(paths.socket().c_str());  // a dead keeper's
+                startKeeper();
+                served = connectToUnixSocket(paths.socket());
+            }
+            connection = std::move(*served);
+        }
+        checkPeer(connection.get(), keeperUid, paths.socket());
+        sendMessage(connection.get(), request, sendFds);
+        KeptMountClaim claim;
+        auto reply = receiveLine(connection.get(), claim.descriptors);
+        if (reply.empty()) {
+            continue;
+        }
+        if (reply.rfind("ERR ", 0) == 0) {
+            throw Error(reply.substr(4));
+        }
+        claim.fresh = reply.rfind("OK fresh ", 0) == 0;
+        if (!claim.fresh && reply.rfind("OK kept ", 0) != 0) {
+            throw Error("unexpected answer from the image keeper at " + paths.socket().string() + ": " + reply);
+        }
+        claim.text = reply.substr(claim.fresh ? 9 : 8);
+        claim.connection = std::move(connection);
+        return claim;
+    }
+    throw Error("the image keeper at " + paths.socket().string() + " kept ending before it served this container");
+}
+
+}  // namespace sarus
