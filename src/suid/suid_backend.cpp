@@ -2,6 +2,7 @@
 
 #include "common/error.hpp"
 #include "config/hooks_config.hpp"
+#include "loop_keeper.hpp"
 #include "common/log.hpp"
 #include "runtime/mount_tree.hpp"
 #include "privileges.hpp"
@@ -72,6 +73,8 @@ int SuidBackend::run(const ContainerSpec& spec, const StoredImage& image) {
     // selected before the user mounts are done by the sandbox (hasBindMounts)
     plan.hooks = configuredHooks(config_, spec);
     plan.image = openAsCaller(image.imageFile, O_RDONLY, "image");
+    plan.imageMountIdleTime = std::chrono::seconds(config_.json().value("imageMountIdleTime", 60));
+    plan.keeperPaths = loopKeeperPaths(spec.identity.uid, config_.file());
     for (const auto& mount : spec.userMounts) {
         plan.userMountTrees.push_back(cloneMountAsCaller(mount));
     }

@@ -7,10 +7,12 @@
 #include "common/file_descriptor.hpp"
 #include "common/log.hpp"
 #include "loop_device.hpp"
+#include "runtime/mount_tree.hpp"
 #include "runtime/root_directory.hpp"
 
 #include <cerrno>
 #include <fcntl.h>
+#include <optional>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -47,6 +49,16 @@ std::vector<FileDescriptor> pinHookPrograms(nlohmann::json& hooks) {
 }
 
 void mountImage(const SandboxPlan& plan, const fs::path& lower) {
+    if (plan.keptMount.get() >= 0) {
+        auto tree = cloneMountTree(plan.keptMount.get(), "", "the kept image");
+        FileDescriptor target(::open(lower.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (target.get() < 0) {
+            throw systemError("cannot open " + lower.string(), errno);
+        }
+        attachMountTree(tree.get(), target.get(), "the kept image");
+        log::debug("image attached from its kept mount");
+        return;
+    }
     LoopDevice loop(plan.image.get());
     mountOrThrow(loop.path(), lower.string(), "squashfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "");
     log::debug("image loop-mounted from " + loop.path());
@@ -117,7 +129,10 @@ int runSuidSandbox(SandboxPlan& plan, const ContainerCgroups& cgroups, int paren
     RootDirectory root(rootfs);
     Owner caller{spec.identity.uid, spec.identity.gid};
     CreationPolicy policy{{0, 0}, caller, plan.callerGroups};
-    EntrypointPrefetch prefetch(rootfs, spec, caller.uid, caller.gid);
+    std::optional<EntrypointPrefetch> prefetch;
+    if (plan.readAhead) {
+        prefetch.emplace(rootfs, spec, caller.uid, caller.gid);
+    }
     provideEtcFiles(rootfs, spec.identity, plan.hostFiles);
 
     ContainerMounts mounts(root, policy, plan.bundleDir / "devices");

@@ -16,7 +16,10 @@
 #include "runtime/container_spec.hpp"
 #include "runtime/sandbox.hpp"
 #include "common/file_descriptor.hpp"
+#include "runtime/mount_keeper.hpp"
 #include "runtime/mount_options.hpp"
+
+#include <chrono>
 
 #include <filesystem>
 #include <string>
@@ -29,6 +32,10 @@ class ContainerCgroups;
 struct SandboxPlan {
     ContainerSpec spec;
     FileDescriptor image;                        // the squashfs, opened as the caller
+    std::chrono::seconds imageMountIdleTime{0};  // 0: no kept mount
+    KeeperPaths keeperPaths;
+    FileDescriptor keptMount;                    // the image's detached kept mount, if any
+    bool readAhead = true;                       // the image's caches are cold: read the entrypoint ahead
     std::vector<FileDescriptor> userMountTrees;  // of spec.userMounts, cloned from what the caller opened
     std::filesystem::path bundleDir;
     std::string ramFilesystemType = "tmpfs";

@@ -4,12 +4,14 @@
 #include "common/file_descriptor.hpp"
 #include "common/log.hpp"
 #include "common/process.hpp"
+#include "loop_keeper.hpp"
 #include "suid_sandbox.hpp"
 
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <fcntl.h>
+#include <optional>
 #include <grp.h>
 #include <poll.h>
 #include <sched.h>
@@ -111,6 +113,25 @@ std::vector<DeviceRule> deviceRules(const ContainerSpec& spec) {
     return rules;
 }
 
+// Held until the container has ended: the keeper counts the connection.
+std::optional<KeptMountClaim> claimKeptMount(SandboxPlan& plan) {
+    if (plan.imageMountIdleTime.count() <= 0) {
+        return std::nullopt;
+    }
+    try {
+        auto claim = claimKeptLoopMount(plan.keeperPaths, plan.imageMountIdleTime, plan.image.get());
+        plan.keptMount = std::move(claim.descriptors[0]);
+        plan.readAhead = claim.fresh;
+        log::debug(std::string("supervisor: image ") + (claim.fresh ? "mounted" : "kept") + " by " +
+                   plan.keeperPaths.directory.string());
+        return claim;
+    } catch (const Error& e) {
+        log::warn(std::string("cannot keep the image mounted (imageMountIdleTime): ") + e.what() +
+                  "; mounting it for this container alone");
+        return std::nullopt;
+    }
+}
+
 }  // namespace
 
 int superviseContainer(SandboxPlan& plan, int parentAliveFd, int statusFd) {
@@ -138,6 +159,7 @@ int superviseContainer(SandboxPlan& plan, int parentAliveFd, int statusFd) {
     cgroups.restrictDevices(deviceRules(plan.spec));
     auto reaperPipe = startCgroupReaper(cgroups);
     log::debug("supervisor: cgroups ready below the caller's");
+    auto kept = claimKeptMount(plan);
 
     pid_t self = ::getpid();
     unsigned long flags = CLONE_NEWNS | (plan.spec.pidHost ? 0 : CLONE_NEWPID);

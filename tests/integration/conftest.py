@@ -152,10 +152,9 @@ class Sarus:
         self.config = json.loads(self.original_config)
         self.config["localRepositoryBaseDir"] = self.repo_base
         self.config["centralizedRepositoryDir"] = os.path.join(workdir, "centralized")
-        if mode == "userns":
-            # A finished container leaves nothing behind at once; the tests of
-            # kept image mounts (test_kept_image_mounts.py) turn them on.
-            self.config["imageMountIdleTime"] = 0
+        # A finished container leaves nothing behind at once; the tests of
+        # kept image mounts (test_kept_image_mounts.py) turn them on.
+        self.config["imageMountIdleTime"] = 0
         self.config_file = installed if mode == "suid" else os.path.join(workdir, "sarus.json")
         if os.geteuid() == 0:
             pw = pwd.getpwnam(user)

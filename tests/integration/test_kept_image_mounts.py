@@ -1,13 +1,16 @@
-"""Kept image mounts in userns mode (src/userns/image_keeper.hpp): one
-squashfuse_ll per user and image, held by the user's image keeper and shared
-by every container of that image, released after imageMountIdleTime, after
-`rmi`, and after any process involved is killed."""
+"""Kept image mounts (src/core/runtime/mount_keeper.hpp), both modes: one
+mount per user and image (userns: a squashfuse_ll in the user's image
+keeper's namespaces; suid: a loop device and a detached squashfs mount held
+by a root keeper), shared by every container of that image, released after
+imageMountIdleTime, after `rmi`, and after any process involved is killed."""
 
+import hashlib
 import os
 import pwd
 import shutil
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
@@ -23,7 +26,10 @@ def uid_of(user):
 
 
 def keeper_directory(sarus):
-    return os.path.join(sarus.config["tempDir"], f"sarus-keeper-{uid_of(sarus.user)}@{socket.gethostname()}")
+    uid = uid_of(sarus.user)
+    if sarus.mode == "suid":
+        return f"/run/sarus/{uid}-{hashlib.sha256(sarus.config_file.encode()).hexdigest()[:12]}"
+    return os.path.join(sarus.config["tempDir"], f"sarus-keeper-{uid}@{socket.gethostname()}")
 
 
 def user_processes(user, text):
@@ -32,10 +38,19 @@ def user_processes(user, text):
 
 
 def keepers(sarus):
+    """In suid mode a keeper is root's, named after its directory."""
+    if sarus.mode == "suid":
+        return [pid for pid, cmdline, owner in processes()
+                if f"sarus image keeper {keeper_directory(sarus)}" in cmdline and owner == 0]
     return user_processes(sarus.user, "sarus image keeper")
 
 
-def squashfuse_daemons(sarus):
+def image_mounts(sarus):
+    """userns: the user's squashfuse daemons; suid: the loop devices of the user's images."""
+    if sarus.mode == "suid":
+        r = subprocess.run(["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"],
+                           stdout=subprocess.PIPE, text=True, check=True)
+        return [line for line in r.stdout.splitlines() if sarus.repo_base in line]
     return user_processes(sarus.user, "squashfuse")
 
 
@@ -54,11 +69,9 @@ def wait_until(condition, timeout=10):
     return condition()
 
 
-@pytest.fixture
-def kept(userns_sarus, test_images):
-    """A userns sarus whose image mounts are kept for 30 s; no keeper of the
-    user runs before, and nothing of one is left after."""
-    s = userns_sarus
+def kept_mounts_of(s, test_images):
+    """Generator: s with image mounts kept for 30 s; no keeper of the user
+    runs before, and nothing of one is left after."""
     end_keepers(s)
     assert wait_for_no_leftovers(s.user) == []
     s.config["imageMountIdleTime"] = 30
@@ -69,6 +82,16 @@ def kept(userns_sarus, test_images):
     end_keepers(s)
     assert wait_for_no_leftovers(s.user, timeout=10) == []
     assert not os.path.exists(keeper_directory(s)), "an ended keeper removes its directory"
+
+
+@pytest.fixture
+def kept(sarus, test_images):
+    yield from kept_mounts_of(sarus, test_images)
+
+
+@pytest.fixture
+def userns_kept(userns_sarus, test_images):
+    yield from kept_mounts_of(userns_sarus, test_images)
 
 
 def set_idle_time(sarus, seconds):
@@ -89,9 +112,9 @@ def test_containers_of_one_image_share_one_mount(kept):
     try:
         assert kept.ok("run", BUSYBOX, "echo", "second").stdout == "second\n"
         assert len(keepers(kept)) == 1
-        assert len(squashfuse_daemons(kept)) == 1
+        assert len(image_mounts(kept)) == 1
         assert "sarus layered test image" in kept.ok("run", "--entrypoint", "", LAYERED, "cat", "/etc/os-release").stdout
-        assert len(squashfuse_daemons(kept)) == 2, "each image has its own mount"
+        assert len(image_mounts(kept)) == 2, "each image has its own mount"
         assert len(keepers(kept)) == 1
     finally:
         running.send_signal(signal.SIGTERM)
@@ -109,13 +132,13 @@ def test_concurrent_starts_share_one_keeper(kept):
     assert [r.returncode for r in results] == [0] * 8, [r.stderr for r in results]
     assert sorted(r.stdout for r in results) == sorted(f"{i}\n" for i in range(8))
     assert len(keepers(kept)) == 1
-    assert len(squashfuse_daemons(kept)) == 1
+    assert len(image_mounts(kept)) == 1
 
 
 def test_the_mount_is_released_after_the_idle_time(kept):
     set_idle_time(kept, 2)
     kept.ok("run", BUSYBOX, "true")
-    assert len(squashfuse_daemons(kept)) == 1, "the mount outlives its container"
+    assert len(image_mounts(kept)) == 1, "the mount outlives its container"
     assert len(keepers(kept)) == 1
     started = time.time()
     assert wait_for_no_leftovers(kept.user, timeout=10) == []
@@ -128,7 +151,7 @@ def test_a_zero_idle_time_keeps_nothing(kept):
     running = start_sleeping_container(kept)
     try:
         assert keepers(kept) == []
-        assert len(squashfuse_daemons(kept)) == 1
+        assert len(image_mounts(kept)) == 1
     finally:
         running.send_signal(signal.SIGTERM)
         running.wait(timeout=30)
@@ -138,7 +161,7 @@ def test_a_zero_idle_time_keeps_nothing(kept):
 def test_rmi_releases_the_mount(kept):
     set_idle_time(kept, 600)
     kept.ok("run", BUSYBOX, "true")
-    assert len(squashfuse_daemons(kept)) == 1
+    assert len(image_mounts(kept)) == 1
     kept.ok("rmi", BUSYBOX)
     assert wait_for_no_leftovers(kept.user, timeout=5) == []
     assert wait_until(lambda: not os.path.exists(keeper_directory(kept)))
@@ -151,7 +174,7 @@ def test_a_replaced_image_is_what_the_next_container_gets(kept, test_images):
     kept.ok("load", os.path.join(test_images, "layered.docker.tar"), "kept")
     r = kept.ok("run", "--entrypoint", "", "load/library/kept", "cat", "/etc/os-release")
     assert "sarus layered test image" in r.stdout
-    assert wait_until(lambda: len(squashfuse_daemons(kept)) == 1), "the replaced image's mount is released"
+    assert wait_until(lambda: len(image_mounts(kept)) == 1), "the replaced image's mount is released"
 
 
 def test_a_killed_keeper_takes_its_mounts_and_the_next_container_starts_anew(kept):
@@ -159,25 +182,28 @@ def test_a_killed_keeper_takes_its_mounts_and_the_next_container_starts_anew(kep
     try:
         [keeper] = keepers(kept)
         os.kill(keeper, signal.SIGKILL)
-        assert wait_until(lambda: squashfuse_daemons(kept) == []), "the daemons die with their keeper"
+        if kept.mode == "userns":
+            assert wait_until(lambda: image_mounts(kept) == []), "the daemons die with their keeper"
+        assert kept.ok("run", BUSYBOX, "echo", "again").stdout == "again\n"
+        assert len(keepers(kept)) == 1
     finally:
         running.send_signal(signal.SIGTERM)
         running.wait(timeout=30)
+    end_keepers(kept)
     assert wait_for_no_leftovers(kept.user) == []
-    assert kept.ok("run", BUSYBOX, "echo", "again").stdout == "again\n"
-    assert len(keepers(kept)) == 1
 
 
 def test_a_killed_sarus_releases_its_claim(kept):
     set_idle_time(kept, 2)
     running = start_sleeping_container(kept)
-    sarus_pid = [pid for pid in user_processes(kept.user, "sarus run")][0]
-    os.kill(sarus_pid, signal.SIGKILL)
+    os.kill(running.pid, signal.SIGKILL)  # setpriv exec'd sarus
     running.wait(timeout=30)
     assert wait_for_no_leftovers(kept.user, timeout=15) == []
 
 
-def test_a_keeper_directory_of_another_user_is_not_used(kept):
+def test_a_keeper_directory_of_another_user_is_not_used(userns_kept):
+    """suid mode: the keepers' directory is root's (see test_suid_attacks.py)."""
+    kept = userns_kept
     directory = keeper_directory(kept)
     os.mkdir(directory, 0o700)
     try:

@@ -709,3 +709,51 @@ def test_a_planted_shared_container_index_cannot_remove_root_files(suid, tmp_pat
         assert not os.path.exists(group_dir), "the job step's directory was left behind"
     finally:
         shutil.rmtree(group_dir, ignore_errors=True)  # later tests must not meet it
+
+
+KEEPER_CLIENT = r"""
+import os, socket, sys
+path, image = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(path)
+except PermissionError:
+    print("refused")
+    sys.exit(0)
+try:
+    socket.send_fds(s, [b"MOUNT image\n"], [os.open(image, os.O_RDONLY)])
+    message, fds, flags, address = socket.recv_fds(s, 4096, 4)
+except ConnectionError:
+    message, fds = b"", []
+print("answer", message, len(fds))
+"""
+
+
+def test_users_cannot_get_a_mount_from_an_image_keeper(suid, test_images):
+    """The root keeper of kept image mounts (src/suid/loop_keeper.hpp) mounts
+    what it is sent: its socket lies in a root-only directory, and it answers
+    root alone. Either rule alone keeps a user from getting a mount of a
+    squashfs of theirs (a descriptor they could attach elsewhere)."""
+    suid.config["imageMountIdleTime"] = 30
+    suid.write_config()
+    suid.ok("run", BUSYBOX, "true")
+    uid = pwd.getpwnam(suid.user).pw_uid
+    directory = f"/run/sarus/{uid}-{hashlib.sha256(suid.config_file.encode()).hexdigest()[:12]}"
+    socket_path = os.path.join(directory, "keeper.sock")
+    image = os.path.join(suid.repository, "images", "load", "library", "busybox", "latest.squashfs")
+    try:
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700 and os.stat(directory).st_uid == 0
+        r = run_as(suid.user, ["/usr/bin/python3", "-c", KEEPER_CLIENT, socket_path, image], check=True)
+        assert r.stdout == "refused\n"
+        # Were the directories and the socket open to all, the keeper still answers nothing.
+        os.chmod("/run/sarus", 0o711)
+        os.chmod(directory, 0o711)
+        os.chmod(socket_path, 0o777)
+        r = run_as(suid.user, ["/usr/bin/python3", "-c", KEEPER_CLIENT, socket_path, image], check=True)
+        assert r.stdout == "answer b'' 0\n", r.stderr
+    finally:
+        os.chmod("/run/sarus", 0o700)
+        if os.path.isdir(directory):
+            os.chmod(directory, 0o700)
+        subprocess.run(["pkill", "-TERM", "-f", f"sarus image keeper {directory}"])
+    assert wait_for_no_leftovers(suid.user, timeout=10) == []

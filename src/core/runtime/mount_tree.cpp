@@ -38,10 +38,12 @@ void attachMountTree(int treeFd, int targetFd, const std::string& what) {
     }
 }
 
-FileDescriptor newTmpfs(const std::string& options, std::uint64_t attributes, const std::string& what) {
-    FileDescriptor context(::fsopen("tmpfs", FSOPEN_CLOEXEC));
+FileDescriptor newMount(const std::string& type, const std::string& options, std::uint64_t attributes,
+                        const std::string& what) {
+    auto failure = "cannot create a " + type + " mount for " + what;
+    FileDescriptor context(::fsopen(type.c_str(), FSOPEN_CLOEXEC));
     if (context.get() < 0) {
-        throw systemError("cannot create a tmpfs for " + what, errno);
+        throw systemError(failure, errno);
     }
     std::stringstream in(options);
     for (std::string option; std::getline(in, option, ',');) {
@@ -52,17 +54,21 @@ FileDescriptor newTmpfs(const std::string& options, std::uint64_t attributes, co
                          : ::fsconfig(context.get(), FSCONFIG_SET_STRING, key.c_str(),
                                       option.substr(eq + 1).c_str(), 0);
         if (result != 0) {
-            throw systemError("cannot set tmpfs option '" + option + "' for " + what, errno);
+            throw systemError("cannot set " + type + " option '" + option + "' for " + what, errno);
         }
     }
     if (::fsconfig(context.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
-        throw systemError("cannot create a tmpfs for " + what, errno);
+        throw systemError(failure, errno);
     }
     FileDescriptor tree(::fsmount(context.get(), FSMOUNT_CLOEXEC, static_cast<unsigned>(attributes)));
     if (tree.get() < 0) {
-        throw systemError("cannot create a tmpfs for " + what, errno);
+        throw systemError(failure, errno);
     }
     return tree;
+}
+
+FileDescriptor newTmpfs(const std::string& options, std::uint64_t attributes, const std::string& what) {
+    return newMount("tmpfs", options, attributes, what);
 }
 
 }  // namespace sarus

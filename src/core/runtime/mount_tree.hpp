@@ -22,6 +22,11 @@ void setMountTreeAttributes(int treeFd, std::uint64_t attributes, const std::str
 // Attaches a detached tree on top of the mount point that targetFd refers to.
 void attachMountTree(int treeFd, int targetFd, const std::string& what);
 
+// A new detached mount of a file system of this type with these attributes
+// and "key=value,..." options (a key alone sets a flag).
+FileDescriptor newMount(const std::string& type, const std::string& options, std::uint64_t attributes,
+                        const std::string& what);
+
 // A new detached tmpfs with these attributes and "key=value,..." options.
 FileDescriptor newTmpfs(const std::string& options, std::uint64_t attributes, const std::string& what);
 
