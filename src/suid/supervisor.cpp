@@ -71,8 +71,9 @@ int waitForSandboxOrCaller(pid_t sandbox, int parentAliveFd) {
 // supervisor with its container, before it can remove the cgroups. A
 // detached reaper, no longer in that tree, removes them once every holder of
 // the pipe's write end (this supervisor and the sandbox) is gone; after a
-// normal end it finds nothing left to do. Returns the write end to hold.
-FileDescriptor startCgroupReaper(ContainerCgroups& cgroups) {
+// normal end it finds nothing left to do. Returns the write end to hold; the
+// short-lived process that orphans the reaper is reaped later, not waited for.
+FileDescriptor startCgroupReaper(ContainerCgroups& cgroups, ReapedChild& orphaning) {
     int fds[2];
     makePipe(fds);
     FileDescriptor readEnd(fds[0]), writeEnd(fds[1]);
@@ -98,7 +99,7 @@ FileDescriptor startCgroupReaper(ContainerCgroups& cgroups) {
         cgroups.killAndRemove();
         _exit(0);
     }
-    waitForExit(child);
+    orphaning = ReapedChild(child);
     return writeEnd;
 }
 
@@ -157,7 +158,8 @@ int superviseContainer(SandboxPlan& plan, int parentAliveFd, int statusFd) {
     closeDescriptorsExcept(keep);
     auto cgroups = ContainerCgroups::createBelow(::getpid(), "sarus-" + std::to_string(::getpid()));
     cgroups.restrictDevices(deviceRules(plan.spec));
-    auto reaperPipe = startCgroupReaper(cgroups);
+    ReapedChild orphaning;
+    auto reaperPipe = startCgroupReaper(cgroups, orphaning);
     log::debug("supervisor: cgroups ready below the caller's");
     auto kept = claimKeptMount(plan);
 

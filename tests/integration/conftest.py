@@ -336,6 +336,15 @@ def leftovers(user):
     return found + cgroup_leftovers()
 
 
+def suid_keeper_directory(sarus):
+    """Where the root image keeper of sarus.user serves (src/suid/loop_keeper.cpp):
+    /run/sarus/<uid>-<FNV-1a of the configuration file's path>."""
+    h = 14695981039346656037
+    for byte in sarus.config_file.encode():
+        h = ((h ^ byte) * 1099511628211) % 2**64
+    return f"/run/sarus/{pwd.getpwnam(sarus.user).pw_uid}-{h:016x}"
+
+
 def wait_for_no_leftovers(user, timeout=5):
     """leftovers(user) once they are gone, or as they are after timeout s."""
     import time

@@ -4,7 +4,6 @@ keeper's namespaces; suid: a loop device and a detached squashfs mount held
 by a root keeper), shared by every container of that image, released after
 imageMountIdleTime, after `rmi`, and after any process involved is killed."""
 
-import hashlib
 import os
 import pwd
 import shutil
@@ -15,7 +14,8 @@ import time
 
 import pytest
 
-from conftest import popen_as, processes, run_as, run_concurrently, wait_for_no_leftovers
+from conftest import (popen_as, processes, run_as, run_concurrently, suid_keeper_directory,
+                      wait_for_no_leftovers)
 
 BUSYBOX = "load/library/busybox"
 LAYERED = "load/library/layered"
@@ -28,7 +28,7 @@ def uid_of(user):
 def keeper_directory(sarus):
     uid = uid_of(sarus.user)
     if sarus.mode == "suid":
-        return f"/run/sarus/{uid}-{hashlib.sha256(sarus.config_file.encode()).hexdigest()[:12]}"
+        return suid_keeper_directory(sarus)
     return os.path.join(sarus.config["tempDir"], f"sarus-keeper-{uid}@{socket.gethostname()}")
 
 

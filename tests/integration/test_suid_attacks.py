@@ -28,7 +28,7 @@ import uuid
 import pytest
 
 from conftest import (cgroup_leftovers, leftovers, popen_as, private_hooks_dir, run_as,
-                      wait_for_no_leftovers)
+                      suid_keeper_directory, wait_for_no_leftovers)
 
 BUSYBOX = "load/library/busybox"
 HOSTILE = "load/library/hostile"
@@ -737,8 +737,7 @@ def test_users_cannot_get_a_mount_from_an_image_keeper(suid, test_images):
     suid.config["imageMountIdleTime"] = 30
     suid.write_config()
     suid.ok("run", BUSYBOX, "true")
-    uid = pwd.getpwnam(suid.user).pw_uid
-    directory = f"/run/sarus/{uid}-{hashlib.sha256(suid.config_file.encode()).hexdigest()[:12]}"
+    directory = suid_keeper_directory(suid)
     socket_path = os.path.join(directory, "keeper.sock")
     image = os.path.join(suid.repository, "images", "load", "library", "busybox", "latest.squashfs")
     try:
