@@ -17,6 +17,7 @@
 namespace {
 
 struct Calls {
+    int getxattrs = 0;
     int opens = 0;
     int opendirs = 0;
     std::vector<uint64_t> readHandles;
@@ -69,6 +70,11 @@ void fakeReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
     fuse_reply_err(req, 0);
 }
 
+void fakeGetxattr(fuse_req_t req, fuse_ino_t, const char*, size_t) {
+    ++calls.getxattrs;
+    fuse_reply_err(req, ENODATA);
+}
+
 struct Reply {
     int error = 0;
     std::vector<char> body;
@@ -88,6 +94,7 @@ protected:
         ops.opendir = fakeOpendir;
         ops.readdir = fakeReaddir;
         ops.releasedir = fakeReleasedir;
+        ops.getxattr = fakeGetxattr;
         char name[] = "test";
         char* argv[] = {name};
         fuse_args args = FUSE_ARGS_INIT(1, argv);
@@ -188,6 +195,20 @@ TEST_F(PreloadedSession, OpenIsAnsweredWithEnosysAndEachInodeIsOpenedOnceForRead
     EXPECT_EQ(read(6).text(), "fh=1006");
     EXPECT_EQ(calls.opens, 2);
     EXPECT_TRUE(calls.releasedHandles.empty());
+}
+
+TEST_F(PreloadedSession, ExtendedAttributesAreAnsweredWithEnosysSoTheKernelStopsAsking) {
+    init(kernelWithNoOpen);
+    struct {
+        fuse_getxattr_in in{};
+        char name[24] = "user.overlay.metacopy";
+    } request;
+    request.in.size = 256;
+    EXPECT_EQ(send(FUSE_GETXATTR, 5, &request, sizeof request).error, -ENOSYS);
+    fuse_getxattr_in list{};
+    list.size = 256;
+    EXPECT_EQ(send(FUSE_LISTXATTR, 5, &list, sizeof list).error, -ENOSYS);
+    EXPECT_EQ(calls.getxattrs, 0);
 }
 
 TEST_F(PreloadedSession, ForgettingAnInodeReleasesItsHandle) {
