@@ -8,7 +8,7 @@ set -euo pipefail
 
 build_packages=(
     build-essential cmake pkg-config
-    libmount-dev libcap-dev nlohmann-json3-dev libvalijson-dev libarchive-dev
+    libmount-dev libcap-dev nlohmann-json3-dev libvalijson-dev libtoml11-dev libarchive-dev
     libcurl4-openssl-dev libcli11-dev libgtest-dev libsquashfs-dev libzstd-dev libisal-dev libfuse3-dev
     # tools/build_dropbear.sh: the SSH hook's static Dropbear, from Debian's
     # source package (apt-get source needs dpkg-source), linked with musl

@@ -557,6 +557,47 @@ def test_insecure_registry_serving_plain_http_on_port_80(sarus, registries, tmp_
         registry.kill()
 
 
+def registries_conf(sarus, text):
+    """A containers-registries.conf(5) file of the user's, as
+    CONTAINERS_REGISTRIES_CONF would name it."""
+    path = os.path.join(sarus.workdir, "registries.conf")
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o644)
+    return path
+
+
+@pytest.mark.parametrize("text", [
+    '[[registry]]\nlocation = "127.0.0.1"\ninsecure = true\n',
+    '[registries.insecure]\nregistries = ["127.0.0.1"]\n',
+], ids=["v2", "v1"])
+def test_registries_conf_makes_a_registry_insecure(sarus, registries, tmp_path, text):
+    # As for skopeo, which Sarus pulls with: registries.conf alone may say so.
+    registry = rh.Registry(str(tmp_path / "port80"), port=80)
+    try:
+        registry.push_archive(os.path.join(registries.images, "busybox.docker.tar"), "sarus-tests/busybox")
+        configure(sarus, registries)
+        env = {"CONTAINERS_REGISTRIES_CONF": registries_conf(sarus, text)}
+        sarus.ok("pull", "127.0.0.1/sarus-tests/busybox", env=env)
+        assert_oracle(os.path.join(registries.images, "busybox.docker.tar"),
+                      image_path(sarus, "127.0.0.1", "sarus-tests/busybox"))
+    finally:
+        registry.kill()
+
+
+def test_a_registry_blocked_in_registries_conf_is_refused(sarus, registries):
+    configure(sarus, registries)
+    server = registries.plain.address
+    conf = registries_conf(sarus, f'[[registry]]\nlocation = "{server}/sarus-tests"\nblocked = true\n')
+    before = tree_snapshot(sarus.repository) if os.path.exists(sarus.repository) else {}
+    line = one_line_error(sarus("pull", f"{server}/sarus-tests/busybox", env={"CONTAINERS_REGISTRIES_CONF": conf}))
+    assert f"registry {server} is blocked for sarus-tests/busybox ('{server}/sarus-tests' in {conf})" in line
+    assert (tree_snapshot(sarus.repository) if os.path.exists(sarus.repository) else {}) == before
+    broken = registries_conf(sarus, "[[registry]\n")
+    line = one_line_error(sarus("pull", f"{server}/sarus-tests/busybox", env={"CONTAINERS_REGISTRIES_CONF": broken}))
+    assert line.startswith(f"{broken}: ") or f"{broken}: " in line, line
+
+
 def test_a_secure_registry_is_never_tried_over_plain_http(sarus, registries, tmp_path):
     registry = rh.Registry(str(tmp_path / "port80"), port=80)
     try:

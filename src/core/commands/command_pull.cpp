@@ -20,7 +20,9 @@
 #include "common/log.hpp"
 #include "registry/manifest.hpp"
 #include "cli/pull_progress.hpp"
+#include "registry/registries_conf.hpp"
 #include "registry/registry_client.hpp"
+#include "common/process.hpp"
 #include "common/unnamed_file.hpp"
 
 #include <chrono>
@@ -41,6 +43,14 @@ struct ResolvedImage {
     manifest::Manifest manifest;
     std::string platformDigest;  // of the image manifest chosen in an index, if any
 };
+
+std::string describeFiles(const RegistriesConf& registries) {
+    std::string text;
+    for (const auto& file : registries.files) {
+        text += (text.empty() ? "" : ", ") + file.string();
+    }
+    return text;
+}
 
 void printField(const std::string& name, const std::string& value) {
     std::printf("# %-16s : %s\n", name.c_str(), value.c_str());
@@ -226,8 +236,15 @@ int pull(const Config& config, const PullOptions& options, const ImageReference&
     if (!reference.digest.empty() && upToDate(existing, reference.digest, typed)) {
         return 0;  // content-addressed: nothing to ask the registry
     }
-    RegistryClient registry({reference.server, reference.repository,
-                             isInsecureRegistry(reference.server, config.insecureRegistries()),
+    auto registries = readRegistriesConf(environmentMap(currentEnvironment()), Identity::ofCaller().home);
+    auto blocking = matchingEntry(registries.blocked, reference.server, reference.repository);
+    if (!blocking.empty()) {
+        throw Error("registry " + reference.server + " is blocked for " + reference.repository + " ('" + blocking +
+                    "' in " + describeFiles(registries) + ")");
+    }
+    bool insecure = isInsecureRegistry(reference.server, config.insecureRegistries()) ||
+                    !matchingEntry(registries.insecure, reference.server, reference.repository).empty();
+    RegistryClient registry({reference.server, reference.repository, insecure,
                              config.file().string(), std::move(credentials)});
     auto client = registry.newClient();
     withContext("contacting registry " + reference.server, [&] { registry.ping(*client); });
