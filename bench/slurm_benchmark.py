@@ -43,6 +43,8 @@ def main():
     parser.add_argument("--user", default="sarustest")
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--tasks", type=int, default=6)
+    parser.add_argument("--image-mount-idle-time", type=int, default=60,
+                        help="imageMountIdleTime of both installations (0: each container mounts its image)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("slurm_benchmark.py: run as root (it starts the test cluster)")
@@ -62,6 +64,8 @@ def run(args, busybox):
         for mode in ("userns", "suid"):
             workdir = tempfile.mkdtemp(prefix="sarus-bench-slurm-", dir="/var/tmp")
             sarus = conftest.Sarus(conftest.sarus_prefix(mode), workdir, args.user, mode)
+            sarus.config["imageMountIdleTime"] = args.image_mount_idle_time  # the tests' Sarus turns it off
+            sarus.write_config()
             sarus.ok("load", busybox, "busybox")
             sessions[mode] = sarus
         shape = [f"-N{args.nodes}", f"-n{args.tasks}"]
@@ -84,7 +88,7 @@ def run(args, busybox):
         for sarus in sessions.values():
             sarus.restore()
             shutil.rmtree(sarus.workdir, ignore_errors=True)
-        cluster.stop()
+        cluster.stop()  # kills every process of the nodes, image keepers included
 
 
 if __name__ == "__main__":
