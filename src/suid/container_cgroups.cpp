@@ -231,9 +231,23 @@ std::vector<DeviceRule> defaultDeviceRules() {
     return rules;
 }
 
-ContainerCgroups ContainerCgroups::createBelow(pid_t caller, const std::string& leaf) {
+// Each cgroup costs a directory, a move and a removal per start (11
+// hierarchies on a hybrid host): only those where sarus acts, unless the
+// host has neither (then every one, to find the container's processes).
+std::vector<CgroupHierarchy> selectHierarchies(std::vector<CgroupHierarchy> hierarchies, CgroupScope scope) {
+    std::vector<CgroupHierarchy> chosen;
+    for (auto& hierarchy : hierarchies) {
+        if (hierarchy.unified || contains(hierarchy.controllers, "devices")) {
+            chosen.push_back(hierarchy);
+        }
+    }
+    return scope == CgroupScope::everyHierarchy || chosen.empty() ? hierarchies : chosen;
+}
+
+ContainerCgroups ContainerCgroups::createBelow(pid_t caller, const std::string& leaf, CgroupScope scope) {
     auto procDir = "/proc/" + std::to_string(caller);
-    auto hierarchies = callerHierarchies(readFile("/proc/self/mountinfo"), readFile(procDir + "/cgroup"));
+    auto hierarchies =
+        selectHierarchies(callerHierarchies(readFile("/proc/self/mountinfo"), readFile(procDir + "/cgroup")), scope);
     ContainerCgroups cgroups;
     cgroups.leaf_ = leaf;
     for (auto& hierarchy : hierarchies) {

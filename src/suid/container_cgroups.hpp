@@ -1,9 +1,11 @@
-// The cgroups of a suid-mode container: one new directory below the caller's
-// own cgroup in every controller hierarchy the host mounts (v1, the v2
-// unified one, or both on a hybrid host). The limits that hold for the caller
-// (a Slurm job's memory, CPU set and devices, a systemd slice) therefore hold
-// for the container, which gets its own device whitelist on top. The runtime
-// runs with its cgroup management off and inherits these cgroups.
+// The cgroups of a suid-mode container: a new directory below the caller's
+// own cgroup, in the v2 hierarchy (to find and kill the container's
+// processes) and the v1 devices one (its own device whitelist); in every
+// other hierarchy the container stays in the caller's cgroup. The limits
+// that hold for the caller (a Slurm job's memory, CPU set and devices, a
+// systemd slice) therefore hold for the container. With a runtime that makes
+// cgroups of its own (runc), a directory is made in every hierarchy, so that
+// runc's nest below it and go with it. The runtime inherits these cgroups.
 //
 // Everything is reached through descriptors opened beneath the cgroup mounts
 // (no symlink, no other mount), and the supervisor that created the
@@ -32,6 +34,12 @@ struct CgroupHierarchy {
 // nothing, but a runtime that manages cgroups (runc) nests its own there.
 std::vector<CgroupHierarchy> callerHierarchies(const std::string& mountinfo, const std::string& procCgroup);
 
+// Where a container gets cgroups of its own: where sarus acts on them (the
+// v2 hierarchy to kill what is left, v1 devices to restrict devices; every
+// hierarchy when a host has neither), or every hierarchy.
+enum class CgroupScope { devicesAndTracking, everyHierarchy };
+std::vector<CgroupHierarchy> selectHierarchies(std::vector<CgroupHierarchy> hierarchies, CgroupScope scope);
+
 // "c 1:3 rwm" lines of devices.allow (v1).
 struct DeviceRule {
     std::string rule;
@@ -44,8 +52,9 @@ std::vector<DeviceRule> defaultDeviceRules();
 
 class ContainerCgroups {
 public:
-    // Creates `leaf` below the cgroups of process `caller`. As root.
-    static ContainerCgroups createBelow(pid_t caller, const std::string& leaf);
+    // Creates `leaf` below the cgroups of process `caller` in the hierarchies
+    // of scope. As root.
+    static ContainerCgroups createBelow(pid_t caller, const std::string& leaf, CgroupScope scope);
     ContainerCgroups() = default;
     ~ContainerCgroups() { killAndRemove(); }
     ContainerCgroups(ContainerCgroups&&) = default;

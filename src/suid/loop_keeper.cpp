@@ -3,14 +3,13 @@
 #include "common/error.hpp"
 #include "common/file_utils.hpp"
 #include "common/log.hpp"
+#include "common/name_hash.hpp"
 #include "common/process.hpp"
 #include "common/unix_socket.hpp"
 #include "loop_device.hpp"
 #include "runtime/mount_tree.hpp"
 
 #include <cerrno>
-#include <cstdint>
-#include <cstdio>
 #include <fcntl.h>
 #include <map>
 #include <sys/mount.h>
@@ -102,20 +101,8 @@ void startLoopKeeper(const KeeperPaths& paths, std::chrono::seconds idleTime) {
 
 }  // namespace
 
-// FNV-1a: a name, not a secret, and OpenSSL's start-up would cost a
-// millisecond of every run.
-std::string hashOf(const std::string& text) {
-    std::uint64_t hash = 14695981039346656037ULL;
-    for (unsigned char c : text) {
-        hash = (hash ^ c) * 1099511628211ULL;
-    }
-    char hex[17];
-    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
-    return hex;
-}
-
 KeeperPaths loopKeeperPaths(uid_t uid, const fs::path& configFile) {
-    return {fs::path("/run/sarus") / (std::to_string(uid) + "-" + hashOf(configFile.string()))};
+    return {fs::path("/run/sarus") / (std::to_string(uid) + "-" + nameHash(configFile.string()))};
 }
 
 KeptMountClaim claimKeptLoopMount(const KeeperPaths& paths, std::chrono::seconds idleTime, int imageFd) {

@@ -17,7 +17,7 @@
 namespace sarus::suid {
 
 // Where the keeper of uid serves, for the installation of configFile:
-// /run/sarus/<uid>-<FNV-1a of configFile's path>.
+// /run/sarus/<uid>-<nameHash of configFile's path>.
 KeeperPaths loopKeeperPaths(uid_t uid, const std::filesystem::path& configFile);
 
 // In the supervisor (root): a claim on the kept mount of imageFd, whose

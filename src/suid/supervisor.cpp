@@ -8,6 +8,7 @@
 #include "suid_sandbox.hpp"
 
 #include <cerrno>
+#include <filesystem>
 #include <csignal>
 #include <cstdlib>
 #include <fcntl.h>
@@ -156,7 +157,11 @@ int superviseContainer(SandboxPlan& plan, int parentAliveFd, int statusFd) {
     }
     keep.insert(keep.end(), plan.spec.passFds.begin(), plan.spec.passFds.end());
     closeDescriptorsExcept(keep);
-    auto cgroups = ContainerCgroups::createBelow(::getpid(), "sarus-" + std::to_string(::getpid()));
+    // crun runs with its cgroup management off; runc nests cgroups of its own.
+    auto scope = std::filesystem::path(plan.runtimePath).filename() == "crun"
+                     ? CgroupScope::devicesAndTracking
+                     : CgroupScope::everyHierarchy;
+    auto cgroups = ContainerCgroups::createBelow(::getpid(), "sarus-" + std::to_string(::getpid()), scope);
     cgroups.restrictDevices(deviceRules(plan.spec));
     ReapedChild orphaning;
     auto reaperPipe = startCgroupReaper(cgroups, orphaning);

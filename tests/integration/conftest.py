@@ -336,13 +336,17 @@ def leftovers(user):
     return found + cgroup_leftovers()
 
 
-def suid_keeper_directory(sarus):
-    """Where the root image keeper of sarus.user serves (src/suid/loop_keeper.cpp):
-    /run/sarus/<uid>-<FNV-1a of the configuration file's path>."""
+def name_hash(text):
+    """src/core/common/name_hash.hpp: 64-bit FNV-1a as 16 hex digits."""
     h = 14695981039346656037
-    for byte in sarus.config_file.encode():
+    for byte in text.encode():
         h = ((h ^ byte) * 1099511628211) % 2**64
-    return f"/run/sarus/{pwd.getpwnam(sarus.user).pw_uid}-{h:016x}"
+    return f"{h:016x}"
+
+
+def suid_keeper_directory(sarus):
+    """Where the root image keeper of sarus.user serves (src/suid/loop_keeper.cpp)."""
+    return f"/run/sarus/{pwd.getpwnam(sarus.user).pw_uid}-{name_hash(sarus.config_file)}"
 
 
 def wait_for_no_leftovers(user, timeout=5):

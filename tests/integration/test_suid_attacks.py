@@ -28,7 +28,7 @@ import uuid
 import pytest
 
 from conftest import (cgroup_leftovers, leftovers, popen_as, private_hooks_dir, run_as,
-                      suid_keeper_directory, wait_for_no_leftovers)
+                      name_hash, suid_keeper_directory, wait_for_no_leftovers)
 
 BUSYBOX = "load/library/busybox"
 HOSTILE = "load/library/hostile"
@@ -501,9 +501,14 @@ def test_container_cgroups_are_below_the_callers(suid, job_cgroup):
     job = job_cgroup()
     r = suid("run", BUSYBOX, "cat", "/proc/self/cgroup", preexec_fn=job.enter)
     assert r.returncode == 0, r.stderr
+    own = 0
     for line in r.stdout.splitlines():
         _, controllers, path = line.split(":", 2)
-        assert path.startswith(f"/{job.name}/"), line
+        # a cgroup of its own where sarus acts (devices, v2), else the caller's
+        assert path == f"/{job.name}" or path.startswith(f"/{job.name}/"), line
+        if controllers in ("devices", "") and path.startswith(f"/{job.name}/sarus-"):
+            own += 1
+    assert own == 2, r.stdout
 
 
 def test_the_callers_memory_limit_holds_in_the_container(sarus, test_images, job_cgroup):
@@ -695,7 +700,7 @@ def test_a_planted_shared_container_index_cannot_remove_root_files(suid, tmp_pat
     (victim / "precious").write_text("root's\n")
     os.chmod(tmp_path, 0o755)
     group = f"planted-{uuid.uuid4().hex[:8]}"
-    key = hashlib.sha256(f"explicit:{group}@{socket.gethostname()}".encode()).hexdigest()[:16]
+    key = name_hash(f"explicit:{group}@{socket.gethostname()}")
     uid = pwd.getpwnam(suid.user).pw_uid
     group_dir = os.path.join(suid.config.get("tempDir", "/tmp"), f"sarus-ranks-{uid}", key)
     run_as(suid.user, ["mkdir", "-p", "-m", "700", os.path.dirname(group_dir), group_dir], check=True)

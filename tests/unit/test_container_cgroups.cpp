@@ -62,3 +62,23 @@ TEST(DefaultDeviceRules, AllowTheRuntimesDefaultNodesOnly) {
     EXPECT_NE(std::find(texts.begin(), texts.end(), "c 1:3 rwm"), texts.end());
     EXPECT_EQ(std::find(texts.begin(), texts.end(), "a *:* rwm"), texts.end());
 }
+
+TEST(SelectHierarchies, CrunContainersGetCgroupsOnlyWhereSarusActs) {
+    using sarus::suid::CgroupScope;
+    auto hierarchies = sarus::suid::callerHierarchies(hybridMountinfo, slurmProcCgroup);
+    auto chosen = sarus::suid::selectHierarchies(hierarchies, CgroupScope::devicesAndTracking);
+    ASSERT_EQ(chosen.size(), 2u);
+    EXPECT_EQ(chosen[0].mountPoint, "/sys/fs/cgroup/devices");
+    EXPECT_TRUE(chosen[1].unified);
+    EXPECT_EQ(sarus::suid::selectHierarchies(hierarchies, CgroupScope::everyHierarchy).size(), 5u);
+}
+
+TEST(SelectHierarchies, AHostWithoutDevicesOrV2KeepsEveryHierarchy) {
+    using sarus::suid::CgroupScope;
+    auto hierarchies = sarus::suid::callerHierarchies(
+        "31 30 0:28 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+        "32 30 0:29 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n",
+        "5:pids:/job\n4:memory:/job\n");
+    ASSERT_EQ(hierarchies.size(), 2u);
+    EXPECT_EQ(sarus::suid::selectHierarchies(hierarchies, CgroupScope::devicesAndTracking).size(), 2u);
+}

@@ -8,7 +8,7 @@
 #include "common/process.hpp"
 #include "jobs/rank_agent_client.hpp"
 #include "common/unix_socket.hpp"
-#include "common/sha256.hpp"
+#include "common/name_hash.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -196,7 +196,7 @@ public:
           identity_(sharedContainerIdentity(spec, image)) {
         auto userDir = config.tempDir() / ("sarus-ranks-" + std::to_string(::getuid()));
         ensurePrivateDirectory(userDir, purpose);
-        groupDir_ = userDir / Sha256::of(key).substr(7, 16);
+        groupDir_ = userDir / nameHash(key);
         ensurePrivateDirectory(groupDir_, purpose);
     }
 
@@ -440,7 +440,7 @@ std::string sharedContainerIdentity(const ContainerSpec& spec, const StoredImage
     json["gid"] = spec.identity.gid;
     json["seccomp"] = spec.security.seccomp;
     json["apparmor"] = spec.security.apparmorProfile;
-    return Sha256::of(json.dump());
+    return nameHash(json.dump());
 }
 
 int runAsRankOfSharedContainer(const Config& config, const ContainerSpec& spec, const StoredImage& image,
