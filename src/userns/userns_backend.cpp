@@ -90,6 +90,20 @@ SandboxPlan makePlan(const Config& config, const ContainerSpec& spec, const Stor
     return plan;
 }
 
+// A Slurm step's processes are killed when it ends (proctrack/cgroup), a
+// keeper and its squashfuse_ll daemons with them: a keeper shared with
+// another step would take that step's containers' image along. Each step
+// gets a keeper of its own.
+std::string slurmStepScope() {
+    auto env = environmentMap(currentEnvironment());
+    auto job = valueOr(env, "SLURM_JOB_ID");
+    auto step = valueOr(env, "SLURM_STEP_ID");
+    auto digits = [](const std::string& text) {
+        return !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+    };
+    return digits(job) ? "-slurm" + job + (digits(step) ? "." + step : "") : "";
+}
+
 // The image keeper of this user on this node (tempDir may be shared
 // between nodes), or nothing when sarus.json turns kept mounts off or the
 // keeper cannot serve: the container then mounts the image itself.
@@ -102,7 +116,8 @@ std::optional<KeptImage> keepImage(const Config& config, const SandboxPlan& plan
     ::uname(&host);
     KeeperSettings settings;
     settings.options.paths.directory =
-        config.tempDir() / ("sarus-keeper-" + std::to_string(plan.spec.identity.uid) + "@" + host.nodename);
+        config.tempDir() /
+        ("sarus-keeper-" + std::to_string(plan.spec.identity.uid) + slurmStepScope() + "@" + host.nodename);
     settings.options.idleTime = std::chrono::seconds(idleTime);
     settings.options.clientUid = plan.ids.callerUidInside;  // as the keeper's namespace sees the caller
     settings.squashfuse = {plan.squashfusePath, {}, {}, plan.ids.callerUidInside, plan.ids.callerGidInside,

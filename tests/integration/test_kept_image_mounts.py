@@ -215,3 +215,16 @@ def test_a_keeper_directory_of_another_user_is_not_used(userns_kept):
         assert keepers(kept) == []
     finally:
         shutil.rmtree(directory)
+
+
+def test_each_slurm_step_has_a_keeper_of_its_own(userns_kept):
+    """Slurm kills a step's processes when it ends: a keeper shared between
+    steps would take the other steps' squashfuse_ll daemons along."""
+    kept = userns_kept
+    for step in ("0", "1", "1"):
+        kept.ok("run", BUSYBOX, "true", env={"SLURM_JOB_ID": "77", "SLURM_STEP_ID": step})
+    kept.ok("run", BUSYBOX, "true")
+    assert len(keepers(kept)) == 3
+    base = keeper_directory(kept)
+    for step in ("0", "1"):
+        assert os.path.isdir(base.replace("@", f"-slurm77.{step}@"))
