@@ -315,10 +315,6 @@ void LayerFlattener::Impl::readFileData(archive* reader, archive_entry* entry,
     writer.endFile();
 }
 
-ImageOwner ImageOwner::ofCaller() {
-    return {static_cast<std::uint32_t>(::getuid()), static_cast<std::uint32_t>(::getgid())};
-}
-
 LayerFlattener::LayerFlattener(const std::filesystem::path& output, const SquashfsOptions& options)
     : impl_(std::make_unique<Impl>(output, options)) {}
 

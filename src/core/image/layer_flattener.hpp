@@ -5,6 +5,8 @@
 // area through libsquashfs.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -21,7 +23,12 @@ namespace sarus {
 struct ImageOwner {
     std::uint32_t uid = 0;
     std::uint32_t gid = 0;
-    static ImageOwner ofCaller();  // the real ids of this process
+    // The real ids of this process. Inline: Config uses it, and a definition
+    // in layer_flattener.cpp would link libarchive and libsquashfs (and their
+    // dependencies, ICU among them) into every `sarus run`.
+    static ImageOwner ofCaller() {
+        return {static_cast<std::uint32_t>(::getuid()), static_cast<std::uint32_t>(::getgid())};
+    }
 };
 
 struct SquashfsOptions {
