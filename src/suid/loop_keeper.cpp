@@ -27,11 +27,6 @@ struct KeptLoopMount {
     FileDescriptor mount;  // detached; the loop device goes with its last user (LO_FLAGS_AUTOCLEAR)
 };
 
-bool sameFile(const struct stat& a, const struct stat& b) {
-    return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
-           a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
-}
-
 class LoopSource : public MountSource {
 public:
     Served mount(const std::string&, std::vector<FileDescriptor>& received) override {
@@ -44,7 +39,7 @@ public:
         }
         for (const auto& [key, kept] : mounts_) {
             struct stat st {};
-            if (::fstat(kept.image.get(), &st) == 0 && st.st_nlink > 0 && sameFile(st, image)) {
+            if (::fstat(kept.image.get(), &st) == 0 && st.st_nlink > 0 && sameImageFile(st, image)) {
                 return {key, false};
             }
         }

@@ -86,14 +86,9 @@ FileDescriptor startCgroupReaper(ContainerCgroups& cgroups, ReapedChild& orphani
         if (::fork() != 0) {
             _exit(0);  // the reaper is orphaned: out of the job's process tree
         }
-        ::setsid();
         auto keep = cgroups.descriptors();
         keep.push_back(readEnd.get());
-        closeDescriptorsExcept(keep);
-        int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-        for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
-            ::dup2(null, fd);
-        }
+        detachFromCaller(keep);
         char byte;
         while (::read(readEnd.get(), &byte, 1) != 0 && errno == EINTR) {
         }

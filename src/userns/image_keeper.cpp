@@ -19,24 +19,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// What makes an image file the same image: a pull or load that replaces it
-// writes a new file (a new inode), a removal leaves none.
-struct ImageIdentity {
-    dev_t device = 0;
-    ino_t inode = 0;
-    off_t size = 0;
-    long modified = 0;
-    bool operator==(const ImageIdentity& other) const {
-        return device == other.device && inode == other.inode && size == other.size && modified == other.modified;
-    }
-    static ImageIdentity of(const struct stat& st) {
-        return {st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec * 1000000000L + st.st_mtim.tv_nsec};
-    }
-};
-
 struct KeptMount {
     fs::path image;
-    ImageIdentity identity;
+    struct stat identity {};  // of the image file when it was mounted
     fs::path mountpoint;
     pid_t daemon = -1;
 };
@@ -54,14 +39,13 @@ public:
         if (file.get() < 0 || ::fstat(file.get(), &st) != 0) {
             throw systemError("cannot open the image " + image.string(), errno);
         }
-        auto identity = ImageIdentity::of(st);
         for (const auto& [key, mount] : mounts_) {
-            if (mount.image == image && mount.identity == identity) {
+            if (mount.image == image && sameImageFile(mount.identity, st)) {
                 return {key, false};
             }
         }
         int key = nextKey_++;
-        KeptMount mount{image, identity, settings_.mountsDir() / std::to_string(key)};
+        KeptMount mount{image, st, settings_.mountsDir() / std::to_string(key)};
         if (::mkdir(mount.mountpoint.c_str(), 0700) != 0) {
             throw systemError("cannot create " + mount.mountpoint.string(), errno);
         }
@@ -89,7 +73,7 @@ public:
             mount.daemon = -1;
         }
         struct stat st {};
-        return mount.daemon < 0 || ::stat(mount.image.c_str(), &st) != 0 || !(ImageIdentity::of(st) == mount.identity);
+        return mount.daemon < 0 || ::stat(mount.image.c_str(), &st) != 0 || !sameImageFile(st, mount.identity);
     }
 
     void release(int key) override {

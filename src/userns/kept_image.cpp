@@ -41,16 +41,6 @@ void becomeKeeper(const KeeperSettings& settings) {
     serveAsKeeper(settings, std::move(listener));
 }
 
-std::string readAll(int fd) {
-    std::string text;
-    char buffer[1024];
-    ssize_t n;
-    while ((n = ::read(fd, buffer, sizeof buffer)) > 0) {
-        text.append(buffer, static_cast<std::size_t>(n));
-    }
-    return text;
-}
-
 void startKeeper(const KeeperSettings& settings, const IdMappingPlan& ids, const IdMappingTools& tools) {
     log::debug("starting the image keeper in " + settings.options.paths.directory.string());
     auto channels = makeSandboxChannels();
@@ -76,7 +66,7 @@ void startKeeper(const KeeperSettings& settings, const IdMappingPlan& ids, const
         throw systemError("cannot start the image keeper", errno);
     }
     int code = waitForExit(child);
-    auto failure = readAll(status.get());
+    auto failure = readToEnd(status.get());
     if (!failure.empty() || code != 0) {
         throw Error("cannot start the image keeper: " + (failure.empty() ? "exit code " + std::to_string(code) : failure));
     }

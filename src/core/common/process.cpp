@@ -87,6 +87,30 @@ void closeDescriptorsExcept(const std::vector<int>& keep) {
     }
 }
 
+std::string readToEnd(int fd) {
+    std::string text;
+    char buffer[4096];
+    for (;;) {
+        ssize_t n = ::read(fd, buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return text;
+        }
+        text.append(buffer, static_cast<std::size_t>(n));
+    }
+}
+
+void detachFromCaller(const std::vector<int>& keep) {
+    ::setsid();
+    int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
+        ::dup2(null, fd);
+    }
+    closeDescriptorsExcept(keep);
+}
+
 pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& options) {
     if (options.passFds.size() > maxPassedDescriptors) {
         throw Error("cannot pass " + std::to_string(options.passFds.size()) + " descriptors to " + argv[0] +
@@ -234,18 +258,7 @@ CommandOutput runCapturingOutput(const std::vector<std::string>& argv, SpawnOpti
         throw;
     }
     ::close(pipe[1]);
-    CommandOutput result{0, ""};
-    char buffer[4096];
-    ssize_t n;
-    while ((n = ::read(pipe[0], buffer, sizeof buffer)) != 0) {
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            break;
-        }
-        result.output.append(buffer, static_cast<std::size_t>(n));
-    }
+    CommandOutput result{0, readToEnd(pipe[0])};
     ::close(pipe[0]);
     result.exitCode = waitForExit(pid);
     return result;

@@ -53,6 +53,11 @@ private:
     pid_t pid_;
 };
 
+// For a process that outlives its caller (a reaper, an image keeper): a
+// session of its own, /dev/null as stdin, stdout and stderr, and every other
+// descriptor closed but those listed.
+void detachFromCaller(const std::vector<int>& keep);
+
 // Closes every descriptor >= 3 except those listed.
 void closeDescriptorsExcept(const std::vector<int>& keep);
 
@@ -91,5 +96,9 @@ std::string findInPath(const std::string& name, const std::string& pathVariable)
 
 // Creates a pipe with O_CLOEXEC on both ends.
 void makePipe(int fds[2]);
+
+// Everything readable from fd until EOF (every writer of a pipe gone); a
+// read error ends it as EOF does.
+std::string readToEnd(int fd);
 
 }  // namespace sarus

@@ -296,17 +296,17 @@ std::string receiveLine(int connection, std::vector<FileDescriptor>& descriptors
 
 }  // namespace
 
+bool sameImageFile(const struct stat& a, const struct stat& b) {
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
+           a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
+}
+
 void serveKeptMounts(MountSource& source, FileDescriptor listener, const KeeperOptions& options) {
     Keeper(source, std::move(listener), options).serve();
 }
 
 void detachAsKeeper(const std::vector<int>& keep, const std::string& title) {
-    ::setsid();
-    int null = ::open("/dev/null", O_RDWR);
-    for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
-        ::dup2(null, fd);
-    }
-    closeDescriptorsExcept(keep);
+    detachFromCaller(keep);
     for (int s : {SIGINT, SIGHUP, SIGQUIT, SIGPIPE}) {
         ::signal(s, SIG_IGN);
     }

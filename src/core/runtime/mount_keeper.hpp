@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <vector>
 
@@ -28,6 +29,10 @@ struct KeeperPaths {
     std::filesystem::path socket() const { return directory / "keeper.sock"; }
     std::filesystem::path lock() const { return directory / "lock"; }
 };
+
+// Whether two stats are of the same image file, unchanged: a pull or load
+// that replaces an image writes a new file (a new inode).
+bool sameImageFile(const struct stat& a, const struct stat& b);
 
 class MountSource {
 public:

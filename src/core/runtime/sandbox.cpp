@@ -38,16 +38,6 @@ void sendStatus(int fd, const std::string& message) {
     }
 }
 
-std::string readAll(int fd) {
-    std::string text;
-    char buffer[4096];
-    ssize_t n;
-    while ((n = ::read(fd, buffer, sizeof buffer)) > 0) {
-        text.append(buffer, static_cast<std::size_t>(n));
-    }
-    return text;
-}
-
 std::string readOrEmpty(const std::string& path) {
     try {
         return readFile(path);
@@ -217,7 +207,7 @@ int superviseSandbox(pid_t sandbox, SandboxChannels& channels, const std::functi
     if (channels.go[1] >= 0) {
         ::close(channels.go[1]);
     }
-    auto failure = readAll(channels.status[0]);
+    auto failure = readToEnd(channels.status[0]);
     ::close(channels.status[0]);
     if (!failure.empty()) {
         throw Error(failure);
