@@ -28,6 +28,14 @@ chmod 755 "$SARUS_PREFIX"
 cmake --install "$repo/build" --prefix "$SARUS_SUID_PREFIX" >/dev/null
 "$SARUS_SUID_PREFIX/configure_installation.sh" --mode suid "$SARUS_SUID_PREFIX"
 
+# Whatever the run leaves in /tmp or /var/tmp fails it, except the image
+# caches and the per-user state directories that sarus, podman and the
+# tests keep on purpose.
+kept='^/(var/)?tmp/(sarus-[0-9]+|sarus-oci-[0-9]+|containers-user-[0-9]+|podman-run-[0-9]+|pytest-of-root|'\
+'sarus-build\.lock|sarus-(test|bench|quickstart)-images|sarus-test-debs)$'
+temp_entries() { find /tmp /var/tmp -mindepth 1 -maxdepth 1 | sort; }
+before=$(temp_entries)
+
 echo "=== unit tests"
 (cd "$repo/build" && ctest --output-on-failure)
 
@@ -44,4 +52,13 @@ echo "=== fuzzing the parsers root relies on (${SARUS_FUZZ_SECONDS:-30} s per ta
 # stopped at the end of the session. By hand: slurm_cluster.py start|stop.
 echo "=== integration tests"
 cd "$repo/tests/integration"
-/usr/bin/python3 -m pytest -p no:cacheprovider -q -rs "$@"
+status=0
+/usr/bin/python3 -m pytest -p no:cacheprovider -q -rs "$@" || status=$?
+
+left=$(comm -13 <(echo "$before") <(temp_entries) | grep -Ev "$kept" || true)
+if [[ -n $left ]]; then
+    echo "run_tests.sh: the run left these behind:" >&2
+    echo "$left" >&2
+    status=1
+fi
+exit $status

@@ -7,8 +7,19 @@
 #include <fstream>
 #include <unistd.h>
 
+namespace {
+
+// Config::load reads a file: one for every input, removed when the fuzzer exits.
+struct InputFile {
+    std::string path = "/tmp/sarus-fuzz-config-" + std::to_string(::getpid()) + ".json";
+    ~InputFile() { ::unlink(path.c_str()); }
+};
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    static const std::string file = "/tmp/sarus-fuzz-config-" + std::to_string(::getpid()) + ".json";
+    static const InputFile input;
+    const auto& file = input.path;
     {
         std::ofstream out(file, std::ios::trunc | std::ios::binary);
         out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));

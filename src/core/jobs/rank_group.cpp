@@ -62,7 +62,20 @@ std::string processStartTime(pid_t pid) {
     return field;
 }
 
-// A directory only the caller can use: lstat, so no one else's link is followed.
+// The caller's directory of groups and the group's own, both only the
+// caller's (lstat: no one else's link is followed). The last group to end
+// removes them, so they may go between the two steps: then again.
+void ensureGroupDirectory(const fs::path& groupDir) {
+    for (;;) {
+        ensurePrivateDirectory(groupDir.parent_path(), purpose);
+        if (::mkdir(groupDir.c_str(), 0700) != 0 && errno == ENOENT) {
+            continue;
+        }
+        ensurePrivateDirectory(groupDir, purpose);
+        return;
+    }
+}
+
 // The group's lock, held for every decision. Whoever removes the lock file
 // (and the directory, when no generation leads) holds it; an opener checks
 // that what it locked is still the file there, and makes the directory again
@@ -72,7 +85,7 @@ FileDescriptor lockGroup(const fs::path& groupDir) {
     for (;;) {
         FileDescriptor fd(::open(lockFile.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
         if (fd.get() < 0 && errno == ENOENT) {
-            ensurePrivateDirectory(groupDir, purpose);
+            ensureGroupDirectory(groupDir);
             continue;
         }
         if (fd.get() < 0) {
@@ -140,7 +153,9 @@ void retireGeneration(const fs::path& groupDir, const fs::path& generation) {
     fs::remove_all(generation, ignored);
     if (!leader && !fs::exists(groupDir / "leader.json")) {
         ::unlink((groupDir / "lock").c_str());
-        ::rmdir(groupDir.c_str());
+        if (::rmdir(groupDir.c_str()) == 0) {
+            ::rmdir(groupDir.parent_path().c_str());  // fails while another group is there
+        }
     }
 }
 
@@ -194,10 +209,8 @@ public:
                         const std::string& key)
         : spec_(spec), image_(image), backend_(backend),
           identity_(sharedContainerIdentity(spec, image)) {
-        auto userDir = config.tempDir() / ("sarus-ranks-" + std::to_string(::getuid()));
-        ensurePrivateDirectory(userDir, purpose);
-        groupDir_ = userDir / nameHash(key);
-        ensurePrivateDirectory(groupDir_, purpose);
+        groupDir_ = config.tempDir() / ("sarus-ranks-" + std::to_string(::getuid())) / nameHash(key);
+        ensureGroupDirectory(groupDir_);
     }
 
     int run() {
