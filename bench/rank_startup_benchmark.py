@@ -7,9 +7,14 @@ For N = 1, 2, 4, 8, 16 it times `mpiexec.mpich -n N true` (native) and
 `mpiexec.mpich -n N sarus run busybox true`, alternating the two run after
 run, and prints the medians, the ratio sarus/native, the cost of each rank
 beyond the first over native ((sarus(N) - sarus(1)) - (native(N) -
-native(1))) / (N - 1), and sarus(16)/sarus(1). Targets (issue "Parallel
-jobs"): a joining rank <= 10 ms over a native process start, 16 ranks
-<= 2x the time of one.
+native(1))) / (N - 1), and sarus(16)/sarus(1). Then, when the python+numpy
+image exists (bench/make_python_image.sh /var/tmp/sarus-bench-images), each
+rank of `mpiexec.mpich -n 4` times `python3 -c 'import numpy'` as a process
+of its own, on the host and in the ranks' shared container, alternated; it
+prints the median over all ranks and runs and the ratio to the host.
+Targets (issue "Parallel jobs"): a joining rank <= 10 ms over a native
+process start, 16 ranks <= 2x the time of one, `import numpy` in a rank
+<= 1.2x the host.
 
    sudo bench/rank_startup_benchmark.py [--prefix /opt/sarus-test] [--user sarustest] [--repeat 9]
 """
@@ -27,7 +32,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 IMAGES = "/var/tmp/sarus-test-images"
+BENCH_IMAGES = "/var/tmp/sarus-bench-images"
 COUNTS = [1, 2, 4, 8, 16]
+# Run by each rank: the time of a whole `python3 -c 'import numpy'` process.
+TIMED_IMPORT = ("import subprocess, sys, time; t = time.perf_counter(); "
+                "subprocess.run([sys.executable, '-c', 'import numpy'], check=True); "
+                "print(time.perf_counter() - t)")
 
 
 def as_user(user, argv):
@@ -36,11 +46,33 @@ def as_user(user, argv):
 
 def timed(argv, env):
     start = time.perf_counter()
-    r = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    r = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     elapsed = time.perf_counter() - start
     if r.returncode != 0:
         raise SystemExit(f"rank_startup_benchmark: {' '.join(argv)} failed:\n{r.stderr}")
-    return elapsed
+    return elapsed, r.stdout
+
+
+def numpy_in_ranks(user, sarus, env, ranks, repeat):
+    archive = f"{BENCH_IMAGES}/python-numpy.docker.tar"
+    if not os.path.exists(archive):
+        print(f"import numpy in a rank: {archive} missing (bench/make_python_image.sh {BENCH_IMAGES} builds it)")
+        return
+    subprocess.run(as_user(user, [sarus, "load", archive, "python"]), env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    launch = ["mpiexec.mpich", "-n", str(ranks)]
+    commands = {"host": as_user(user, launch + ["python3", "-c", TIMED_IMPORT]),
+                "sarus": as_user(user, launch + [sarus, "run", "load/library/python", "python3", "-c", TIMED_IMPORT])}
+    times = {name: [] for name in commands}
+    for argv in commands.values():  # warm-up
+        timed(argv, env)
+    for _ in range(repeat):
+        for name, argv in commands.items():
+            times[name] += [float(line) for line in timed(argv, env)[1].split()]
+    host, ours = statistics.median(times["host"]), statistics.median(times["sarus"])
+    print(f"import numpy in each rank of mpiexec.mpich -n {ranks} (python3 process, median of "
+          f"{len(times['sarus'])} rank runs): host {host * 1000:.0f} ms, shared container {ours * 1000:.0f} ms, "
+          f"{ours / host:.2f}x the host (target <= 1.2)")
 
 
 def main():
@@ -48,6 +80,7 @@ def main():
     parser.add_argument("--prefix", default="/opt/sarus-test")
     parser.add_argument("--user", default="sarustest")
     parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--numpy-ranks", type=int, default=4)
     args = parser.parse_args()
     user = pwd.getpwnam(args.user)
     sarus = os.path.join(args.prefix, "bin", "sarus")
@@ -80,7 +113,7 @@ def main():
             timed(argv, env)
         for _ in range(args.repeat):
             for key, argv in commands.items():
-                times[key].append(timed(argv, env))
+                times[key].append(timed(argv, env)[0])
         median = {key: statistics.median(values) for key, values in times.items()}
         print(f"ranks of one job step on one node: mpiexec.mpich -n N, median of {args.repeat} alternated runs, "
               f"as {args.user}, {os.cpu_count()} CPUs")
@@ -93,7 +126,9 @@ def main():
                 joining = f"{extra * 1000:.1f} ms"
             print(f"{n:>4}{native * 1000:>8.0f}ms{ours * 1000:>8.0f}ms{ours / native:>8.2f}{joining:>32}")
         ratio = median[("sarus", 16)] / median[("sarus", 1)]
-        print(f"sarus: 16 ranks / 1 rank {ratio:.2f} (target <= 2)")
+        print(f"sarus: 16 ranks / 1 rank {ratio:.2f} (target <= 2); native: "
+              f"{median[('native', 16)] / median[('native', 1)]:.2f}")
+        numpy_in_ranks(user, sarus, env, args.numpy_ranks, args.repeat)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
