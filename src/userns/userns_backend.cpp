@@ -90,6 +90,10 @@ SandboxPlan makePlan(const Config& config, const ContainerSpec& spec, const Stor
     return plan;
 }
 
+bool isNumber(const std::string& text) {
+    return !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+}
+
 // A Slurm step's processes are killed when it ends (proctrack/cgroup), a
 // keeper and its squashfuse_ll daemons with them: a keeper shared with
 // another step would take that step's containers' image along. Each step
@@ -98,10 +102,26 @@ std::string slurmStepScope() {
     auto env = environmentMap(currentEnvironment());
     auto job = valueOr(env, "SLURM_JOB_ID");
     auto step = valueOr(env, "SLURM_STEP_ID");
-    auto digits = [](const std::string& text) {
-        return !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
-    };
-    return digits(job) ? "-slurm" + job + (digits(step) ? "." + step : "") : "";
+    return isNumber(job) ? "-slurm" + job + (isNumber(step) ? "." + step : "") : "";
+}
+
+// `srun sarus run ...`: the step's task is this sarus (or the one leading
+// the container its ranks share, whose child this is), so the step starts
+// no other container on this node, and its keeper would end with it
+// unused: a keeper start is all it would add.
+bool isTheTaskOfASlurmStep() {
+    if (!isNumber(valueOr(environmentMap(currentEnvironment()), "SLURM_STEP_ID"))) {
+        return false;
+    }
+    pid_t ancestor = ::getppid();
+    for (int generation = 0; generation < 2; ++generation) {
+        auto status = readProcessStatus(ancestor);
+        if (!status || status->name != "sarus") {
+            return status && status->name == "slurmstepd";
+        }
+        ancestor = status->parent;
+    }
+    return false;
 }
 
 // The image keeper of this user on this node (tempDir may be shared
@@ -110,6 +130,10 @@ std::string slurmStepScope() {
 std::optional<KeptImage> keepImage(const Config& config, const SandboxPlan& plan, const IdMappingTools& tools) {
     auto idleTime = config.json().value("imageMountIdleTime", 60);
     if (idleTime <= 0) {
+        return std::nullopt;
+    }
+    if (isTheTaskOfASlurmStep()) {
+        log::verbose("image mounted for this container alone: it is the only one of its Slurm step here");
         return std::nullopt;
     }
     utsname host{};

@@ -186,6 +186,32 @@ def test_srun_tasks_of_a_node_share_one_container(slurm_cluster, cluster_sarus, 
     assert_no_leftovers(slurm_cluster, user)
 
 
+@pytest.mark.parametrize("user", TEST_USERS)
+def test_a_step_whose_task_is_sarus_mounts_its_image_without_a_keeper(slurm_cluster, cluster_sarus, user):
+    """userns: a step's keeper ends with the step. When its task is sarus
+    itself, the step starts no other container on the node, so the image is
+    mounted for that container alone; a task that runs sarus twice keeps it."""
+    s = cluster_sarus[("userns", user)]
+    # short: with the cluster's proctrack/linuxproc, a keeper outlives its step until idle
+    s.config["imageMountIdleTime"] = 2
+    s.write_config()
+    try:
+        alone = slurm_cluster.srun(user, "-N3", "-n6", "--ntasks-per-node=2", "sarus", "--debug", "run", BUSYBOX,
+                                   "true", sarus=s)
+        assert alone.returncode == 0, failure(alone)
+        assert alone.stderr.count("image mounted for this container alone") == 3, failure(alone)
+        assert "starting the image keeper" not in alone.stderr, failure(alone)
+        twice = f"sarus --debug run {BUSYBOX} true && sarus --debug run {BUSYBOX} true"
+        kept = slurm_cluster.srun(user, "-N1", "sh", "-c", twice, sarus=s)
+        assert kept.returncode == 0, failure(kept)
+        assert kept.stderr.count("starting the image keeper") == 1, failure(kept)
+        assert "for this container alone" not in kept.stderr, failure(kept)
+    finally:
+        s.config["imageMountIdleTime"] = 0
+        s.write_config()
+    assert_no_leftovers(slurm_cluster, user)
+
+
 # --- MPI: Debian's MPICH speaks PMI-2, Debian's Open MPI 4.1 PMIx only ------------
 
 MPI_HELLO = r"""

@@ -8,7 +8,11 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <cstdlib>
 #include <dirent.h>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
@@ -100,6 +104,30 @@ std::string readToEnd(int fd) {
         }
         text.append(buffer, static_cast<std::size_t>(n));
     }
+}
+
+std::optional<ProcessStatus> readProcessStatus(pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    // "PID (NAME) STATE PPID ...": NAME may hold anything, so fields count from the last ')'.
+    auto open = content.find('(');
+    auto close = content.rfind(')');
+    if (open == std::string::npos || close == std::string::npos || close < open) {
+        return std::nullopt;
+    }
+    ProcessStatus status;
+    status.name = content.substr(open + 1, close - open - 1);
+    std::istringstream fields(content.substr(close + 1));
+    std::string field;
+    for (int i = 3; i <= 22 && fields >> field; ++i) {
+        if (i == 4) {
+            status.parent = static_cast<pid_t>(std::strtol(field.c_str(), nullptr, 10));
+        } else if (i == 22) {
+            status.startTime = field;
+            return status;
+        }
+    }
+    return std::nullopt;
 }
 
 void detachFromCaller(const std::vector<int>& keep) {

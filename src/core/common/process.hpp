@@ -101,4 +101,13 @@ void makePipe(int fds[2]);
 // read error ends it as EOF does.
 std::string readToEnd(int fd);
 
+// From /proc/PID/stat: a process's name (comm), its parent, and its start
+// time in clock ticks after boot, which with the pid names it for good.
+struct ProcessStatus {
+    std::string name;
+    pid_t parent = 0;
+    std::string startTime;
+};
+std::optional<ProcessStatus> readProcessStatus(pid_t pid);
+
 }  // namespace sarus

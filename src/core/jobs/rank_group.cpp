@@ -47,19 +47,10 @@ fs::path installedAgent() {
     return Config::installPrefix() / "libexec" / "sarus" / "sarus-rank-agent";
 }
 
-// Field 22 of /proc/PID/stat: with the pid, names one process for good.
+// With the pid, names one process for good.
 std::string processStartTime(pid_t pid) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    auto end = content.rfind(')');
-    if (end == std::string::npos) {
-        return "";
-    }
-    std::istringstream fields(content.substr(end + 2));
-    std::string field;
-    for (int i = 3; i <= 22 && fields >> field; ++i) {
-    }
-    return field;
+    auto status = readProcessStatus(pid);
+    return status ? status->startTime : "";
 }
 
 // The caller's directory of groups and the group's own, both only the
