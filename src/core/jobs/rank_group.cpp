@@ -150,11 +150,26 @@ void retireGeneration(const fs::path& groupDir, const fs::path& generation) {
     }
 }
 
-// SIGTERM to this process when the leader ends, from a watcher process of
-// its own: not PR_SET_PDEATHSIG, which a SUID sarus's change of effective
-// ids clears, and not a thread, which would be copied into the middle of
-// whatever it holds when the backend forks.
+bool changesIds() {
+    uid_t ruid, euid, suid;
+    gid_t rgid, egid, sgid;
+    ::getresuid(&ruid, &euid, &suid);
+    ::getresgid(&rgid, &egid, &sgid);
+    return ruid != euid || ruid != suid || rgid != egid || rgid != sgid;
+}
+
+// SIGTERM to this process when the leader ends. PR_SET_PDEATHSIG where it
+// holds; a SUID sarus's change of effective ids clears it, so there a
+// watcher process of its own does it (not a thread, which would be copied
+// into the middle of whatever it holds when the backend forks).
 void terminateWhenLeaderEnds(pid_t leader) {
+    if (!changesIds()) {
+        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (::getppid() != leader) {
+            ::kill(::getpid(), SIGTERM);
+        }
+        return;
+    }
     pid_t container = ::getpid();
     pid_t watcher = ::fork();
     if (watcher != 0) {
