@@ -97,6 +97,7 @@ int SuidBackend::run(const ContainerSpec& spec, const StoredImage& image) {
     RootScope root;
     Supervision supervision;
     supervision.watchTerminal = spec.tty;
+    supervision.endWithProcessFd = spec.endWithProcessFd;
     // Closing the go pipe tells the supervisor that sarus is gone: it kills
     // the container and cleans up.
     supervision.endNow = [&] {

@@ -186,6 +186,7 @@ int UsernsBackend::run(const ContainerSpec& spec, const StoredImage& image) {
     }
     Supervision supervision;
     supervision.watchTerminal = spec.tty;
+    supervision.endWithProcessFd = spec.endWithProcessFd;
     // The sandbox is PID 1 of the container's PID namespace: its end is the end of everything in it.
     supervision.endNow = [sandbox] { ::kill(sandbox, SIGKILL); };
     return superviseSandbox(

@@ -22,8 +22,6 @@
 #include <fstream>
 #include <sstream>
 #include <sys/file.h>
-#include <poll.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -150,49 +148,12 @@ void retireGeneration(const fs::path& groupDir, const fs::path& generation) {
     }
 }
 
-bool changesIds() {
-    uid_t ruid, euid, suid;
-    gid_t rgid, egid, sgid;
-    ::getresuid(&ruid, &euid, &suid);
-    ::getresgid(&rgid, &egid, &sgid);
-    return ruid != euid || ruid != suid || rgid != egid || rgid != sgid;
-}
-
-// SIGTERM to this process when the leader ends. PR_SET_PDEATHSIG where it
-// holds; a SUID sarus's change of effective ids clears it, so there a
-// watcher process of its own does it (not a thread, which would be copied
-// into the middle of whatever it holds when the backend forks).
-void terminateWhenLeaderEnds(pid_t leader) {
-    if (!changesIds()) {
-        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (::getppid() != leader) {
-            ::kill(::getpid(), SIGTERM);
-        }
-        return;
-    }
-    pid_t container = ::getpid();
-    pid_t watcher = ::fork();
-    if (watcher != 0) {
-        return;
-    }
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // and it goes with the container
-    ::setresuid(::getuid(), ::getuid(), ::getuid());
-    int leaderFd = static_cast<int>(::syscall(SYS_pidfd_open, leader, 0));
-    if (::getppid() == container && leaderFd >= 0) {
-        pollfd ended{leaderFd, POLLIN, 0};
-        while (::poll(&ended, 1, -1) < 0 && errno == EINTR) {
-        }
-    }
-    ::kill(container, SIGTERM);
-    ::_exit(0);
-}
-
 // The leader's second process: the container itself, run as any container
-// is, with the agent as its process. When the leader dies it gets SIGTERM,
-// which ends the container as it ends any, and then cleans up. Never returns.
+// is, with the agent as its process. It ends when the leader ends
+// (spec.endWithProcessFd), as any container ends with its sarus, and then
+// cleans up. Never returns.
 [[noreturn]] void runContainerOfGroup(Backend& backend, ContainerSpec spec, const StoredImage& image,
-                                      const fs::path& groupDir, const fs::path& generation, pid_t leader) {
-    terminateWhenLeaderEnds(leader);
+                                      const fs::path& groupDir, const fs::path& generation) {
     ::setpgid(0, 0);  // a terminal's ^C is for the ranks, which their sarus forward
     int code = 1;
     try {
@@ -273,10 +234,15 @@ private:
                             0600, Durability::untilReboot);
         log::debug("shared container: leading " + generation.string());
 
+        // Opened here: a pid the container process looked up later could be another's by then.
+        FileDescriptor leaderEnds(static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0)));
+        if (leaderEnds.get() < 0) {
+            throw systemError("cannot watch this rank's own process", errno);
+        }
         auto containerSpec = agentContainerSpec(listener.get());
+        containerSpec.endWithProcessFd = leaderEnds.get();
         std::fflush(stdout);
         std::fflush(stderr);
-        pid_t self = ::getpid();
         pid_t container = ::fork();
         if (container < 0) {
             throw systemError("cannot start the shared container", errno);
@@ -284,8 +250,9 @@ private:
         if (container == 0) {
             lock = FileDescriptor();
             members = FileDescriptor();
-            runContainerOfGroup(backend_, containerSpec, image_, groupDir_, generation, self);
+            runContainerOfGroup(backend_, containerSpec, image_, groupDir_, generation);
         }
+        leaderEnds = FileDescriptor();
         listener = FileDescriptor();  // the container's now: its end closes the socket
         lock = FileDescriptor();
 

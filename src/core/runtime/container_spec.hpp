@@ -36,6 +36,7 @@ struct ContainerSpec {
     std::string name;
     Identity identity;
     std::vector<int> passFds;  // caller's descriptors the container gets as 3, 4, ... (PMI_FD)
+    int endWithProcessFd = -1;  // a pidfd: the container ends when that process does
     SecurityProfiles security;
 };
 

@@ -152,25 +152,35 @@ bool waitUntilExited(int pidfd, int timeoutMs) {
     }
 }
 
-// Waits for the sandbox; with -t, a hang-up of the terminal (a closed ssh
+// Waits for the sandbox. With -t, a hang-up of the terminal (a closed ssh
 // session, a killed terminal window) ends the container: SIGHUP first, then
 // endNow. A container's PID 1 ignores SIGHUP unless it handles it, and the
-// runtime would copy from a dead terminal forever.
-void waitWatchingTerminal(pid_t sandbox, const Supervision& supervision) {
+// runtime would copy from a dead terminal forever. With endWithProcessFd,
+// the end of that process ends the container at once.
+void waitWatching(pid_t sandbox, const Supervision& supervision) {
     FileDescriptor pidfd(static_cast<int>(::syscall(SYS_pidfd_open, sandbox, 0)));
     if (pidfd.get() < 0) {
         return;
     }
     for (;;) {
-        struct pollfd watched[2] = {{pidfd.get(), POLLIN, 0}, {STDIN_FILENO, 0, 0}};
-        int n = ::poll(watched, 2, -1);
+        struct pollfd watched[3] = {{pidfd.get(), POLLIN, 0},
+                                    {supervision.endWithProcessFd, POLLIN, 0},
+                                    {supervision.watchTerminal ? STDIN_FILENO : -1, 0, 0}};
+        int n = ::poll(watched, 3, -1);
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n < 0 || (watched[0].revents & POLLIN)) {
             return;
         }
-        if (watched[1].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+        if (watched[1].revents & POLLIN) {
+            log::debug("the process the container ends with has ended: ending the container");
+            if (supervision.endNow) {
+                supervision.endNow();
+            }
+            return;
+        }
+        if (watched[2].revents & (POLLHUP | POLLERR | POLLNVAL)) {
             log::debug("the terminal hung up: ending the container");
             ::kill(sandbox, SIGHUP);
             if (!waitUntilExited(pidfd.get(), 1000) && supervision.endNow) {
@@ -199,8 +209,8 @@ int superviseSandbox(pid_t sandbox, SandboxChannels& channels, const std::functi
         throw systemError("cannot start the container sandbox", errno);
     }
     // go[1] stays open while we live: the sandbox sees it close if we die.
-    if (supervision.watchTerminal) {
-        waitWatchingTerminal(sandbox, supervision);
+    if (supervision.watchTerminal || supervision.endWithProcessFd >= 0) {
+        waitWatching(sandbox, supervision);
     }
     int code = waitForExit(sandbox);
     log::debug("sandbox gone: its mounts and helpers with it");

@@ -45,6 +45,9 @@ struct Supervision {
     // -t: when the terminal hangs up, the container gets SIGHUP, and is
     // ended by endNow if it is still there a second later.
     bool watchTerminal = false;
+    // When >= 0, a pidfd: when that process ends, so does the container
+    // (endNow), as when sarus itself is killed.
+    int endWithProcessFd = -1;
     std::function<void()> endNow;
 };
 
