@@ -45,6 +45,17 @@ def test_help_of_a_command(sarus, command):
     assert sarus.ok(command, "--help").stdout == a
 
 
+@pytest.mark.parametrize("command, usage, description", [
+    ("rmi", "sarus rmi REPOSITORY[:TAG]", "Remove an image"),
+    ("run", "sarus run [OPTIONS] REPOSITORY[:TAG] [COMMAND] [ARG...]", "Run a command in a new container"),
+])
+def test_help_has_sarus_layout_with_the_note_in_the_usage(sarus, command, usage, description):
+    # Sarus's HelpMessage: "Usage: " USAGE (whose note follows a blank line), blank, description, blank, options
+    note = 'Note: REPOSITORY[:TAG] has to be specified as\n      displayed by the "sarus images" command.'
+    out = sarus.ok("help", command).stdout
+    assert out.startswith(f"Usage: {usage}\n\n{note}\n\n{description}\n\nOptions:\n"), out
+
+
 def test_run_help_shows_sarus_options(sarus):
     out = sarus.ok("help", "run").stdout
     assert out.startswith("Usage: sarus run [OPTIONS] REPOSITORY[:TAG] [COMMAND] [ARG...]\n")

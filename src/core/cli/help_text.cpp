@@ -113,7 +113,7 @@ std::string commandHelp(const CommandDescription& command, const CLI::App& parse
     std::ostringstream out;
     out << "Usage: " << command.usage << "\n";
     if (!command.note.empty()) {
-        out << command.note << "\n";
+        out << "\n" << command.note << "\n";  // part of the usage in Sarus's layout
     }
     out << "\n" << command.description << "\n";
     std::vector<std::pair<std::string, std::string>> rows;
