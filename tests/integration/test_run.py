@@ -47,6 +47,9 @@ def test_command_output(images):
 def test_options_after_the_image_belong_to_the_container(images):
     r = images.ok("run", BUSYBOX, "echo", "--verbose", "-t", "--mount")
     assert r.stdout == "--verbose -t --mount\n"
+    # an empty `--option=` is sarus' own only before the image
+    r = images.ok("run", "--entrypoint=", "-e", "--env=X", BUSYBOX, "echo", "--mpi-type=", "--env=", "-w")
+    assert r.stdout == "--mpi-type= --env= -w\n"
 
 
 @pytest.mark.parametrize("script, code", [("exit 0", 0), ("exit 3", 3)])

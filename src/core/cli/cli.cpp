@@ -145,6 +145,39 @@ std::size_t indexOf(const std::vector<std::string>& args, const std::string& val
     return static_cast<std::size_t>(std::find(args.begin(), args.end(), value) - args.begin());
 }
 
+bool takesValue(const CLI::App& app, const std::string& name) {
+    const auto* option = app.get_option_no_throw(name);
+    return option != nullptr && option->get_type_size() != 0 && option->get_expected_max() != 0;
+}
+
+// `--mpi-type=` names an empty value, as for Sarus (boost's parser), but
+// CLI11 reads it as a missing one and takes the next argument instead (the
+// image): it becomes `--mpi-type ""`. Only the options before the first
+// positional argument: what follows the image is the container's command.
+std::vector<std::string> withEmptyValuesExplicit(const CLI::App& app, const std::vector<std::string>& args) {
+    std::vector<std::string> out;
+    std::size_t i = 0;
+    for (; i < args.size(); ++i) {
+        const auto& arg = args[i];
+        if (arg == "--" || arg.size() < 2 || arg[0] != '-') {
+            break;
+        }
+        auto equals = arg.find('=');
+        auto name = arg.substr(0, equals);
+        if (equals == arg.size() - 1 && arg.compare(0, 2, "--") == 0 && takesValue(app, name)) {
+            out.push_back(name);
+            out.emplace_back();
+            continue;
+        }
+        out.push_back(arg);
+        if (equals == std::string::npos && takesValue(app, name) && i + 1 < args.size()) {
+            out.push_back(args[++i]);  // its value, whatever it looks like
+        }
+    }
+    out.insert(out.end(), args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
+    return out;
+}
+
 // Parses a command's arguments with CLI11 and turns what it cannot use into
 // Sarus's messages. Returns false when the command's help was asked for.
 bool parseCommand(CLI::App& app, const std::string& command, const std::vector<std::string>& args) {
@@ -258,7 +291,7 @@ int runCommand(const std::string& name, const std::vector<std::string>& args, Pa
         } else {
             refuseArguments(name, args);
         }
-    } else if (!parseCommand(app, name, args)) {
+    } else if (!parseCommand(app, name, withEmptyValuesExplicit(app, args))) {
         std::printf("%s", commandHelp(description, app).c_str());
         return 0;
     }
@@ -312,6 +345,9 @@ int runCommand(const std::string& name, const std::vector<std::string>& args, Pa
         }
         if (app.count("--mpi-type") > 0 && options.mpiType.empty()) {
             throw usageError("Empty value provided for --mpi-type option", "run");
+        }
+        if (app.count("--workdir") > 0 && options.workdir.empty()) {
+            throw usageError("The working directory '' is invalid, it needs to be an absolute path.", "run");
         }
         validateRunOptions(options);
         auto config = loadConfig();
