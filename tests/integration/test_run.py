@@ -324,6 +324,19 @@ def test_device_is_available(images):
     assert r.returncode == 1 and "is not a device file" in r.stderr
 
 
+def test_site_devices_are_there_and_a_users_request_for_one_is_skipped(images):
+    images.config["siteDevices"] = [{"source": "/dev/fuse", "destination": "/dev/sitefuse", "access": "rw"}]
+    images.write_config()
+    r = images.ok("run", BUSYBOX, "ls", "-l", "/dev/sitefuse")
+    assert r.stdout.startswith("c")
+    # as in Sarus: the administrator's device wins, with a warning
+    r = images.ok("run", "--device", "/dev/fuse:/dev/myfuse:r", BUSYBOX, "sh", "-c",
+                  "ls /dev/sitefuse; ls /dev/myfuse 2>/dev/null || echo no-myfuse")
+    assert r.stdout == "/dev/sitefuse\nno-myfuse\n"
+    assert ("Device /dev/fuse already added by the system administrator at container path /dev/sitefuse "
+            "with access rw. Skipping request from the command line") in r.stderr
+
+
 def test_fuse_overlayfs_can_be_forced(userns_sarus, test_images):
     images = userns_sarus
     images.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")

@@ -2,6 +2,7 @@
 
 #include "config/config.hpp"
 #include "common/error.hpp"
+#include "common/log.hpp"
 
 #include <algorithm>
 #include <set>
@@ -330,8 +331,17 @@ ContainerSpec buildContainerSpec(const Config& config, const ImageMetadata& imag
         spec.userMounts.push_back(mount);
     }
     spec.devices = siteDevices(config.json());
+    auto sites = spec.devices.size();
     for (const auto& text : options.devices) {
-        spec.devices.push_back(parseDevice(text));
+        auto device = parseDevice(text);
+        auto site = std::find_if(spec.devices.begin(), spec.devices.begin() + static_cast<std::ptrdiff_t>(sites),
+                                 [&](const DeviceMount& d) { return d.source == device.source; });
+        if (site != spec.devices.begin() + static_cast<std::ptrdiff_t>(sites)) {
+            log::warn("Device " + device.source + " already added by the system administrator at container path " +
+                      site->destination + " with access " + site->access + ". Skipping request from the command line");
+            continue;
+        }
+        spec.devices.push_back(device);
     }
     spec.tty = options.tty;
     spec.init = options.init;
