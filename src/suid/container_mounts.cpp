@@ -64,7 +64,7 @@ std::string ContainerMounts::attach(int tree, const BindMount& mount, const std:
     auto target = root_.ensureMountPoint(mount.destination, isDirectory(tree), policy_);
     auto resolved = root_.containerPathOf(target.get());
     if (rules != nullptr && !mount.launcher) {
-        checkUserMountDestination(resolved, *rules);
+        checkUserMountDestination(resolved, *rules, mount.request);
     }
     checkNotRuntimeMountPoint(resolved, what + " (destination " + mount.destination + ")");
     setMountTreeAttributes(tree, noSuidNoDev | (mount.readonly ? MOUNT_ATTR_RDONLY : 0), what);

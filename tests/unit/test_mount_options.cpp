@@ -79,15 +79,14 @@ TEST(ParseMount, OrderOfOptionsDoesNotMatter) {
     EXPECT_TRUE(m.readonly);
 }
 
-TEST(ParseMount, RoAliasAndTrueValues) {
-    EXPECT_TRUE(sarus::parseMount("type=bind,src=/s,dst=/d,ro").readonly);
+TEST(ParseMount, ReadonlyWhateverItsValueAsInSarus) {
     EXPECT_TRUE(sarus::parseMount("type=bind,src=/s,dst=/d,readonly=true").readonly);
-    EXPECT_TRUE(sarus::parseMount("type=bind,src=/s,dst=/d,ro=1").readonly);
+    EXPECT_TRUE(sarus::parseMount("type=bind,src=/s,dst=/d,readonly=no").readonly);
 }
 
-TEST(ParseMount, ReadonlyWithOtherValueIsAnError) {
-    EXPECT_EQ(mountError("type=bind,src=/s,dst=/d,readonly=no"),
-              "Invalid mount request 'type=bind,src=/s,dst=/d,readonly=no': 'readonly' takes no value");
+TEST(ParseMount, RoIsNotAnOptionOfSarus) {
+    EXPECT_EQ(mountError("type=bind,src=/s,dst=/d,ro"),
+              "Invalid mount request 'type=bind,src=/s,dst=/d,ro': 'ro' is not a valid bind mount option");
 }
 
 TEST(ParseMount, DestinationIsNormalisedSourceIsNot) {
@@ -96,26 +95,24 @@ TEST(ParseMount, DestinationIsNormalisedSourceIsNot) {
     EXPECT_EQ(m.destination, "/d/e/f");
 }
 
-TEST(ParseMount, LastValueWins) {
-    auto m = sarus::parseMount("type=bind,src=/a,source=/b,dst=/c,target=/d");
-    EXPECT_EQ(m.source, "/b");
-    EXPECT_EQ(m.destination, "/d");
+TEST(ParseMount, TwoNamesOfTheSourceOrDestinationAreRefused) {
+    EXPECT_EQ(mountError("type=bind,src=/a,source=/b,dst=/c"),
+              "Invalid mount request 'type=bind,src=/a,source=/b,dst=/c': multiple formats used to specify mount "
+              "source. Use either 'source' or 'src'.");
+    EXPECT_EQ(mountError("type=bind,src=/a,dst=/c,target=/d"),
+              "Invalid mount request 'type=bind,src=/a,dst=/c,target=/d': multiple formats used to specify mount "
+              "destination. Use one of 'destination', 'dst' or 'target'.");
 }
 
-TEST(ParseMount, AcceptedBindPropagation) {
-    auto m = sarus::parseMount("type=bind,src=/s,dst=/d,bind-propagation=rslave");
-    EXPECT_EQ(m.destination, "/d");
-}
-
-TEST(ParseMount, UnsupportedBindPropagation) {
-    EXPECT_EQ(mountError("type=bind,src=/s,dst=/d,bind-propagation=shared"),
-              "Invalid mount request 'type=bind,src=/s,dst=/d,bind-propagation=shared': "
-              "unsupported bind-propagation 'shared'");
+TEST(ParseMount, BindPropagationIsNotAnOptionOfSarus17) {
+    EXPECT_EQ(mountError("type=bind,src=/s,dst=/d,bind-propagation=rslave"),
+              "Invalid mount request 'type=bind,src=/s,dst=/d,bind-propagation=rslave': "
+              "'bind-propagation' is not a valid bind mount option");
 }
 
 TEST(ParseMount, UnknownOptionIsNamed) {
     EXPECT_EQ(mountError("type=bind,src=/s,dst=/d,size=10"),
-              "Invalid mount request 'type=bind,src=/s,dst=/d,size=10': unknown option 'size'");
+              "Invalid mount request 'type=bind,src=/s,dst=/d,size=10': 'size' is not a valid bind mount option");
 }
 
 TEST(ParseMount, MissingType) {
@@ -129,32 +126,32 @@ TEST(ParseMount, EmptyTextReportsMissingType) {
 
 TEST(ParseMount, UnsupportedType) {
     EXPECT_EQ(mountError("type=volume,src=/s,dst=/d"),
-              "Invalid mount request 'type=volume,src=/s,dst=/d': unsupported type 'volume' "
-              "(only type=bind is supported)");
+              "Invalid mount request 'type=volume,src=/s,dst=/d': 'volume' is not a valid mount type");
 }
 
 TEST(ParseMount, MissingSource) {
-    EXPECT_EQ(mountError("type=bind,dst=/d"), "Invalid mount request 'type=bind,dst=/d': missing 'source' (or 'src')");
+    EXPECT_EQ(mountError("type=bind,dst=/d"),
+              "Invalid mount request 'type=bind,dst=/d': no source specified. Use either 'source' or 'src'.");
 }
 
-TEST(ParseMount, EmptySourceCountsAsMissing) {
-    EXPECT_EQ(mountError("type=bind,src=,dst=/d"),
-              "Invalid mount request 'type=bind,src=,dst=/d': missing 'source' (or 'src')");
+TEST(ParseMount, EmptySource) {
+    EXPECT_EQ(mountError("type=bind,src=,dst=/d"), "Invalid mount request 'type=bind,src=,dst=/d': source is empty");
 }
 
 TEST(ParseMount, MissingDestination) {
     EXPECT_EQ(mountError("type=bind,src=/s"),
-              "Invalid mount request 'type=bind,src=/s': missing 'destination' (or 'dst', 'target')");
+              "Invalid mount request 'type=bind,src=/s': no destination specified. "
+              "Use either 'destination', 'dst' or 'target'.");
 }
 
 TEST(ParseMount, RelativeSource) {
     EXPECT_EQ(mountError("type=bind,src=data,dst=/d"),
-              "Invalid mount request 'type=bind,src=data,dst=/d': source 'data' is not an absolute path");
+              "Invalid mount request 'type=bind,src=data,dst=/d': source must be an absolute path");
 }
 
 TEST(ParseMount, RelativeDestination) {
     EXPECT_EQ(mountError("type=bind,src=/s,dst=d"),
-              "Invalid mount request 'type=bind,src=/s,dst=d': destination 'd' is not an absolute path");
+              "Invalid mount request 'type=bind,src=/s,dst=d': destination must be an absolute path");
 }
 
 TEST(ParseMount, DestinationRootIsRefused) {
@@ -169,7 +166,7 @@ TEST(ParseMount, DestinationNormalisingToRootIsRefused) {
 
 TEST(ParseMount, TrailingCommaIsAnEmptyUnknownOption) {
     EXPECT_EQ(mountError("type=bind,src=/s,dst=/d,"),
-              "Invalid mount request 'type=bind,src=/s,dst=/d,': unknown option ''");
+              "Invalid mount request 'type=bind,src=/s,dst=/d,': '' is not a valid bind mount option");
 }
 
 // ---------------------------------------------------------------- parseDevice
@@ -255,39 +252,37 @@ TEST(ParseDevice, EmptyParts) {
 // ---------------------------------------------------------------- checkUserMountDestination
 
 TEST(CheckUserMountDestination, NoRulesAllowsEverything) {
-    EXPECT_NO_THROW(sarus::checkUserMountDestination("/etc/passwd", {}));
+    EXPECT_NO_THROW(sarus::checkUserMountDestination("/etc/passwd", {}, "r"));
 }
 
 TEST(CheckUserMountDestination, NotAllowedPathIsExact) {
     sarus::UserMountRestrictions rules;
     rules.notAllowedPaths = {"/opt/"};
-    EXPECT_EQ(errorOf([&] { sarus::checkUserMountDestination("/opt", rules); }),
-              "mount destination '/opt' is not allowed (userMounts.notAllowedPaths in sarus.json)");
-    EXPECT_NO_THROW(sarus::checkUserMountDestination("/opt/app", rules));
+    EXPECT_EQ(errorOf([&] { sarus::checkUserMountDestination("/opt", rules, "type=bind,src=/s,dst=/opt"); }),
+              "Invalid mount request 'type=bind,src=/s,dst=/opt': '/opt' is not allowed as mount destination");
+    EXPECT_NO_THROW(sarus::checkUserMountDestination("/opt/app", rules, "r"));
 }
 
 TEST(CheckUserMountDestination, PrefixBlocksThePathAndEverythingBelow) {
     sarus::UserMountRestrictions rules;
     rules.notAllowedPrefixesOfPath = {"/etc"};
-    EXPECT_THROW(sarus::checkUserMountDestination("/etc", rules), sarus::Error);
-    EXPECT_EQ(errorOf([&] { sarus::checkUserMountDestination("/etc/ssh/keys", rules); }),
-              "mount destination '/etc/ssh/keys' is not allowed: it is under '/etc' "
-              "(userMounts.notAllowedPrefixesOfPath in sarus.json)");
+    EXPECT_THROW(sarus::checkUserMountDestination("/etc", rules, "r"), sarus::Error);
+    EXPECT_EQ(errorOf([&] { sarus::checkUserMountDestination("/etc/ssh/keys", rules, "r"); }),
+              "Invalid mount request 'r': destination cannot be a subdirectory of '/etc'");
 }
 
 TEST(CheckUserMountDestination, PrefixMatchesWholeComponentsOnly) {
     sarus::UserMountRestrictions rules;
     rules.notAllowedPrefixesOfPath = {"/etc", "/opt/sarus/"};
-    EXPECT_NO_THROW(sarus::checkUserMountDestination("/etcetera", rules));
-    EXPECT_NO_THROW(sarus::checkUserMountDestination("/opt/sarusx", rules));
-    EXPECT_THROW(sarus::checkUserMountDestination("/opt/sarus/bin", rules), sarus::Error);
-    EXPECT_NO_THROW(sarus::checkUserMountDestination("/opt", rules));
+    EXPECT_NO_THROW(sarus::checkUserMountDestination("/etcetera", rules, "r"));
+    EXPECT_NO_THROW(sarus::checkUserMountDestination("/opt/sarusx", rules, "r"));
+    EXPECT_THROW(sarus::checkUserMountDestination("/opt/sarus/bin", rules, "r"), sarus::Error);
+    EXPECT_NO_THROW(sarus::checkUserMountDestination("/opt", rules, "r"));
 }
 
 TEST(CheckUserMountDestination, RootPrefixBlocksEverything) {
     sarus::UserMountRestrictions rules;
     rules.notAllowedPrefixesOfPath = {"/"};
-    EXPECT_EQ(errorOf([&] { sarus::checkUserMountDestination("/data", rules); }),
-              "mount destination '/data' is not allowed: it is under '/' "
-              "(userMounts.notAllowedPrefixesOfPath in sarus.json)");
+    EXPECT_EQ(errorOf([&] { sarus::checkUserMountDestination("/data", rules, "r"); }),
+              "Invalid mount request 'r': destination cannot be a subdirectory of '/'");
 }

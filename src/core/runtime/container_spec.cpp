@@ -327,7 +327,7 @@ ContainerSpec buildContainerSpec(const Config& config, const ImageMetadata& imag
     auto rules = userMountRestrictions(config.json());
     for (const auto& text : options.mounts) {
         auto mount = parseMount(text);
-        checkUserMountDestination(mount.destination, rules);
+        checkUserMountDestination(mount.destination, rules, text);
         spec.userMounts.push_back(mount);
     }
     spec.devices = siteDevices(config.json());

@@ -92,56 +92,78 @@ std::string normalizeAbsolutePath(const std::string& path) {
     return result.empty() ? "/" : result;
 }
 
-BindMount parseMount(const std::string& text) {
-    BindMount mount;
-    std::string type;
-    bool haveType = false;
-    auto items = split(text, ',');
-    if (std::none_of(items.begin(), items.end(), [](const std::string& item) { return item.rfind("type=", 0) == 0; })) {
-        throw badMount(text, "'type' must be specified");  // Sarus's first complaint
-    }
+namespace {
+
+using MountRequest = std::vector<std::pair<std::string, std::string>>;
+
+MountRequest keyValuePairs(const std::string& text) {
+    MountRequest request;
     for (const auto& item : split(text, ',')) {
         auto eq = item.find('=');
-        auto key = item.substr(0, eq);
-        auto value = eq == std::string::npos ? std::string() : item.substr(eq + 1);
-        if (key == "type") {
-            type = value;
-            haveType = true;
-        } else if (key == "src" || key == "source") {
-            mount.source = value;
-        } else if (key == "dst" || key == "destination" || key == "target") {
-            mount.destination = value;
-        } else if (key == "readonly" || key == "ro") {
-            if (eq != std::string::npos && value != "true" && value != "1") {
-                throw badMount(text, "'readonly' takes no value");
-            }
-            mount.readonly = true;
-        } else if (key == "bind-propagation") {
-            if (value != "rprivate" && value != "private" && value != "rslave" && value != "slave" &&
-                value != "recursive") {
-                throw badMount(text, "unsupported bind-propagation '" + value + "'");
-            }
-        } else {
-            throw badMount(text, "unknown option '" + key + "'");
+        request.emplace_back(item.substr(0, eq), eq == std::string::npos ? std::string() : item.substr(eq + 1));
+    }
+    return request;
+}
+
+std::size_t countKeys(const MountRequest& request, std::initializer_list<const char*> keys) {
+    return static_cast<std::size_t>(std::count_if(request.begin(), request.end(), [&](const auto& item) {
+        return std::any_of(keys.begin(), keys.end(), [&](const char* key) { return item.first == key; });
+    }));
+}
+
+// The value of the last of keys (present: countKeys said so).
+std::string valueOf(const MountRequest& request, std::initializer_list<const char*> keys) {
+    std::string value;
+    for (const auto& item : request) {
+        if (std::any_of(keys.begin(), keys.end(), [&](const char* key) { return item.first == key; })) {
+            value = item.second;
         }
     }
-    if (!haveType) {
+    return value;
+}
+
+std::string mountPath(const std::string& text, const MountRequest& request, const char* what,
+                      std::initializer_list<const char*> keys, const std::string& variants) {
+    if (countKeys(request, keys) > 1) {
+        throw badMount(text, std::string("multiple formats used to specify mount ") + what + ". " +
+                                 (keys.size() == 2 ? "Use either " : "Use one of ") + variants + ".");
+    }
+    if (countKeys(request, keys) == 0) {
+        throw badMount(text, std::string("no ") + what + " specified. Use either " + variants + ".");
+    }
+    auto path = valueOf(request, keys);
+    if (path.empty()) {
+        throw badMount(text, std::string(what) + " is empty");
+    }
+    if (path[0] != '/') {
+        throw badMount(text, std::string(what) + " must be an absolute path");
+    }
+    return path;
+}
+
+}  // namespace
+
+BindMount parseMount(const std::string& text) {
+    auto request = keyValuePairs(text);
+    if (countKeys(request, {"type"}) == 0) {
         throw badMount(text, "'type' must be specified");
     }
+    auto type = valueOf(request, {"type"});
     if (type != "bind") {
-        throw badMount(text, "unsupported type '" + type + "' (only type=bind is supported)");
+        throw badMount(text, "'" + type + "' is not a valid mount type");
     }
-    if (mount.source.empty()) {
-        throw badMount(text, "missing 'source' (or 'src')");
-    }
-    if (mount.destination.empty()) {
-        throw badMount(text, "missing 'destination' (or 'dst', 'target')");
-    }
-    if (mount.source[0] != '/') {
-        throw badMount(text, "source '" + mount.source + "' is not an absolute path");
-    }
-    if (mount.destination[0] != '/') {
-        throw badMount(text, "destination '" + mount.destination + "' is not an absolute path");
+    BindMount mount;
+    mount.request = text;
+    mount.source = mountPath(text, request, "source", {"source", "src"}, "'source' or 'src'");
+    mount.destination =
+        mountPath(text, request, "destination", {"destination", "dst", "target"}, "'destination', 'dst' or 'target'");
+    for (const auto& [key, value] : request) {
+        if (key == "readonly") {
+            mount.readonly = true;  // whatever its value, as in Sarus
+        } else if (key != "type" && key != "source" && key != "src" && key != "destination" && key != "dst" &&
+                   key != "target") {
+            throw badMount(text, "'" + key + "' is not a valid bind mount option");
+        }
     }
     mount.destination = normalizeAbsolutePath(mount.destination);
     if (mount.destination == "/") {
@@ -232,18 +254,18 @@ bool isSameOrBelow(const std::string& path, const std::string& directory) {
     return directory == "/" || path == directory || path.rfind(directory + "/", 0) == 0;
 }
 
-void checkUserMountDestination(const std::string& destination, const UserMountRestrictions& rules) {
-    for (const auto& raw : rules.notAllowedPaths) {
-        if (destination == normalizeAbsolutePath(raw)) {
-            throw Error("mount destination '" + destination +
-                        "' is not allowed (userMounts.notAllowedPaths in sarus.json)");
-        }
-    }
+void checkUserMountDestination(const std::string& destination, const UserMountRestrictions& rules,
+                               const std::string& request) {
+    // Sarus checks the prefixes first; its prefix is a string's, this one a path's ("/etc2" is not below "/etc").
     for (const auto& raw : rules.notAllowedPrefixesOfPath) {
         auto prefix = normalizeAbsolutePath(raw);
         if (isSameOrBelow(destination, prefix)) {
-            throw Error("mount destination '" + destination + "' is not allowed: it is under '" +
-                        prefix + "' (userMounts.notAllowedPrefixesOfPath in sarus.json)");
+            throw badMount(request, "destination cannot be a subdirectory of '" + prefix + "'");
+        }
+    }
+    for (const auto& raw : rules.notAllowedPaths) {
+        if (destination == normalizeAbsolutePath(raw)) {
+            throw badMount(request, "'" + normalizeAbsolutePath(raw) + "' is not allowed as mount destination");
         }
     }
 }

@@ -17,6 +17,7 @@ struct BindMount {
     // A directory of the launcher for the job (PMIx): opened as the caller
     // like a user's mount, but not subject to the userMounts rules.
     bool launcher = false;
+    std::string request;  // the --mount text, for messages
 };
 
 // What stat(2) of a device node said: enough to make the same node again
@@ -38,7 +39,8 @@ struct DeviceMount {
     std::string request;             // the --device text, for messages
 };
 
-// type=bind,src|source=PATH,dst|destination|target=PATH[,readonly]
+// type=bind,src|source=PATH,dst|destination|target=PATH[,readonly], checked
+// in Sarus's order and refused in its words.
 BindMount parseMount(const std::string& text);
 
 // HOST[:CONTAINER][:ACCESS]
@@ -50,8 +52,9 @@ struct UserMountRestrictions {
 };
 
 // Throws if destination (already normalised) is refused by the admin's
-// userMounts restrictions; the message names the rule.
-void checkUserMountDestination(const std::string& destination, const UserMountRestrictions& rules);
+// userMounts restrictions, in Sarus's words about the request.
+void checkUserMountDestination(const std::string& destination, const UserMountRestrictions& rules,
+                               const std::string& request);
 
 // Throws unless the caller (this process's ids) can read mount.source; call
 // it with the caller's ids, before anything privileged happens.

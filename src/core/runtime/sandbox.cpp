@@ -267,7 +267,7 @@ void prepareMountPoints(ContainerSpec& spec, const fs::path& rootfs, const UserM
     for (auto& mount : spec.userMounts) {
         mount.destination = prepareMountPoint(rootfs, mount.source, mount.destination);
         if (!mount.launcher) {
-            checkUserMountDestination(mount.destination, rules);
+            checkUserMountDestination(mount.destination, rules, mount.request);
         }
     }
     for (auto& mount : spec.siteMounts) {
