@@ -67,6 +67,7 @@ def test_run_help_shows_sarus_options(sarus):
 @pytest.mark.parametrize("args, message", [
     (["--invalid-option"], "unrecognised option '--invalid-option'\nSee 'sarus help'"),
     (["invalid-command"], "'invalid-command' is not a Sarus command\nSee 'sarus help'"),
+    (["--verbose", "---run"], "'---run' is not a Sarus command\nSee 'sarus help'"),
     (["help", "--invalid-option"], "Command 'help' doesn't support options"),
     (["help", "--invalid-option", "run"], "Command 'help' doesn't support options"),
     (["help", "invalid-command"], "'invalid-command' is not a Sarus command\nSee 'sarus help'"),

@@ -141,6 +141,13 @@ struct Parsers {
     }
 };
 
+// As Sarus groups its arguments: "-x" and "--x" are options; "-", "--" and
+// "---x" are not, so they are taken for a command's name.
+bool isSarusOption(const std::string& arg) {
+    return (arg.size() > 1 && arg[0] == '-' && arg[1] != '-') ||
+           (arg.size() > 2 && arg[0] == '-' && arg[1] == '-' && arg[2] != '-');
+}
+
 std::size_t indexOf(const std::vector<std::string>& args, const std::string& value) {
     return static_cast<std::size_t>(std::find(args.begin(), args.end(), value) - args.begin());
 }
@@ -405,7 +412,7 @@ int runCli(int argc, char** argv) {
         bool verbose = false;
         bool debug = false;
         std::size_t next = 0;
-        for (; next < args.size() && args[next].size() > 1 && args[next][0] == '-'; ++next) {
+        for (; next < args.size() && isSarusOption(args[next]); ++next) {
             const auto& option = args[next];
             if (option == "--help") {
                 std::printf("%s", generalHelp().c_str());
