@@ -165,6 +165,9 @@ static void exec_rank(int *fds, int count, char *cwd, char **argv, char **envp) 
     execvp(argv[0], argv);
     int code = errno == ENOENT ? 127 : 126;
     fprintf(stderr, "sarus: cannot execute %s: %s\n", argv[0], strerror(errno));
+    if (code == 127) { /* the line Sarus shows (runc's), as for a container of its own */
+        fprintf(stderr, "level=error msg=\"exec: \\\"%s\\\": executable file not found in $PATH\"\n", argv[0]);
+    }
     _exit(code);
 }
 

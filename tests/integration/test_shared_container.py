@@ -102,6 +102,20 @@ def test_a_killed_rank_goes_and_the_others_stay(ranks):
                 p.wait()
 
 
+def test_a_rank_whose_command_is_missing_fails_as_in_a_container_of_its_own(ranks):
+    group = f"missing-{os.getpid()}"
+    leader = start_rank(ranks, group, BUSYBOX, "sh", "-c", "echo ready; sleep 2")
+    try:
+        assert leader.stdout.readline() == "ready\n"
+        env = {"SARUS_CONFIG_FILE": ranks.config_file, "SARUS_RANK_GROUP": group}
+        r = run_as(ranks.user, [ranks.binary, "run", BUSYBOX, "no-such-command"], env=env)
+        assert r.returncode == 127, r.stderr
+        assert 'level=error msg="exec: \\"no-such-command\\": executable file not found in $PATH"' in r.stderr
+    finally:
+        leader.communicate(timeout=30)
+    assert leader.returncode == 0
+
+
 def test_a_rank_with_another_container_is_refused_clearly(ranks, tmp_path):
     group = f"differs-{os.getpid()}"
     leader = start_rank(ranks, group, BUSYBOX, "sh", "-c", "echo ready; sleep 3")

@@ -46,6 +46,15 @@ TEST(ExplainRuntimeError, ExecutableNotFoundIs127) {
     EXPECT_EQ(failure.explanation, "");
 }
 
+TEST(ExplainRuntimeError, ExecutableNotFoundAlsoInRuncsWords) {
+    EXPECT_EQ(sarus::explainRuntimeError(notFound).sarusLine,
+              R"(level=error msg="exec: \"nonexistent\": executable file not found in $PATH")");
+    const char* runc = R"(time="2024-01-01T00:00:00Z" level=error msg="runc create failed: unable to start )"
+                       R"(container process: exec: \"x\": executable file not found in $PATH")";
+    EXPECT_EQ(sarus::explainRuntimeError(runc).sarusLine, "");  // runc's own line says it already
+    EXPECT_EQ(sarus::explainRuntimeError(runc).exitCode, 127);
+}
+
 TEST(ExplainRuntimeError, AbsoluteExecutableNotFoundIs127) {
     EXPECT_EQ(sarus::explainRuntimeError(absoluteNotFound).exitCode, 127);
 }

@@ -14,6 +14,14 @@ RuntimeFailure explainRuntimeError(const std::string& message) {
     } else if (message.find("executable file") != std::string::npos &&
                message.find("not found") != std::string::npos) {  // crun and runc wordings
         failure.exitCode = 127;
+        // Sarus shows runc's line, which scripts (and Sarus's own CI) grep for:
+        // crun says "executable file `NAME` not found in $PATH: ..." instead.
+        auto open = message.find('`');
+        auto close = open == std::string::npos ? open : message.find('`', open + 1);
+        if (message.find("level=error") == std::string::npos && close != std::string::npos) {
+            failure.sarusLine = "level=error msg=\"exec: \\\"" + message.substr(open + 1, close - open - 1) +
+                                "\\\": executable file not found in $PATH\"";
+        }
     } else if ((message.find("exec") != std::string::npos &&
                 message.find("Permission denied") != std::string::npos) ||
                // crun's EPERM: the command exists but is not a regular file (e.g. a directory)

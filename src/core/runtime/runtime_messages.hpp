@@ -7,6 +7,7 @@ namespace sarus {
 
 struct RuntimeFailure {
     std::string explanation;  // extra line for the user; empty when the runtime's own message is clear
+    std::string sarusLine;    // Sarus's (runc's) wording of the same failure, printed after the runtime's
     int exitCode = 0;         // 0: keep the runtime's exit code
 };
 

@@ -349,6 +349,9 @@ int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const f
         if (!failure.explanation.empty()) {
             throw Error(failure.explanation);
         }
+        if (!failure.sarusLine.empty()) {
+            std::fprintf(stderr, "%s\n", failure.sarusLine.c_str());
+        }
         if (failure.exitCode != 0) {
             code = failure.exitCode;
         }
