@@ -346,10 +346,10 @@ def main():
             host = figures["host"]
             return f"host {ms(host)}" + "".join(f"   {name} {ms(value)} ({value / host:.2f}x)"
                                                 for name, value in figures.items() if name != "host")
-        print("  python3 -c 'import numpy', each in a new container (userns kept: the image mount kept; "
-              "userns first and suid: mounted anew, as for the first container of an image): "
+        print("  python3 -c 'import numpy', each in a new container (userns kept and suid: the image mount kept "
+              "by the keeper, as installed; userns first: mounted anew, as for the first container of an image): "
               + compare({name: median for name, (median, _) in cold.items()})
-              + "   (targets: kept <= 1.2x, first <= 2x)")
+              + "   (targets: kept <= 1.2x in both modes, first <= 2x)")
         print("  import numpy alone (in-process), new container: "
               + compare({name: statistics.median(t) for name, t in alone.items()}))
         print("  python3 -c 'import numpy' warm (10 runs in one container after 3; median of 3 rounds): "
