@@ -25,7 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (mount.destination == "/") {
             std::abort();
         }
-        sarus::checkUserMountDestination(mount.destination, rules);
+        sarus::checkUserMountDestination(mount.destination, rules, mount.request);
         if (sarus::isSameOrBelow(mount.destination, "/etc")) {
             std::abort();  // the rule above must have refused it
         }
