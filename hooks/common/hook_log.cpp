@@ -22,7 +22,15 @@ const char* name(Level level) {
 
 }  // namespace
 
+// A name (error, warn, info, debug), or Sarus's number: its LogLevel
+// enumeration, 0 DEBUG, 1 INFO, 2 WARN, 3 ERROR, 4 GENERAL (only what is
+// always shown: errors here), as its documentation tells users to set it.
 void setLevelByName(const char* value) {
+    static const Level sarusLevels[] = {Level::debug, Level::info, Level::warn, Level::error, Level::error};
+    if (value[0] >= '0' && value[0] <= '4' && value[1] == '\0') {
+        current = sarusLevels[value[0] - '0'];
+        return;
+    }
     for (auto level : {Level::error, Level::warn, Level::info, Level::debug}) {
         if (::strcasecmp(value, name(level)) == 0) {
             current = level;

@@ -11,8 +11,8 @@ namespace hook::log {
 enum class Level { error = 0, warn = 1, info = 2, debug = 3 };
 
 void setLevelFromEnvironment();
-// com.hooks.logging.level (error, warn, info, debug), set by sarus from
-// --verbose/--debug; the admin's HOOK_LOG_LEVEL takes precedence.
+// com.hooks.logging.level (Sarus's 0-4, or error, warn, info, debug), set by
+// sarus from --verbose/--debug; the admin's HOOK_LOG_LEVEL takes precedence.
 void setLevelFromAnnotations(const std::map<std::string, std::string>& annotations);
 void write(Level level, const std::string& message);
 bool enabled(Level level);

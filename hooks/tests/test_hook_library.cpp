@@ -1,6 +1,7 @@
 // Pure parts of the hooks: state reading, argument parsing with the engine's
 // parsers, <FI_PROVIDER_PATH>, the timestamp line.
 #include "container_state.hpp"
+#include "hook_log.hpp"
 #include "common/error.hpp"
 #include "ld_cache.hpp"
 #include "mount_hook.hpp"
@@ -102,6 +103,29 @@ TEST(MountHookArgs, ErrorsAreTheParsers) {
     }
     EXPECT_THROW(hook::parseMountHookArgs({"--volume=/a:/b"}, ""), sarus::Error);
     EXPECT_THROW(hook::parseMountHookArgs({"--mount"}, ""), sarus::Error);
+}
+
+TEST(HookLog, SarusNumbersAndNamesSetTheLevel) {
+    using hook::log::Level;
+    ::unsetenv("HOOK_LOG_LEVEL");
+    auto levelAfter = [](const std::string& value) {
+        hook::log::setLevelFromAnnotations({{"com.hooks.logging.level", value}});
+        for (auto level : {Level::debug, Level::info, Level::warn, Level::error}) {
+            if (hook::log::enabled(level)) {
+                return level;
+            }
+        }
+        return Level::error;
+    };
+    // Sarus's LogLevel numbers, as its documentation tells users to set them
+    EXPECT_EQ(levelAfter("0"), Level::debug);
+    EXPECT_EQ(levelAfter("1"), Level::info);
+    EXPECT_EQ(levelAfter("2"), Level::warn);
+    EXPECT_EQ(levelAfter("3"), Level::error);
+    EXPECT_EQ(levelAfter("4"), Level::error);
+    EXPECT_EQ(levelAfter("debug"), Level::debug);
+    EXPECT_EQ(levelAfter("WARN"), Level::warn);
+    EXPECT_EQ(levelAfter("9"), Level::warn);  // not a level: unchanged
 }
 
 TEST(TimestampHook, LineFormat) {

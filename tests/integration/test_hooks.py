@@ -418,11 +418,14 @@ def test_debug_level_of_sarus_reaches_the_hooks(hooks, host_files):
     verbose = hooks("--verbose", "run", BUSYBOX, "true")
     debug = hooks("--debug", "run", BUSYBOX, "true")
     overridden = hooks("--debug", "run", "--annotation", "com.hooks.logging.level=error", BUSYBOX, "true")
-    assert quiet.returncode == debug.returncode == overridden.returncode == 0, debug.stderr
+    # as Sarus's documentation shows: debug-level hooks while sarus keeps its normal verbosity
+    sarus_number = hooks("run", "--annotation", "com.hooks.logging.level=0", BUSYBOX, "true")
+    assert quiet.returncode == debug.returncode == overridden.returncode == sarus_number.returncode == 0, debug.stderr
     assert "[hook] [DEBUG]" not in quiet.stderr and "[hook] [INFO]" not in quiet.stderr
     assert "[hook] [INFO] bind mounted" in verbose.stderr and "[hook] [DEBUG]" not in verbose.stderr
     assert "[hook] [DEBUG]" in debug.stderr
     assert "[hook] [DEBUG]" not in overridden.stderr
+    assert "[hook] [DEBUG]" in sarus_number.stderr
 
 
 # --- amdgpu_hook, on fake AMD GPUs (tests/integration/fake_amd_gpus.sh) -------

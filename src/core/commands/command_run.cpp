@@ -64,10 +64,11 @@ int commandRun(const Config& config, const RunOptions& options) {
         userChoseHookLogLevel |= annotation.rfind(hookLogLevelKey + "=", 0) == 0;
     }
     if (!userChoseHookLogLevel) {
-        // quiet by default: with mpiexec -n 128, INFO lines of every rank's hooks would drown the output
-        spec.annotations[hookLogLevelKey] = log::enabled(log::Level::debug)     ? "debug"
-                                            : log::enabled(log::Level::verbose) ? "info"
-                                                                                : "warn";
+        // Sarus's numbers (0 DEBUG, 1 INFO, 2 WARN), which Sarus's own hooks read too; quiet by
+        // default: with mpiexec -n 128, INFO lines of every rank's hooks would drown the output
+        spec.annotations[hookLogLevelKey] = log::enabled(log::Level::debug)     ? "0"
+                                            : log::enabled(log::Level::verbose) ? "1"
+                                                                                : "2";
     }
     for (const auto& [key, value] : spec.annotations) {
         if (!annotationReachesRuntime(key)) {
