@@ -459,6 +459,18 @@ def test_unusable_image_file_names_the_daemon(userns_busybox):
 
 # --- errors ----------------------------------------------------------------
 
+@pytest.mark.parametrize("filesystem", ["ramfs", "tmpfs"])
+def test_ram_filesystem_of_the_bundle(images, filesystem):
+    # Sarus's CI test_ram_filesystems.py: containers run with either ramFilesystemType
+    images.config["ramFilesystemType"] = filesystem
+    images.write_config()
+    r = images.ok("run", BUSYBOX, "sh", "-c", "echo written > /file; cat /file; stat -f -c %b /")
+    written, blocks = r.stdout.split()
+    assert written == "written"
+    # the writable layer is on that filesystem: overlayfs reports its size, and ramfs has none
+    assert (blocks == "0") == (filesystem == "ramfs"), r.stdout
+
+
 @pytest.mark.parametrize("umask", ["000", "777"])
 def test_load_and_run_under_any_umask(images, test_images, umask):
     # Sarus's CI runs pull and run with umask 000 and 777
