@@ -471,18 +471,6 @@ def test_ram_filesystem_of_the_bundle(images, filesystem):
     assert (blocks == "0") == (filesystem == "ramfs"), r.stdout
 
 
-@pytest.mark.parametrize("umask", ["000", "777"])
-def test_load_and_run_under_any_umask(images, test_images, umask):
-    # Sarus's CI runs pull and run with umask 000 and 777
-    env = {"SARUS_CONFIG_FILE": images.config_file}
-    archive = os.path.join(test_images, "busybox.oci.tar")
-    for argv in ([images.binary, "load", archive, f"umask{umask}"],
-                 [images.binary, "run", f"load/library/umask{umask}", "cat", "/etc/os-release"],
-                 [images.binary, "rmi", f"load/library/umask{umask}"]):
-        r = run_as(images.user, ["sh", "-c", f'umask {umask}; exec "$@"', "sh", *argv], env=env)
-        assert r.returncode == 0, r.stderr
-
-
 def test_missing_image(images):
     r = images("run", "load/library/nothere", "true")
     assert r.returncode == 1
