@@ -1,6 +1,7 @@
 """`sarus run` as an unprivileged user, with and without a subordinate id
 range (the `sarus` fixture runs every test as both users)."""
 
+import grp
 import hashlib
 import os
 import pwd
@@ -243,6 +244,32 @@ def host_dir(images):
     run_as(images.user, ["mkdir", "-p", path], check=True)
     run_as(images.user, ["sh", "-c", f"echo from-host > {path}/input"], check=True)
     return path
+
+
+def test_supplementary_groups_are_the_callers(images):
+    """Sarus's CI test_process_identity.py: uid, gid and supplementary gids of
+    the host process. suid mode shows them as they are; in userns mode an
+    unprivileged user cannot map groups outside its subordinate range, so they
+    show as the overflow gid, and still grant what they grant on the host."""
+    pw = pwd.getpwnam(images.user)
+    groups = {g.gr_gid for g in grp.getgrall() if images.user in g.gr_mem} | {pw.pw_gid}
+    shared = os.path.join(images.workdir, "for-the-group")
+    os.mkdir(shared, 0o755)
+    secret = os.path.join(shared, "secret")
+    with open(secret, "w") as f:
+        f.write("group-only\n")
+    extra = sorted(groups - {pw.pw_gid})
+    os.chown(secret, 0, extra[0] if extra else pw.pw_gid)
+    os.chmod(secret, 0o640)
+    r = images.ok("run", "--mount", f"type=bind,src={shared},dst=/shared", BUSYBOX,
+                  "sh", "-c", "id -G; cat /shared/secret")
+    shown, content = r.stdout.splitlines()
+    assert content == "group-only"  # the group grants access in both modes
+    if images.mode == "suid":
+        assert {int(g) for g in shown.split()} == groups, r.stdout
+    else:
+        assert int(shown.split()[0]) == pw.pw_gid
+        assert {int(g) for g in shown.split()[1:]} <= {65534}, r.stdout
 
 
 def test_bind_mount_files_belong_to_the_caller(images, host_dir):
