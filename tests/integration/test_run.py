@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import (leftovers, loaded_image_file, popen_as, processes, run_as, run_concurrently,
+from conftest import (TEST_USERS, leftovers, loaded_image_file, popen_as, processes, run_as, run_concurrently,
                       wait_for_no_leftovers)
 
 BUSYBOX = "load/library/busybox"
@@ -609,6 +609,25 @@ def test_ps_and_kill(images):
     assert len(images.ok("ps").stdout.splitlines()) == 1
     r = images("kill", "job1")
     assert r.returncode == 1 and "no running container named 'job1'" in r.stderr
+
+
+def test_ps_and_kill_see_only_the_callers_containers(images):
+    # Sarus's CI test_command_ps.py: another user's ps does not show them; nor can kill reach them
+    other = next(u for u in TEST_USERS if u != images.user)
+    env = {"SARUS_CONFIG_FILE": images.config_file}
+    p = popen_as(images.user, [images.binary, "run", "--name", "mine", BUSYBOX, "sh", "-c", "echo ready; sleep 1000"],
+                 env=env)
+    try:
+        assert p.stdout.readline() == "ready\n"
+        theirs = run_as(other, [images.binary, "ps"], env=env)
+        assert theirs.returncode == 0 and len(theirs.stdout.splitlines()) == 1, theirs.stdout + theirs.stderr
+        r = run_as(other, [images.binary, "kill", "mine"], env=env)
+        assert r.returncode == 1 and "no running container named 'mine'" in r.stderr
+        assert p.poll() is None, "another user's kill reached the container"
+        assert "mine" in images.ok("ps").stdout
+    finally:
+        images.ok("kill", "mine")
+        p.wait(timeout=20)
 
 
 def test_cpu_affinity_of_the_caller_is_kept(images):
