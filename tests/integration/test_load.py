@@ -249,3 +249,16 @@ def test_invalid_configuration_is_reported_with_the_key(sarus):
     r = sarus("images")
     assert r.returncode == 1
     assert "key 'ramFilesystemType'" in r.stderr and sarus.config_file in r.stderr
+
+
+def test_mksquashfs_options_of_a_sarus_configuration_choose_the_format(sarus, test_images):
+    """Sarus 1.7 passes mksquashfsOptions to mksquashfs; this engine writes
+    the same choices (-comp, -b) with libsquashfs when sarus.json has no
+    `squashfs` key, so a Sarus site's configuration keeps its images' format."""
+    sarus.config.pop("squashfs", None)
+    sarus.config["mksquashfsOptions"] = "-comp lz4 -b 64K"
+    sarus.write_config()
+    sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "lz4")
+    r = subprocess.run(["unsquashfs", "-s", image_file(sarus, "lz4")], capture_output=True, text=True, check=True)
+    assert "Compression lz4" in r.stdout and "Block size 65536" in r.stdout, r.stdout
+    assert sarus.ok("run", "load/library/lz4", "echo", "runs").stdout == "runs\n"

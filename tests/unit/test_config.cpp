@@ -37,6 +37,12 @@ const char* minimal = R"({
     "prefixDir": "/opt/sarus", "tempDir": "/tmp", "localRepositoryBaseDir": "/home",
     "ramFilesystemType": "tmpfs" })";
 
+// minimal with more keys ("KEY": VALUE, ...).
+std::string withMinimal(const std::string& keys) {
+    std::string text = minimal;
+    return text.substr(0, text.rfind('}')) + ", " + keys + "}";
+}
+
 // The example configuration of the Sarus documentation, unchanged.
 const char* sarusDocumentationExample = R"({
     "securityChecks": true,
@@ -124,6 +130,41 @@ TEST_F(ConfigTest, NewKeysAreRead) {
     EXPECT_EQ(config.squashfsOptions().compressor, "gzip");
     EXPECT_EQ(config.squashfsOptions().level, 9);
     EXPECT_EQ(config.squashfsOptions().blockSize, 65536u);
+}
+
+TEST_F(ConfigTest, Sarus17MksquashfsOptionsChooseTheImageFormat) {
+    auto config = sarus::Config::load(write(sarus17Keys), schema);  // "-comp gzip -Xcompression-level 6"
+    EXPECT_EQ(config.squashfsOptions().compressor, "gzip");
+    EXPECT_EQ(config.squashfsOptions().level, 6);
+    EXPECT_EQ(config.squashfsOptions().blockSize, 131072u);
+    auto other = sarus::Config::load(write(withMinimal(R"("mksquashfsOptions": "-comp lz4 -b 64K -processors 2 -no-xattrs")")),
+                                     schema);
+    EXPECT_EQ(other.squashfsOptions().compressor, "lz4");
+    EXPECT_EQ(other.squashfsOptions().level, 0);  // lz4's own default
+    EXPECT_EQ(other.squashfsOptions().blockSize, 65536u);
+    EXPECT_EQ(other.squashfsOptions().workers, 2u);
+}
+
+TEST_F(ConfigTest, SquashfsKeyWinsOverMksquashfsOptions) {
+    auto config = sarus::Config::load(
+        write(withMinimal(R"("mksquashfsOptions": "-comp gzip", "squashfs": {"compression": "xz"})")), schema);
+    EXPECT_EQ(config.squashfsOptions().compressor, "xz");
+}
+
+TEST_F(ConfigTest, BadMksquashfsOptionsAreNamed) {
+    auto bad = [&](const char* options) {
+        auto config = sarus::Config::load(write(withMinimal(std::string(R"("mksquashfsOptions": ")") + options + "\"")),
+                                          schema);
+        try {
+            config.squashfsOptions();
+        } catch (const sarus::Error& e) {
+            return std::string(e.what());
+        }
+        return std::string();
+    };
+    EXPECT_EQ(bad("-comp brotli"), "mksquashfsOptions: unknown compressor 'brotli'");
+    EXPECT_EQ(bad("-b 1000"), "mksquashfsOptions: '-b 1000' is not a block size of 4K to 1M, a power of two");
+    EXPECT_EQ(bad("-comp"), "mksquashfsOptions: '-comp' needs a value");
 }
 
 TEST_F(ConfigTest, SchemaViolationNamesKeyAndRule) {

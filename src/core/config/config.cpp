@@ -2,6 +2,7 @@
 
 #include "common/error.hpp"
 #include "common/file_utils.hpp"
+#include "common/log.hpp"
 
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
@@ -9,7 +10,11 @@
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
 
+#include <algorithm>
 #include <cstdlib>
+#include <iterator>
+#include <set>
+#include <sstream>
 #include <sys/auxv.h>
 #include <unistd.h>
 
@@ -130,6 +135,63 @@ fs::path Config::localRepositoryBaseDir() const { return stringOr("localReposito
 std::string Config::localRepositoryFolder() const { return stringOr("localRepositoryFolder", ".sarus"); }
 fs::path Config::centralizedRepositoryDir() const { return stringOr("centralizedRepositoryDir", ""); }
 
+namespace {
+
+// mksquashfs's "-b 128K", "-b 65536".
+std::uint32_t blockSizeOf(const std::string& text) {
+    char* end = nullptr;
+    unsigned long long value = std::strtoull(text.c_str(), &end, 10);
+    std::string suffix = end ? end : "";
+    if (suffix == "K" || suffix == "k") {
+        value <<= 10;
+    } else if (suffix == "M" || suffix == "m") {
+        value <<= 20;
+    } else if (!suffix.empty()) {
+        value = 0;
+    }
+    bool powerOfTwo = value >= 4096 && value <= (1u << 20) && (value & (value - 1)) == 0;
+    if (!powerOfTwo) {
+        throw Error("mksquashfsOptions: '-b " + text + "' is not a block size of 4K to 1M, a power of two");
+    }
+    return static_cast<std::uint32_t>(value);
+}
+
+// The options of a Sarus 1.7 sarus.json for its mksquashfs, which this
+// engine does not run: what they choose of the image's format is applied
+// (-comp, -b, -Xcompression-level, -processors), the rest means nothing here.
+void applyMksquashfsOptions(const std::string& text, SquashfsOptions& options) {
+    std::istringstream in(text);
+    std::vector<std::string> words{std::istream_iterator<std::string>(in), std::istream_iterator<std::string>()};
+    auto valueAfter = [&](std::size_t& i) -> const std::string& {
+        if (i + 1 >= words.size()) {
+            throw Error("mksquashfsOptions: '" + words[i] + "' needs a value");
+        }
+        return words[++i];
+    };
+    for (std::size_t i = 0; i < words.size(); ++i) {
+        const auto& word = words[i];
+        if (word == "-comp") {
+            const auto& name = valueAfter(i);
+            static const std::set<std::string> known = {"gzip", "lzo", "lz4", "xz", "zstd", "lzma"};
+            if (known.count(name) == 0) {
+                throw Error("mksquashfsOptions: unknown compressor '" + name + "'");
+            }
+            options.compressor = name;
+            options.level = 0;  // the compressor's own default, as mksquashfs
+        } else if (word == "-b") {
+            options.blockSize = blockSizeOf(valueAfter(i));
+        } else if (word == "-Xcompression-level") {
+            options.level = std::atoi(valueAfter(i).c_str());
+        } else if (word == "-processors") {
+            options.workers = static_cast<unsigned>(std::max(1, std::atoi(valueAfter(i).c_str())));
+        } else {
+            log::verbose("mksquashfsOptions: '" + word + "' has no counterpart in this engine's image writer");
+        }
+    }
+}
+
+}  // namespace
+
 SquashfsOptions Config::squashfsOptions() const {
     SquashfsOptions options;
     options.owner = ImageOwner::ofCaller();
@@ -138,6 +200,8 @@ SquashfsOptions Config::squashfsOptions() const {
         options.compressor = it->value("compression", options.compressor);
         options.level = it->value("level", options.level);
         options.blockSize = it->value("blockSize", options.blockSize);
+    } else if (auto legacy = json_.find("mksquashfsOptions"); legacy != json_.end() && legacy->is_string()) {
+        applyMksquashfsOptions(legacy->get<std::string>(), options);
     }
     return options;
 }
