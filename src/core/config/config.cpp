@@ -181,9 +181,10 @@ void applyMksquashfsOptions(const std::string& text, SquashfsOptions& options) {
         } else if (word == "-b") {
             options.blockSize = blockSizeOf(valueAfter(i));
         } else if (word == "-Xcompression-level") {
-            options.level = std::atoi(valueAfter(i).c_str());
+            options.level = static_cast<int>(std::clamp(std::strtol(valueAfter(i).c_str(), nullptr, 10), 0L, 22L));
         } else if (word == "-processors") {
-            options.workers = static_cast<unsigned>(std::max(1, std::atoi(valueAfter(i).c_str())));
+            options.workers =
+                static_cast<unsigned>(std::clamp(std::strtol(valueAfter(i).c_str(), nullptr, 10), 1L, 1024L));
         } else {
             log::verbose("mksquashfsOptions: '" + word + "' has no counterpart in this engine's image writer");
         }
