@@ -98,8 +98,7 @@ bool isNumber(const std::string& text) {
 // keeper and its squashfuse_ll daemons with them: a keeper shared with
 // another step would take that step's containers' image along. Each step
 // gets a keeper of its own.
-std::string slurmStepScope() {
-    auto env = environmentMap(currentEnvironment());
+std::string slurmStepScope(const std::map<std::string, std::string>& env) {
     auto job = valueOr(env, "SLURM_JOB_ID");
     auto step = valueOr(env, "SLURM_STEP_ID");
     return isNumber(job) ? "-slurm" + job + (isNumber(step) ? "." + step : "") : "";
@@ -109,8 +108,8 @@ std::string slurmStepScope() {
 // the container its ranks share, whose child this is), so the step starts
 // no other container on this node, and its keeper would end with it
 // unused: a keeper start is all it would add.
-bool isTheTaskOfASlurmStep() {
-    if (!isNumber(valueOr(environmentMap(currentEnvironment()), "SLURM_STEP_ID"))) {
+bool isTheTaskOfASlurmStep(const std::map<std::string, std::string>& env) {
+    if (!isNumber(valueOr(env, "SLURM_STEP_ID"))) {
         return false;
     }
     pid_t ancestor = ::getppid();
@@ -132,7 +131,8 @@ std::optional<KeptImage> keepImage(const Config& config, const SandboxPlan& plan
     if (idleTime <= 0) {
         return std::nullopt;
     }
-    if (isTheTaskOfASlurmStep()) {
+    auto env = environmentMap(currentEnvironment());
+    if (isTheTaskOfASlurmStep(env)) {
         log::verbose("image mounted for this container alone: it is the only one of its Slurm step here");
         return std::nullopt;
     }
@@ -141,7 +141,7 @@ std::optional<KeptImage> keepImage(const Config& config, const SandboxPlan& plan
     KeeperSettings settings;
     settings.options.paths.directory =
         config.tempDir() /
-        ("sarus-keeper-" + std::to_string(plan.spec.identity.uid) + slurmStepScope() + "@" + host.nodename);
+        ("sarus-keeper-" + std::to_string(plan.spec.identity.uid) + slurmStepScope(env) + "@" + host.nodename);
     settings.options.idleTime = std::chrono::seconds(idleTime);
     settings.options.clientUid = plan.ids.callerUidInside;  // as the keeper's namespace sees the caller
     settings.squashfuse = {plan.squashfusePath, {}, {}, plan.ids.callerUidInside, plan.ids.callerGidInside,

@@ -2,6 +2,7 @@
 
 #include "common/error.hpp"
 #include "common/file_utils.hpp"
+#include "common/process.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -9,7 +10,6 @@
 #include <chrono>
 #include <csignal>
 #include <fcntl.h>
-#include <fstream>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -21,10 +21,8 @@ namespace fs = std::filesystem;
 namespace {
 
 bool isSarusProcess(pid_t pid) {
-    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
-    std::string name;
-    std::getline(comm, name);
-    return name == "sarus";
+    auto status = readProcessStatus(pid);
+    return status && status->name == "sarus";
 }
 
 bool alive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM) && isSarusProcess(pid); }

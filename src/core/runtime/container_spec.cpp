@@ -330,13 +330,13 @@ ContainerSpec buildContainerSpec(const Config& config, const ImageMetadata& imag
         checkUserMountDestination(mount.destination, rules, text);
         spec.userMounts.push_back(mount);
     }
-    spec.devices = siteDevices(config.json());
-    auto sites = spec.devices.size();
+    const auto sites = siteDevices(config.json());
+    spec.devices = sites;
     for (const auto& text : options.devices) {
         auto device = parseDevice(text);
-        auto site = std::find_if(spec.devices.begin(), spec.devices.begin() + static_cast<std::ptrdiff_t>(sites),
+        auto site = std::find_if(sites.begin(), sites.end(),
                                  [&](const DeviceMount& d) { return d.source == device.source; });
-        if (site != spec.devices.begin() + static_cast<std::ptrdiff_t>(sites)) {
+        if (site != sites.end()) {
             log::warn("Device " + device.source + " already added by the system administrator at container path " +
                       site->destination + " with access " + site->access + ". Skipping request from the command line");
             continue;

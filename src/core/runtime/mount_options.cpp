@@ -124,11 +124,12 @@ std::string valueOf(const MountRequest& request, std::initializer_list<const cha
 
 std::string mountPath(const std::string& text, const MountRequest& request, const char* what,
                       std::initializer_list<const char*> keys, const std::string& variants) {
-    if (countKeys(request, keys) > 1) {
+    auto names = countKeys(request, keys);
+    if (names > 1) {
         throw badMount(text, std::string("multiple formats used to specify mount ") + what + ". " +
                                  (keys.size() == 2 ? "Use either " : "Use one of ") + variants + ".");
     }
-    if (countKeys(request, keys) == 0) {
+    if (names == 0) {
         throw badMount(text, std::string("no ") + what + " specified. Use either " + variants + ".");
     }
     auto path = valueOf(request, keys);
