@@ -9,7 +9,7 @@ set -euo pipefail
 build_packages=(
     build-essential cmake pkg-config
     libmount-dev libcap-dev nlohmann-json3-dev libvalijson-dev libtoml11-dev libarchive-dev
-    libcurl4-openssl-dev libcli11-dev libgtest-dev libsquashfs-dev libzstd-dev libisal-dev libfuse3-dev
+    libcurl4-openssl-dev libcli11-dev libgtest-dev libsquashfs-dev libzstd-dev zlib1g-dev liblz4-dev libisal-dev libfuse3-dev
     # tools/build_dropbear.sh: the SSH hook's static Dropbear, from Debian's
     # source package (apt-get source needs dpkg-source), linked with musl
     musl-tools dpkg-dev debian-archive-keyring
