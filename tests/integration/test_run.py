@@ -4,7 +4,11 @@ range (the `sarus` fixture runs every test as both users)."""
 import grp
 import hashlib
 import os
+import pty
 import pwd
+import random
+import re
+import select
 import shutil
 import signal
 import subprocess
@@ -113,6 +117,69 @@ def test_signals_are_forwarded(images):
     out, _ = p.communicate(timeout=20)
     assert p.returncode == 42
     assert "got TERM" in out
+
+
+def _process_tree(pid):
+    tree = [pid]
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                for child in f.read().split():
+                    tree += _process_tree(int(child))
+        except OSError:
+            pass
+    return tree
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("options, command, sig", [
+    ([], ["sleep", "{tag}"], signal.SIGTERM),
+    (["--init"], ["sleep", "{tag}"], signal.SIGTERM),
+    (["-t"], ["sh"], signal.SIGHUP),
+    (["-t", "--init"], ["sh"], signal.SIGHUP),
+], ids=["terminate", "init-terminate", "terminal-hangup", "init-terminal-hangup"])
+def test_a_signal_to_sarus_ends_the_container_and_every_process(images, options, command, sig):
+    """Sarus's test_termination_cleanup: SIGTERM or SIGHUP to sarus reaches
+    the container's process (an interactive shell ignores SIGTERM, hence
+    SIGHUP with a terminal), and within a second nothing of the container is
+    left: no process, mount or cgroup."""
+    tag = str(random.randint(100000, 999999))
+    master, slave = pty.openpty()
+    p = popen_as(images.user, [images.binary, "run", *options, BUSYBOX, *[a.replace("{tag}", tag) for a in command]],
+                 env={"SARUS_CONFIG_FILE": images.config_file}, stdin=slave, stdout=slave, stderr=slave,
+                 start_new_session=True)
+    os.close(slave)
+    try:
+        deadline = time.time() + 20
+        if "-t" in options:  # the shell's prompt
+            output = b""
+            while not re.search(rb"[$#] $", output) and time.time() < deadline:
+                if select.select([master], [], [], 0.1)[0]:
+                    output += os.read(master, 4096)
+        else:
+            while not any(c.strip() == f"sleep {tag}" for _, c, _ in processes()) and time.time() < deadline:
+                time.sleep(0.05)
+        tree = _process_tree(p.pid)
+        assert len(tree) >= 2, tree  # sarus and the container's process at least
+        p.send_signal(sig)
+        p.wait(timeout=5)
+        deadline = time.time() + 1
+        while [pid for pid in tree if _alive(pid)] and time.time() < deadline:
+            time.sleep(0.05)
+        assert [pid for pid in tree if _alive(pid)] == []
+        assert wait_for_no_leftovers(images.user, timeout=1) == []
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
 
 
 def test_stdin_is_passed_through(images):

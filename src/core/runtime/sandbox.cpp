@@ -7,6 +7,7 @@
 #include "runtime/path_in_root.hpp"
 #include "jobs/pmi_descriptor.hpp"
 #include "runtime/runtime_messages.hpp"
+#include "runtime/runtime_signals.hpp"
 
 #include <cerrno>
 #include <csignal>
@@ -340,8 +341,7 @@ int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const f
         protectRuntimeBinary(argv[0], options);
     }
     auto pid = spawn(argv, options);
-    forwardSignalsTo(pid);
-    int code = waitForExit(pid);
+    int code = waitRelayingSignals(pid);
     log::debug("sandbox: " + argv[0] + " exited with " + std::to_string(code));
     relayHooksOutput(bundleDir / "hooks.log");
     if (code != 0) {

@@ -1,0 +1,97 @@
+#include "runtime/runtime_signals.hpp"
+
+#include "common/error.hpp"
+#include "common/file_descriptor.hpp"
+#include "common/process.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <poll.h>
+#include <string>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace sarus {
+
+namespace {
+
+bool endsAProcessByDefault(int sig) {
+    switch (sig) {
+        case SIGHUP: case SIGINT: case SIGQUIT: case SIGTERM: case SIGUSR1: case SIGUSR2:
+            return true;
+        default:
+            return false;
+    }
+}
+
+// The runtime's first child: the container's process (crun and runc stay
+// its parent while `run` waits for it).
+pid_t containerProcessOf(pid_t runtime) {
+    std::ifstream children("/proc/" + std::to_string(runtime) + "/task/" + std::to_string(runtime) + "/children");
+    pid_t pid = 0;
+    children >> pid;
+    return pid;
+}
+
+unsigned long long signalMask(const std::string& line) {
+    return std::strtoull(line.c_str() + line.find(':') + 1, nullptr, 16);
+}
+
+}  // namespace
+
+bool handlesOrIgnores(pid_t pid, int sig) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    unsigned long long dealtWith = 0;
+    bool read = false;
+    for (std::string line; std::getline(status, line);) {
+        if (line.rfind("SigIgn:", 0) == 0 || line.rfind("SigCgt:", 0) == 0) {
+            dealtWith |= signalMask(line);
+            read = true;
+        }
+    }
+    // A process that is gone (or unreadable) gets nothing more than the signal.
+    return !read || (dealtWith & (1ULL << (sig - 1))) != 0;
+}
+
+int waitRelayingSignals(pid_t runtime) {
+    sigset_t relayed, previous;
+    sigemptyset(&relayed);
+    for (int s : forwardedSignals) {
+        sigaddset(&relayed, s);
+    }
+    ::sigprocmask(SIG_BLOCK, &relayed, &previous);
+    FileDescriptor signals(::signalfd(-1, &relayed, SFD_CLOEXEC));
+    FileDescriptor exited(static_cast<int>(::syscall(SYS_pidfd_open, runtime, 0)));
+    if (signals.get() < 0 || exited.get() < 0) {
+        ::sigprocmask(SIG_SETMASK, &previous, nullptr);
+        throw systemError("cannot watch the runtime's signals", errno);
+    }
+    int substituted = 0;
+    for (;;) {
+        pollfd watched[2] = {{signals.get(), POLLIN, 0}, {exited.get(), POLLIN, 0}};
+        if (::poll(watched, 2, -1) < 0) {
+            continue;  // EINTR: nothing is lost, the signals wait in the descriptor
+        }
+        signalfd_siginfo info{};
+        if ((watched[0].revents & POLLIN) && ::read(signals.get(), &info, sizeof info) == sizeof info) {
+            int sig = static_cast<int>(info.ssi_signo);
+            ::kill(runtime, sig);
+            pid_t container = containerProcessOf(runtime);
+            if (endsAProcessByDefault(sig) && container > 0 && !handlesOrIgnores(container, sig)) {
+                ::kill(container, SIGKILL);
+                substituted = sig;
+            }
+        }
+        if (watched[1].revents & POLLIN) {
+            break;
+        }
+    }
+    ::sigprocmask(SIG_SETMASK, &previous, nullptr);
+    int code = waitForExit(runtime);
+    return substituted && code == 128 + SIGKILL ? 128 + substituted : code;
+}
+
+}  // namespace sarus

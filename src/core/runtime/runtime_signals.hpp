@@ -1,0 +1,25 @@
+#pragma once
+// Signals sarus relays to the running OCI runtime, which passes them on to
+// the container's first process.
+
+#include <sys/types.h>
+
+namespace sarus {
+
+// Forwards forwardedSignals to the runtime until it exits and returns its
+// exit code (as waitForExit does).
+//
+// The container's first process is PID 1 of its PID namespace, and the
+// kernel drops any signal to it that it has no handler for: `sleep`, or a
+// rank that installs none, would outlive a SIGTERM or SIGHUP to sarus.
+// Sarus 1.7 runs containers in the host's PID namespace, where the signal
+// ends them. So a relayed signal that ends a process by default, and that
+// the first process neither handles nor ignores, ends it with SIGKILL
+// instead, and the exit code is the one the signal would have given
+// (128 + its number).
+int waitRelayingSignals(pid_t runtime);
+
+// True when /proc/PID/status shows a handler for sig or that it is ignored.
+bool handlesOrIgnores(pid_t pid, int sig);
+
+}  // namespace sarus
