@@ -1,6 +1,7 @@
 """`sarus run` as an unprivileged user, with and without a subordinate id
 range (the `sarus` fixture runs every test as both users)."""
 
+import fcntl
 import grp
 import hashlib
 import os
@@ -11,7 +12,9 @@ import re
 import select
 import shutil
 import signal
+import struct
 import subprocess
+import termios
 import time
 
 import pytest
@@ -175,6 +178,82 @@ def test_a_signal_to_sarus_ends_the_container_and_every_process(images, options,
             time.sleep(0.05)
         assert [pid for pid in tree if _alive(pid)] == []
         assert wait_for_no_leftovers(images.user, timeout=1) == []
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+
+
+def _run_in_a_terminal(images, *args, rows=None):
+    """sarus ARGS in a new session whose controlling terminal is a pty, as in
+    an interactive shell; returns (process, master fd)."""
+    master, slave = pty.openpty()
+    if rows:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, 101, 0, 0))
+
+    def make_controlling_terminal():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    p = popen_as(images.user, [images.binary, *args], env={"SARUS_CONFIG_FILE": images.config_file},
+                 stdin=slave, stdout=slave, stderr=slave, preexec_fn=make_controlling_terminal)
+    os.close(slave)
+    return p, master
+
+
+def _read_until(master, pattern, timeout=20):
+    output = b""
+    deadline = time.time() + timeout
+    while not re.search(pattern, output) and time.time() < deadline:
+        if select.select([master], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+    return output
+
+
+@pytest.mark.parametrize("script, code", [
+    ("echo ready; exec sleep {tag}", 130),  # no handler: ended as SIGINT would end it, not as PID 1 ignores it
+    ("trap 'echo caught; exit 7' INT; echo ready; while true; do sleep 0.1; done", 7),
+], ids=["no-handler", "handler"])
+def test_ctrl_c_in_a_terminal_reaches_the_container(images, script, code):
+    """Sarus (host PID namespace) lets Ctrl-C end `sarus run -t IMAGE sleep`;
+    here the container's process is PID 1, which the kernel spares from a
+    signal it has no handler for."""
+    tag = str(random.randint(100000, 999999))
+    p, master = _run_in_a_terminal(images, "run", "-t", BUSYBOX, "sh", "-c", script.replace("{tag}", tag))
+    try:
+        assert b"ready" in _read_until(master, b"ready")
+        deadline = time.time() + 10
+        while ("{tag}" in script and time.time() < deadline
+               and not any(c.strip() == f"sleep {tag}" for _, c, _ in processes())):
+            time.sleep(0.05)
+        os.write(master, b"\x03")
+        assert p.wait(timeout=5) == code
+        if code == 7:
+            assert b"caught" in _read_until(master, b"caught", timeout=2)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+
+
+def test_the_container_terminal_has_the_callers_size_and_follows_it(images):
+    p, master = _run_in_a_terminal(images, "run", "-t", BUSYBOX, "sh", "-c",
+                                   "busybox stty size; echo ready; read line; busybox stty size", rows=37)
+    try:
+        assert b"37 101" in _read_until(master, b"ready")
+        # the caller's terminal grows: its foreground group (sarus) gets SIGWINCH
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 120, 0, 0))
+        time.sleep(0.5)
+        os.write(master, b"\r")
+        assert b"50 120" in _read_until(master, b"50 120")
+        assert p.wait(timeout=10) == 0
     finally:
         if p.poll() is None:
             p.kill()

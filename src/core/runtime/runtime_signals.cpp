@@ -1,5 +1,7 @@
 #include "runtime/runtime_signals.hpp"
 
+#include "runtime/terminal_relay.hpp"
+
 #include "common/error.hpp"
 #include "common/file_descriptor.hpp"
 #include "common/process.hpp"
@@ -13,6 +15,7 @@
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <vector>
 
 namespace sarus {
 
@@ -56,38 +59,59 @@ bool handlesOrIgnores(pid_t pid, int sig) {
     return !read || (dealtWith & (1ULL << (sig - 1))) != 0;
 }
 
-int waitRelayingSignals(pid_t runtime) {
+int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal) {
     sigset_t relayed, previous;
     sigemptyset(&relayed);
     for (int s : forwardedSignals) {
         sigaddset(&relayed, s);
     }
     ::sigprocmask(SIG_BLOCK, &relayed, &previous);
-    FileDescriptor signals(::signalfd(-1, &relayed, SFD_CLOEXEC));
+    FileDescriptor signals(::signalfd(-1, &relayed, SFD_CLOEXEC | SFD_NONBLOCK));
     FileDescriptor exited(static_cast<int>(::syscall(SYS_pidfd_open, runtime, 0)));
     if (signals.get() < 0 || exited.get() < 0) {
         ::sigprocmask(SIG_SETMASK, &previous, nullptr);
         throw systemError("cannot watch the runtime's signals", errno);
     }
     int substituted = 0;
-    for (;;) {
-        pollfd watched[2] = {{signals.get(), POLLIN, 0}, {exited.get(), POLLIN, 0}};
-        if (::poll(watched, 2, -1) < 0) {
+    // A signal that would have ended the container's process, had it not
+    // been PID 1, ends it.
+    auto endIfIgnoredByPid1 = [&](int sig, bool onlyInForeground) {
+        pid_t container = containerProcessOf(runtime);
+        if (!endsAProcessByDefault(sig) || container <= 0 || handlesOrIgnores(container, sig) ||
+            (onlyInForeground && ::getpgid(container) != terminal->foregroundGroup())) {
+            return;
+        }
+        ::kill(container, SIGKILL);
+        substituted = sig;
+    };
+    std::vector<pollfd> watched;
+    for (bool running = true; running;) {
+        watched = {{signals.get(), POLLIN, 0}, {exited.get(), POLLIN, 0}};
+        if (terminal) {
+            terminal->watch(watched);
+        }
+        if (::poll(watched.data(), watched.size(), -1) < 0) {
             continue;  // EINTR: nothing is lost, the signals wait in the descriptor
         }
         signalfd_siginfo info{};
-        if ((watched[0].revents & POLLIN) && ::read(signals.get(), &info, sizeof info) == sizeof info) {
+        while (::read(signals.get(), &info, sizeof info) == sizeof info) {
             int sig = static_cast<int>(info.ssi_signo);
+            if (terminal && sig == SIGWINCH) {
+                terminal->resize();  // the container's terminal tells its programs
+                continue;
+            }
             ::kill(runtime, sig);
-            pid_t container = containerProcessOf(runtime);
-            if (endsAProcessByDefault(sig) && container > 0 && !handlesOrIgnores(container, sig)) {
-                ::kill(container, SIGKILL);
-                substituted = sig;
+            endIfIgnoredByPid1(sig, false);
+        }
+        running = !(watched[1].revents & POLLIN);
+        if (terminal) {
+            if (int typed = terminal->serve(watched)) {
+                endIfIgnoredByPid1(typed, true);
             }
         }
-        if (watched[1].revents & POLLIN) {
-            break;
-        }
+    }
+    if (terminal) {
+        terminal->drain();
     }
     ::sigprocmask(SIG_SETMASK, &previous, nullptr);
     int code = waitForExit(runtime);

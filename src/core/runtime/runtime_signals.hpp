@@ -6,6 +6,8 @@
 
 namespace sarus {
 
+class TerminalRelay;
+
 // Forwards forwardedSignals to the runtime until it exits and returns its
 // exit code (as waitForExit does).
 //
@@ -17,7 +19,11 @@ namespace sarus {
 // the first process neither handles nor ignores, ends it with SIGKILL
 // instead, and the exit code is the one the signal would have given
 // (128 + its number).
-int waitRelayingSignals(pid_t runtime);
+//
+// With a terminal relay (sarus run -t with crun), the sandbox also copies
+// the container's terminal, and treats Ctrl-C and Ctrl-\ typed for such a
+// first process in the same way.
+int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal = nullptr);
 
 // True when /proc/PID/status shows a handler for sig or that it is ignored.
 bool handlesOrIgnores(pid_t pid, int sig);

@@ -8,6 +8,7 @@
 #include "jobs/pmi_descriptor.hpp"
 #include "runtime/runtime_messages.hpp"
 #include "runtime/runtime_signals.hpp"
+#include "runtime/terminal_relay.hpp"
 
 #include <cerrno>
 #include <csignal>
@@ -335,13 +336,19 @@ int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const f
     for (const auto& option : preserveFdsArguments(spec)) {
         argv.push_back(option);
     }
+    std::unique_ptr<TerminalRelay> terminal;
+    if (spec.tty && fs::path(argv[0]).filename() == "crun") {  // runc takes a console socket only when detached
+        terminal = std::make_unique<TerminalRelay>(bundleDir / "terminal.sock");
+        argv.push_back(terminal->runtimeOption());
+    }
     argv.push_back(spec.name);
     options.passFds = spec.passFds;
     if (options.executableFd < 0) {
         protectRuntimeBinary(argv[0], options);
     }
     auto pid = spawn(argv, options);
-    int code = waitRelayingSignals(pid);
+    int code = waitRelayingSignals(pid, terminal.get());
+    terminal.reset();
     log::debug("sandbox: " + argv[0] + " exited with " + std::to_string(code));
     relayHooksOutput(bundleDir / "hooks.log");
     if (code != 0) {
