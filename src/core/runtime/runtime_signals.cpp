@@ -31,7 +31,8 @@ bool endsAProcessByDefault(int sig) {
 }
 
 // The runtime's first child: the container's process (crun and runc stay
-// its parent while `run` waits for it).
+// its parent while `run` waits for it), or a hook the runtime runs, which
+// is no PID 1 of a namespace.
 pid_t containerProcessOf(pid_t runtime) {
     std::ifstream children("/proc/" + std::to_string(runtime) + "/task/" + std::to_string(runtime) + "/children");
     pid_t pid = 0;
@@ -45,18 +46,20 @@ unsigned long long signalMask(const std::string& line) {
 
 }  // namespace
 
-bool handlesOrIgnores(pid_t pid, int sig) {
+bool droppedAsNamespaceInit(pid_t pid, int sig) {
     std::ifstream status("/proc/" + std::to_string(pid) + "/status");
     unsigned long long dealtWith = 0;
-    bool read = false;
+    bool namespaceInit = false;
     for (std::string line; std::getline(status, line);) {
         if (line.rfind("SigIgn:", 0) == 0 || line.rfind("SigCgt:", 0) == 0) {
             dealtWith |= signalMask(line);
-            read = true;
+        } else if (line.rfind("NSpid:", 0) == 0) {
+            // its number in each PID namespace, the innermost last
+            namespaceInit = line.substr(line.find_last_of(" \t") + 1) == "1";
         }
     }
-    // A process that is gone (or unreadable) gets nothing more than the signal.
-    return !read || (dealtWith & (1ULL << (sig - 1))) != 0;
+    // A process that is gone (or unreadable) reads as no init.
+    return namespaceInit && (dealtWith & (1ULL << (sig - 1))) == 0;
 }
 
 int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal) {
@@ -77,7 +80,7 @@ int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal) {
     // been PID 1, ends it.
     auto endIfIgnoredByPid1 = [&](int sig, bool onlyInForeground) {
         pid_t container = containerProcessOf(runtime);
-        if (!endsAProcessByDefault(sig) || container <= 0 || handlesOrIgnores(container, sig) ||
+        if (!endsAProcessByDefault(sig) || container <= 0 || !droppedAsNamespaceInit(container, sig) ||
             (onlyInForeground && ::getpgid(container) != terminal->foregroundGroup())) {
             return;
         }

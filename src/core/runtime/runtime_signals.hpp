@@ -25,7 +25,8 @@ class TerminalRelay;
 // first process in the same way.
 int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal = nullptr);
 
-// True when /proc/PID/status shows a handler for sig or that it is ignored.
-bool handlesOrIgnores(pid_t pid, int sig);
+// True when pid is PID 1 of its PID namespace and neither handles nor
+// ignores sig (from /proc/PID/status): the kernel drops sig for it.
+bool droppedAsNamespaceInit(pid_t pid, int sig);
 
 }  // namespace sarus
