@@ -32,6 +32,9 @@
  * by interposing the replies that carry attributes, so it holds whatever the
  * operations are.
  *
+ * squashfuse_block_cache.c, linked into the same library, keeps
+ * squashfuse's recently decompressed blocks.
+ *
  * The no-open part is engaged only when the operations live outside libfuse (libfuse's high-level
  * layer calls its reply functions directly, so they could not be captured)
  * and the kernel supports no-open. SARUS_SQUASHFUSE_PRELOAD_DEBUG=1 makes it
