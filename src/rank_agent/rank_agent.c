@@ -267,6 +267,14 @@ static void end_container(int signal_number) {
     _exit(128 + signal_number);
 }
 
+/* SIGUSR1 and SIGUSR2 (a job's checkpoint signals, e.g. `scancel -s USR1`)
+ * are for the ranks: handled here, they neither end the container nor make
+ * sarus end it in place of a PID 1 that lacks a handler (runtime_signals.hpp);
+ * a handler, unlike SIG_IGN, is not inherited by the ranks' programs. */
+static void leave_to_the_ranks(int signal_number) {
+    (void)signal_number;
+}
+
 int main(void) {
     struct sigaction ending = {0};
     ending.sa_handler = end_container;
@@ -274,6 +282,12 @@ int main(void) {
     for (int s = 0, ends[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT}; s < 4; ++s) {
         sigaction(ends[s], &ending, NULL);
     }
+    struct sigaction unused = {0};
+    unused.sa_handler = leave_to_the_ranks;
+    sigemptyset(&unused.sa_mask);
+    unused.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &unused, NULL);
+    sigaction(SIGUSR2, &unused, NULL);
     sigset_t child;
     sigemptyset(&child);
     sigaddset(&child, SIGCHLD);

@@ -5,6 +5,7 @@ test_multinode_openmpi.py.)"""
 
 import os
 import pwd
+import signal
 import time
 
 import pytest
@@ -145,6 +146,49 @@ def test_a_killed_leader_takes_the_container_and_its_ranks(ranks):
     out, err = member.communicate(timeout=30)
     assert member.returncode != 0
     assert "ended before this rank did" in err, err
+
+
+def _process_tree(pid):
+    tree = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                for child in f.read().split():
+                    tree += _process_tree(int(child))
+    except OSError:
+        pass
+    return tree
+
+
+def test_a_checkpoint_signal_to_every_process_of_the_step_reaches_the_ranks_and_ends_nothing(ranks):
+    """`scancel -s USR1` (or --signal=USR1@T) signals every process of the
+    step: the sandbox relays it to the shared container's first process,
+    the rank agent, which leaves it to the ranks instead of being ended in
+    place of a PID 1 without a handler."""
+    group = f"usr1-{os.getpid()}"
+    script = ("trap 'echo usr1' USR1; echo ready; i=0; "
+              "while [ $i -lt 40 ]; do sleep 0.1; i=$((i+1)); done; echo done")
+    leader = start_rank(ranks, group, BUSYBOX, "sh", "-c", script)
+    member = None
+    try:
+        assert leader.stdout.readline() == "ready\n"
+        member = start_rank(ranks, group, BUSYBOX, "sh", "-c", script)
+        assert member.stdout.readline() == "ready\n"
+        for pid in _process_tree(leader.pid) + _process_tree(member.pid):
+            try:
+                os.kill(pid, signal.SIGUSR1)
+            except ProcessLookupError:
+                pass
+        for rank in (leader, member):
+            out, err = rank.communicate(timeout=30)
+            assert rank.returncode == 0, err
+            # once from the test, once more relayed by its sarus, as Slurm's signal would reach it
+            assert "usr1" in out.split() and out.split()[-1] == "done", out
+    finally:
+        for p in (leader, member):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 def test_a_joining_rank_gets_no_privilege(ranks):

@@ -94,7 +94,10 @@ int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal) {
             terminal->watch(watched);
         }
         if (::poll(watched.data(), watched.size(), -1) < 0) {
-            continue;  // EINTR: nothing is lost, the signals wait in the descriptor
+            if (errno == EINTR) {
+                continue;  // nothing is lost: the signals wait in the descriptor
+            }
+            break;  // then waits for the runtime without relaying
         }
         signalfd_siginfo info{};
         while (::read(signals.get(), &info, sizeof info) == sizeof info) {
