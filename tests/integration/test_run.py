@@ -80,6 +80,23 @@ def test_identity_is_the_caller(images):
     assert entry.startswith(f"{pw.pw_name}:x:{pw.pw_uid}:{pw.pw_gid}:")
 
 
+def test_the_hosts_users_and_groups_are_known_in_the_container(images):
+    """As in Sarus, which copies the installation's cached passwd and group
+    (configure_installation.sh: getent) and its nsswitch.conf into the
+    container: the other users of the host have names inside."""
+    other = [u for u in TEST_USERS if u != images.user][0]
+    other_pw = pwd.getpwnam(other)
+    r = images.ok("run", BUSYBOX, "sh", "-c",
+                  f"grep ^{other}: /etc/passwd; grep ^sarusgrp: /etc/group; grep -E '^(passwd|group|hosts):' "
+                  "/etc/nsswitch.conf; tail -n 1 /etc/passwd")
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith(f"{other}:x:{other_pw.pw_uid}:"), r.stdout
+    assert lines[1].startswith(f"sarusgrp:x:{grp.getgrnam('sarusgrp').gr_gid}:"), r.stdout
+    assert [line.split() for line in lines[2:5]] == [["group:", "files"], ["hosts:", "files", "dns"],
+                                                      ["passwd:", "files"]], r.stdout
+    assert lines[5].startswith(f"{images.user}:x:{pwd.getpwnam(images.user).pw_uid}:"), r.stdout
+
+
 def test_the_whole_image_belongs_to_the_caller(images):
     """As in Sarus: whatever owners the layers record (root, 1234:5678)."""
     pw = pwd.getpwnam(images.user)

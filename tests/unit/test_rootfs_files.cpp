@@ -292,6 +292,29 @@ TEST(MergeGroup, EmptyImageGroup) {
     EXPECT_EQ(sarus::mergeGroup("", alice(), {{"alice", 1001}}), "alice:x:1001:alice\n");
 }
 
+TEST(MergePasswd, TheHostDatabaseComesFirstAndTheImageKeepsItsOwnUsers) {
+    auto host = "root:x:0:0:root:/root:/bin/bash\nbob:x:1002:1002::/home/bob:/bin/bash\n"
+                "alice:x:1000:1001::/home/old-alice:/bin/sh\n";
+    auto image = "root:x:0:0:root:/root:/bin/ash\n_apt:x:100:65534::/nonexistent:/usr/sbin/nologin\n"
+                 "ubuntu:x:1002:1002::/home/ubuntu:/bin/sh\n";
+    EXPECT_EQ(sarus::mergePasswd(image, alice(), host),
+              "root:x:0:0:root:/root:/bin/bash\n"           // the host's, as Sarus copies it
+              "bob:x:1002:1002::/home/bob:/bin/bash\n"
+              "_apt:x:100:65534::/nonexistent:/usr/sbin/nologin\n"  // the image's service user
+              "alice:x:1000:1001::/home/alice:/bin/bash\n");  // the caller as now, not as cached
+}
+
+TEST(MergeGroup, TheHostDatabaseComesFirstAndTheImageKeepsItsOwnGroups) {
+    auto host = "root:x:0:\nhpc:x:2000:bob,alice\nstaff:x:50:bob\n";
+    auto image = "root:x:0:\nstaff:x:51:\nnogroup:x:65534:\n";
+    EXPECT_EQ(sarus::mergeGroup(image, alice(), {{"alice", 1001}, {"hpc", 2000}}, host),
+              "root:x:0:\n"
+              "staff:x:50:bob\n"
+              "nogroup:x:65534:\n"
+              "alice:x:1001:alice\n"
+              "hpc:x:2000:alice\n");
+}
+
 TEST(CallerGroups, PrimaryThenSupplementaryWithNames) {
     sarus::Identity id = alice();
     id.gid = 0;

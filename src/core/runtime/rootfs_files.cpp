@@ -61,38 +61,62 @@ std::string readFileInRoot(const fs::path& root, const std::string& containerPat
     return RootDirectory(root).readFile(containerPath);
 }
 
-std::string mergePasswd(const std::string& imagePasswd, const Identity& identity) {
-    std::string out;
-    for (const auto& line : lines(imagePasswd)) {
-        auto f = fields(line);
-        if (f.size() >= 3 && (f[0] == identity.userName || f[2] == std::to_string(identity.uid))) {
-            continue;
+namespace {
+
+bool isNumber(const std::string& text) {
+    return !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+}
+
+// The lines of databases (name:x:id:...) in order, skipping an entry whose
+// name or id an earlier one (or the caller's) has.
+class Database {
+public:
+    Database(std::set<std::string> names, std::set<std::string> ids)
+        : names_(std::move(names)), ids_(std::move(ids)) {}
+
+    void addEntriesOf(const std::string& database) {
+        for (const auto& line : lines(database)) {
+            auto f = fields(line);
+            if (f.size() >= 3) {
+                if (names_.count(f[0]) || (isNumber(f[2]) && ids_.count(f[2]))) {
+                    continue;
+                }
+                names_.insert(f[0]);
+                if (isNumber(f[2])) {
+                    ids_.insert(f[2]);
+                }
+            }
+            text_ += line + "\n";  // what is no entry (NIS "+" lines, ...) is left as it is
         }
-        out += line + "\n";
     }
-    out += identity.userName + ":x:" + std::to_string(identity.uid) + ":" + std::to_string(identity.gid) +
-           "::" + identity.home + ":" + identity.shell + "\n";
-    return out;
+    std::string text() const { return text_; }
+
+private:
+    std::set<std::string> names_, ids_;
+    std::string text_;
+};
+
+}  // namespace
+
+std::string mergePasswd(const std::string& imagePasswd, const Identity& identity, const std::string& hostPasswd) {
+    Database passwd({identity.userName}, {std::to_string(identity.uid)});
+    passwd.addEntriesOf(hostPasswd);
+    passwd.addEntriesOf(imagePasswd);
+    return passwd.text() + identity.userName + ":x:" + std::to_string(identity.uid) + ":" +
+           std::to_string(identity.gid) + "::" + identity.home + ":" + identity.shell + "\n";
 }
 
 std::string mergeGroup(const std::string& imageGroup, const Identity& identity,
-                       const std::vector<GroupEntry>& groups) {
-    std::set<std::string> names;
-    std::set<gid_t> gids;
+                       const std::vector<GroupEntry>& groups, const std::string& hostGroup) {
+    std::set<std::string> names, gids;
     for (const auto& g : groups) {
         names.insert(g.name);
-        gids.insert(g.gid);
+        gids.insert(std::to_string(g.gid));
     }
-    std::string out;
-    for (const auto& line : lines(imageGroup)) {
-        auto f = fields(line);
-        if (f.size() >= 3 && (names.count(f[0]) || (!f[2].empty() &&
-                              f[2].find_first_not_of("0123456789") == std::string::npos &&
-                              gids.count(static_cast<gid_t>(std::stoul(f[2])))))) {
-            continue;
-        }
-        out += line + "\n";
-    }
+    Database group(names, gids);
+    group.addEntriesOf(hostGroup);
+    group.addEntriesOf(imageGroup);
+    auto out = group.text();
     for (const auto& g : groups) {
         out += g.name + ":x:" + std::to_string(g.gid) + ":" + identity.userName + "\n";
     }

@@ -29,12 +29,15 @@ struct GroupEntry {
     gid_t gid;
 };
 
-// The image's passwd with the caller's entry added (replacing any entry with
-// the same name or uid), as Sarus provides it.
-std::string mergePasswd(const std::string& imagePasswd, const Identity& identity);
-// The image's group with the caller's groups added and the caller as member.
+// The container's passwd: the host's database as the installation cached it
+// (Sarus copies that file over the image's), the image's own entries whose
+// name and uid the host does not use (its service users), and the caller's
+// current entry, which replaces any other of the same name or uid.
+std::string mergePasswd(const std::string& imagePasswd, const Identity& identity,
+                        const std::string& hostPasswd = "");
+// The same for group, with the caller's groups and the caller as member.
 std::string mergeGroup(const std::string& imageGroup, const Identity& identity,
-                       const std::vector<GroupEntry>& callerGroups);
+                       const std::vector<GroupEntry>& callerGroups, const std::string& hostGroup = "");
 // Names of the caller's primary and supplementary groups on the host.
 std::vector<GroupEntry> callerGroups(const Identity& identity);
 

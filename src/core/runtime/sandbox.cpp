@@ -4,6 +4,7 @@
 #include "common/file_descriptor.hpp"
 #include "common/file_utils.hpp"
 #include "common/log.hpp"
+#include "config/config.hpp"
 #include "runtime/path_in_root.hpp"
 #include "jobs/pmi_descriptor.hpp"
 #include "runtime/runtime_messages.hpp"
@@ -248,7 +249,13 @@ void prepareBundleDirectory(const fs::path& bundleDir, const std::string& ramFil
 }
 
 HostFiles HostFiles::read(const Identity& identity) {
-    return {readOrEmpty("/etc/hosts"), readOrEmpty("/etc/resolv.conf"), sarus::callerGroups(identity)};
+    auto etc = Config::installPrefix() / "etc";
+    return {readOrEmpty("/etc/hosts"),
+            readOrEmpty("/etc/resolv.conf"),
+            sarus::callerGroups(identity),
+            readOrEmpty(etc / "passwd"),
+            readOrEmpty(etc / "group"),
+            readOrEmpty(etc / "container" / "nsswitch.conf")};
 }
 
 void makeSystemDirectoriesReal(const RootDirectory& root, const CreationPolicy& policy) {
@@ -260,9 +267,15 @@ void makeSystemDirectoriesReal(const RootDirectory& root, const CreationPolicy& 
 void provideEtcFiles(const fs::path& rootfs, const Identity& identity, const HostFiles& files) {
     writeFileInRoot(rootfs, "/etc/hosts", files.hosts, 0644, 0, 0);
     writeFileInRoot(rootfs, "/etc/resolv.conf", files.resolvConf, 0644, 0, 0);
-    writeFileInRoot(rootfs, "/etc/passwd", mergePasswd(readFileInRoot(rootfs, "/etc/passwd"), identity), 0644, 0, 0);
+    writeFileInRoot(rootfs, "/etc/passwd",
+                    mergePasswd(readFileInRoot(rootfs, "/etc/passwd"), identity, files.passwdDatabase), 0644, 0, 0);
     writeFileInRoot(rootfs, "/etc/group",
-                    mergeGroup(readFileInRoot(rootfs, "/etc/group"), identity, files.callerGroups), 0644, 0, 0);
+                    mergeGroup(readFileInRoot(rootfs, "/etc/group"), identity, files.callerGroups, files.groupDatabase),
+                    0644, 0, 0);
+    // lookups go to the files above, whatever services the image's names
+    if (!files.nsswitchConf.empty()) {
+        writeFileInRoot(rootfs, "/etc/nsswitch.conf", files.nsswitchConf, 0644, 0, 0);
+    }
 }
 
 void prepareMountPoints(ContainerSpec& spec, const fs::path& rootfs, const UserMountRestrictions& rules) {

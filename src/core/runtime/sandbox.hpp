@@ -80,6 +80,11 @@ struct HostFiles {
     std::string hosts;
     std::string resolvConf;
     std::vector<GroupEntry> callerGroups;
+    // What configure_installation.sh cached in <prefix>/etc (as Sarus's
+    // installation does); empty when missing.
+    std::string passwdDatabase;
+    std::string groupDatabase;
+    std::string nsswitchConf;  // <prefix>/etc/container/nsswitch.conf
     static HostFiles read(const Identity& identity);
 };
 
@@ -88,7 +93,8 @@ struct HostFiles {
 // with a plain openat, which follows an absolute symlink on the host.
 void makeSystemDirectoriesReal(const RootDirectory& root, const CreationPolicy& policy);
 
-// /etc/hosts, /etc/resolv.conf, /etc/passwd and /etc/group of the container.
+// /etc/hosts, /etc/resolv.conf, /etc/passwd, /etc/group and (when the
+// installation has one) /etc/nsswitch.conf of the container.
 void provideEtcFiles(const std::filesystem::path& rootfs, const Identity& identity, const HostFiles& files);
 
 // Resolves every mount destination inside the rootfs (image symlinks are
