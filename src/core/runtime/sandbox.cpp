@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <poll.h>
 #include <sched.h>
 #include <sys/mount.h>
