@@ -78,7 +78,7 @@ public:
     }
     void restoreEcho() {
         if (echoOff_) {
-            ::tcsetattr(fd_, TCSAFLUSH, &saved_);
+            ::tcsetattr(fd_, TCSANOW, &saved_);
             echoOff_ = false;
         }
     }
@@ -119,8 +119,11 @@ Credentials readCredentials(const CredentialsRequest& request, const std::string
             terminal.write("Username for " + registry + ": ");
             credentials.username = terminal.readLine();
         }
-        terminal.write("Password for " + credentials.username + "@" + registry + ": ");
+        // Echo goes off before the prompt shows: turning it off flushes what
+        // was typed, and a password typed as soon as the prompt appeared was
+        // lost that way, leaving sarus waiting for it.
         terminal.disableEcho();
+        terminal.write("Password for " + credentials.username + "@" + registry + ": ");
         credentials.password = terminal.readLine();
         terminal.restoreEcho();
     }
