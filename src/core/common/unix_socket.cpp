@@ -15,7 +15,8 @@ sockaddr_un socketAddress(const std::filesystem::path& socketPath) {
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
     if (socketPath.native().size() >= sizeof address.sun_path) {
-        throw Error("the socket path " + socketPath.string() + " is too long (choose a shorter tempDir in sarus.json)");
+        throw Error("the socket path " + socketPath.string() +
+                    " is too long (choose a shorter tempDir or OCIBundleDir in sarus.json)");
     }
     std::strcpy(address.sun_path, socketPath.c_str());
     return address;
@@ -47,6 +48,33 @@ FileDescriptor connectToUnixSocket(const std::filesystem::path& socketPath) {
         throw systemError("cannot connect to " + socketPath.string(), errno);
     }
     return connection;
+}
+
+ssize_t receiveWithDescriptors(int connection, void* buffer, std::size_t size,
+                               std::vector<FileDescriptor>& descriptors, int flags) {
+    constexpr std::size_t maxDescriptors = 8;
+    iovec data{buffer, size};
+    alignas(cmsghdr) char control[CMSG_SPACE(maxDescriptors * sizeof(int))] = {};
+    msghdr message{};
+    message.msg_iov = &data;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    ssize_t n;
+    do {
+        n = ::recvmsg(connection, &message, flags | MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    for (auto* header = CMSG_FIRSTHDR(&message); n >= 0 && header; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) {
+            auto count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (std::size_t i = 0; i < count; ++i) {
+                int fd;
+                std::memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof fd);
+                descriptors.emplace_back(fd);
+            }
+        }
+    }
+    return n;
 }
 
 }  // namespace sarus

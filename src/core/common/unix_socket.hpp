@@ -5,7 +5,10 @@
 
 #include "common/file_descriptor.hpp"
 
+#include <cstddef>
 #include <filesystem>
+#include <sys/types.h>
+#include <vector>
 
 namespace sarus {
 
@@ -15,5 +18,11 @@ FileDescriptor listenOnUnixSocket(const std::filesystem::path& socketPath);
 // A connection to whoever listens on socketPath; throws sarus::Error (with
 // the errno of connect) when nobody does.
 FileDescriptor connectToUnixSocket(const std::filesystem::path& socketPath);
+
+// One recvmsg of up to size bytes (retried on EINTR), with the descriptors
+// that came along (SCM_RIGHTS, close-on-exec) appended to descriptors.
+// Returns what recvmsg returns: bytes, 0 at the end, -1 with errno.
+ssize_t receiveWithDescriptors(int connection, void* buffer, std::size_t size,
+                               std::vector<FileDescriptor>& descriptors, int flags = 0);
 
 }  // namespace sarus

@@ -53,27 +53,7 @@ enum class Received { some, nothingYet, end };
 // Appends what one recvmsg brings to text and descriptors.
 Received receiveSome(int connection, std::string& text, std::vector<FileDescriptor>& descriptors) {
     char buffer[4096];
-    iovec data{buffer, sizeof buffer};
-    alignas(cmsghdr) char control[CMSG_SPACE(maxDescriptors * sizeof(int))] = {};
-    msghdr message{};
-    message.msg_iov = &data;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    ssize_t n;
-    do {
-        n = ::recvmsg(connection, &message, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    for (auto* header = CMSG_FIRSTHDR(&message); n >= 0 && header; header = CMSG_NXTHDR(&message, header)) {
-        if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) {
-            auto count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (std::size_t i = 0; i < count; ++i) {
-                int fd;
-                std::memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof fd);
-                descriptors.emplace_back(fd);
-            }
-        }
-    }
+    ssize_t n = receiveWithDescriptors(connection, buffer, sizeof buffer, descriptors, MSG_DONTWAIT);
     if (n < 0 && errno == EAGAIN) {
         return Received::nothingYet;
     }

@@ -1,6 +1,7 @@
 #include "runtime/terminal_relay.hpp"
 
 #include "common/error.hpp"
+#include "common/unix_socket.hpp"
 
 #include <cerrno>
 #include <csignal>
@@ -9,7 +10,6 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -23,29 +23,6 @@ void setNonBlocking(int fd) {
     if (flags >= 0) {
         ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
     }
-}
-
-// The descriptor crun sends on the connection, or an empty one.
-FileDescriptor receiveDescriptor(int connection) {
-    char byte;
-    iovec data{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr message{};
-    message.msg_iov = &data;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    ssize_t n;
-    do {
-        n = ::recvmsg(connection, &message, MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    auto* header = n >= 0 ? CMSG_FIRSTHDR(&message) : nullptr;
-    if (!header || header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) {
-        return FileDescriptor();
-    }
-    int fd;
-    std::memcpy(&fd, CMSG_DATA(header), sizeof fd);
-    return FileDescriptor(fd);
 }
 
 // Blocks until everything is written; onFull runs while fd takes nothing.
@@ -74,19 +51,8 @@ bool writeAll(int fd, const char* data, std::size_t size) {
 
 }  // namespace
 
-TerminalRelay::TerminalRelay(fs::path socketPath) : socketPath_(std::move(socketPath)) {
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    if (socketPath_.native().size() >= sizeof address.sun_path) {
-        throw Error("the path of the terminal socket is too long: " + socketPath_.string());
-    }
-    std::strcpy(address.sun_path, socketPath_.c_str());
-    listening_ = FileDescriptor(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (listening_.get() < 0 || ::bind(listening_.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::listen(listening_.get(), 1) != 0) {
-        throw systemError("cannot listen for the container's terminal on " + socketPath_.string(), errno);
-    }
-}
+TerminalRelay::TerminalRelay(fs::path socketPath)
+    : socketPath_(std::move(socketPath)), listening_(listenOnUnixSocket(socketPath_)) {}
 
 TerminalRelay::~TerminalRelay() {
     if (callerSettings_) {
@@ -143,12 +109,15 @@ void TerminalRelay::takeTerminal() {
     if (connection.get() < 0) {
         return;
     }
-    master_ = receiveDescriptor(connection.get());
+    char byte;
+    std::vector<FileDescriptor> sent;
+    receiveWithDescriptors(connection.get(), &byte, 1, sent);
     listening_.reset();
     ::unlink(socketPath_.c_str());
-    if (master_.get() < 0) {
+    if (sent.empty()) {
         return;
     }
+    master_ = std::move(sent.front());
     // Output is read as it comes; input is written as typed, which the
     // container's terminal takes as long as its reader keeps up.
     setNonBlocking(master_.get());
