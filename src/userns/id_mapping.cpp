@@ -1,5 +1,6 @@
 #include "id_mapping.hpp"
 
+#include "common/decimal.hpp"
 #include "common/error.hpp"
 #include "common/process.hpp"
 
@@ -27,7 +28,7 @@ std::optional<SubordinateRange> findSubordinateRange(const std::filesystem::path
         // A malformed line (not plain decimal numbers within 32 bits) is
         // skipped, as newuidmap does; stoul alone would accept "-5" or "5x".
         auto number = [](const std::string& text) -> std::optional<unsigned> {
-            if (text.empty() || text.size() > 10 || text.find_first_not_of("0123456789") != std::string::npos) {
+            if (!isDecimalNumber(text) || text.size() > 10) {
                 return std::nullopt;
             }
             auto value = std::stoull(text);

@@ -1,5 +1,6 @@
 #include "userns_backend.hpp"
 
+#include "common/decimal.hpp"
 #include "common/error.hpp"
 #include "common/file_utils.hpp"
 #include "config/hooks_config.hpp"
@@ -90,10 +91,6 @@ SandboxPlan makePlan(const Config& config, const ContainerSpec& spec, const Stor
     return plan;
 }
 
-bool isNumber(const std::string& text) {
-    return !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
-}
-
 // A Slurm step's processes are killed when it ends (proctrack/cgroup), a
 // keeper and its squashfuse_ll daemons with them: a keeper shared with
 // another step would take that step's containers' image along. Each step
@@ -101,7 +98,7 @@ bool isNumber(const std::string& text) {
 std::string slurmStepScope(const std::map<std::string, std::string>& env) {
     auto job = valueOr(env, "SLURM_JOB_ID");
     auto step = valueOr(env, "SLURM_STEP_ID");
-    return isNumber(job) ? "-slurm" + job + (isNumber(step) ? "." + step : "") : "";
+    return isDecimalNumber(job) ? "-slurm" + job + (isDecimalNumber(step) ? "." + step : "") : "";
 }
 
 // `srun sarus run ...`: the step's task is this sarus (or the one leading
@@ -109,7 +106,7 @@ std::string slurmStepScope(const std::map<std::string, std::string>& env) {
 // no other container on this node, and its keeper would end with it
 // unused: a keeper start is all it would add.
 bool isTheTaskOfASlurmStep(const std::map<std::string, std::string>& env) {
-    if (!isNumber(valueOr(env, "SLURM_STEP_ID"))) {
+    if (!isDecimalNumber(valueOr(env, "SLURM_STEP_ID"))) {
         return false;
     }
     pid_t ancestor = ::getppid();

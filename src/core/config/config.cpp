@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 
+#include "common/decimal.hpp"
 #include "common/error.hpp"
 #include "common/file_utils.hpp"
 #include "common/log.hpp"
@@ -46,8 +47,7 @@ std::string describeContext(const std::vector<std::string>& context) {
         }
         // valijson writes "[name]" for properties and "[3]" for array items.
         auto inner = part.size() > 2 && part.front() == '[' ? part.substr(1, part.size() - 2) : part;
-        bool index = !inner.empty() && inner.find_first_not_of("0123456789") == std::string::npos;
-        if (index) {
+        if (isDecimalNumber(inner)) {
             key += "[" + inner + "]";
         } else {
             key += (key.empty() ? "" : ".") + inner;

@@ -1,6 +1,7 @@
 #include "jobs/pmix_support.hpp"
 
 #include "config/config.hpp"
+#include "common/decimal.hpp"
 #include "common/error.hpp"
 #include "common/log.hpp"
 #include "common/process.hpp"
@@ -97,12 +98,9 @@ std::map<std::string, std::string> parseSlurmConfig(const std::string& text) {
 
 bool underSlurmPmix(const Env& hostEnv) {
     // The ids become parts of mount paths: only Slurm's numeric ids, never "../x".
-    auto isNumber = [](const std::string& id) {
-        return !id.empty() && id.find_first_not_of("0123456789") == std::string::npos;
-    };
     return valueOr(hostEnv, "SLURM_MPI_TYPE").rfind("pmix", 0) == 0 &&
-           isNumber(firstSet(hostEnv, {"SLURM_JOB_ID", "SLURM_JOBID"})) &&
-           isNumber(firstSet(hostEnv, {"SLURM_STEP_ID", "SLURM_STEPID"}));
+           isDecimalNumber(firstSet(hostEnv, {"SLURM_JOB_ID", "SLURM_JOBID"})) &&
+           isDecimalNumber(firstSet(hostEnv, {"SLURM_STEP_ID", "SLURM_STEPID"}));
 }
 
 std::vector<std::string> slurmPmixDirectories(const Env& slurmConfig, const Env& hostEnv, uid_t uid,

@@ -1,6 +1,7 @@
 #include "registry/registry_client.hpp"
 
 #include "common/cancellation.hpp"
+#include "common/decimal.hpp"
 #include "common/error.hpp"
 #include "common/log.hpp"
 #include "registry/retry_policy.hpp"
@@ -42,7 +43,7 @@ void sleepCancellable(std::chrono::milliseconds delay) {
 
 std::optional<long> retryAfter(const http::Response& response) {
     auto value = response.header("retry-after");
-    if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos) {
+    if (!isDecimalNumber(value)) {
         return std::nullopt;  // HTTP dates are rare here: the default backoff applies
     }
     return std::stol(value);

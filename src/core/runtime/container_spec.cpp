@@ -1,6 +1,7 @@
 #include "runtime/container_spec.hpp"
 
 #include "config/config.hpp"
+#include "common/decimal.hpp"
 #include "common/error.hpp"
 #include "common/log.hpp"
 
@@ -113,9 +114,7 @@ void applyCudaDevices(EnvMap& env, const std::vector<std::string>& hostEnv) {
         ids.push_back(id);
     }
     auto numericLess = [](const std::string& a, const std::string& b) {
-        bool na = !a.empty() && a.find_first_not_of("0123456789") == std::string::npos;
-        bool nb = !b.empty() && b.find_first_not_of("0123456789") == std::string::npos;
-        return na && nb ? std::stoul(a) < std::stoul(b) : a < b;
+        return isDecimalNumber(a) && isDecimalNumber(b) ? std::stoul(a) < std::stoul(b) : a < b;
     };
     auto sorted = ids;
     std::sort(sorted.begin(), sorted.end(), numericLess);

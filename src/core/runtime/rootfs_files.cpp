@@ -1,5 +1,6 @@
 #include "runtime/rootfs_files.hpp"
 
+#include "common/decimal.hpp"
 #include "common/error.hpp"
 #include "runtime/root_directory.hpp"
 
@@ -63,10 +64,6 @@ std::string readFileInRoot(const fs::path& root, const std::string& containerPat
 
 namespace {
 
-bool isNumber(const std::string& text) {
-    return !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
-}
-
 // The lines of databases (name:x:id:...) in order, skipping an entry whose
 // name or id an earlier one (or the caller's) has.
 class Database {
@@ -78,11 +75,11 @@ public:
         for (const auto& line : lines(database)) {
             auto f = fields(line);
             if (f.size() >= 3) {
-                if (names_.count(f[0]) || (isNumber(f[2]) && ids_.count(f[2]))) {
+                if (names_.count(f[0]) || (isDecimalNumber(f[2]) && ids_.count(f[2]))) {
                     continue;
                 }
                 names_.insert(f[0]);
-                if (isNumber(f[2])) {
+                if (isDecimalNumber(f[2])) {
                     ids_.insert(f[2]);
                 }
             }
