@@ -271,6 +271,65 @@ def popen_as(user, argv, env=None, **kw):
                             stderr=kw.pop("stderr", subprocess.PIPE), text=True, **kw)
 
 
+def process_tree(pid):
+    """pid and all its descendants (as Slurm's proctrack/linuxproc finds a
+    step's processes); a process that ends meanwhile has no descendants."""
+    tree = [pid]
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return tree
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                for child in f.read().split():
+                    tree += process_tree(int(child))
+        except OSError:
+            pass
+    return tree
+
+
+def run_in_a_terminal(sarus, *args, rows=None):
+    """Starts sarus ARGS in a new session whose controlling terminal is a pty
+    (rows: its height, 101 columns), as an interactive shell would; returns
+    (process, master fd)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    if rows:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, 101, 0, 0))
+
+    def make_controlling_terminal():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    p = popen_as(sarus.user, [sarus.binary, *args], env={"SARUS_CONFIG_FILE": sarus.config_file},
+                 stdin=slave, stdout=slave, stderr=slave, preexec_fn=make_controlling_terminal)
+    os.close(slave)
+    return p, master
+
+
+def read_until(master, pattern, timeout=10):
+    """What the pty master gives until the regular expression pattern (bytes)
+    matches it, the terminal closes or timeout s pass."""
+    import re
+    import select
+    import time
+    data = b""
+    deadline = time.time() + timeout
+    while not re.search(pattern, data) and time.time() < deadline:
+        if select.select([master], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
 def processes():
     """(pid, command line with spaces, owner uid) of every live process."""
     for pid in os.listdir("/proc"):

@@ -8,8 +8,6 @@ import os
 import pty
 import pwd
 import random
-import re
-import select
 import shutil
 import signal
 import struct
@@ -19,8 +17,8 @@ import time
 
 import pytest
 
-from conftest import (TEST_USERS, leftovers, loaded_image_file, popen_as, processes, run_as, run_concurrently,
-                      wait_for_no_leftovers)
+from conftest import (TEST_USERS, leftovers, loaded_image_file, popen_as, process_tree, processes, read_until,
+                      run_as, run_concurrently, run_in_a_terminal, wait_for_no_leftovers)
 
 BUSYBOX = "load/library/busybox"
 LAYERED = "load/library/layered"
@@ -140,18 +138,6 @@ def test_signals_are_forwarded(images):
     assert "got TERM" in out
 
 
-def _process_tree(pid):
-    tree = [pid]
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                for child in f.read().split():
-                    tree += _process_tree(int(child))
-        except OSError:
-            pass
-    return tree
-
-
 def _alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -180,14 +166,11 @@ def test_a_signal_to_sarus_ends_the_container_and_every_process(images, options,
     try:
         deadline = time.time() + 20
         if "-t" in options:  # the shell's prompt
-            output = b""
-            while not re.search(rb"[$#] $", output) and time.time() < deadline:
-                if select.select([master], [], [], 0.1)[0]:
-                    output += os.read(master, 4096)
+            read_until(master, rb"[$#] $", timeout=20)
         else:
             while not any(c.strip() == f"sleep {tag}" for _, c, _ in processes()) and time.time() < deadline:
                 time.sleep(0.05)
-        tree = _process_tree(p.pid)
+        tree = process_tree(p.pid)
         assert len(tree) >= 2, tree  # sarus and the container's process at least
         p.send_signal(sig)
         p.wait(timeout=5)
@@ -203,37 +186,6 @@ def test_a_signal_to_sarus_ends_the_container_and_every_process(images, options,
         os.close(master)
 
 
-def _run_in_a_terminal(images, *args, rows=None):
-    """sarus ARGS in a new session whose controlling terminal is a pty, as in
-    an interactive shell; returns (process, master fd)."""
-    master, slave = pty.openpty()
-    if rows:
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, 101, 0, 0))
-
-    def make_controlling_terminal():
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-    p = popen_as(images.user, [images.binary, *args], env={"SARUS_CONFIG_FILE": images.config_file},
-                 stdin=slave, stdout=slave, stderr=slave, preexec_fn=make_controlling_terminal)
-    os.close(slave)
-    return p, master
-
-
-def _read_until(master, pattern, timeout=20):
-    output = b""
-    deadline = time.time() + timeout
-    while not re.search(pattern, output) and time.time() < deadline:
-        if select.select([master], [], [], 0.1)[0]:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
-    return output
-
-
 @pytest.mark.parametrize("script, code", [
     ("echo ready; exec sleep {tag}", 130),  # no handler: ended as SIGINT would end it, not as PID 1 ignores it
     ("trap 'echo caught; exit 7' INT; echo ready; while true; do sleep 0.1; done", 7),
@@ -243,9 +195,9 @@ def test_ctrl_c_in_a_terminal_reaches_the_container(images, script, code):
     here the container's process is PID 1, which the kernel spares from a
     signal it has no handler for."""
     tag = str(random.randint(100000, 999999))
-    p, master = _run_in_a_terminal(images, "run", "-t", BUSYBOX, "sh", "-c", script.replace("{tag}", tag))
+    p, master = run_in_a_terminal(images, "run", "-t", BUSYBOX, "sh", "-c", script.replace("{tag}", tag))
     try:
-        assert b"ready" in _read_until(master, b"ready")
+        assert b"ready" in read_until(master, b"ready", timeout=20)
         deadline = time.time() + 10
         while ("{tag}" in script and time.time() < deadline
                and not any(c.strip() == f"sleep {tag}" for _, c, _ in processes())):
@@ -253,7 +205,7 @@ def test_ctrl_c_in_a_terminal_reaches_the_container(images, script, code):
         os.write(master, b"\x03")
         assert p.wait(timeout=5) == code
         if code == 7:
-            assert b"caught" in _read_until(master, b"caught", timeout=2)
+            assert b"caught" in read_until(master, b"caught", timeout=2)
     finally:
         if p.poll() is None:
             p.kill()
@@ -262,15 +214,15 @@ def test_ctrl_c_in_a_terminal_reaches_the_container(images, script, code):
 
 
 def test_the_container_terminal_has_the_callers_size_and_follows_it(images):
-    p, master = _run_in_a_terminal(images, "run", "-t", BUSYBOX, "sh", "-c",
+    p, master = run_in_a_terminal(images, "run", "-t", BUSYBOX, "sh", "-c",
                                    "busybox stty size; echo ready; read line; busybox stty size", rows=37)
     try:
-        assert b"37 101" in _read_until(master, b"ready")
+        assert b"37 101" in read_until(master, b"ready", timeout=20)
         # the caller's terminal grows: its foreground group (sarus) gets SIGWINCH
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 120, 0, 0))
         time.sleep(0.5)
         os.write(master, b"\r")
-        assert b"50 120" in _read_until(master, b"50 120")
+        assert b"50 120" in read_until(master, b"50 120", timeout=20)
         assert p.wait(timeout=10) == 0
     finally:
         if p.poll() is None:

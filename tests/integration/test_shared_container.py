@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import popen_as, run_as, wait_for_no_leftovers
+from conftest import popen_as, process_tree, run_as, wait_for_no_leftovers
 
 BUSYBOX = "load/library/busybox"
 NAMESPACES = 'echo "$PMI_RANK $$ $(readlink /proc/self/ns/pid) $(readlink /proc/self/ns/user)"'
@@ -148,18 +148,6 @@ def test_a_killed_leader_takes_the_container_and_its_ranks(ranks):
     assert "ended before this rank did" in err, err
 
 
-def _process_tree(pid):
-    tree = [pid]
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                for child in f.read().split():
-                    tree += _process_tree(int(child))
-    except OSError:
-        pass
-    return tree
-
-
 def test_a_checkpoint_signal_to_every_process_of_the_step_reaches_the_ranks_and_ends_nothing(ranks):
     """`scancel -s USR1` (or --signal=USR1@T) signals every process of the
     step: the sandbox relays it to the shared container's first process,
@@ -174,7 +162,7 @@ def test_a_checkpoint_signal_to_every_process_of_the_step_reaches_the_ranks_and_
         assert leader.stdout.readline() == "ready\n"
         member = start_rank(ranks, group, BUSYBOX, "sh", "-c", script)
         assert member.stdout.readline() == "ready\n"
-        for pid in _process_tree(leader.pid) + _process_tree(member.pid):
+        for pid in process_tree(leader.pid) + process_tree(member.pid):
             try:
                 os.kill(pid, signal.SIGUSR1)
             except ProcessLookupError:

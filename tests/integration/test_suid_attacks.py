@@ -12,10 +12,8 @@ import ctypes
 import hashlib
 import json
 import os
-import pty
 import pwd
 import random
-import select
 import shutil
 import signal
 import socket
@@ -27,8 +25,8 @@ import uuid
 
 import pytest
 
-from conftest import (cgroup_leftovers, leftovers, popen_as, private_hooks_dir, run_as,
-                      name_hash, suid_keeper_directory, wait_for_no_leftovers)
+from conftest import (cgroup_leftovers, leftovers, popen_as, private_hooks_dir, process_tree, read_until, run_as,
+                      run_in_a_terminal, name_hash, suid_keeper_directory, wait_for_no_leftovers)
 
 BUSYBOX = "load/library/busybox"
 HOSTILE = "load/library/hostile"
@@ -529,19 +527,6 @@ def test_kill_9_leaves_no_cgroup(suid, job_cgroup):
     assert wait_for_no_leftovers(suid.user) == []
 
 
-def process_tree(pid):
-    """pid and all its descendants (as Slurm's proctrack/linuxproc finds a step's processes)."""
-    tree = [pid]
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                for child in f.read().split():
-                    tree += process_tree(int(child))
-        except OSError:
-            pass
-    return tree
-
-
 def test_sigkill_of_the_whole_process_tree_leaves_no_cgroup(suid, job_cgroup):
     """A batch system that SIGKILLs every process of a step at once kills the
     supervisor with its container; the cgroups must go all the same."""
@@ -580,38 +565,6 @@ def _processes():
 
 
 # --- 7. the terminal hangs up ----------------------------------------------------------
-
-def run_in_a_terminal(sarus, *args):
-    """Starts sarus in a new session whose controlling terminal is a pty;
-    returns (process, master fd)."""
-    master, slave = pty.openpty()
-
-    def make_controlling_terminal():
-        os.setsid()
-        import fcntl
-        import termios
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-    p = popen_as(sarus.user, [sarus.binary, *args], env={"SARUS_CONFIG_FILE": sarus.config_file},
-                 stdin=slave, stdout=slave, stderr=slave, preexec_fn=make_controlling_terminal)
-    os.close(slave)
-    return p, master
-
-
-def read_until(master, text, timeout=10):
-    data = b""
-    deadline = time.time() + timeout
-    while text not in data and time.time() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            data += chunk
-    return data
-
 
 def test_hung_up_terminal_ends_the_container(sarus, test_images):
     sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
