@@ -97,14 +97,28 @@ static struct block *least_recently_used(struct pool *pool) {
     return oldest;
 }
 
+/* A block squashfuse asks to decompress, fingerprinted once for the lookup
+ * and, on a miss, for keeping the result. */
+struct request {
+    const void *compressed;
+    size_t compressed_size;
+    size_t out_capacity;
+    uint64_t fingerprint;
+};
+
+static struct request request_for(const void *compressed, size_t compressed_size, size_t out_capacity) {
+    struct request request = {compressed, compressed_size, out_capacity, fingerprint_of(compressed, compressed_size)};
+    return request;
+}
+
 /* Copies a cached result into out and returns its size, or returns -1. */
-static long cached(const void *compressed, size_t compressed_size, void *out, size_t out_capacity) {
-    uint64_t fingerprint = fingerprint_of(compressed, compressed_size);
+static long cached(const struct request *request, void *out) {
     long size = -1;
     pthread_mutex_lock(&cache_lock);
-    struct block *block = find(pool_for(out_capacity), fingerprint, compressed, compressed_size);
-    if (block && block->size <= out_capacity) {
-        memcpy(out, block->storage + compressed_size, block->size);
+    struct block *block = find(pool_for(request->out_capacity), request->fingerprint, request->compressed,
+                               request->compressed_size);
+    if (block && block->size <= request->out_capacity) {
+        memcpy(out, block->storage + request->compressed_size, block->size);
         block->last_use = ++use_clock;
         size = (long)block->size;
         ++hits;
@@ -127,11 +141,9 @@ static unsigned char *arena(size_t size) {
     return memory;
 }
 
-static void remember(const void *compressed, size_t compressed_size, const void *data, size_t size,
-                     size_t out_capacity) {
-    uint64_t fingerprint = fingerprint_of(compressed, compressed_size);
-    struct pool *pool = pool_for(out_capacity);
-    if (compressed_size + size > pool->slot_size) { /* blocks larger than usual are not kept */
+static void remember(const struct request *request, const void *data, size_t size) {
+    struct pool *pool = pool_for(request->out_capacity);
+    if (request->compressed_size + size > pool->slot_size) { /* blocks larger than usual are not kept */
         return;
     }
     pthread_mutex_lock(&cache_lock);
@@ -143,10 +155,10 @@ static void remember(const void *compressed, size_t compressed_size, const void 
     if (!block->storage) {
         block->storage = pool->arena + (size_t)(block - pool->slots) * pool->slot_size;
     }
-    memcpy(block->storage, compressed, compressed_size);
-    memcpy(block->storage + compressed_size, data, size);
-    block->fingerprint = fingerprint;
-    block->compressed_size = compressed_size;
+    memcpy(block->storage, request->compressed, request->compressed_size);
+    memcpy(block->storage + request->compressed_size, data, size);
+    block->fingerprint = request->fingerprint;
+    block->compressed_size = request->compressed_size;
     block->size = size;
     block->last_use = ++use_clock;
     pthread_mutex_unlock(&cache_lock);
@@ -166,7 +178,8 @@ typedef int (*zlib_uncompress_function)(unsigned char *, unsigned long *, const 
 typedef int (*lz4_decompress_function)(const char *, char *, int, int);
 
 EXPORTED size_t ZSTD_decompress(void *out, size_t out_capacity, const void *compressed, size_t compressed_size) {
-    long size = cached(compressed, compressed_size, out, out_capacity);
+    struct request request = request_for(compressed, compressed_size, out_capacity);
+    long size = cached(&request, out);
     if (size >= 0) {
         return (size_t)size;
     }
@@ -176,14 +189,15 @@ EXPORTED size_t ZSTD_decompress(void *out, size_t out_capacity, const void *comp
     }
     size_t result = real(out, out_capacity, compressed, compressed_size);
     if (result <= out_capacity) { /* zstd's error codes are larger than any size */
-        remember(compressed, compressed_size, out, result, out_capacity);
+        remember(&request, out, result);
     }
     return result;
 }
 
 EXPORTED int uncompress(unsigned char *out, unsigned long *out_size, const unsigned char *compressed,
                         unsigned long compressed_size) {
-    long size = cached(compressed, compressed_size, out, *out_size);
+    struct request request = request_for(compressed, compressed_size, *out_size);
+    long size = cached(&request, out);
     if (size >= 0) {
         *out_size = (unsigned long)size;
         return 0; /* Z_OK */
@@ -192,10 +206,9 @@ EXPORTED int uncompress(unsigned char *out, unsigned long *out_size, const unsig
     if (!real) {
         real = (zlib_uncompress_function)next_function("uncompress");
     }
-    unsigned long capacity = *out_size;
     int result = real(out, out_size, compressed, compressed_size);
     if (result == 0) {
-        remember(compressed, compressed_size, out, *out_size, capacity);
+        remember(&request, out, *out_size);
     }
     return result;
 }
@@ -208,13 +221,14 @@ EXPORTED int LZ4_decompress_safe(const char *compressed, char *out, int compress
     if (compressed_size < 0 || out_capacity < 0) {
         return real(compressed, out, compressed_size, out_capacity);
     }
-    long size = cached(compressed, (size_t)compressed_size, out, (size_t)out_capacity);
+    struct request request = request_for(compressed, (size_t)compressed_size, (size_t)out_capacity);
+    long size = cached(&request, out);
     if (size >= 0) {
         return (int)size;
     }
     int result = real(compressed, out, compressed_size, out_capacity);
     if (result >= 0) {
-        remember(compressed, (size_t)compressed_size, out, (size_t)result, (size_t)out_capacity);
+        remember(&request, out, (size_t)result);
     }
     return result;
 }
