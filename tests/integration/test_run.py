@@ -1,13 +1,16 @@
 """`sarus run` as an unprivileged user, with and without a subordinate id
 range (the `sarus` fixture runs every test as both users)."""
 
+import calendar
 import fcntl
 import grp
 import hashlib
+import json
 import os
 import pty
 import pwd
 import random
+import re
 import shutil
 import signal
 import struct
@@ -708,12 +711,22 @@ def test_entrypoint_is_read_ahead_and_the_helper_is_gone(images):
 
 
 def test_ps_and_kill(images):
+    with open(images.config_file) as f:
+        bundle = json.load(f)["OCIBundleDir"]
     p = popen_as(images.user, [images.binary, "run", "--name", "job1", BUSYBOX, "sh", "-c", "echo ready; sleep 1000"],
                  env={"SARUS_CONFIG_FILE": images.config_file})
     assert p.stdout.readline() == "ready\n"
     rows = images.ok("ps").stdout.splitlines()
-    assert rows[0].split() == ["NAME", "PID", "IMAGE", "CREATED", "COMMAND"]
-    assert rows[1].split()[0] == "job1" and "sleep 1000" in rows[1]
+    # Sarus prints runc's `list`: its columns, laid out by Go's tabwriter (cells at
+    # least 12 wide, 3 spaces after the longest).
+    name, pid, status, shown_bundle, created, owner = rows[1].split()
+    header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED"]
+    widths = [max(12, len(cell) + 3) for cell in rows[1].split()[:5]]
+    assert rows[0] == "".join(h.ljust(w) for h, w in zip(header, widths)) + "OWNER", rows
+    assert rows[1] == "".join(c.ljust(w) for c, w in zip(rows[1].split(), widths)) + owner, rows
+    assert (name, pid, status, shown_bundle, owner) == ("job1", str(p.pid), "running", bundle, images.user), rows
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z", created), created
+    assert abs(calendar.timegm(time.strptime(created[:19], "%Y-%m-%dT%H:%M:%S")) - time.time()) < 60, created
     duplicate = images("run", "--name", "job1", BUSYBOX, "true")
     assert duplicate.returncode == 1 and "already running" in duplicate.stderr
     started = time.time()
@@ -725,6 +738,24 @@ def test_ps_and_kill(images):
     assert len(images.ok("ps").stdout.splitlines()) == 1
     r = images("kill", "job1")
     assert r.returncode == 1 and "no running container named 'job1'" in r.stderr
+
+
+def test_the_default_name_is_sarus_container_and_a_random_part(images):
+    env = {"SARUS_CONFIG_FILE": images.config_file}
+    names = []
+    for _ in range(2):
+        p = popen_as(images.user, [images.binary, "run", BUSYBOX, "sh", "-c", "echo ready; sleep 1000"], env=env)
+        try:
+            assert p.stdout.readline() == "ready\n"
+            rows = images.ok("ps").stdout.splitlines()[1:]
+            assert len(rows) == 1, rows
+            names.append(rows[0].split()[0])
+            assert re.fullmatch(r"sarus-container-[0-9a-f]{16}", names[-1]), rows
+            images.ok("kill", names[-1])
+        finally:
+            p.kill()
+            p.wait(timeout=20)
+    assert names[0] != names[1]
 
 
 def test_ps_and_kill_see_only_the_callers_containers(images):

@@ -18,7 +18,7 @@ protected:
     sarus::ContainerRegistry registry{dir.path() / "sarus"};
 
     sarus::RunningContainer container(const std::string& name) {
-        return {name, ::getpid(), "load/library/busybox:latest", "true", "2026-11-22T00:00:00"};
+        return {name, ::getpid(), "/var/sarus/OCIBundleDir", "2026-11-22T00:00:00.5Z"};
     }
 };
 

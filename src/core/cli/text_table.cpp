@@ -6,12 +6,12 @@
 
 namespace sarus {
 
-void printTable(const std::vector<std::vector<std::string>>& rows) {
-    // Sarus's columns are at least 10 characters wide.
-    std::vector<std::size_t> widths(rows.empty() ? 0 : rows[0].size(), 10);
+void printTable(const std::vector<std::vector<std::string>>& rows, std::size_t minimumCellWidth) {
+    constexpr std::size_t padding = 3;
+    std::vector<std::size_t> widths(rows.empty() ? 0 : rows[0].size(), minimumCellWidth);
     for (const auto& row : rows) {
         for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i) {
-            widths[i] = std::max(widths[i], row[i].size());
+            widths[i] = std::max(widths[i], row[i].size() + padding);
         }
     }
     for (const auto& row : rows) {
@@ -19,7 +19,7 @@ void printTable(const std::vector<std::vector<std::string>>& rows) {
         for (std::size_t i = 0; i < row.size(); ++i) {
             line += row[i];
             if (i + 1 < row.size()) {
-                line += std::string(widths[i] - row[i].size() + 3, ' ');
+                line += std::string(widths[i] - row[i].size(), ' ');
             }
         }
         std::printf("%s\n", line.c_str());
@@ -33,6 +33,26 @@ std::string localTimestamp() {
     char buffer[32];
     std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &tm);
     return buffer;
+}
+
+std::string utcTimestampWithNanoseconds() {
+    timespec now {};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    std::tm tm {};
+    ::gmtime_r(&now.tv_sec, &tm);
+    char seconds[32];
+    std::strftime(seconds, sizeof seconds, "%Y-%m-%dT%H:%M:%S", &tm);
+    // Go's RFC3339Nano drops the fraction's trailing zeros, and the dot with them.
+    char fraction[16];
+    std::snprintf(fraction, sizeof fraction, ".%09ld", static_cast<long>(now.tv_nsec));
+    std::string fractionText = fraction;
+    while (fractionText.back() == '0') {
+        fractionText.pop_back();
+    }
+    if (fractionText == ".") {
+        fractionText.clear();
+    }
+    return std::string(seconds) + fractionText + "Z";
 }
 
 }  // namespace sarus

@@ -2,6 +2,7 @@
 
 #include "runtime/container_registry.hpp"
 #include "cli/text_table.hpp"
+#include "config/identity.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -9,12 +10,13 @@
 namespace sarus {
 
 int commandPs() {
-    auto containers = ContainerRegistry::forCaller().list();
-    std::vector<std::vector<std::string>> rows = {{"NAME", "PID", "IMAGE", "CREATED", "COMMAND"}};
-    for (const auto& c : containers) {
-        rows.push_back({c.name, std::to_string(c.pid), c.image, c.created, c.command});
+    // Sarus shows runc's `list` of the caller's containers: the same columns.
+    auto owner = Identity::ofCaller().userName;
+    std::vector<std::vector<std::string>> rows = {{"ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"}};
+    for (const auto& c : ContainerRegistry::forCaller().list()) {
+        rows.push_back({c.name, std::to_string(c.pid), "running", c.bundle, c.created, owner});
     }
-    printTable(rows);
+    printTable(rows, 12);
     return 0;
 }
 

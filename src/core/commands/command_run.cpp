@@ -16,7 +16,8 @@
 #include "config/security_profiles.hpp"
 #include "cli/text_table.hpp"
 
-#include <ctime>
+#include <cerrno>
+#include <sys/random.h>
 #include <unistd.h>
 
 namespace sarus {
@@ -38,6 +39,22 @@ Error imageNotAvailable(const ImageReference& reference, const ImageStore& store
     Error error(message);
     error.within("looking in " + store.directory().string() + " (see 'sarus images'; pull or load it first)");
     return error;
+}
+
+// Sarus's default: `sarus-container-` and a random part, so that names do
+// not repeat across nodes and reboots as process ids do.
+std::string defaultContainerName() {
+    unsigned char bytes[8];
+    if (::getrandom(bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes)) {
+        throw systemError("cannot draw a random container name", errno);
+    }
+    static const char digits[] = "0123456789abcdef";
+    std::string name = "sarus-container-";
+    for (unsigned char byte : bytes) {
+        name += digits[byte >> 4];
+        name += digits[byte & 0xf];
+    }
+    return name;
 }
 
 }  // namespace
@@ -83,15 +100,12 @@ int commandRun(const Config& config, const RunOptions& options) {
         spec.tty = false;
     }
     if (spec.name.empty()) {
-        spec.name = "sarus-" + std::to_string(::getpid());
+        spec.name = defaultContainerName();
     }
     auto backend = makeBackend(config);
     auto registry = ContainerRegistry::forCaller();
-    std::string command;
-    for (const auto& arg : spec.args) {
-        command += (command.empty() ? "" : " ") + arg;
-    }
-    Registration registration(registry, {spec.name, ::getpid(), reference.normalized(), command, localTimestamp()});
+    Registration registration(registry, {spec.name, ::getpid(), config.stringOr("OCIBundleDir", ""),
+                                         utcTimestampWithNanoseconds()});
     log::verbose("running " + reference.normalized() + " from " + image->imageFile.string());
     if (auto key = rankGroupKey(hostEnv, ::getppid())) {
         auto reason = reasonNotToShare(spec);

@@ -78,8 +78,7 @@ std::vector<RunningContainer> ContainerRegistry::list() const {
         }
         try {
             auto json = nlohmann::json::parse(readFile(entry.path()));
-            RunningContainer c{json.at("name"), json.at("pid"), json.value("image", ""),
-                               json.value("command", ""), json.value("created", "")};
+            RunningContainer c{json.at("name"), json.at("pid"), json.value("bundle", ""), json.value("created", "")};
             if (alive(c.pid)) {
                 containers.push_back(c);
             } else {
@@ -103,8 +102,8 @@ void ContainerRegistry::add(const RunningContainer& container) const {
                         std::to_string(running.pid) + ")");
         }
     }
-    nlohmann::json json = {{"name", container.name}, {"pid", container.pid}, {"image", container.image},
-                           {"command", container.command}, {"created", container.created}};
+    nlohmann::json json = {{"name", container.name}, {"pid", container.pid}, {"bundle", container.bundle},
+                           {"created", container.created}};
     // A registration describes a running process: after a crash it is stale anyway.
     writeFileAtomically(fileOf(container.name), json.dump() + "\n", 0600, Durability::untilReboot);
 }

@@ -11,12 +11,12 @@
 
 namespace sarus {
 
+// What `sarus ps` shows of a container, in the columns of runc's `list`.
 struct RunningContainer {
     std::string name;
-    pid_t pid = 0;  // the `sarus run` process
-    std::string image;
-    std::string command;
-    std::string created;
+    pid_t pid = 0;  // the `sarus run` process, which `sarus kill` signals
+    std::string bundle;
+    std::string created;  // RFC 3339, UTC
 };
 
 class ContainerRegistry {
