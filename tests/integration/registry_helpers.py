@@ -16,12 +16,10 @@ import http.server
 import io
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import tarfile
-import tempfile
 import threading
 import time
 import urllib.parse

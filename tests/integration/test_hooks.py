@@ -5,7 +5,6 @@ hooks built with sarus, in both modes and as both test users."""
 import json
 import os
 import shutil
-import stat
 import subprocess
 import tempfile
 

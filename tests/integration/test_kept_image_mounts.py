@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import (popen_as, processes, run_as, run_concurrently, suid_keeper_directory,
+from conftest import (popen_as, processes, run_concurrently, suid_keeper_directory,
                       wait_for_no_leftovers)
 
 BUSYBOX = "load/library/busybox"

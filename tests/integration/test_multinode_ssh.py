@@ -6,9 +6,6 @@ holding every container of a step until the last task has one."""
 
 import os
 import pwd
-import random
-import shutil
-import tempfile
 import time
 
 import pytest

@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import tempfile
 
-import pytest
 
 from conftest import run_as
 

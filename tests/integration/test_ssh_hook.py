@@ -7,7 +7,6 @@ between the containers of several nodes."""
 import os
 import pwd
 import subprocess
-import time
 
 import pytest
 

@@ -8,7 +8,6 @@ follows on the host, a cgroup outside the caller's limits, a container that
 outlives a killed sarus. A marker that only root can write (in /root)
 tells whether root ever ran the user's program."""
 
-import ctypes
 import hashlib
 import json
 import os
@@ -19,13 +18,12 @@ import signal
 import socket
 import stat
 import subprocess
-import threading
 import time
 import uuid
 
 import pytest
 
-from conftest import (cgroup_leftovers, leftovers, popen_as, private_hooks_dir, process_tree, read_until, run_as,
+from conftest import (cgroup_leftovers, popen_as, private_hooks_dir, process_tree, read_until, run_as,
                       run_in_a_terminal, name_hash, suid_keeper_directory, wait_for_no_leftovers)
 
 BUSYBOX = "load/library/busybox"
