@@ -50,6 +50,32 @@ FileDescriptor connectToUnixSocket(const std::filesystem::path& socketPath) {
     return connection;
 }
 
+ssize_t sendWithDescriptors(int connection, const void* data, std::size_t size, const std::vector<int>& fds) {
+    if (fds.size() > maxSentDescriptors) {
+        errno = EINVAL;
+        return -1;
+    }
+    iovec iov{const_cast<void*>(data), size};
+    alignas(cmsghdr) char control[CMSG_SPACE(maxSentDescriptors * sizeof(int))] = {};
+    msghdr message{};
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    if (!fds.empty()) {
+        message.msg_control = control;
+        message.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
+        auto* header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+        std::memcpy(CMSG_DATA(header), fds.data(), fds.size() * sizeof(int));
+    }
+    ssize_t n;
+    do {
+        n = ::sendmsg(connection, &message, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n;
+}
+
 ssize_t receiveWithDescriptors(int connection, void* buffer, std::size_t size,
                                std::vector<FileDescriptor>& descriptors, int flags) {
     constexpr std::size_t maxDescriptors = 8;

@@ -19,6 +19,12 @@ FileDescriptor listenOnUnixSocket(const std::filesystem::path& socketPath);
 // the errno of connect) when nobody does.
 FileDescriptor connectToUnixSocket(const std::filesystem::path& socketPath);
 
+// One sendmsg of size bytes with the descriptors fds (SCM_RIGHTS, at most
+// maxSentDescriptors), retried on EINTR, without SIGPIPE. Returns what
+// sendmsg returns: bytes sent, or -1 with errno.
+constexpr std::size_t maxSentDescriptors = 16;
+ssize_t sendWithDescriptors(int connection, const void* data, std::size_t size, const std::vector<int>& fds);
+
 // One recvmsg of up to size bytes (retried on EINTR), with the descriptors
 // that came along (SCM_RIGHTS, close-on-exec) appended to descriptors.
 // Returns what recvmsg returns: bytes, 0 at the end, -1 with errno.

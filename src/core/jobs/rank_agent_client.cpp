@@ -36,24 +36,8 @@ std::string startPayload(const ContainerSpec& spec) {
 }
 
 void sendStart(int connection, const rank_agent_start& start, const std::vector<int>& fds) {
-    union {
-        cmsghdr align;
-        char buffer[CMSG_SPACE(sizeof(int) * RANK_AGENT_MAX_FDS)];
-    } control{};
-    iovec iov{const_cast<rank_agent_start*>(&start), sizeof start};
-    msghdr message{};
-    message.msg_iov = &iov;
-    message.msg_iovlen = 1;
-    if (!fds.empty()) {
-        message.msg_control = control.buffer;
-        message.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-        cmsghdr* header = CMSG_FIRSTHDR(&message);
-        header->cmsg_level = SOL_SOCKET;
-        header->cmsg_type = SCM_RIGHTS;
-        header->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-        std::memcpy(CMSG_DATA(header), fds.data(), sizeof(int) * fds.size());
-    }
-    if (::sendmsg(connection, &message, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof start)) {
+    static_assert(RANK_AGENT_MAX_FDS <= maxSentDescriptors);
+    if (sendWithDescriptors(connection, &start, sizeof start, fds) != static_cast<ssize_t>(sizeof start)) {
         throw systemError("cannot send the rank's command to the shared container", errno);
     }
 }
