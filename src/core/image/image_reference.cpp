@@ -1,8 +1,8 @@
 #include "image/image_reference.hpp"
 
 #include "common/error.hpp"
+#include "image/reference_grammar.hpp"
 
-#include <regex>
 #include <vector>
 
 namespace sarus {
@@ -11,14 +11,6 @@ namespace {
 
 const std::string defaultServer = "docker.io";
 const std::string loadServer = "load";
-
-// Grammar from the distribution/reference package (reference.go).
-const std::regex componentPattern("[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*");
-const std::regex tagPattern("[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}");
-const std::regex domainPattern(
-    "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-    "(?:\\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?");
-const std::regex digestPattern("[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}");
 
 // Sarus's first line; what exactly is wrong follows with --verbose.
 Error invalid(const std::string& text, const std::string& why) {
@@ -41,7 +33,7 @@ std::vector<std::string> split(const std::string& s, char sep) {
 }
 
 void checkDigest(const std::string& text, const std::string& digest) {
-    if (!std::regex_match(digest, digestPattern)) {
+    if (!reference_grammar::isDigest(digest)) {
         throw invalid(text, "bad digest '" + digest + "' (expected ALGORITHM:HEX)");
     }
     if (digest.rfind("sha256:", 0) == 0) {
@@ -63,7 +55,7 @@ void checkRepository(const std::string& text, const std::string& repository) {
         if (component.empty()) {
             throw invalid(text, "empty path component in '" + repository + "'");
         }
-        if (!std::regex_match(component, componentPattern)) {
+        if (!reference_grammar::isPathComponent(component)) {
             bool upper = component.find_first_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ") != std::string::npos;
             throw invalid(text, "bad repository name component '" + component + "'" +
                                     (upper ? " (must be lowercase)" : ""));
@@ -99,7 +91,7 @@ ImageReference ImageReference::parse(const std::string& text) {
     if (colon != std::string::npos && (lastSlash == std::string::npos || colon > lastSlash)) {
         ref.tag = rest.substr(colon + 1);
         rest = rest.substr(0, colon);
-        if (!std::regex_match(ref.tag, tagPattern)) {
+        if (!reference_grammar::isTag(ref.tag)) {
             throw invalid(text, "bad tag '" + ref.tag + "'");
         }
     }
@@ -112,7 +104,7 @@ ImageReference ImageReference::parse(const std::string& text) {
     if (firstSlash != std::string::npos && isServer(rest.substr(0, firstSlash))) {
         ref.server = rest.substr(0, firstSlash);
         ref.repository = rest.substr(firstSlash + 1);
-        if (!std::regex_match(ref.server, domainPattern)) {
+        if (!reference_grammar::isDomain(ref.server)) {
             throw invalid(text, "bad registry server '" + ref.server + "'");
         }
     } else {
