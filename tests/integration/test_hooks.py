@@ -4,13 +4,14 @@ hooks built with sarus, in both modes and as both test users."""
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import tempfile
 
 import pytest
 
-from conftest import private_hooks_dir
+from conftest import popen_as, private_hooks_dir
 
 BUSYBOX = "load/library/busybox"
 # mount_hook works at both stages, except at createContainer in userns mode
@@ -216,6 +217,39 @@ def test_timestamp_log_file_only_from_the_hook_environment(hooks, logdir, capfd)
                  "--annotation", f"com.hooks.timestamp.logfile={userfile}", BUSYBOX, "/bin/true")
     assert not os.path.exists(userfile)
     assert "Timestamp hook: to stderr" in r.stderr
+
+
+def add_shell_hook(sarus, name, script, stage="createContainer"):
+    document = {"version": "1.0.0", "hook": {"path": "/bin/sh", "args": ["sh", "-c", script]},
+                "when": {"always": True}, "stages": [stage]}
+    path = os.path.join(sarus.hooks_dir, name)
+    with open(path, "w") as f:
+        json.dump(document, f)
+    os.chmod(path, 0o644)
+
+
+@pytest.mark.parametrize("stage", ["createRuntime", "createContainer", "poststop"])
+def test_a_hooks_stdout_and_stderr_reach_sarus_stdout_and_stderr(hooks, stage):
+    # Sarus's test_hook_stdout_stderr.py: what a hook prints shows on sarus's stream of the same name.
+    add_shell_hook(hooks, "print.json", "echo \"hook's stdout\"; echo \"hook's stderr\" >&2", stage)
+    r = hooks("run", BUSYBOX, "echo", "container's stdout")
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.splitlines()) == ["container's stdout", "hook's stdout"], r.stdout
+    assert r.stderr.splitlines() == ["hook's stderr"], r.stderr
+
+
+def test_a_hooks_output_shows_while_the_container_runs(hooks):
+    add_shell_hook(hooks, "print.json", "echo 'hook says hello'")
+    p = popen_as(hooks.user, [hooks.binary, "run", BUSYBOX, "sleep", "60"],
+                 env={"SARUS_CONFIG_FILE": hooks.config_file})
+    try:
+        ready, _, _ = select.select([p.stdout], [], [], 30)
+        assert ready, "the hook's output did not show while the container ran"
+        assert p.stdout.readline() == "hook says hello\n"
+        assert p.poll() is None
+    finally:
+        p.terminate()
+        p.wait(timeout=20)
 
 
 def test_failing_hook_fails_the_run(hooks):

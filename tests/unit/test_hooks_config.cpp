@@ -197,13 +197,14 @@ TEST(HooksInOciConfig, WrittenWithTheirOutputFileAndNeverTheUsers) {
     auto s = spec();
     s.annotations["run.oci.hooks.stderr"] = "/etc/shadow";
     sarus::OciConfigOptions options;
-    options.hooksOutput = "/bundle/hooks.log";
+    options.hooksStdout = "/bundle/hooks.stdout";
+    options.hooksStderr = "/bundle/hooks.stderr";
     auto none = sarus::generateOciConfig(s, options);
     EXPECT_FALSE(none.contains("hooks"));
     EXPECT_FALSE(none["annotations"].contains("run.oci.hooks.stderr"));
     options.hooks = sarus::selectHooks(s, {hook("a", {{"always", true}})}, json::object());
     auto config = sarus::generateOciConfig(s, options);
     EXPECT_EQ(config["hooks"]["createContainer"][0]["path"], "/bin/a");
-    EXPECT_EQ(config["annotations"]["run.oci.hooks.stderr"], "/bundle/hooks.log");
-    EXPECT_EQ(config["annotations"]["run.oci.hooks.stdout"], "/bundle/hooks.log");
+    EXPECT_EQ(config["annotations"]["run.oci.hooks.stderr"], "/bundle/hooks.stderr");
+    EXPECT_EQ(config["annotations"]["run.oci.hooks.stdout"], "/bundle/hooks.stdout");
 }

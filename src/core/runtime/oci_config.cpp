@@ -24,7 +24,7 @@ json processSection(const ContainerSpec& spec, const OciConfigOptions& options) 
     auto cwd = spec.cwd;
     if (!options.workdirHelper.empty()) {
         args.insert(args.begin(), {options.workdirHelper, spec.cwd});
-        cwd = "/";
+        cwd = std::string("/");  // (assigning the literal trips a false -Wrestrict of GCC 12)
     }
     if (spec.init) {
         args.insert(args.begin(), {initDestination, "--"});
@@ -194,15 +194,17 @@ json generateOciConfig(const ContainerSpec& spec, const OciConfigOptions& option
     };
     applySecurityProfiles(config, spec.security);
     // crun opens these files as itself (root in suid mode): never a path of
-    // the user's. Hooks write to the bundle's hooks.log, relayed to the
-    // user by runRuntime (crun cannot reopen sarus' stderr in userns mode).
+    // the user's. Hooks write to FIFOs in the bundle, relayed to sarus's
+    // stdout and stderr as they come (see hooks_output_relay.hpp).
     config["annotations"].erase("run.oci.hooks.stdout");
     config["annotations"].erase("run.oci.hooks.stderr");
     if (!options.hooks.empty()) {
         config["hooks"] = options.hooks;
-        if (!options.hooksOutput.empty()) {
-            config["annotations"]["run.oci.hooks.stdout"] = options.hooksOutput;
-            config["annotations"]["run.oci.hooks.stderr"] = options.hooksOutput;
+        if (!options.hooksStdout.empty()) {
+            config["annotations"]["run.oci.hooks.stdout"] = options.hooksStdout;
+        }
+        if (!options.hooksStderr.empty()) {
+            config["annotations"]["run.oci.hooks.stderr"] = options.hooksStderr;
         }
     }
     return config;

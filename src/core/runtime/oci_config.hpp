@@ -43,7 +43,8 @@ struct OciConfigOptions {
     // flags are locked, and the runtime keeps them.)
     bool mountNamespace = true;
     nlohmann::json hooks = nlohmann::json::object();
-    std::string hooksOutput;  // file crun gives the hooks as stdout and stderr
+    std::string hooksStdout;  // files crun gives the hooks as stdout and stderr
+    std::string hooksStderr;
 };
 
 nlohmann::json generateOciConfig(const ContainerSpec& spec, const OciConfigOptions& options);

@@ -1,5 +1,6 @@
 #include "runtime/runtime_signals.hpp"
 
+#include "runtime/hooks_output_relay.hpp"
 #include "runtime/terminal_relay.hpp"
 
 #include "common/error.hpp"
@@ -62,7 +63,7 @@ bool droppedAsNamespaceInit(pid_t pid, int sig) {
     return namespaceInit && (dealtWith & (1ULL << (sig - 1))) == 0;
 }
 
-int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal) {
+int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal, HooksOutputRelay* hooksOutput) {
     sigset_t relayed, previous;
     sigemptyset(&relayed);
     for (int s : forwardedSignals) {
@@ -93,6 +94,9 @@ int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal) {
         if (terminal) {
             terminal->watch(watched);
         }
+        if (hooksOutput) {
+            hooksOutput->watch(watched);
+        }
         if (::poll(watched.data(), watched.size(), -1) < 0) {
             if (errno == EINTR) {
                 continue;  // nothing is lost: the signals wait in the descriptor
@@ -115,6 +119,12 @@ int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal) {
                 endIfIgnoredByPid1(typed, true);
             }
         }
+        if (hooksOutput) {
+            hooksOutput->serve(watched);
+        }
+    }
+    if (hooksOutput) {
+        hooksOutput->drain();
     }
     if (terminal) {
         terminal->drain();

@@ -6,6 +6,7 @@
 
 namespace sarus {
 
+class HooksOutputRelay;
 class TerminalRelay;
 
 // Forwards forwardedSignals to the runtime until it exits and returns its
@@ -22,8 +23,9 @@ class TerminalRelay;
 //
 // With a terminal relay (sarus run -t with crun), the sandbox also copies
 // the container's terminal, and treats Ctrl-C and Ctrl-\ typed for such a
-// first process in the same way.
-int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal = nullptr);
+// first process in the same way. With a hooks output relay, it copies what
+// the hooks print as they print it.
+int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal = nullptr, HooksOutputRelay* hooksOutput = nullptr);
 
 // True when pid is PID 1 of its PID namespace and neither handles nor
 // ignores sig (from /proc/PID/status): the kernel drops sig for it.

@@ -9,6 +9,7 @@
 #include "jobs/pmi_descriptor.hpp"
 #include "runtime/runtime_messages.hpp"
 #include "runtime/runtime_signals.hpp"
+#include "runtime/hooks_output_relay.hpp"
 #include "runtime/terminal_relay.hpp"
 
 #include <cerrno>
@@ -296,7 +297,8 @@ void prepareMountPoints(ContainerSpec& spec, const fs::path& rootfs, const UserM
 
 void writeBundleConfig(const fs::path& bundleDir, const ContainerSpec& spec, const OciConfigOptions& options) {
     auto withHooksOutput = options;
-    withHooksOutput.hooksOutput = (bundleDir / "hooks.log").string();
+    withHooksOutput.hooksStdout = (bundleDir / "hooks.stdout").string();
+    withHooksOutput.hooksStderr = (bundleDir / "hooks.stderr").string();
     auto config = generateOciConfig(spec, withHooksOutput);
     std::ofstream out(bundleDir / "config.json");
     out << config.dump();
@@ -330,15 +332,6 @@ void protectRuntimeBinary(const std::string& runtime, SpawnOptions& options) {
     options.env->push_back("_LIBCONTAINER_CLONED_BINARY=1");
 }
 
-// What the hooks printed (see writeBundleConfig), after the runtime is done.
-static void relayHooksOutput(const fs::path& file) {
-    std::ifstream in(file);
-    std::string line;
-    while (std::getline(in, line)) {
-        std::fprintf(stderr, "%s\n", line.c_str());
-    }
-}
-
 int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const fs::path& bundleDir,
                const ContainerSpec& spec, SpawnOptions options) {
     auto runtimeLog = bundleDir / "runtime.log";
@@ -357,14 +350,14 @@ int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const f
     }
     argv.push_back(spec.name);
     options.passFds = spec.passFds;
+    HooksOutputRelay hooksOutput(bundleDir);  // the FIFOs writeBundleConfig named
     if (options.executableFd < 0) {
         protectRuntimeBinary(argv[0], options);
     }
     auto pid = spawn(argv, options);
-    int code = waitRelayingSignals(pid, terminal.get());
+    int code = waitRelayingSignals(pid, terminal.get(), &hooksOutput);
     terminal.reset();
     log::debug("sandbox: " + argv[0] + " exited with " + std::to_string(code));
-    relayHooksOutput(bundleDir / "hooks.log");
     if (code != 0) {
         auto failure = runtimeFailure(runtimeLog);
         if (!failure.explanation.empty()) {
