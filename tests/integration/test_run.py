@@ -715,27 +715,37 @@ def test_ps_and_kill(images):
         bundle = json.load(f)["OCIBundleDir"]
     p = popen_as(images.user, [images.binary, "run", "--name", "job1", BUSYBOX, "sh", "-c", "echo ready; sleep 1000"],
                  env={"SARUS_CONFIG_FILE": images.config_file})
-    assert p.stdout.readline() == "ready\n"
-    rows = images.ok("ps").stdout.splitlines()
-    # Sarus prints runc's `list`: its columns, laid out by Go's tabwriter (cells at
-    # least 12 wide, 3 spaces after the longest).
-    name, pid, status, shown_bundle, created, owner = rows[1].split()
-    header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED"]
-    widths = [max(12, len(cell) + 3) for cell in rows[1].split()[:5]]
-    assert rows[0] == "".join(h.ljust(w) for h, w in zip(header, widths)) + "OWNER", rows
-    assert rows[1] == "".join(c.ljust(w) for c, w in zip(rows[1].split(), widths)) + owner, rows
-    assert (name, pid, status, shown_bundle, owner) == ("job1", str(p.pid), "running", bundle, images.user), rows
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z", created), created
-    assert abs(calendar.timegm(time.strptime(created[:19], "%Y-%m-%dT%H:%M:%S")) - time.time()) < 60, created
-    duplicate = images("run", "--name", "job1", BUSYBOX, "true")
-    assert duplicate.returncode == 1 and "already running" in duplicate.stderr
-    started = time.time()
-    images.ok("kill", "job1")
-    p.wait(timeout=20)
-    # Sarus's containers are gone within a second of `sarus kill`.
-    assert time.time() - started < 1.5
-    assert p.returncode != 0
-    assert len(images.ok("ps").stdout.splitlines()) == 1
+    try:
+        assert p.stdout.readline() == "ready\n"
+        rows = images.ok("ps").stdout.splitlines()
+        # Sarus prints runc's `list`: its columns, laid out by Go's tabwriter (cells at
+        # least 12 wide, 3 spaces after the longest).
+        name, pid, status, shown_bundle, created, owner = rows[1].split()
+        header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED"]
+        widths = [max(12, len(cell) + 3) for cell in rows[1].split()[:5]]
+        assert rows[0] == "".join(h.ljust(w) for h, w in zip(header, widths)) + "OWNER", rows
+        assert rows[1] == "".join(c.ljust(w) for c, w in zip(rows[1].split(), widths)) + owner, rows
+        assert (name, status, shown_bundle, owner) == ("job1", "running", bundle, images.user), rows
+        # PID: the container's first process (runc's list shows it), below the `sarus run` process
+        with open(f"/proc/{pid}/status") as f:
+            nspid = next(line.split()[1:] for line in f if line.startswith("NSpid:"))
+        assert nspid[0] == pid and nspid[-1] == "1", nspid   # PID 1 of the container's PID namespace
+        assert int(pid) in process_tree(p.pid), (pid, process_tree(p.pid))
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z", created), created
+        assert abs(calendar.timegm(time.strptime(created[:19], "%Y-%m-%dT%H:%M:%S")) - time.time()) < 60, created
+        duplicate = images("run", "--name", "job1", BUSYBOX, "true")
+        assert duplicate.returncode == 1 and "already running" in duplicate.stderr
+        started = time.time()
+        images.ok("kill", "job1")
+        p.wait(timeout=20)
+        # Sarus's containers are gone within a second of `sarus kill`.
+        assert time.time() - started < 1.5
+        assert p.returncode != 0
+        assert len(images.ok("ps").stdout.splitlines()) == 1
+    finally:
+        if p.poll() is None:  # a failed check leaves no container for the next tests
+            p.kill()
+            p.wait(timeout=20)
     r = images("kill", "job1")
     assert r.returncode == 1 and "no running container named 'job1'" in r.stderr
 

@@ -130,6 +130,15 @@ std::optional<ProcessStatus> readProcessStatus(pid_t pid) {
     return std::nullopt;
 }
 
+std::vector<pid_t> childrenOf(pid_t pid) {
+    std::ifstream list("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+    std::vector<pid_t> children;
+    for (pid_t child; list >> child;) {
+        children.push_back(child);
+    }
+    return children;
+}
+
 void detachFromCaller(const std::vector<int>& keep) {
     ::setsid();
     int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);

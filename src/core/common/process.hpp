@@ -110,4 +110,8 @@ struct ProcessStatus {
 };
 std::optional<ProcessStatus> readProcessStatus(pid_t pid);
 
+// The children of pid's main thread (/proc/PID/task/PID/children), oldest
+// first; none when pid is gone.
+std::vector<pid_t> childrenOf(pid_t pid);
+
 }  // namespace sarus

@@ -35,10 +35,8 @@ bool endsAProcessByDefault(int sig) {
 // its parent while `run` waits for it), or a hook the runtime runs, which
 // is no PID 1 of a namespace.
 pid_t containerProcessOf(pid_t runtime) {
-    std::ifstream children("/proc/" + std::to_string(runtime) + "/task/" + std::to_string(runtime) + "/children");
-    pid_t pid = 0;
-    children >> pid;
-    return pid;
+    auto children = childrenOf(runtime);
+    return children.empty() ? 0 : children.front();
 }
 
 unsigned long long signalMask(const std::string& line) {
