@@ -3,6 +3,7 @@
 #include "common/error.hpp"
 #include "hook_log.hpp"
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
@@ -11,6 +12,9 @@
 namespace hook {
 
 int runHookMain(const std::string& hookName, const std::function<void()>& body) {
+    // An ignored SIGCHLD of whoever started the runtime survives exec; the
+    // hooks wait for what they start (ldconfig, the SSH daemon's start-up).
+    ::signal(SIGCHLD, SIG_DFL);
     log::setLevelFromEnvironment();
     try {
         body();

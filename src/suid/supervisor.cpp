@@ -181,6 +181,9 @@ int superviseContainer(SandboxPlan& plan, int parentAliveFd, int statusFd) {
     }
     forwardSignalsTo(sandbox);
     ::sigprocmask(SIG_SETMASK, &previous, nullptr);
+    // The process that orphaned the reaper exited right after its fork: no
+    // <defunct> sarus while the container runs.
+    orphaning = ReapedChild();
     int code = waitForSandboxOrCaller(sandbox, parentAliveFd);
     cgroups.killAndRemove();
     log::debug("supervisor: container and cgroups gone");

@@ -193,6 +193,10 @@ int UsernsBackend::run(const ContainerSpec& spec, const StoredImage& image) {
                 log::debug("sandbox cloned, mapping ids");
                 applyIdMapping(sandbox, plan.ids, tools);
             }
+            // The helper that entered the keeper's namespaces has reported and
+            // is exiting: reaped now, it shows as no <defunct> sarus while the
+            // container runs.
+            entering = ReapedChild();
         },
         supervision);
 }

@@ -710,6 +710,14 @@ def test_entrypoint_is_read_ahead_and_the_helper_is_gone(images):
     assert "reading ahead" not in r.stderr
 
 
+def test_a_parent_that_ignores_sigchld_does_not_break_the_run(images):
+    # An ignored SIGCHLD is inherited across exec; sarus must still wait for its children.
+    ignoring = "import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])"
+    r = run_as(images.user, ["/usr/bin/python3", "-c", ignoring, images.binary, "run", BUSYBOX, "echo", "hello"],
+               env={"SARUS_CONFIG_FILE": images.config_file})
+    assert (r.returncode, r.stdout) == (0, "hello\n"), r.stderr
+
+
 def test_ps_and_kill(images):
     with open(images.config_file) as f:
         bundle = json.load(f)["OCIBundleDir"]

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -398,6 +399,10 @@ int runCommand(const std::string& name, const std::vector<std::string>& args, Pa
 
 int runCli(int argc, char** argv) {
     suid::Privileges::initialize();
+    // An ignored SIGCHLD survives exec: under a parent that ignores it
+    // (some daemons and launchers do), children would be reaped by the
+    // kernel and no wait for the sandbox, crun or a helper could succeed.
+    ::signal(SIGCHLD, SIG_DFL);
     // The caller's umask decides who else may read what sarus creates, but
     // never takes the owner's own access: under umask 777 a repository would
     // be created that its owner cannot use.
