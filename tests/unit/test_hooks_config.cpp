@@ -66,6 +66,26 @@ TEST(HooksConfig, ConditionsAreAnded) {
     EXPECT_TRUE(applies({{"always", true}, {"commands", {"/bin/sh"}}, {"annotations", {{".*type", "mpich"}}}}));
 }
 
+TEST(HooksConfig, PatternsThatWouldBacktrackExponentiallyStillGiveTheirAnswer) {
+    // With a backtracking matcher each of these takes 2^40 steps and never ends.
+    auto s = spec();
+    s.annotations["com.hooks.x"] = std::string(40, 'a');
+    EXPECT_FALSE(applies({{"annotations", {{"com.hooks.x", "(a*)*b"}}}}, s));
+    EXPECT_FALSE(applies({{"annotations", {{"com.hooks.x", "(a|a)*b"}}}}, s));
+    EXPECT_TRUE(applies({{"annotations", {{"com.hooks.x", "(a|a)*"}}}}, s));
+    // what the fuzzer found: a quantifier on quantifiers
+    EXPECT_FALSE(applies({{"annotations", {{"^com.hooks.mpi.enabled*******************:nn0$", "^true$"}}}}));
+}
+
+TEST(HooksConfig, BackReferencesAreRefusedAsOciHooksPatternsHaveNone) {
+    try {
+        sarus::selectHooks(spec(), {hook("backref.json", {{"commands", {"(/bin)\\1"}}})}, json::object());
+        FAIL();
+    } catch (const sarus::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("invalid regular expression"), std::string::npos) << e.what();
+    }
+}
+
 TEST(HooksConfig, InvalidRegexNamesTheFile) {
     try {
         sarus::selectHooks(spec(), {hook("bad.json", {{"commands", {"("}}})}, json::object());

@@ -21,9 +21,13 @@ const char* const stages[] = {"prestart", "createRuntime", "createContainer",
 
 // oci-hooks(5) patterns are regular expressions; we require them to match the
 // whole string so that "^...$" and "..." mean the same (no accidental prefix match).
+// libstdc++'s default matcher backtracks: a pattern such as "(a*)*b" takes
+// exponential time, and a hook file would hang every sarus run. Its
+// polynomial matcher cannot, and refuses back-references, which oci-hooks
+// patterns (Go's regexp) do not have either.
 std::regex compile(const std::string& pattern, const std::string& what) {
     try {
-        return std::regex(pattern, std::regex::ECMAScript);
+        return std::regex(pattern, std::regex::ECMAScript | std::regex_constants::__polynomial);
     } catch (const std::regex_error& e) {
         throw Error("invalid regular expression '" + pattern + "' in " + what + ": " + e.what());
     }
