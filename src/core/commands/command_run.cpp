@@ -17,6 +17,8 @@
 #include "cli/text_table.hpp"
 
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -44,17 +46,13 @@ Error imageNotAvailable(const ImageReference& reference, const ImageStore& store
 // Sarus's default: `sarus-container-` and a random part, so that names do
 // not repeat across nodes and reboots as process ids do.
 std::string defaultContainerName() {
-    unsigned char bytes[8];
-    if (::getrandom(bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes)) {
+    std::uint64_t random = 0;
+    if (::getrandom(&random, sizeof random, 0) != static_cast<ssize_t>(sizeof random)) {
         throw systemError("cannot draw a random container name", errno);
     }
-    static const char digits[] = "0123456789abcdef";
-    std::string name = "sarus-container-";
-    for (unsigned char byte : bytes) {
-        name += digits[byte >> 4];
-        name += digits[byte & 0xf];
-    }
-    return name;
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(random));
+    return std::string("sarus-container-") + hex;
 }
 
 }  // namespace

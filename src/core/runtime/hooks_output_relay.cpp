@@ -1,6 +1,7 @@
 #include "runtime/hooks_output_relay.hpp"
 
 #include "common/error.hpp"
+#include "common/write_all.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -69,29 +70,20 @@ bool rawTerminal(int fd) {
     return ::tcgetattr(fd, &settings) == 0 && !(settings.c_oflag & OPOST);
 }
 
-bool writeAll(int fd, const char* data, std::size_t size) {
-    while (size > 0) {
-        ssize_t w = ::write(fd, data, size);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w <= 0) {
-            return false;
-        }
-        data += w;
-        size -= static_cast<std::size_t>(w);
-    }
-    return true;
+// A hook's output is not worth waiting for: a non-blocking target that
+// takes nothing loses it.
+bool writeOrDrop(int fd, const char* data, std::size_t size) {
+    return writeAll(fd, data, size, [] { return false; });
 }
 
 bool writeLines(int fd, const char* data, std::size_t size, bool raw) {
     if (!raw) {
-        return writeAll(fd, data, size);
+        return writeOrDrop(fd, data, size);
     }
     for (const char* end = data + size; data < end;) {
         const char* newline = static_cast<const char*>(std::memchr(data, '\n', static_cast<std::size_t>(end - data)));
         const char* stop = newline ? newline : end;
-        if (!writeAll(fd, data, static_cast<std::size_t>(stop - data)) || (newline && !writeAll(fd, "\r\n", 2))) {
+        if (!writeOrDrop(fd, data, static_cast<std::size_t>(stop - data)) || (newline && !writeOrDrop(fd, "\r\n", 2))) {
             return false;
         }
         data = newline ? newline + 1 : end;

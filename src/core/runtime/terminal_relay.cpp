@@ -1,6 +1,7 @@
 #include "runtime/terminal_relay.hpp"
 
 #include "common/error.hpp"
+#include "common/write_all.hpp"
 #include "common/unix_socket.hpp"
 
 #include <cerrno>
@@ -23,30 +24,6 @@ void setNonBlocking(int fd) {
     if (flags >= 0) {
         ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
     }
-}
-
-// Blocks until everything is written; onFull runs while fd takes nothing.
-template <typename OnFull>
-bool writeAll(int fd, const char* data, std::size_t size, OnFull onFull) {
-    while (size > 0) {
-        ssize_t n = ::write(fd, data, size);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
-            if (errno == EAGAIN) {
-                onFull();
-            }
-            continue;
-        }
-        if (n <= 0) {
-            return false;
-        }
-        data += n;
-        size -= static_cast<std::size_t>(n);
-    }
-    return true;
-}
-
-bool writeAll(int fd, const char* data, std::size_t size) {
-    return writeAll(fd, data, size, [] {});
 }
 
 }  // namespace
@@ -92,6 +69,7 @@ int TerminalRelay::serve(const std::vector<pollfd>& watched) {
                     pollfd writable{master_.get(), POLLOUT, 0};
                     ::poll(&writable, 1, 100);
                     drain();
+                    return true;
                 });
                 typed = typed ? typed : signalTyped(buffer, static_cast<std::size_t>(n));
             } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
@@ -143,7 +121,7 @@ bool TerminalRelay::copyOutput() {
     for (;;) {
         ssize_t n = ::read(master_.get(), buffer, sizeof buffer);
         if (n > 0) {
-            writeAll(STDOUT_FILENO, buffer, static_cast<std::size_t>(n));
+            writeAll(STDOUT_FILENO, buffer, static_cast<std::size_t>(n), [] { return true; });
             continue;
         }
         if (n < 0 && errno == EINTR) {
