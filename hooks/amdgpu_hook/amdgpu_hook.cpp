@@ -142,7 +142,7 @@ std::vector<AmdGpu> selectVisibleGpus(const std::vector<AmdGpu>& gpus,
 }
 
 int runAmdGpuHook() {
-    return runHookMain("amdgpu hook", [] {
+    return runHookMain("AMD GPU hook", [] {
         auto state = readContainerState(std::cin);
         log::setLevelFromAnnotations(state.annotations);
         std::error_code ec;

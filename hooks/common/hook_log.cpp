@@ -1,5 +1,7 @@
 #include "hook_log.hpp"
 
+#include "common/log_line.hpp"
+
 #include <cstdio>
 #include <cstdlib>
 #include <strings.h>
@@ -9,6 +11,7 @@ namespace hook::log {
 namespace {
 
 Level current = Level::info;
+std::string subsystem = "hook";
 
 const char* name(Level level) {
     switch (level) {
@@ -51,14 +54,18 @@ void setLevelFromAnnotations(const std::map<std::string, std::string>& annotatio
     }
 }
 
+void setSubsystem(const std::string& name) {
+    subsystem = name;
+}
+
 bool enabled(Level level) {
     return level <= current;
 }
 
 void write(Level level, const std::string& message) {
     if (level <= current) {
-        // one fprintf per line so lines of hooks running side by side do not mix
-        std::fprintf(stderr, "[hook] [%s] %s\n", name(level), message.c_str());
+        // one fputs per line so lines of hooks running side by side do not mix
+        std::fputs(sarus::log::sarusLogLine(subsystem, name(level), message).c_str(), stderr);
     }
 }
 

@@ -15,18 +15,19 @@ int runHookMain(const std::string& hookName, const std::function<void()>& body) 
     // An ignored SIGCHLD of whoever started the runtime survives exec; the
     // hooks wait for what they start (ldconfig, the SSH daemon's start-up).
     ::signal(SIGCHLD, SIG_DFL);
+    log::setSubsystem(hookName);
     log::setLevelFromEnvironment();
     try {
         body();
         return 0;
     } catch (const sarus::Error& e) {
-        std::string message = hookName + ": ";
+        std::string message;
         for (auto it = e.contexts().rbegin(); it != e.contexts().rend(); ++it) {
             message += *it + ": ";
         }
         log::error(message + e.what());
     } catch (const std::exception& e) {
-        log::error(hookName + ": " + e.what());
+        log::error(e.what());
     }
     return 1;
 }

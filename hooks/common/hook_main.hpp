@@ -10,8 +10,9 @@
 
 namespace hook {
 
-// Runs body; a sarus::Error (or any exception) becomes one log line
-// "<hookName>: <context>: ...: <message>" and exit status 1.
+// Runs body with hookName (as Sarus names its hooks: "MPI hook") in every
+// log line; a sarus::Error (or any exception) becomes one ERROR line
+// "<context>: ...: <message>" and exit status 1.
 int runHookMain(const std::string& hookName, const std::function<void()>& body);
 
 // The variable's value, "" when unset.

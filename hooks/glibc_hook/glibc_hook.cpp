@@ -77,7 +77,7 @@ std::vector<GlibcMount> planGlibcReplacement(const std::vector<std::string>& hos
 }
 
 int runGlibcHook() {
-    return runHookMain("glibc hook", [] {
+    return runHookMain("Glibc hook", [] {
         auto state = readContainerState(std::cin);
         log::setLevelFromAnnotations(state.annotations);
         auto ldconfig = absolutePathFromEnvironment("LDCONFIG_PATH", true);

@@ -70,7 +70,7 @@ std::string fiProviderPath(const ContainerState& state, const std::string& ldcon
 }
 
 int runMountHook(const std::vector<std::string>& args) {
-    return runHookMain("mount hook", [&] {
+    return runHookMain("Mount hook", [&] {
         auto state = readContainerState(std::cin);
         log::setLevelFromAnnotations(state.annotations);  // before anything logs
         bool rootless = isRootless();

@@ -172,7 +172,7 @@ MpiPlan planMpiInjection(AbiCheck check, const std::vector<Library>& mpiLibrarie
 }
 
 int runMpiHook() {
-    return runHookMain("mpi hook", [] {
+    return runHookMain("MPI hook", [] {
         auto state = readContainerState(std::cin);
         log::setLevelFromAnnotations(state.annotations);
         bool rootless = isRootless();

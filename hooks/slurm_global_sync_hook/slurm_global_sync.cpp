@@ -214,12 +214,12 @@ void removeStaleSyncDirectories(const std::filesystem::path& parent, std::chrono
 }
 
 int runSlurmGlobalSyncHook() {
-    return runHookMain("slurm global sync hook", [] {
+    return runHookMain("Slurm global sync hook", [] {
         auto state = readContainerState(std::cin);
         log::setLevelFromAnnotations(state.annotations);
         auto task = slurmTaskOf(state.env);
         if (!task) {
-            log::info("slurm global sync hook: the container does not run under Slurm (no SLURM_JOB_ID): "
+            log::info("the container does not run under Slurm (no SLURM_JOB_ID): "
                       "nothing to synchronize");
             return;
         }

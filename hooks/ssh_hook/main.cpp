@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
         }
     }
     int status = 1;
-    int hookStatus = hook::runHookMain("ssh hook", [&] {
+    int hookStatus = hook::runHookMain("SSH hook", [&] {
         if (rest.empty()) {
             throw sarus::Error("a command is needed: keygen, check-user-has-sshkeys or start-ssh-daemon");
         }

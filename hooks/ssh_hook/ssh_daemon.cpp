@@ -114,7 +114,7 @@ void runAsUser(const ContainerState& state, const std::string& what, const std::
             work();
             ::_exit(0);
         } catch (const std::exception& e) {
-            log::error("ssh hook: cannot " + what + ": " + e.what());
+            log::error("cannot " + what + ": " + e.what());
         }
         ::_exit(1);
     }
@@ -212,7 +212,7 @@ private:
                 throw;
             }
             // A rootless engine may give its hooks no right to mount.
-            log::warn(std::string("ssh hook: HOOK_ROOTLESS: no private ~/.ssh (") + e.what() +
+            log::warn(std::string("HOOK_ROOTLESS: no private ~/.ssh (") + e.what() +
                       "): the keys are written into the container's " + sshPath);
             previous_.reset();
             return existing;
@@ -316,7 +316,7 @@ private:
             bool inNetwork = joinNamespaceOf(state_.pid, "net", CLONE_NEWNET);
             joinNamespaceOf(state_.pid, "user", CLONE_NEWUSER);
             if (!inNetwork && !joinNamespaceOf(state_.pid, "net", CLONE_NEWNET)) {
-                log::warn("ssh hook: the SSH daemon is not in the container's network namespace");
+                log::warn("the SSH daemon is not in the container's network namespace");
             }
             FileDescriptor null(::open("/dev/null", O_RDWR | O_CLOEXEC));
             if (::fchdir(root_.fd()) != 0 || ::chroot(".") != 0 || ::chdir("/") != 0) {
@@ -346,7 +346,7 @@ private:
             ::execve(args[0], args.data(), env);
             throw sarus::systemError("cannot execute " + argv[0] + " in the container", errno);
         } catch (const std::exception& e) {
-            log::error(std::string("ssh hook: ") + e.what());
+            log::error(e.what());
         }
         ::_exit(1);
     }
@@ -477,7 +477,7 @@ std::string environmentScript(const std::vector<std::string>& env) {
 
 void startSshDaemon(const ContainerState& state) {
     if (annotation(state.annotations, "com.hooks.ssh.enabled") != "true") {
-        log::info("ssh hook: com.hooks.ssh.enabled is not true: no SSH daemon");
+        log::info("com.hooks.ssh.enabled is not true: no SSH daemon");
         return;
     }
     auto settings = daemonSettings(state.annotations);

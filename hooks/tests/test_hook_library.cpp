@@ -2,6 +2,7 @@
 // parsers, <FI_PROVIDER_PATH>, the timestamp line.
 #include "container_state.hpp"
 #include "hook_log.hpp"
+#include "hook_main.hpp"
 #include "common/error.hpp"
 #include "ld_cache.hpp"
 #include "mount_hook.hpp"
@@ -11,6 +12,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <unistd.h>
 
@@ -132,4 +134,17 @@ TEST(TimestampHook, LineFormat) {
     timespec t{1700000000, 1234};
     EXPECT_EQ(hook::timestampLine(t, "nid01", 77, "hello"),
               "[1700000000.000001234] [nid01-77] [hook] [INFO] Timestamp hook: hello\n");
+}
+
+TEST(HookLog, AFailingHookSaysWhatFailedInOneLineUnderItsSarusName) {
+    ::unsetenv("HOOK_LOG_LEVEL");
+    testing::internal::CaptureStderr();
+    int status = hook::runHookMain("MPI hook", [] {
+        throw sarus::Error("no MPI library in the container").within("replacing the MPI libraries");
+    });
+    auto text = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(status, 1);
+    EXPECT_TRUE(std::regex_match(text, std::regex(R"(\[\d+\.\d{9}\] \[[^\]]+-\d+\] \[MPI hook\] \[ERROR\] )"
+                                                  R"(replacing the MPI libraries: no MPI library in the container\n)")))
+        << text;
 }

@@ -20,6 +20,7 @@ std::string timestampLine(const timespec& now, const std::string& hostname, pid_
 }
 
 int runTimestampHook() {
+    log::setSubsystem("Timestamp hook");
     timespec now {};
     ::clock_gettime(CLOCK_REALTIME, &now);
     char hostname[256] = {};
@@ -34,7 +35,7 @@ int runTimestampHook() {
     if (logFile != nullptr && *logFile != '\0') {
         fd = ::open(logFile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0) {
-            log::error(std::string("timestamp hook: cannot open ") + logFile + ": " + std::strerror(errno));
+            log::error(std::string("cannot open ") + logFile + ": " + std::strerror(errno));
             return 1;
         }
     }
@@ -44,7 +45,7 @@ int runTimestampHook() {
         ::close(fd);
     }
     if (!ok) {
-        log::error("timestamp hook: cannot write the timestamp line");
+        log::error("cannot write the timestamp line");
         return 1;
     }
     return 0;

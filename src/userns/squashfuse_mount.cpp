@@ -4,6 +4,7 @@
 #include "common/error.hpp"
 #include "common/file_descriptor.hpp"
 #include "common/log.hpp"
+#include "common/log_line.hpp"
 #include "common/process.hpp"
 #include "runtime/sandbox.hpp"
 
@@ -54,7 +55,8 @@ pid_t startDaemon(const SquashfuseMount& mount, int fuseFd) {
         // The daemon runs as the container's user: report every file as its.
         env.push_back("SARUS_SQUASHFUSE_OWNER=" + std::to_string(mount.uid) + ":" + std::to_string(mount.gid));
         if (log::enabled(log::Level::debug)) {
-            env.push_back("SARUS_SQUASHFUSE_PRELOAD_DEBUG=1");
+            // the library writes its line as sarus's own
+            env.push_back("SARUS_SQUASHFUSE_PRELOAD_DEBUG=" + log::instanceId());
         }
     }
     options.env = env;

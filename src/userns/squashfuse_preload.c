@@ -37,8 +37,8 @@
  *
  * The no-open part is engaged only when the operations live outside libfuse (libfuse's high-level
  * layer calls its reply functions directly, so they could not be captured)
- * and the kernel supports no-open. SARUS_SQUASHFUSE_PRELOAD_DEBUG=1 makes it
- * say at INIT what it does.
+ * and the kernel supports no-open. SARUS_SQUASHFUSE_PRELOAD_DEBUG=<host-pid>
+ * (sarus --debug) makes it say at INIT what it does.
  */
 #define _GNU_SOURCE
 #define FUSE_USE_VERSION 34
@@ -48,10 +48,12 @@
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <search.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define EXPORTED __attribute__((visibility("default")))
 
@@ -248,9 +250,22 @@ static void drop_file_handle(fuse_req_t req, fuse_ino_t ino) {
     pthread_mutex_unlock(&file_handles_lock);
 }
 
-static int debugging(void) {
-    const char *debug = getenv("SARUS_SQUASHFUSE_PRELOAD_DEBUG");
-    return debug && strcmp(debug, "1") == 0;
+/* With sarus --debug: a line in sarus's log format, under its instance id
+ * ("host-pid", the variable's value), written at once. */
+static void debug_line(const char *format, ...) {
+    const char *instance = getenv("SARUS_SQUASHFUSE_PRELOAD_DEBUG");
+    if (!instance || !*instance) {
+        return;
+    }
+    char message[512];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    fprintf(stderr, "[%lld.%09ld] [%s] [Runtime] [DEBUG] squashfuse preload: %s\n", (long long)now.tv_sec,
+            now.tv_nsec, instance, message);
 }
 
 static void sarus_init(void *userdata, struct fuse_conn_info *conn) {
@@ -263,11 +278,9 @@ static void sarus_init(void *userdata, struct fuse_conn_info *conn) {
     files_without_open = original.open && original.read && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT);
     directories_without_open =
         original.opendir && original.readdir && (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
-    if (debugging()) {
-        fprintf(stderr, "squashfuse preload: files read without OPEN: %s, directories without OPENDIR: %s, "
-                        "symlinks cached: %s\n", files_without_open ? "yes" : "no",
-                directories_without_open ? "yes" : "no", (conn->want & FUSE_CAP_CACHE_SYMLINKS) ? "yes" : "no");
-    }
+    debug_line("files read without OPEN: %s, directories without OPENDIR: %s, symlinks cached: %s",
+               files_without_open ? "yes" : "no", directories_without_open ? "yes" : "no",
+               (conn->want & FUSE_CAP_CACHE_SYMLINKS) ? "yes" : "no");
 }
 
 static void sarus_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
@@ -385,9 +398,7 @@ EXPORTED struct fuse_session *fuse_session_new(struct fuse_args *args, const str
         return NULL;
     }
     if (op_size != sizeof original || !operations_outside_libfuse(op)) {
-        if (debugging()) {
-            fprintf(stderr, "squashfuse preload: operations of libfuse's high-level layer, left as they are\n");
-        }
+        debug_line("operations of libfuse's high-level layer, left as they are");
         return real(args, op, op_size, userdata);
     }
     original = *op;

@@ -256,7 +256,7 @@ def test_failing_hook_fails_the_run(hooks):
     add_hook(hooks, "mount.json", "mount_hook", ["--mount=type=bind,src=/etc"])
     r = hooks("run", BUSYBOX, "/bin/true")
     assert r.returncode != 0
-    assert "mount hook" in r.stderr and "Invalid mount request" in r.stderr, r.stderr
+    assert "[Mount hook] [ERROR] " in r.stderr and "Invalid mount request" in r.stderr, r.stderr
 
 
 def test_bad_hook_file_is_named(hooks):
@@ -313,7 +313,7 @@ def test_hook_rootless_switches_off_cgroup_writes(hooks):
     add_hook(hooks, "device.json", "mount_hook", ["--device=/dev/fuse"],
              env=["HOOK_ROOTLESS=TRUE", "HOOK_LOG_LEVEL=debug"])
     r = hooks.ok("run", BUSYBOX, "test", "-c", "/dev/fuse")
-    assert "[hook] [DEBUG] HOOK_ROOTLESS=true: no identity switches, no cgroup writes" in r.stderr
+    assert "[Mount hook] [DEBUG] HOOK_ROOTLESS=true: no identity switches, no cgroup writes" in r.stderr
     assert "rootless: device /dev/fuse not whitelisted in the devices cgroup" in r.stderr
     assert "whitelisted 'c" not in r.stderr
 
@@ -454,11 +454,11 @@ def test_debug_level_of_sarus_reaches_the_hooks(hooks, host_files):
     # as Sarus's documentation shows: debug-level hooks while sarus keeps its normal verbosity
     sarus_number = hooks("run", "--annotation", "com.hooks.logging.level=0", BUSYBOX, "true")
     assert quiet.returncode == debug.returncode == overridden.returncode == sarus_number.returncode == 0, debug.stderr
-    assert "[hook] [DEBUG]" not in quiet.stderr and "[hook] [INFO]" not in quiet.stderr
-    assert "[hook] [INFO] bind mounted" in verbose.stderr and "[hook] [DEBUG]" not in verbose.stderr
-    assert "[hook] [DEBUG]" in debug.stderr
-    assert "[hook] [DEBUG]" not in overridden.stderr
-    assert "[hook] [DEBUG]" in sarus_number.stderr
+    assert "[Mount hook] [DEBUG]" not in quiet.stderr and "[Mount hook] [INFO]" not in quiet.stderr
+    assert "[Mount hook] [INFO] bind mounted" in verbose.stderr and "[Mount hook] [DEBUG]" not in verbose.stderr
+    assert "[Mount hook] [DEBUG]" in debug.stderr
+    assert "[Mount hook] [DEBUG]" not in overridden.stderr
+    assert "[Mount hook] [DEBUG]" in sarus_number.stderr
 
 
 # --- amdgpu_hook, on fake AMD GPUs (tests/integration/fake_amd_gpus.sh) -------
@@ -500,7 +500,7 @@ def amd_hooks(hooks):
 
 def test_amdgpu_hook_without_kfd_does_nothing(amd_hooks):
     r = amd_hooks.ok("--verbose", "run", BUSYBOX, "ls", "/dev")
-    assert "[hook] [INFO] no /dev/kfd on this host: no AMD GPU to give the container" in r.stderr
+    assert "[AMD GPU hook] [INFO] no /dev/kfd on this host: no AMD GPU to give the container" in r.stderr
     assert "kfd" not in r.stdout and "dri" not in r.stdout
 
 
@@ -510,7 +510,7 @@ def test_amdgpu_hook_gives_kfd_and_every_gpu(amd_hooks):
     assert r.stdout.splitlines() == [KFD] + CARDS + RENDER_NODES, r.stderr
     assert f"cat: can't open '/dev/kfd': {ALLOWED}" in r.stderr
     assert f"cat: can't open '/dev/dri/card1': {ALLOWED}" in r.stderr
-    assert "[hook] [INFO] 2 AMD GPU(s) given to the container" in r.stderr
+    assert "[AMD GPU hook] [INFO] 2 AMD GPU(s) given to the container" in r.stderr
     if amd_hooks.mode == "suid":
         assert "whitelisted 'c 238:0 rw'" in r.stderr and "whitelisted 'c 226:129 rw'" in r.stderr
     else:
@@ -531,7 +531,7 @@ def test_amdgpu_hook_honours_rocr_visible_devices(amd_hooks):
 def test_amdgpu_hook_refuses_a_gpu_that_is_not_there(amd_hooks):
     r = run_with_fake_amd_gpus(amd_hooks, 2, "run", "-e", "ROCR_VISIBLE_DEVICES=0,4", BUSYBOX, "true")
     assert r.returncode != 0
-    assert "amdgpu hook: ROCR_VISIBLE_DEVICES='0,4': there is no GPU 4 (2 AMD GPUs under /dev/dri)" in r.stderr
+    assert "[AMD GPU hook] [ERROR] ROCR_VISIBLE_DEVICES='0,4': there is no GPU 4 (2 AMD GPUs under /dev/dri)" in r.stderr
 
 
 def test_amdgpu_hook_rootless_mounts_without_whitelisting(amd_hooks):

@@ -85,7 +85,7 @@ def test_mpiexec_runs_every_rank_with_the_host_mpi(mpi):
     for rank in range(4):
         assert f"rank {rank} of 4 library: MPICH Version:\t{host_mpich_version()}" in lines, r.stdout
     assert "ring ok: token 4" in r.stdout
-    assert "[hook]" not in r.stderr  # quiet without --verbose
+    assert "[MPI hook]" not in r.stderr  # quiet without --verbose
 
 
 def test_mpiexec_without_mpi_uses_the_image_mpi(mpi):
@@ -119,13 +119,13 @@ def check_outcome(sarus, name, expected):
     if expected in ("ok", "warn"):
         assert r.returncode == 0, f"{name}: {r.stderr}"
         assert f"MPICH Version:\t{host_mpich_version()}" in r.stdout, f"{name}: {r.stdout}"
-        warned = "[hook] [WARN]" in r.stderr and "is older than" in r.stderr
+        warned = "[MPI hook] [WARN]" in r.stderr and "is older than" in r.stderr
         assert warned == (expected == "warn"), f"{name}: {r.stderr}"
         if warned:
             assert host in r.stderr and CONTAINER_LIBRARY[name] in r.stderr, r.stderr
     else:
         assert r.returncode != 0, f"{name}: expected '{expected}', it ran:\n{r.stdout}"
-        assert "[hook] [ERROR] mpi hook: " in r.stderr and expected in r.stderr, f"{name}: {r.stderr}"
+        assert "[MPI hook] [ERROR] " in r.stderr and expected in r.stderr, f"{name}: {r.stderr}"
         if name in CONTAINER_LIBRARY:
             # Sarus's sentence, then both libraries and both versions
             assert "Failed to activate MPI support. Host's MPI library" in r.stderr, r.stderr
@@ -161,7 +161,7 @@ def test_verbose_says_what_was_replaced_and_the_chain_holds(mpi):
     r = mpi("--verbose", "run", "--mpi", image("mpich-older"), "sh", "-c",
             f"grep libmpich /proc/self/mountinfo; readlink {LIBDIR}/libmpich.so.12; {RING}")
     assert r.returncode == 0, r.stderr
-    assert (f"[hook] [INFO] replaced {LIBDIR}/libmpich.so.12.1.10 (ABI 12.1.10) with host library "
+    assert (f"[MPI hook] [INFO] replaced {LIBDIR}/libmpich.so.12.1.10 (ABI 12.1.10) with host library "
             f"{HOST_LIBMPICH} (ABI 12.2.2)") in r.stderr
     # added: the host's C++ and Fortran bindings, which the image lacks, with soname links
     assert "added host library" in r.stderr and "libmpichfort.so.12.2.2" in r.stderr
@@ -226,7 +226,7 @@ def test_glibc_hook_replaces_an_older_glibc(mpi):
     r = mpi("--verbose", "run", "--glibc", image("glibc-older"), HELLO)
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"hello from glibc {host_glibc_version()}\n"
-    assert f"replaced the container's glibc 2.31 with the host's {host_glibc_version()}" in r.stderr
+    assert f"[Glibc hook] [INFO] replaced the container's glibc 2.31 with the host's {host_glibc_version()}" in r.stderr
 
 
 def test_glibc_hook_leaves_a_newer_glibc_alone(mpi):
@@ -242,7 +242,7 @@ def test_glibc_hook_leaves_an_image_without_glibc_alone(mpi):
     r = mpi("--verbose", "run", "--glibc", "load/library/busybox", "echo", "static")
     assert r.returncode == 0, r.stderr
     assert r.stdout == "static\n"
-    assert "the container has no glibc" in r.stderr
+    assert "[Glibc hook] [INFO] the container has no glibc" in r.stderr
 
 
 def test_mpi_implies_glibc(mpi):

@@ -11,6 +11,7 @@ import pty
 import pwd
 import random
 import re
+import socket
 import shutil
 import signal
 import struct
@@ -337,7 +338,33 @@ def test_empty_entrypoint_runs_the_command_alone(images):
     # (-t without a terminal is ignored with a warning)
     r = images.ok("run", "--entrypoint", "-t", LAYERED, "sh", "-c", "echo $0")
     assert r.stdout.strip() == "sh"
-    assert "-t/--tty ignored" in r.stderr
+    assert "] [CLI] [WARN] -t/--tty ignored" in r.stderr
+
+
+SARUS_LOG_LINE = re.compile(r"\[(\d+)\.\d{9}\] \[(.+)-(\d+)\] \[(CLI|Config|ImageStore|Registry|Runtime)\] "
+                            r"\[(DEBUG|INFO|WARN|ERROR)\] \S")
+
+
+def test_verbose_and_debug_write_saruss_log_lines_to_stderr(images):
+    """Sarus's line format, so what sites grep for ([INFO], [DEBUG], [Runtime])
+    is there; on stderr, so the program's stdout stays its own."""
+    quiet = images.ok("run", BUSYBOX, "echo", "out")
+    verbose = images.ok("--verbose", "run", BUSYBOX, "echo", "out")
+    debug = images.ok("--debug", "run", BUSYBOX, "echo", "out")
+    assert quiet.stdout == verbose.stdout == debug.stdout == "out\n"
+    assert quiet.stderr == ""
+    for r, expected_levels in ((verbose, {"INFO"}), (debug, {"INFO", "DEBUG"})):
+        matches = [SARUS_LOG_LINE.match(line) for line in r.stderr.splitlines()]
+        assert matches and all(matches), r.stderr
+        assert {m.group(5) for m in matches} == expected_levels, r.stderr
+        assert {m.group(2) for m in matches} == {socket.gethostname()}, r.stderr
+        # Sarus's instance id: the pid of the sarus process, also in lines of its helpers
+        assert len({m.group(3) for m in matches}) == 1, r.stderr
+    subsystems = {m.group(4) for m in map(SARUS_LOG_LINE.match, debug.stderr.splitlines())}
+    assert {"CLI", "Runtime"} <= subsystems, debug.stderr
+    # the time is the monotonic clock's, in order within one process
+    times = [int(m.group(1)) for m in map(SARUS_LOG_LINE.match, debug.stderr.splitlines())]
+    assert times == sorted(times) and abs(times[0] - time.monotonic()) < 60, debug.stderr
 
 
 def test_workdir_rules(images):

@@ -174,7 +174,7 @@ def test_ssh_implies_the_sync_hook_and_a_private_pid_namespace(ssh):
     r = in_netns(ssh, "--verbose", "run", "--ssh", BUSYBOX, "sh", "-c", "echo $$")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "1"
-    assert "slurm global sync hook: the container does not run under Slurm" in r.stderr
+    assert "[Slurm global sync hook] [INFO] the container does not run under Slurm" in r.stderr
 
 
 def test_standalone_in_rootless_podman(test_images):

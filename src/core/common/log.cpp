@@ -1,42 +1,55 @@
 #include "common/log.hpp"
 
-#include <chrono>
+#include "common/log_line.hpp"
+
 #include <cstdio>
+#include <cstring>
 
 namespace sarus::log {
 
 namespace {
-Level currentLevel = Level::info;
-// Debug lines carry the time since start: where a container start spends
-// its milliseconds is what --debug is most often asked for.
-const auto processStart = std::chrono::steady_clock::now();
 
-const char* prefix(Level level) {
+Level currentLevel = Level::info;
+
+const char* sarusLevelName(Level level) {
     switch (level) {
-    case Level::error: return "error: ";
-    case Level::warn: return "warning: ";
-    case Level::verbose: return "[verbose] ";
-    case Level::debug: return "[debug] ";
+    case Level::error: return "ERROR";
+    case Level::warn: return "WARN";
+    case Level::verbose: return "INFO";
+    case Level::debug: return "DEBUG";
     default: return "";
     }
 }
+
 }  // namespace
 
 void setLevel(Level level) { currentLevel = level; }
 Level level() { return currentLevel; }
 bool enabled(Level l) { return static_cast<int>(l) <= static_cast<int>(currentLevel); }
 
-void write(Level l, const std::string& message) {
+const char* subsystemOf(const char* sourceFile) {
+    static const struct {
+        const char* directory;
+        const char* subsystem;
+    } subsystems[] = {
+        {"/config/", "Config"},     {"/image/", "ImageStore"}, {"/registry/", "Registry"},
+        {"/runtime/", "Runtime"},   {"/jobs/", "Runtime"},     {"/suid/", "Runtime"},
+        {"/userns/", "Runtime"},
+    };
+    for (const auto& entry : subsystems) {
+        if (std::strstr(sourceFile, entry.directory) != nullptr) {
+            return entry.subsystem;
+        }
+    }
+    return "CLI";
+}
+
+void write(Level l, const std::string& message, const std::source_location& where) {
     if (!enabled(l)) {
         return;
     }
-    // One fprintf per line keeps lines whole when several ranks share a terminal.
-    if (l == Level::debug) {
-        double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - processStart).count();
-        std::fprintf(stderr, "[debug +%.1fms] %s\n", ms, message.c_str());
-        return;
-    }
-    std::fprintf(stderr, "%s%s\n", prefix(l), message.c_str());
+    // One fputs per line keeps lines whole when several ranks share a terminal.
+    std::fputs(sarusLogLine(subsystemOf(where.file_name()), sarusLevelName(l), message).c_str(), stderr);
 }
 
 }  // namespace sarus::log

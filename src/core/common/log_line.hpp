@@ -1,0 +1,19 @@
+// The line Sarus's logger writes:
+//   [<monotonic seconds>.<nanoseconds>] [<hostname>-<pid of sarus>] [<subsystem>] [<LEVEL>] message
+// Sites grep Sarus's output for these parts ([WARN], [DEBUG], [MPI hook]),
+// and the monotonic time lets a reader of --debug see where a start spends
+// its time by subtracting two lines.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace sarus::log {
+
+// "<hostname>-<pid of sarus>": whom a line comes from, also for a helper
+// program that writes its own lines.
+std::string instanceId();
+
+std::string sarusLogLine(std::string_view subsystem, std::string_view level, std::string_view message);
+
+}  // namespace sarus::log
