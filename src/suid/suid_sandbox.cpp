@@ -173,7 +173,8 @@ int runSuidSandbox(SandboxPlan& plan, const ContainerCgroups& cgroups, int paren
 
     cgroups.enter();
     runtime.executableFd = runtimeProgram.get();
-    return runRuntime(runtimeCommand(plan.runtimePath), plan.bundleDir, spec, runtime);
+    return runRuntime(runtimeCommand(plan.runtimePath), plan.bundleDir, spec, runtime,
+                      prefetch ? &*prefetch : nullptr);
 }
 
 }  // namespace sarus::suid

@@ -177,7 +177,8 @@ int runUsernsSandbox(SandboxPlan plan, int parentAliveFd) {
     runtime.env = helperEnvironment;
     // Cgroups cannot be delegated to an unprivileged user here; disabling
     // them also keeps crun away from hybrid-hierarchy refusals.
-    return runRuntime({plan.crunPath, "--cgroup-manager=disabled"}, plan.bundleDir, plan.spec, runtime);
+    return runRuntime({plan.crunPath, "--cgroup-manager=disabled"}, plan.bundleDir, plan.spec, runtime,
+                      prefetch ? &*prefetch : nullptr);
 }
 
 }  // namespace sarus::userns

@@ -737,6 +737,37 @@ def test_entrypoint_is_read_ahead_and_the_helper_is_gone(images):
     assert "reading ahead" not in r.stderr
 
 
+def zombies_below(pid):
+    found = []
+    for process in process_tree(pid):
+        try:
+            with open(f"/proc/{process}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if stat[stat.rindex(")") + 2] == "Z":
+            found.append(stat)
+    return found
+
+
+def test_no_helper_stays_defunct_while_the_container_runs(images):
+    """The read-ahead helper, the process entering the image keeper's
+    namespaces (userns) and the one orphaning the cgroup reaper (suid) end
+    early: each is reaped then, not when the container ends."""
+    p = popen_as(images.user, [images.binary, "--debug", "run", BUSYBOX, "sh", "-c", "echo ready; sleep 1000"],
+                 env={"SARUS_CONFIG_FILE": images.config_file})
+    try:
+        assert p.stdout.readline() == "ready\n"
+        deadline = time.monotonic() + 5
+        while zombies_below(p.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert zombies_below(p.pid) == []
+    finally:
+        p.terminate()
+        _, stderr = p.communicate()
+    assert "sandbox: read ahead done" in stderr   # the helper ran in this container
+
+
 def test_a_parent_that_ignores_sigchld_does_not_break_the_run(images):
     # An ignored SIGCHLD is inherited across exec; sarus must still wait for its children.
     ignoring = "import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])"

@@ -10,6 +10,7 @@
 #include <grp.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -140,9 +141,17 @@ std::vector<fs::path> entrypointFiles(const fs::path& rootfs, const ContainerSpe
 
 EntrypointPrefetch::EntrypointPrefetch(const fs::path& rootfs, const ContainerSpec& spec, uid_t uid, gid_t gid) {
     auto parent = ::getpid();
-    helper_ = ::fork();
-    if (helper_ != 0) {
-        return;  // parent, or fork failed: running without read-ahead is only slower
+    pid_t helper = ::fork();
+    if (helper > 0) {
+        pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, helper, 0));
+        if (pidfd_ < 0) {
+            ::kill(helper, SIGKILL);  // not yet reaped: the pid is still the helper's
+            ::waitpid(helper, nullptr, 0);
+        }
+        return;
+    }
+    if (helper < 0) {
+        return;  // running without read-ahead is only slower
     }
     // After the identity change, which clears the parent-death signal.
     if (!takeIdentity(uid, gid) || ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) {
@@ -163,10 +172,21 @@ EntrypointPrefetch::EntrypointPrefetch(const fs::path& rootfs, const ContainerSp
     _exit(0);
 }
 
+void EntrypointPrefetch::reapIfDone() {
+    siginfo_t info {};
+    if (pidfd_ >= 0 && ::waitid(P_PIDFD, pidfd_, &info, WEXITED | WNOHANG) == 0 &&
+        info.si_pid != 0) {
+        ::close(pidfd_);
+        pidfd_ = -1;
+    }
+}
+
 EntrypointPrefetch::~EntrypointPrefetch() {
-    if (helper_ > 0) {
-        ::kill(helper_, SIGKILL);
-        ::waitpid(helper_, nullptr, 0);
+    if (pidfd_ >= 0) {
+        ::syscall(SYS_pidfd_send_signal, pidfd_, SIGKILL, nullptr, 0);
+        siginfo_t info {};
+        ::waitid(P_PIDFD, pidfd_, &info, WEXITED);
+        ::close(pidfd_);
     }
 }
 

@@ -32,12 +32,18 @@ public:
     // Finds and reads the files in a child process that first takes the
     // container's identity: it reads nothing the container could not.
     EntrypointPrefetch(const std::filesystem::path& rootfs, const ContainerSpec& spec, uid_t uid, gid_t gid);
-    ~EntrypointPrefetch();  // stops and reaps the helper if it is still reading
+    ~EntrypointPrefetch();  // stops and reaps the helper if it is still there
     EntrypointPrefetch(const EntrypointPrefetch&) = delete;
     EntrypointPrefetch& operator=(const EntrypointPrefetch&) = delete;
 
+    // Readable when the helper has ended; -1 without a helper. The owner's
+    // wait loop reaps it then (reapIfDone), so that no '<defunct>' helper
+    // shows while the container runs.
+    int exitFd() const { return pidfd_; }
+    void reapIfDone();
+
 private:
-    pid_t helper_ = -1;
+    int pidfd_ = -1;  // a pidfd: no signal or wait can reach a reused pid
 };
 
 }  // namespace sarus

@@ -1,5 +1,6 @@
 #include "runtime/runtime_signals.hpp"
 
+#include "runtime/entrypoint_prefetch.hpp"
 #include "runtime/hooks_output_relay.hpp"
 #include "runtime/terminal_relay.hpp"
 
@@ -61,7 +62,8 @@ bool droppedAsNamespaceInit(pid_t pid, int sig) {
     return namespaceInit && (dealtWith & (1ULL << (sig - 1))) == 0;
 }
 
-int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal, HooksOutputRelay* hooksOutput) {
+int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal, HooksOutputRelay* hooksOutput,
+                        EntrypointPrefetch* prefetch) {
     sigset_t relayed, previous;
     sigemptyset(&relayed);
     for (int s : forwardedSignals) {
@@ -89,6 +91,10 @@ int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal, HooksOutputRelay
     std::vector<pollfd> watched;
     for (bool running = true; running;) {
         watched = {{signals.get(), POLLIN, 0}, {exited.get(), POLLIN, 0}};
+        bool prefetching = prefetch && prefetch->exitFd() >= 0;
+        if (prefetching) {
+            watched.push_back({prefetch->exitFd(), POLLIN, 0});
+        }
         if (terminal) {
             terminal->watch(watched);
         }
@@ -112,6 +118,9 @@ int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal, HooksOutputRelay
             endIfIgnoredByPid1(sig, false);
         }
         running = !(watched[1].revents & POLLIN);
+        if (prefetching && (watched[2].revents & POLLIN)) {
+            prefetch->reapIfDone();
+        }
         if (terminal) {
             if (int typed = terminal->serve(watched)) {
                 endIfIgnoredByPid1(typed, true);

@@ -6,6 +6,7 @@
 
 namespace sarus {
 
+class EntrypointPrefetch;
 class HooksOutputRelay;
 class TerminalRelay;
 
@@ -24,8 +25,10 @@ class TerminalRelay;
 // With a terminal relay (sarus run -t with crun), the sandbox also copies
 // the container's terminal, and treats Ctrl-C and Ctrl-\ typed for such a
 // first process in the same way. With a hooks output relay, it copies what
-// the hooks print as they print it.
-int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal = nullptr, HooksOutputRelay* hooksOutput = nullptr);
+// the hooks print as they print it. With a read-ahead helper, it reaps the
+// helper as soon as it is done.
+int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal = nullptr, HooksOutputRelay* hooksOutput = nullptr,
+                        EntrypointPrefetch* prefetch = nullptr);
 
 // True when pid is PID 1 of its PID namespace and neither handles nor
 // ignores sig (from /proc/PID/status): the kernel drops sig for it.

@@ -333,7 +333,7 @@ void protectRuntimeBinary(const std::string& runtime, SpawnOptions& options) {
 }
 
 int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const fs::path& bundleDir,
-               const ContainerSpec& spec, SpawnOptions options) {
+               const ContainerSpec& spec, SpawnOptions options, EntrypointPrefetch* prefetch) {
     auto runtimeLog = bundleDir / "runtime.log";
     auto argv = runtimeWithGlobalOptions;
     for (const auto& argument : {std::string("--root"), (bundleDir / "state").string(), std::string("--log"),
@@ -355,7 +355,7 @@ int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const f
         protectRuntimeBinary(argv[0], options);
     }
     auto pid = spawn(argv, options);
-    int code = waitRelayingSignals(pid, terminal.get(), &hooksOutput);
+    int code = waitRelayingSignals(pid, terminal.get(), &hooksOutput, prefetch);
     terminal.reset();
     log::debug("sandbox: " + argv[0] + " exited with " + std::to_string(code));
     if (code != 0) {

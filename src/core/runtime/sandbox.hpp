@@ -20,6 +20,8 @@
 
 namespace sarus {
 
+class EntrypointPrefetch;
+
 // --- the sandbox process ----------------------------------------------------
 
 struct SandboxChannels {
@@ -115,7 +117,8 @@ void protectRuntimeBinary(const std::string& runtime, SpawnOptions& options);
 // BUNDLE/runtime.log run --bundle BUNDLE [--preserve-fds=N] NAME" with
 // spec.passFds as descriptors 3..., forwards signals to it, waits, and turns
 // its confusing failures into messages.
+// prefetch: the read-ahead helper, reaped as soon as it is done.
 int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const std::filesystem::path& bundleDir,
-               const ContainerSpec& spec, SpawnOptions options);
+               const ContainerSpec& spec, SpawnOptions options, EntrypointPrefetch* prefetch = nullptr);
 
 }  // namespace sarus
