@@ -362,6 +362,14 @@ def test_verbose_and_debug_write_saruss_log_lines_to_stderr(images):
         assert len({m.group(3) for m in matches}) == 1, r.stderr
     subsystems = {m.group(4) for m in map(SARUS_LOG_LINE.match, debug.stderr.splitlines())}
     assert {"CLI", "Runtime"} <= subsystems, debug.stderr
+    # Sarus's milestones of `run`, in its order and words
+    messages = [line.split("] ", 4)[4] for line in verbose.stderr.splitlines()]
+    milestones = [m for m in messages if re.fullmatch(r"Executing run command|Processed CLI arguments in \d+\.\d{6} seconds|"
+                                                      r"Successfully set up container in \d+\.\d{6} seconds|"
+                                                      r"Successfully executed run command", m)]
+    assert [m.split(" in ")[0] for m in milestones] == ["Executing run command", "Processed CLI arguments",
+                                                        "Successfully set up container",
+                                                        "Successfully executed run command"], verbose.stderr
     # the time is the monotonic clock's, in order within one process
     times = [int(m.group(1)) for m in map(SARUS_LOG_LINE.match, debug.stderr.splitlines())]
     assert times == sorted(times) and abs(times[0] - time.monotonic()) < 60, debug.stderr
@@ -766,6 +774,18 @@ def test_no_helper_stays_defunct_while_the_container_runs(images):
         p.terminate()
         _, stderr = p.communicate()
     assert "sandbox: read ahead done" in stderr   # the helper ran in this container
+
+
+def test_e_name_takes_the_hosts_value_and_says_so_at_verbose(images):
+    r = images.ok("--verbose", "run", "-e", "FROM_HOST", "-e", "NOT_ON_HOST", BUSYBOX, "sh", "-c",
+                  "echo $FROM_HOST ${NOT_ON_HOST-unset}", env={"FROM_HOST": "host value"})
+    assert r.stdout == "host value unset\n"
+    for name in ("FROM_HOST", "NOT_ON_HOST"):
+        assert (f"[CLI] [INFO] Environment variable requested from CLI '{name}' does not feature '=' separator. "
+                "Treating string as variable name and attempting to source value from host environment") in r.stderr
+    assert ("[CLI] [INFO] Environment variable requested from CLI 'NOT_ON_HOST' does not correspond to a variable "
+            "present in the host environment. Skipping request.") in r.stderr
+    assert "'FROM_HOST' does not correspond" not in r.stderr
 
 
 def test_a_parent_that_ignores_sigchld_does_not_break_the_run(images):

@@ -9,6 +9,7 @@
 #include "config/identity.hpp"
 #include "image/image_store.hpp"
 #include "common/log.hpp"
+#include "common/setup_clock.hpp"
 #include "runtime/oci_config.hpp"
 #include "jobs/pmi_descriptor.hpp"
 #include "jobs/pmix_support.hpp"
@@ -16,6 +17,7 @@
 #include "config/security_profiles.hpp"
 #include "cli/text_table.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -55,9 +57,35 @@ std::string defaultContainerName() {
     return std::string("sarus-container-") + hex;
 }
 
+// Sarus's words at --verbose for `-e NAME`, which takes the host's value.
+void reportVariablesFromTheHost(const std::vector<std::string>& cliEnv, const std::vector<std::string>& hostEnv) {
+    for (const auto& entry : cliEnv) {
+        if (entry.empty() || entry.find('=') != std::string::npos) {
+            continue;
+        }
+        log::verbose("Environment variable requested from CLI '" + entry +
+                     "' does not feature '=' separator. Treating string as variable name and attempting to "
+                     "source value from host environment");
+        auto onTheHost = [&](const std::string& hostEntry) { return hostEntry.rfind(entry + "=", 0) == 0; };
+        if (std::none_of(hostEnv.begin(), hostEnv.end(), onTheHost)) {
+            log::verbose("Environment variable requested from CLI '" + entry +
+                         "' does not correspond to a variable present in the host environment. Skipping request.");
+        }
+    }
+}
+
+// Sarus's last line at --verbose, for a container that ended well.
+int reportedExit(int code) {
+    if (code == 0) {
+        log::verbose("Successfully executed run command");
+    }
+    return code;
+}
+
 }  // namespace
 
 int commandRun(const Config& config, const RunOptions& options) {
+    log::verbose("Executing run command");
     if (options.ssh) {
         checkUserHasSshKeys(config);
     }
@@ -72,6 +100,7 @@ int commandRun(const Config& config, const RunOptions& options) {
     });
     log::debug("configuration and image metadata read");
     auto hostEnv = currentEnvironment();
+    reportVariablesFromTheHost(options.env, hostEnv);
     auto spec = buildContainerSpec(config, metadata, options, hostEnv, Identity::ofCaller());
     // Hooks log at the level chosen for sarus, unless the user asked otherwise.
     bool userChoseHookLogLevel = false;
@@ -105,14 +134,16 @@ int commandRun(const Config& config, const RunOptions& options) {
     Registration registration(registry, {spec.name, ::getpid(), config.stringOr("OCIBundleDir", ""),
                                          utcTimestampWithNanoseconds()});
     log::verbose("running " + reference.normalized() + " from " + image->imageFile.string());
+    log::verbose(setup_clock::secondsMessage("Processed CLI arguments in", setup_clock::secondsSinceProgramStart()));
+    setup_clock::markSetupBegin();
     if (auto key = rankGroupKey(hostEnv, ::getppid())) {
         auto reason = reasonNotToShare(spec);
         if (reason.empty()) {
-            return runAsRankOfSharedContainer(config, spec, *image, *backend, *key);
+            return reportedExit(runAsRankOfSharedContainer(config, spec, *image, *backend, *key));
         }
         log::verbose("a container of this rank's own (" + reason + ")");
     }
-    return backend->run(spec, *image);
+    return reportedExit(backend->run(spec, *image));
 }
 
 }  // namespace sarus

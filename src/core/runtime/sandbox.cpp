@@ -4,6 +4,7 @@
 #include "common/file_descriptor.hpp"
 #include "common/file_utils.hpp"
 #include "common/log.hpp"
+#include "common/setup_clock.hpp"
 #include "config/config.hpp"
 #include "runtime/path_in_root.hpp"
 #include "jobs/pmi_descriptor.hpp"
@@ -354,6 +355,7 @@ int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const f
     if (options.executableFd < 0) {
         protectRuntimeBinary(argv[0], options);
     }
+    log::verbose(setup_clock::secondsMessage("Successfully set up container in", setup_clock::secondsSinceSetupBegin()));
     auto pid = spawn(argv, options);
     int code = waitRelayingSignals(pid, terminal.get(), &hooksOutput, prefetch);
     terminal.reset();
