@@ -44,12 +44,12 @@ const char* subsystemOf(const char* sourceFile) {
     return "CLI";
 }
 
-void write(Level l, const std::string& message, const std::source_location& where) {
+void write(Level l, const std::string& message, const char* sourceFile) {
     if (!enabled(l)) {
         return;
     }
     // One fputs per line keeps lines whole when several ranks share a terminal.
-    std::fputs(sarusLogLine(subsystemOf(where.file_name()), sarusLevelName(l), message).c_str(), stderr);
+    std::fputs(sarusLogLine(subsystemOf(sourceFile), sarusLevelName(l), message).c_str(), stderr);
 }
 
 }  // namespace sarus::log

@@ -5,7 +5,6 @@
 // "created" lines) are printed to stdout by the commands themselves.
 #pragma once
 
-#include <source_location>
 #include <string>
 
 namespace sarus::log {
@@ -16,17 +15,19 @@ void setLevel(Level level);
 Level level();
 bool enabled(Level level);
 // The subsystem of the line (CLI, Config, ImageStore, Registry, Runtime) is
-// the part of sarus the calling file belongs to.
-void write(Level level, const std::string& message, const std::source_location& where);
+// the part of sarus the calling source file belongs to. (__builtin_FILE
+// rather than std::source_location: the fuzzers' clang 14 lacks the latter
+// with this libstdc++.)
+void write(Level level, const std::string& message, const char* sourceFile);
 
-inline void warn(const std::string& m, const std::source_location& w = std::source_location::current()) {
-    write(Level::warn, m, w);
+inline void warn(const std::string& m, const char* sourceFile = __builtin_FILE()) {
+    write(Level::warn, m, sourceFile);
 }
-inline void verbose(const std::string& m, const std::source_location& w = std::source_location::current()) {
-    write(Level::verbose, m, w);
+inline void verbose(const std::string& m, const char* sourceFile = __builtin_FILE()) {
+    write(Level::verbose, m, sourceFile);
 }
-inline void debug(const std::string& m, const std::source_location& w = std::source_location::current()) {
-    write(Level::debug, m, w);
+inline void debug(const std::string& m, const char* sourceFile = __builtin_FILE()) {
+    write(Level::debug, m, sourceFile);
 }
 
 // The subsystem named in lines written from this source file.
