@@ -68,6 +68,8 @@ TEST(Log, SubsystemIsThePartOfSarusTheCallerBelongsTo) {
     EXPECT_STREQ(subsystemOf("/src/sarus/src/core/runtime/sandbox.cpp"), "Runtime");
     EXPECT_STREQ(subsystemOf("/src/sarus/src/suid/suid_sandbox.cpp"), "Runtime");
     EXPECT_STREQ(subsystemOf("/src/sarus/src/userns/kept_image.cpp"), "Runtime");
+    // a checkout under a directory named like a part of sarus
+    EXPECT_STREQ(subsystemOf("/home/u/image/sarus/src/core/commands/command_run.cpp"), "CLI");
 }
 
 TEST(Log, LevelsAreSarussAndOnlyTheChosenOnesShow) {

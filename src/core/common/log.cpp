@@ -32,9 +32,9 @@ const char* subsystemOf(const char* sourceFile) {
         const char* directory;
         const char* subsystem;
     } subsystems[] = {
-        {"/config/", "Config"},     {"/image/", "ImageStore"}, {"/registry/", "Registry"},
-        {"/runtime/", "Runtime"},   {"/jobs/", "Runtime"},     {"/suid/", "Runtime"},
-        {"/userns/", "Runtime"},
+        {"/core/config/", "Config"},   {"/core/image/", "ImageStore"}, {"/core/registry/", "Registry"},
+        {"/core/runtime/", "Runtime"}, {"/core/jobs/", "Runtime"},     {"/src/suid/", "Runtime"},
+        {"/src/userns/", "Runtime"},
     };
     for (const auto& entry : subsystems) {
         if (std::strstr(sourceFile, entry.directory) != nullptr) {
