@@ -2,6 +2,8 @@
 
 #include "hook_log.hpp"
 
+#include "common/log_line.hpp"
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -13,10 +15,8 @@
 namespace hook {
 
 std::string timestampLine(const timespec& now, const std::string& hostname, pid_t pid, const std::string& message) {
-    char seconds[64];
-    std::snprintf(seconds, sizeof seconds, "%lld.%09ld", static_cast<long long>(now.tv_sec), now.tv_nsec);
-    return "[" + std::string(seconds) + "] [" + hostname + "-" + std::to_string(pid) +
-           "] [hook] [INFO] Timestamp hook: " + message + "\n";
+    return sarus::log::formatLogLine(now, hostname + "-" + std::to_string(pid), "hook", "INFO",
+                                     "Timestamp hook: " + message);
 }
 
 int runTimestampHook() {

@@ -13,30 +13,26 @@ namespace {
 // PID 1 of a new PID namespace) name the same instance.
 const pid_t instancePid = ::getpid();
 
-// Looked up once: a line may be written after this process entered a UTS
-// namespace, where the name would be the container's.
-const std::string& hostname() {
-    static const std::string name = [] {
-        char buffer[256] = {};
-        ::gethostname(buffer, sizeof buffer - 1);
-        return std::string(buffer);
-    }();
-    return name;
-}
-
 }  // namespace
 
-std::string instanceId() {
-    return hostname() + "-" + std::to_string(instancePid);
+// Built once, by whichever process writes the first line: sarus and its
+// helpers share the host's name (none of them enters a UTS namespace) and
+// instancePid.
+const std::string& instanceId() {
+    static const std::string id = [] {
+        char hostname[256] = {};
+        ::gethostname(hostname, sizeof hostname - 1);
+        return std::string(hostname) + "-" + std::to_string(instancePid);
+    }();
+    return id;
 }
 
-std::string sarusLogLine(std::string_view subsystem, std::string_view level, std::string_view message) {
-    timespec now {};
-    ::clock_gettime(CLOCK_MONOTONIC, &now);
-    char prefix[96];
-    std::snprintf(prefix, sizeof prefix, "[%lld.%09ld] [", static_cast<long long>(now.tv_sec), now.tv_nsec);
-    std::string line = prefix;
-    line += instanceId();
+std::string formatLogLine(const timespec& time, std::string_view instance, std::string_view subsystem,
+                          std::string_view level, std::string_view message) {
+    char seconds[48];
+    std::snprintf(seconds, sizeof seconds, "[%lld.%09ld] [", static_cast<long long>(time.tv_sec), time.tv_nsec);
+    std::string line = seconds;
+    line += instance;
     line += "] [";
     line += subsystem;
     line += "] [";
@@ -45,6 +41,12 @@ std::string sarusLogLine(std::string_view subsystem, std::string_view level, std
     line += message;
     line += '\n';
     return line;
+}
+
+std::string sarusLogLine(std::string_view subsystem, std::string_view level, std::string_view message) {
+    timespec now {};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    return formatLogLine(now, instanceId(), subsystem, level, message);
 }
 
 }  // namespace sarus::log

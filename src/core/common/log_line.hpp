@@ -5,6 +5,7 @@
 // its time by subtracting two lines.
 #pragma once
 
+#include <ctime>
 #include <string>
 #include <string_view>
 
@@ -12,8 +13,14 @@ namespace sarus::log {
 
 // "<hostname>-<pid of sarus>": whom a line comes from, also for a helper
 // program that writes its own lines.
-std::string instanceId();
+const std::string& instanceId();
 
+// The line, at the monotonic time now, from instanceId().
 std::string sarusLogLine(std::string_view subsystem, std::string_view level, std::string_view message);
+
+// The line with a given time and instance (the timestamp hook's line has the
+// real time, for comparing lines of several nodes).
+std::string formatLogLine(const timespec& time, std::string_view instance, std::string_view subsystem,
+                          std::string_view level, std::string_view message);
 
 }  // namespace sarus::log
