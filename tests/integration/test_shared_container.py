@@ -135,6 +135,25 @@ def test_a_rank_with_another_container_is_refused_clearly(ranks, tmp_path):
     assert leader.returncode == 0
 
 
+def test_a_rank_at_another_verbosity_joins_the_shared_container(ranks):
+    # --verbose and --debug also set the hooks' log level: the hooks ran once, for the
+    # leader, so a rank's verbosity is no reason to refuse it
+    group = f"verbosity-{os.getpid()}"
+    leader = start_rank(ranks, group, BUSYBOX, "sh", "-c", "echo ready; readlink /proc/self/ns/pid; sleep 3")
+    try:
+        assert leader.stdout.readline() == "ready\n"
+        leader_namespace = leader.stdout.readline().strip()
+        env = {"SARUS_CONFIG_FILE": ranks.config_file, "SARUS_RANK_GROUP": group}
+        for verbosity in ["--verbose", "--debug"]:
+            r = run_as(ranks.user, [ranks.binary, verbosity, "run", BUSYBOX, "readlink", "/proc/self/ns/pid"],
+                       env=env)
+            assert r.returncode == 0, r.stderr
+            assert r.stdout.strip() == leader_namespace, r.stderr
+    finally:
+        leader.communicate(timeout=30)
+    assert leader.returncode == 0
+
+
 def test_a_killed_leader_takes_the_container_and_its_ranks(ranks):
     group = f"leader-{os.getpid()}"
     leader = start_rank(ranks, group, BUSYBOX, "sh", "-c", "echo ready; exec sleep 1000")

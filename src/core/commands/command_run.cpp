@@ -28,8 +28,6 @@ namespace sarus {
 
 namespace {
 
-const std::string hookLogLevelKey = "com.hooks.logging.level";
-
 // Sarus's words. For Docker Hub, Sarus looks for the image under its legacy
 // server name too and says so; sarus reads both names as one.
 Error imageNotAvailable(const ImageReference& reference, const ImageStore& store) {
@@ -105,12 +103,12 @@ int commandRun(const Config& config, const RunOptions& options) {
     // Hooks log at the level chosen for sarus, unless the user asked otherwise.
     bool userChoseHookLogLevel = false;
     for (const auto& annotation : options.annotations) {
-        userChoseHookLogLevel |= annotation.rfind(hookLogLevelKey + "=", 0) == 0;
+        userChoseHookLogLevel |= annotation.rfind(hookLogLevelAnnotation + "=", 0) == 0;
     }
     if (!userChoseHookLogLevel) {
         // Sarus's numbers (0 DEBUG, 1 INFO, 2 WARN), which Sarus's own hooks read too; quiet by
         // default: with mpiexec -n 128, INFO lines of every rank's hooks would drown the output
-        spec.annotations[hookLogLevelKey] = log::enabled(log::Level::debug)     ? "0"
+        spec.annotations[hookLogLevelAnnotation] = log::enabled(log::Level::debug)     ? "0"
                                             : log::enabled(log::Level::verbose) ? "1"
                                                                                 : "2";
     }

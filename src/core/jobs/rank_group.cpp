@@ -421,7 +421,10 @@ std::string sharedContainerIdentity(const ContainerSpec& spec, const StoredImage
     for (const auto& d : spec.devices) {
         json["devices"].push_back({d.source, d.destination, d.access});
     }
-    json["annotations"] = spec.annotations;
+    // The hooks run once, for the leader: a rank's verbosity cannot change them.
+    auto annotations = spec.annotations;
+    annotations.erase(hookLogLevelAnnotation);
+    json["annotations"] = annotations;
     json["uid"] = spec.identity.uid;
     json["gid"] = spec.identity.gid;
     json["seccomp"] = spec.security.seccomp;

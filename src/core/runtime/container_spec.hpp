@@ -19,6 +19,9 @@ namespace sarus {
 
 class Config;
 
+// How much the hooks log (Sarus's numbers: 0 DEBUG, 1 INFO, 2 WARN).
+inline const std::string hookLogLevelAnnotation = "com.hooks.logging.level";
+
 struct ContainerSpec {
     std::vector<std::string> args;
     std::vector<std::string> env;  // NAME=VALUE
