@@ -118,13 +118,27 @@ def assert_no_leftovers(cluster, user):
     assert not found, "left behind:\n" + "\n".join(found)
 
 
+def crashed_in_open_mpis_start_up(r):
+    """Open MPI 4.1.4 (Debian 12's), directly launched over PMIx, now and
+    then segfaults inside MPI_Init, with or without containers: a fragment
+    from a faster peer meets a NULL callback (see
+    test_slurm.py::test_openmpi_wires_up_over_pmix_across_nodes). Its
+    signal handler's backtrace then names ompi_mpi_init."""
+    return r.returncode != 0 and "Segmentation fault" in r.stderr and "ompi_mpi_init" in r.stderr
+
+
 def srun_sarus(cluster, s, *args):
     """srun ARGS as the sarus' user, `sarus` being that sarus; a step that
     hangs ends at the job's time limit (1 min, Slurm's least), before the
-    timeout."""
-    begin = time.time()
-    r = cluster.srun(s.user, "--time=1", *args, sarus=s, timeout=100)
-    return r, time.time() - begin
+    timeout. A step hit by Open MPI's start-up crash is run once more; any
+    other failure, or that crash twice, is the test's result."""
+    for attempt in (1, 2):
+        begin = time.time()
+        r = cluster.srun(s.user, "--time=1", *args, sarus=s, timeout=100)
+        took = time.time() - begin
+        if attempt == 2 or not crashed_in_open_mpis_start_up(r):
+            return r, took
+        print(f"Open MPI crashed in MPI_Init, running the step again:\n{failure(r)}")
 
 
 # --- one container, one node --------------------------------------------------
