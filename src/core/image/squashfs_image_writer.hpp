@@ -71,7 +71,6 @@ private:
     sqfs_super_t super_{};
     std::optional<ImageOwner> owner_;
     bool xattrsOpen_ = false;
-    bool xattrsKept_ = false;
 };
 
 }  // namespace sarus
