@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the crun that sarus starts containers with: Debian bookworm's crun
-# (same version and patches as /usr/bin/crun), linked statically and
+# (same version and patches as /usr/bin/crun, and one fix below), linked statically and
 # without what sarus never uses (systemd cgroup manager, CRIU, libgcrypt,
 # dlopen of Wasm or libkrun handlers). Debian's crun loads 11 shared
 # libraries on every start, about 6 ms on the test VM, more than its own
@@ -37,6 +37,36 @@ fi
 
 source_build_fetch
 [[ -f $src/src/crun.c ]] || die "no crun source in $src"
+
+# A hook may end without reading the container state on its stdin; crun 1.8
+# then failed the container now and then ("writing to pipe: Broken pipe"),
+# as the hook won or lost the race with crun's write. Later crun releases
+# ignore EPIPE there too. Also dropped: the SIGPIPE that write raised, which
+# crun, whose signals are blocked, would otherwise forward to the container.
+patch --quiet -p1 -d "$src" <<'PATCH' || die "cannot apply the hook stdin patch to crun $version"
+--- a/src/libcrun/utils.c
++++ b/src/libcrun/utils.c
+@@ -1568,7 +1568,18 @@
+   close_and_reset (&pipe_r);
+ 
+   ret = TEMP_FAILURE_RETRY (write (pipe_w, stdin, stdin_len));
+-  if (UNLIKELY (ret < 0))
++  if (UNLIKELY (ret < 0 && errno == EPIPE))
++    {
++      /* sarus: the hook ended without reading the state, which it may do:
++         its exit status decides. The write raised a SIGPIPE, blocked here;
++         drop it, or it would be forwarded to the container.  */
++      sigset_t sigpipe;
++      struct timespec now = { 0, 0 };
++      sigemptyset (&sigpipe);
++      sigaddset (&sigpipe, SIGPIPE);
++      sigtimedwait (&sigpipe, NULL, &now);
++    }
++  else if (UNLIKELY (ret < 0))
+     {
+       ret = crun_make_error (err, errno, "writing to pipe");
+       goto restore_sig_mask_and_exit;
+PATCH
 
 configure_flags=(
     --disable-systemd --disable-criu --disable-dl --disable-shared --enable-embedded-yajl

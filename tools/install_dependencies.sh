@@ -24,6 +24,8 @@ test_packages=(
     docker-registry skopeo apache2-utils curl podman
     mpich libmpich-dev patchelf
     clang libclang-rt-14-dev
+    # test_hooks.py delays crun's writes to force a race a hook can win
+    strace
     # the Slurm test cluster (tests/integration/slurm_cluster.py): Slurm 22.05
     # daemons and clients, munge, iproute2 for its bridge and veths, and Open
     # MPI 4.1 (PMIx only, through libpmix2) next to MPICH (PMI-2). Open MPI

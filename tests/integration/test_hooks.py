@@ -347,6 +347,36 @@ def test_standalone_in_rootless_crun():
         shutil.rmtree(bundle, ignore_errors=True)
 
 
+def test_the_shipped_crun_lets_a_hook_end_without_reading_the_state():
+    """A hook need not read the container state the runtime writes to its
+    stdin. crun 1.8 failed the container ("writing to pipe: Broken pipe")
+    whenever such a hook ended before crun's write, which happened once in a
+    .ci/run; tools/build_crun.sh patches the crun sarus ships. strace delays
+    crun's writes so that the hooks (createRuntime and poststop, which crun
+    itself runs) always end first."""
+    from conftest import sarus_prefix
+    crun = os.path.join(sarus_prefix("suid"), "libexec", "sarus", "crun")
+    bundle = tempfile.mkdtemp(prefix="sarus-crun-epipe-", dir="/var/tmp")
+    try:
+        os.makedirs(os.path.join(bundle, "rootfs", "bin"))
+        shutil.copy("/usr/bin/busybox", os.path.join(bundle, "rootfs", "bin", "busybox"))
+        subprocess.run([crun, "spec"], cwd=bundle, check=True)
+        with open(os.path.join(bundle, "config.json")) as f:
+            config = json.load(f)
+        config["process"].update(terminal=False, args=["/bin/busybox", "echo", "container's stdout"])
+        not_reading = [{"path": "/bin/true", "args": ["true"]}]
+        config["hooks"] = {"createRuntime": not_reading, "poststop": not_reading}
+        with open(os.path.join(bundle, "config.json"), "w") as f:
+            json.dump(config, f)
+        r = subprocess.run(["strace", "-o", "/dev/null", "-e", "trace=write", "-e", "inject=write:delay_enter=100000",
+                            crun, "--root", os.path.join(bundle, "state"), "run", "--bundle", bundle, "epipe"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "container's stdout\n", r.stderr
+    finally:
+        shutil.rmtree(bundle, ignore_errors=True)
+
+
 @pytest.mark.parametrize("provider_env", [["LDCONFIG_PATH=/sbin/ldconfig"], []],
                          ids=["ldconfig-p", "cache-file"])
 def test_mount_hook_fi_provider_path_from_the_ld_cache(hooks, host_files, provider_env):

@@ -109,8 +109,8 @@ int commandRun(const Config& config, const RunOptions& options) {
         // Sarus's numbers (0 DEBUG, 1 INFO, 2 WARN), which Sarus's own hooks read too; quiet by
         // default: with mpiexec -n 128, INFO lines of every rank's hooks would drown the output
         spec.annotations[hookLogLevelAnnotation] = log::enabled(log::Level::debug)     ? "0"
-                                            : log::enabled(log::Level::verbose) ? "1"
-                                                                                : "2";
+                                                   : log::enabled(log::Level::verbose) ? "1"
+                                                                                       : "2";
     }
     for (const auto& [key, value] : spec.annotations) {
         if (!annotationReachesRuntime(key)) {
