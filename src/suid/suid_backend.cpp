@@ -41,9 +41,9 @@ FileDescriptor openAsCaller(const std::string& path, int flags, const std::strin
 // clones exactly that object into a detached mount tree, which the sandbox
 // attaches inside the container. Root never resolves the caller's path.
 FileDescriptor cloneMountAsCaller(const BindMount& mount) {
-    // An O_PATH open does not check read permission on the path itself.
-    checkMountSourceReadable(mount);
-    auto fd = openAsCaller(mount.source, O_PATH, "mount source");
+    // An O_PATH open does not check read permission on the path itself:
+    // openMountSource checks it on the opened object.
+    auto fd = openMountSource(mount);
     RootScope root;
     return cloneMountTree(fd.get(), "", "'" + mount.source + "'");
 }

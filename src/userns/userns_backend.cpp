@@ -41,7 +41,7 @@ OverlayType overlayType(const Config& config) {
 // exists: a user can only mount what the user can reach.
 void checkMountSources(const ContainerSpec& spec) {
     for (const auto& mount : spec.userMounts) {
-        checkMountSourceReadable(mount);
+        openMountSource(mount);
     }
     for (const auto& device : spec.devices) {
         statDeviceNode(device);

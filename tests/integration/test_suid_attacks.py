@@ -9,6 +9,7 @@ outlives a killed sarus. A marker that only root can write (in /root)
 tells whether root ever ran the user's program."""
 
 import hashlib
+import io
 import json
 import os
 import pwd
@@ -18,6 +19,7 @@ import signal
 import socket
 import stat
 import subprocess
+import tarfile
 import time
 import uuid
 
@@ -399,6 +401,82 @@ def test_device_through_a_symlink_is_the_node_the_caller_sees(suid):
     r = suid.ok("run", f"--device={link}:/dev/mynull", BUSYBOX, "sh", "-c",
                 "ls -l /dev/mynull; echo x > /dev/mynull && echo written")
     assert r.stdout.startswith("c") and "1,   3" in r.stdout and "written" in r.stdout
+
+
+def wait_for_process(argv, timeout=10):
+    """The pid of the process running exactly argv, once it runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [p for p, c, _ in _processes() if c.split() == argv]
+        if found:
+            return found[0]
+        time.sleep(0.02)
+    raise AssertionError(f"no process {argv} within {timeout} s")
+
+
+def image_with_device_node(busybox_archive, out_path, name, device_type, rdev):
+    """busybox_archive (a docker-archive) with one more layer holding a
+    device node /name of mode 0666: anybody may put one in an image."""
+    with tarfile.open(busybox_archive) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    manifest = json.loads(members["manifest.json"])
+    config = json.loads(members[manifest[0]["Config"]])
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:
+        node = tarfile.TarInfo(name)
+        node.type, node.mode = device_type, 0o666
+        node.devmajor, node.devminor = os.major(rdev), os.minor(rdev)
+        tar.addfile(node)
+    layer = layer.getvalue()
+    config["rootfs"]["diff_ids"].append("sha256:" + hashlib.sha256(layer).hexdigest())
+    config_bytes = json.dumps(config).encode()
+    members["device-layer/layer.tar"] = layer
+    members["devimage.json"] = config_bytes
+    manifest[0].update(Config="devimage.json", RepoTags=["sarus-tests/devimage:latest"])
+    manifest[0]["Layers"].append("device-layer/layer.tar")
+    members["manifest.json"] = json.dumps(manifest).encode()
+    with tarfile.open(out_path, "w") as tar:
+        for member, data in members.items():
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    os.chmod(out_path, 0o644)
+
+
+def test_a_device_node_from_an_image_is_refused_as_a_device(suid, test_images, tmp_path):
+    """The node in an image is unusable (its mount is nodev), but a running
+    container shows it to its owner at /proc/PID/root. Recreated by root for
+    --device it would open the host's disk: here a loop device over a file
+    only root can read."""
+    secret = "sarus-disk-secret-" + uuid.uuid4().hex
+    backing = tmp_path / "disk.img"
+    backing.write_bytes(secret.encode().ljust(4096, b"\0"))
+    os.chmod(backing, 0o600)
+    loop = subprocess.run(["losetup", "--find", "--show", "--read-only", str(backing)],
+                          stdout=subprocess.PIPE, text=True, check=True).stdout.strip()
+    archive = f"/var/tmp/sarus-devimage-{uuid.uuid4().hex[:8]}.tar"
+    container = None
+    try:
+        assert run_as(suid.user, ["head", "-c", "64", loop]).returncode != 0, "the user can read the disk anyway"
+        image_with_device_node(os.path.join(test_images, "busybox.docker.tar"), archive, "disk",
+                               tarfile.BLKTYPE, os.stat(loop).st_rdev)
+        suid.ok("load", archive, "devimage")
+        tag = str(random.randint(100000, 999999))
+        container = popen_as(suid.user, [suid.binary, "run", "load/library/devimage", "sh", "-c",
+                                         f"echo ready; exec sleep {tag}"])
+        assert container.stdout.readline() == "ready\n"
+        pid = wait_for_process(["sleep", tag])
+        r = suid("run", f"--device=/proc/{pid}/root/disk:/dev/disk", BUSYBOX, "head", "-c", "64", "/dev/disk")
+        assert secret not in r.stdout, "root gave the user the host's disk"
+        assert r.returncode != 0
+        assert "mounted nodev" in r.stderr, r.stderr
+    finally:
+        if container is not None:
+            container.kill()
+            container.wait()
+        subprocess.run(["losetup", "-d", loop])
+        if os.path.exists(archive):
+            os.remove(archive)
 
 
 def test_device_destination_through_a_symlink_stays_in_the_container(suid):

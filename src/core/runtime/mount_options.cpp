@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <sstream>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -216,26 +218,40 @@ DeviceMount parseDevice(const std::string& text) {
     return device;
 }
 
-void checkMountSourceReadable(const BindMount& mount) {
+FileDescriptor openMountSource(const BindMount& mount) {
     const auto& path = mount.source;
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
+    FileDescriptor source(::open(path.c_str(), O_PATH | O_CLOEXEC));
+    if (source.get() < 0) {
         throw systemError("Failed to bind mount " + path + " on container's " + mount.destination +
                               ": Failed to find real path for mount source",
                           errno);
     }
-    if (::access(path.c_str(), R_OK) != 0) {
+    // Checked on the object just opened: a symlink swapped in after the
+    // open cannot make another file pass.
+    if (::faccessat(source.get(), "", R_OK, AT_EMPTY_PATH) != 0) {
         throw systemError("mount source '" + path + "' is not readable by you", errno);
     }
+    return source;
 }
 
 DeviceNode statDeviceNode(const std::string& path) {
+    FileDescriptor node(::open(path.c_str(), O_PATH | O_CLOEXEC));
     struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
+    if (node.get() < 0 || ::fstat(node.get(), &st) != 0) {
         throw systemError("Failed to check if file \"" + path + "\" is a device file. Stat failed", errno);
     }
     if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
         throw Error("Source path \"" + path + "\" is not a device file");
+    }
+    // A node on a nodev mount (an image, a user's removable medium) opens
+    // nothing on the host, whatever its mode says; recreating it for the
+    // container would hand out a device the caller cannot use.
+    struct statvfs fs {};
+    if (::fstatvfs(node.get(), &fs) != 0) {
+        throw systemError("Failed to check the filesystem of device file \"" + path + "\"", errno);
+    }
+    if (fs.f_flag & ST_NODEV) {
+        throw Error("Source path \"" + path + "\" is on a filesystem mounted nodev: its device cannot be used");
     }
     return {S_ISBLK(st.st_mode) ? 'b' : 'c', major(st.st_rdev), minor(st.st_rdev), st.st_mode & 07777, st.st_uid,
             st.st_gid};

@@ -3,6 +3,8 @@
 // copied into a hook configuration unchanged.
 #pragma once
 
+#include "common/file_descriptor.hpp"
+
 #include <optional>
 #include <string>
 #include <sys/types.h>
@@ -56,12 +58,14 @@ struct UserMountRestrictions {
 void checkUserMountDestination(const std::string& destination, const UserMountRestrictions& rules,
                                const std::string& request);
 
-// Throws unless the caller (this process's ids) can read mount.source; call
-// it with the caller's ids, before anything privileged happens.
-void checkMountSourceReadable(const BindMount& mount);
+// Opens mount.source (O_PATH) and throws unless the caller (this process's
+// ids) can read that object; call it with the caller's ids, before anything
+// privileged happens.
+FileDescriptor openMountSource(const BindMount& mount);
 
-// What the existing character or block device at path is (stat'ed with the
-// caller's permissions); throws for anything else.
+// What the existing character or block device at path is (looked at with the
+// caller's permissions); throws for anything else, and for a node on a nodev
+// filesystem.
 DeviceNode statDeviceNode(const std::string& path);
 // The same, its error naming the --device request as Sarus does.
 DeviceNode statDeviceNode(const DeviceMount& device);
