@@ -2,13 +2,17 @@
 
 #include "common/error.hpp"
 #include "hook_log.hpp"
+#include "namespaces.hpp"
 #include "runtime/path_in_root.hpp"
 #include "common/process.hpp"
 
+#include <fcntl.h>
 #include <fstream>
 #include <iterator>
 #include <sstream>
 #include <string_view>
+#include <sys/mount.h>
+#include <unistd.h>
 
 namespace hook {
 
@@ -29,8 +33,52 @@ std::string runCommand(const std::vector<std::string>& argv) {
     return result.output;
 }
 
+namespace {
+
+// For ldconfig run by the host's root: in a mount namespace of its own,
+// every mount below rootfs but the container's own root is read-only.
+// ldconfig writes the cache and soname links wherever the image's symlinks
+// and ld.so.conf lead, and those may lead into a bind-mounted host
+// directory that the user may only read. Runs in the child (no allocation).
+const char* confineWritesToTheRootMount(const char* rootfs) {
+    if (::unshare(CLONE_NEWNS) != 0) {
+        return "enter a mount namespace of its own for";
+    }
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+        return "make the mounts private for";
+    }
+    // A mount of its own at rootfs, whatever rootfs is (mount_setattr
+    // wants the root of a mount).
+    if (::mount(rootfs, rootfs, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+        return "bind the container's root for";
+    }
+    mount_attr readOnly{};
+    readOnly.attr_set = MOUNT_ATTR_RDONLY;
+    if (::mount_setattr(AT_FDCWD, rootfs, AT_RECURSIVE, &readOnly, sizeof readOnly) != 0) {
+        return "make the container's mounts read-only for";
+    }
+    mount_attr writable{};
+    writable.attr_clr = MOUNT_ATTR_RDONLY;
+    if (::mount_setattr(AT_FDCWD, rootfs, 0, &writable, sizeof writable) != 0) {
+        return "make the container's root writable for";
+    }
+    return nullptr;
+}
+
+}  // namespace
+
 void updateLdCache(const std::string& ldconfigPath, const std::filesystem::path& rootfs) {
-    runCommand({ldconfigPath, "-r", rootfs.string()});
+    sarus::SpawnOptions options;
+    // As a user (userns mode, rootless engines) the kernel checks the
+    // user's own permissions: nothing to confine.
+    std::string root = rootfs.string();
+    if (::geteuid() == 0 && inInitialUserNamespace()) {
+        options.prepareChild = [&root] { return confineWritesToTheRootMount(root.c_str()); };
+    }
+    auto result = sarus::runCapturingOutput({ldconfigPath, "-r", root}, std::move(options));
+    if (result.exitCode != 0) {
+        throw sarus::Error(ldconfigPath + " failed (exit code " + std::to_string(result.exitCode) + ")");
+    }
     log::info("updated the dynamic linker cache of the container with " + ldconfigPath);
 }
 

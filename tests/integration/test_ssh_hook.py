@@ -6,7 +6,9 @@ between the containers of several nodes."""
 
 import os
 import pwd
+import shutil
 import subprocess
+import uuid
 
 import pytest
 
@@ -117,6 +119,24 @@ def test_login_environment_is_the_container_environment(ssh):
                  "echo \"$MY_JOB_VAR\"")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "it's here"
+
+
+def test_the_hook_removes_nothing_in_a_host_directory(ssh):
+    """A host directory the user may only read, bind-mounted at /usr/bin
+    where the hook installs ssh, holds an entry `ssh` that is no regular
+    file. The hook may not replace it, and in suid mode root must not
+    delete it on the host either."""
+    ssh.ok("ssh-keygen")
+    bin_dir = f"/var/tmp/sarus-bin-{uuid.uuid4().hex[:8]}"
+    os.mkdir(bin_dir, 0o755)
+    os.symlink("/nonexistent", os.path.join(bin_dir, "ssh"))
+    try:
+        r = in_netns(ssh, "run", "--ssh", "--mount", f"type=bind,src={bin_dir},dst=/usr/bin", BUSYBOX, "true")
+        assert os.path.islink(os.path.join(bin_dir, "ssh")), "the hook deleted a host file"
+        assert r.returncode != 0
+        assert "cannot write /usr/bin/ssh" in r.stderr, r.stderr
+    finally:
+        shutil.rmtree(bin_dir)
 
 
 def test_the_hosts_home_ssh_directory_is_never_written(ssh):

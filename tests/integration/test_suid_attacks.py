@@ -510,6 +510,40 @@ def test_image_symlinks_on_dev_proc_sys_are_not_followed_on_the_host(sarus, test
     assert r.stdout.strip() == "/proc/self/status"
 
 
+# --- hooks --------------------------------------------------------------------------
+
+@pytest.fixture
+def ldconfig_hook(suid):
+    """suid with the mount hook configured as the shipped template does:
+    LDCONFIG_PATH set, so root runs ldconfig in every container."""
+    gen = private_hooks_dir(suid, "ldconfig")
+    sarus = next(gen)
+    with open(os.path.join(sarus.hooks_dir, "mount.json"), "w") as f:
+        json.dump({"version": "1.0.0",
+                   "hook": {"path": os.path.join(sarus.prefix, "bin", "mount_hook"), "args": ["mount_hook"],
+                            "env": ["LDCONFIG_PATH=/sbin/ldconfig"]},
+                   "when": {"always": True}, "stages": ["createRuntime"]}, f)
+    yield sarus
+    next(gen, None)
+
+
+def test_ldconfig_of_a_hook_writes_nothing_in_a_host_directory(ldconfig_hook):
+    """A host directory the user may only read, bind-mounted where ldconfig
+    looks (/usr/lib), holding a library without its soname link: root's
+    ldconfig would create the link there, on the host."""
+    libs = f"/var/tmp/sarus-libs-{uuid.uuid4().hex[:8]}"
+    os.mkdir(libs, 0o755)
+    shutil.copy("/lib/x86_64-linux-gnu/libz.so.1.2.13", libs)
+    try:
+        assert run_as(ldconfig_hook.user, ["touch", os.path.join(libs, "x")]).returncode != 0
+        r = ldconfig_hook("run", "--mount", f"type=bind,src={libs},dst=/usr/lib", BUSYBOX,
+                          "sh", "-c", "test -s /etc/ld.so.cache && echo cached")
+        assert os.listdir(libs) == ["libz.so.1.2.13"], "root's ldconfig wrote in a host directory"
+        assert r.returncode == 0 and r.stdout == "cached\n", r.stderr
+    finally:
+        shutil.rmtree(libs)
+
+
 # --- 5. cgroups ---------------------------------------------------------------------
 
 def cgroup_hierarchies():

@@ -211,6 +211,11 @@ pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& options) {
         }
     }
     closeDescriptorsExcept(keep);
+    if (options.prepareChild) {
+        if (const char* failed = options.prepareChild()) {
+            childFail(failed, argv[0]);
+        }
+    }
     if (options.gid && ::setresgid(*options.gid, *options.gid, *options.gid) != 0) {
         childFail("set the group of", argv[0]);
     }

@@ -27,6 +27,10 @@ struct SpawnOptions {
     // When >= 0, the program executed (execveat): argv[0] names it only. A
     // descriptor opened earlier cannot be redirected by a later mount.
     int executableFd = -1;
+    // Runs in the child before the ids change and exec (e.g. to set up its
+    // namespaces): async-signal-safe work only. Returns nullptr, or what it
+    // could not do (with errno set), which ends the child.
+    std::function<const char*()> prepareChild;
 };
 
 constexpr std::size_t maxPassedDescriptors = 16;

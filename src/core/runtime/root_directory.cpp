@@ -290,16 +290,19 @@ void RootDirectory::writeFile(const std::string& containerPath, const std::strin
     parentPolicy.owner = {::geteuid(), ::getegid()};
     auto parent = ensureDirectory(parentOf(containerPath), parentPolicy);
     auto name = lastComponent(containerPath);
-    struct stat st {};
-    if (::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
-        ::unlinkat(parent.get(), name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
-    }
     bool own = onRootMount(parent.get());
     int fd;
     {
+        // Outside the container's own filesystem even the removal is the
+        // caller's: root must not delete in a host directory the caller
+        // can only read.
         std::optional<ActingAsCaller> caller;
         if (!own) {
             caller.emplace(policy);
+        }
+        struct stat st {};
+        if (::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
+            ::unlinkat(parent.get(), name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
         }
         fd = ::openat(parent.get(), name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
     }
