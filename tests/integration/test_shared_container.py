@@ -75,6 +75,21 @@ def test_turned_off_every_rank_has_a_container_of_its_own(ranks):
     assert len({row[2] for row in rows(r.stdout)}) == 2, r.stdout
 
 
+def test_a_groups_directory_made_by_another_user_leaves_each_rank_a_container_of_its_own(ranks):
+    """tempDir is /tmp: another user may take the name of the caller's
+    directory first. The job runs on, a container per rank, and says why."""
+    other = "sarusnosub" if ranks.user == "sarustest" else "sarustest"
+    base = groups_directory(ranks)
+    run_as(other, ["mkdir", "-m", "755", base], check=True)
+    try:
+        r = mpiexec(ranks, 2, ranks.binary, "run", BUSYBOX, "sh", "-c", NAMESPACES)
+        assert r.returncode == 0, r.stderr
+        assert len({row[2] for row in rows(r.stdout)}) == 2, r.stdout
+        assert r.stderr.count("is not a private directory of yours") == 2, r.stderr
+    finally:
+        os.rmdir(base)
+
+
 def start_rank(sarus, group, *args, **kw):
     env = {"SARUS_CONFIG_FILE": sarus.config_file, "SARUS_RANK_GROUP": group}
     return popen_as(sarus.user, [sarus.binary, "run", *args], env=env, **kw)

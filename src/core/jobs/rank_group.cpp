@@ -54,6 +54,16 @@ std::string processStartTime(pid_t pid) {
 // The caller's directory of groups and the group's own, both only the
 // caller's (lstat: no one else's link is followed). The last group to end
 // removes them, so they may go between the two steps: then again.
+// True when path exists and is not a directory of the caller's that nobody
+// else can use.
+bool takenByAnother(const fs::path& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+        return false;
+    }
+    return !S_ISDIR(st.st_mode) || st.st_uid != ::getuid() || (st.st_mode & 077) != 0;
+}
+
 void ensureGroupDirectory(const fs::path& groupDir) {
     for (;;) {
         ensurePrivateDirectory(groupDir.parent_path(), purpose);
@@ -172,11 +182,11 @@ void retireGeneration(const fs::path& groupDir, const fs::path& generation) {
 
 class SharedContainerRank {
 public:
-    SharedContainerRank(const Config& config, const ContainerSpec& spec, const StoredImage& image, Backend& backend,
-                        const std::string& key)
+    SharedContainerRank(const fs::path& ranksDir, const ContainerSpec& spec, const StoredImage& image,
+                        Backend& backend, const std::string& key)
         : spec_(spec), image_(image), backend_(backend),
           identity_(sharedContainerIdentity(spec, image)) {
-        groupDir_ = config.tempDir() / ("sarus-ranks-" + std::to_string(::getuid())) / nameHash(key);
+        groupDir_ = ranksDir / nameHash(key);
         ensureGroupDirectory(groupDir_);
     }
 
@@ -434,10 +444,19 @@ std::string sharedContainerIdentity(const ContainerSpec& spec, const StoredImage
 
 int runAsRankOfSharedContainer(const Config& config, const ContainerSpec& spec, const StoredImage& image,
                                Backend& backend, const std::string& key) {
+    auto ranksDir = config.tempDir() / ("sarus-ranks-" + std::to_string(::getuid()));
+    if (takenByAnother(ranksDir)) {
+        // tempDir is usually /tmp: anybody can make this name first. Every
+        // rank of the step sees the same, so they all run on, each alone.
+        log::warn("shared container: " + ranksDir.string() +
+                  " is not a private directory of yours (another user may have made it): "
+                  "this rank runs in a container of its own");
+        return backend.run(spec, image);
+    }
     // One container per node: tempDir may be shared between nodes.
     utsname host{};
     ::uname(&host);
-    return SharedContainerRank(config, spec, image, backend, key + "@" + host.nodename).run();
+    return SharedContainerRank(ranksDir, spec, image, backend, key + "@" + host.nodename).run();
 }
 
 }  // namespace sarus
