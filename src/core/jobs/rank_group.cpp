@@ -51,9 +51,6 @@ std::string processStartTime(pid_t pid) {
     return status ? status->startTime : "";
 }
 
-// The caller's directory of groups and the group's own, both only the
-// caller's (lstat: no one else's link is followed). The last group to end
-// removes them, so they may go between the two steps: then again.
 // True when path exists and is not a directory of the caller's that nobody
 // else can use.
 bool takenByAnother(const fs::path& path) {
@@ -64,6 +61,9 @@ bool takenByAnother(const fs::path& path) {
     return !S_ISDIR(st.st_mode) || st.st_uid != ::getuid() || (st.st_mode & 077) != 0;
 }
 
+// The caller's directory of groups and the group's own, both only the
+// caller's (lstat: no one else's link is followed). The last group to end
+// removes them, so they may go between the two steps: then again.
 void ensureGroupDirectory(const fs::path& groupDir) {
     for (;;) {
         ensurePrivateDirectory(groupDir.parent_path(), purpose);
