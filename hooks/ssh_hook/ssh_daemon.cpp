@@ -370,11 +370,8 @@ private:
         return true;
     }
 
-    void copyPidfileToHost() const {
-        if (settings_.pidfileOnHost.empty()) {
-            return;
-        }
-        // The daemon writes its pidfile after it has gone to the background.
+    // The daemon writes its pidfile after it has gone to the background.
+    std::string daemonPid() const {
         std::string pid;
         for (int attempt = 0; attempt < 200 && pid.empty(); ++attempt) {
             pid = root_.readFile(settings_.pidfileInContainer);
@@ -382,8 +379,22 @@ private:
                 ::usleep(10'000);
             }
         }
+        if (pid.find_first_not_of("0123456789\n") != std::string::npos) {
+            throw sarus::Error(settings_.pidfileInContainer + " in the container is not a pidfile");
+        }
+        return pid;
+    }
+
+    void copyPidfileToHost() const {
+        if (settings_.pidfileOnHost.empty()) {
+            return;
+        }
         auto target = settings_.pidfileOnHost;
-        runAsUser(state_, "write the SSH daemon's pidfile " + target, [&] {
+        // Both ends are the user's (annotations): the pidfile is read as the
+        // user too, or a bind mount of a host directory would let root copy
+        // out a file only root may read.
+        runAsUser(state_, "copy the SSH daemon's pidfile to " + target, [&] {
+            auto pid = daemonPid();
             FileDescriptor fd(::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
             if (fd.get() < 0 || ::write(fd.get(), pid.data(), pid.size()) != static_cast<ssize_t>(pid.size())) {
                 throw sarus::systemError("cannot write " + target, errno);

@@ -187,6 +187,33 @@ def test_annotations_never_let_root_touch_a_host_path_for_the_user(ssh, annotati
     assert dropbear_processes(ssh.user) == []
 
 
+def test_the_container_pidfile_is_read_as_the_user(ssh):
+    """Attack: a host directory the user may only list, bind-mounted, holds a
+    file only root may read; named as the daemon's pidfile in the container,
+    root read it and copied it to the user's pidfile on the host."""
+    ssh.ok("ssh-keygen")
+    secret_dir = f"/var/tmp/sarus-secret-{uuid.uuid4().hex[:8]}"
+    os.mkdir(secret_dir, 0o755)
+    secret = os.path.join(secret_dir, "key")
+    with open(secret, "w") as f:
+        f.write("271828182845\n")  # digits: it would pass for a pid
+    os.chmod(secret, 0o600)
+    copy = os.path.join(ssh.workdir, f"copied-{uuid.uuid4().hex[:8]}.pid")
+    try:
+        r = in_netns(ssh, "run", "--ssh", "--mount", f"type=bind,src={secret_dir},dst=/mnt/s",
+                     "--annotation", "com.hooks.ssh.pidfile_container=/mnt/s/key",
+                     "--annotation", f"com.hooks.ssh.pidfile_host={copy}", BUSYBOX, "true")
+        copied = open(copy).read() if os.path.exists(copy) else ""
+        assert "271828182845" not in copied, "root copied a root-only file to the user"
+        assert r.returncode != 0
+        assert f"cannot copy the SSH daemon's pidfile to {copy}" in r.stderr, r.stderr
+        assert dropbear_processes(ssh.user) == []
+    finally:
+        shutil.rmtree(secret_dir)
+        if os.path.exists(copy):
+            os.remove(copy)
+
+
 def test_ssh_implies_the_sync_hook_and_a_private_pid_namespace(ssh):
     from test_slurm_global_sync_hook import configure
     configure(ssh)
