@@ -185,6 +185,13 @@ def test_a_flag_or_annotation_no_hook_acts_on_is_a_warning(hooks, logdir):
     r = hooks.ok("run", "--annotation", "com.hooks.example.enabled=true", BUSYBOX, "true")
     assert "acts on" not in r.stderr
     assert logged(os.path.join(logdir, "log")) == ["m"]
+    # A hook reads the settings of its family (com.hooks.ssh.port and the
+    # like) itself: they count while the hook that reads them runs.
+    r = hooks.ok("run", "--annotation", "com.hooks.example.enabled=true", "--annotation",
+                 "com.hooks.example.port=1", BUSYBOX, "true")
+    assert "acts on" not in r.stderr
+    r = hooks.ok("run", "--annotation", "com.hooks.example.port=1", BUSYBOX, "true")
+    assert f"no hook in {hooks.hooks_dir} acts on com.hooks.example.port" in r.stderr
 
 
 def test_a_hook_whose_program_is_missing_is_one_clear_error(hooks):

@@ -140,6 +140,15 @@ TEST(HooksConfig, AnnotationsNoHookActsOn) {
     EXPECT_TRUE(sarus::unheededAnnotations({}, files).empty());
 }
 
+TEST(HooksConfig, ASettingOfAHookFamilyCountsWhileItsHookIsEnabled) {
+    std::vector<sarus::HookFile> files = {hook("s", {{"annotations", {{"^com.hooks.ssh.enabled$", "^true$"}}}})};
+    EXPECT_TRUE(sarus::unheededAnnotations({"com.hooks.ssh.enabled", "com.hooks.ssh.port"}, files).empty());
+    EXPECT_EQ(sarus::unheededAnnotations({"com.hooks.ssh.port"}, files),
+              std::vector<std::string>{"com.hooks.ssh.port"});
+    EXPECT_EQ(sarus::unheededAnnotations({"com.hooks.mpi.enabled", "com.hooks.mpi.type"}, files),
+              (std::vector<std::string>{"com.hooks.mpi.enabled", "com.hooks.mpi.type"}));
+}
+
 TEST(HooksConfig, TheLastOfDuplicateVariablesWins) {
     auto file = hook("h", {{"always", true}});
     file.json["hook"]["env"] = {"A=1", "B=2", "A=3"};

@@ -172,20 +172,35 @@ std::vector<HookFile> configuredHookFiles(const Config& config) {
     return loadHookFiles(hooksDir, Config::installPrefix() / "etc" / "hook.schema.json");
 }
 
+namespace {
+
+bool someConditionNames(const std::string& key, const std::vector<HookFile>& files) {
+    for (const auto& file : files) {
+        const auto& when = file.json.at("when");
+        if (!when.contains("annotations")) {
+            continue;
+        }
+        for (const auto& condition : when["annotations"].items()) {
+            if (fullMatch(key, condition.key(), "when.annotations of " + file.name)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
 std::vector<std::string> unheededAnnotations(const std::vector<std::string>& requested,
                                              const std::vector<HookFile>& files) {
     std::vector<std::string> unheeded;
     for (const auto& key : requested) {
-        bool heeded = false;
-        for (const auto& file : files) {
-            const auto& when = file.json.at("when");
-            if (!when.contains("annotations")) {
-                continue;
-            }
-            for (const auto& condition : when["annotations"].items()) {
-                heeded |= fullMatch(key, condition.key(), "when.annotations of " + file.name);
-            }
-        }
+        // com.hooks.ssh.port is read by the hook that com.hooks.ssh.enabled
+        // selects: it counts when that one is requested and heeded.
+        auto enabled = key.substr(0, key.rfind('.')) + ".enabled";
+        bool heeded = someConditionNames(key, files) ||
+                      (key != enabled && std::find(requested.begin(), requested.end(), enabled) != requested.end() &&
+                       someConditionNames(enabled, files));
         if (!heeded) {
             unheeded.push_back(key);
         }
