@@ -883,6 +883,24 @@ def test_ps_and_kill_see_only_the_callers_containers(images):
         p.wait(timeout=20)
 
 
+def test_a_registry_directory_made_by_another_user_leaves_runs_working(images):
+    """/tmp/sarus-<uid> (no /run/user/<uid> here) can be made first by
+    anybody: the container runs all the same, unlisted, and says so."""
+    other = next(u for u in TEST_USERS if u != images.user)
+    uid = pwd.getpwnam(images.user).pw_uid
+    assert not os.path.isdir(f"/run/user/{uid}"), "this test expects the registry in /tmp"
+    registry = f"/tmp/sarus-{uid}"
+    shutil.rmtree(registry, ignore_errors=True)
+    run_as(other, ["mkdir", "-m", "755", registry], check=True)
+    try:
+        r = images("run", BUSYBOX, "echo", "ran")
+        assert r.returncode == 0 and r.stdout == "ran\n", r.stderr
+        assert f"{registry} is not a private directory of yours" in r.stderr
+        assert len(images.ok("ps").stdout.splitlines()) == 1
+    finally:
+        shutil.rmtree(registry)
+
+
 def test_cpu_affinity_of_the_caller_is_kept(images):
     # Slurm pins ranks with an affinity mask: the container must keep it.
     r = run_as(images.user, ["taskset", "-c", "1", images.binary, "run", BUSYBOX, "grep",

@@ -2,6 +2,7 @@
 
 #include "common/error.hpp"
 #include "common/file_utils.hpp"
+#include "common/log.hpp"
 #include "common/process.hpp"
 
 #include <nlohmann/json.hpp>
@@ -67,10 +68,21 @@ void ContainerRegistry::ensureDirectory() const {
     }
 }
 
+bool ContainerRegistry::takenByAnother() const {
+    struct stat st {};
+    if (::lstat(directory_.c_str(), &st) != 0) {
+        return false;
+    }
+    return !S_ISDIR(st.st_mode) || st.st_uid != ::getuid() || (st.st_mode & 022) != 0;
+}
+
 fs::path ContainerRegistry::fileOf(const std::string& name) const { return directory_ / (name + ".json"); }
 
 std::vector<RunningContainer> ContainerRegistry::list() const {
     std::vector<RunningContainer> containers;
+    if (takenByAnother()) {
+        return containers;  // nothing in there is the caller's
+    }
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(directory_, ec)) {
         if (entry.path().extension() != ".json") {
@@ -133,9 +145,20 @@ void ContainerRegistry::stop(const std::string& name, std::chrono::milliseconds 
 
 Registration::Registration(const ContainerRegistry& registry, const RunningContainer& container)
     : registry_(registry), name_(container.name) {
+    if (registry_.takenByAnother()) {
+        log::warn(registry_.directory().string() +
+                  " is not a private directory of yours (another user may have made it): "
+                  "'sarus ps' and 'sarus kill' will not see this container");
+        return;
+    }
     registry_.add(container);
+    registered_ = true;
 }
 
-Registration::~Registration() { registry_.remove(name_); }
+Registration::~Registration() {
+    if (registered_) {
+        registry_.remove(name_);
+    }
+}
 
 }  // namespace sarus

@@ -24,7 +24,11 @@ public:
     // /run/user/<uid>/sarus when the session directory exists, else /tmp/sarus-<uid>.
     static ContainerRegistry forCaller();
     explicit ContainerRegistry(std::filesystem::path directory) : directory_(std::move(directory)) {}
+    const std::filesystem::path& directory() const { return directory_; }
 
+    // True when the directory exists but is not a private one of the
+    // caller's (in a shared /tmp another user may make it first).
+    bool takenByAnother() const;
     std::vector<RunningContainer> list() const;
     // Throws if a running container already has this name.
     void add(const RunningContainer& container) const;
@@ -38,7 +42,8 @@ private:
     std::filesystem::path directory_;
 };
 
-// Registers a container for the lifetime of the object.
+// Registers a container for the lifetime of the object; in a registry taken
+// by another user, says so and runs the container unlisted.
 class Registration {
 public:
     Registration(const ContainerRegistry& registry, const RunningContainer& container);
@@ -49,6 +54,7 @@ public:
 private:
     const ContainerRegistry& registry_;
     std::string name_;
+    bool registered_ = false;
 };
 
 }  // namespace sarus
