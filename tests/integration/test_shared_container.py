@@ -3,9 +3,12 @@
 SARUS_RANK_GROUP, in both modes and for both test users. (Under srun: test_slurm.py and
 test_multinode_openmpi.py.)"""
 
+import glob
 import os
 import pwd
+import shutil
 import signal
+import tempfile
 import time
 
 import pytest
@@ -116,6 +119,58 @@ def test_a_killed_rank_goes_and_the_others_stay(ranks):
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+IMPOSTOR = """
+import os, socket, sys
+server = socket.socket(socket.AF_UNIX)
+server.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o777)
+server.listen()
+print("listening", flush=True)
+server.settimeout(30)
+try:
+    connection, _ = server.accept()
+    connection.settimeout(5)
+    print("received", len(connection.recv(65536)), flush=True)
+except OSError as e:
+    print("received nothing:", e, flush=True)
+"""
+
+
+def test_a_rank_hands_itself_to_no_agent_of_another_user(ranks):
+    """Attack: another user who won a race on the rank directory (its agent
+    socket swapped for one of theirs) would get the rank's stdio, command and
+    environment. Simulated by swapping the socket of a running group."""
+    other = "sarusnosub" if ranks.user == "sarustest" else "sarustest"
+    group = f"impostor-{os.getpid()}"
+    leader = start_rank(ranks, group, BUSYBOX, "sh", "-c", "echo ready; sleep 5")
+    impostor = None
+    impostor_dir = tempfile.mkdtemp(prefix="sarus-impostor-", dir="/var/tmp")
+    os.chmod(impostor_dir, 0o777)
+    try:
+        assert leader.stdout.readline() == "ready\n"
+        [socket_path] = glob.glob(os.path.join(groups_directory(ranks), "*", "gen-*", "agent.sock"))
+        fake = os.path.join(impostor_dir, "agent.sock")
+        impostor = popen_as(other, ["/usr/bin/python3", "-c", IMPOSTOR, fake])
+        assert impostor.stdout.readline() == "listening\n"
+        moved = socket_path + ".real"
+        os.rename(socket_path, moved)
+        os.symlink(fake, socket_path)
+        env = {"SARUS_CONFIG_FILE": ranks.config_file, "SARUS_RANK_GROUP": group, "SECRET_OF_RANK": "s3cr3t"}
+        r = run_as(ranks.user, [ranks.binary, "run", BUSYBOX, "true"], env=env)
+        os.remove(socket_path)
+        os.rename(moved, socket_path)
+        out, _ = impostor.communicate(timeout=40)
+        assert "received 0" in out or "received nothing" in out, f"the impostor got the rank: {out}"
+        assert r.returncode != 0
+        assert "refusing to hand it this rank" in r.stderr, r.stderr
+    finally:
+        if impostor is not None and impostor.poll() is None:
+            impostor.kill()
+            impostor.wait()
+        shutil.rmtree(impostor_dir)
+        leader.communicate(timeout=30)
 
 
 def test_a_rank_whose_command_is_missing_fails_as_in_a_container_of_its_own(ranks):

@@ -88,12 +88,25 @@ private:
     FileDescriptor fd_;
 };
 
+// The agent gets this rank's stdio, command and environment: it must be
+// the caller's own process, whatever happened to the directory the socket
+// was found in.
+void checkAgentIsTheCallers(int connection) {
+    ucred peer{};
+    socklen_t length = sizeof peer;
+    if (::getsockopt(connection, SOL_SOCKET, SO_PEERCRED, &peer, &length) != 0 || peer.uid != ::getuid()) {
+        throw Error("the agent of the shared container runs as uid " + std::to_string(peer.uid) + ", not " +
+                    std::to_string(::getuid()) + ": refusing to hand it this rank");
+    }
+}
+
 }  // namespace
 
 int runRankInAgent(const FileDescriptor& connection, const ContainerSpec& spec) {
     if (spec.args.empty()) {
         throw Error("no command to run in the shared container");
     }
+    checkAgentIsTheCallers(connection.get());
     std::vector<int> fds{STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO};
     fds.insert(fds.end(), spec.passFds.begin(), spec.passFds.end());
     if (fds.size() > RANK_AGENT_MAX_FDS) {
