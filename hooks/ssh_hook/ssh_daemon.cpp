@@ -181,6 +181,14 @@ private:
         root_.writeFile(std::string(dropbearInContainer) + "/port", std::to_string(settings_.port) + "\n", 0644,
                         rootPolicy_);
         auto directory = root_.open(dropbearInContainer, O_PATH | O_DIRECTORY);
+        // An image's symlink there (to / or /dev, say) must not make the
+        // user the owner of that directory; a symlinked /opt is fine.
+        auto resolved = root_.containerPathOf(directory.get());
+        const std::string ownName = "/oci-hooks/ssh/dropbear";
+        if (resolved.size() < ownName.size() || resolved.compare(resolved.size() - ownName.size(), ownName.size(), ownName) != 0) {
+            throw sarus::Error(std::string(dropbearInContainer) + " in the container leads to " + resolved +
+                               ": not a directory of the SSH hook's own");
+        }
         if (root_.onRootMount(directory.get()) &&
             ::fchownat(directory.get(), "", user_.uid, user_.gid, AT_EMPTY_PATH) != 0) {
             throw sarus::systemError("cannot give " + std::string(dropbearInContainer) + " to the user", errno);

@@ -484,3 +484,33 @@ def slurm_cluster():
             yield cluster
         finally:
             cluster.stop()
+
+
+def busybox_with_layer(test_images, out_path, entries):
+    """busybox.docker.tar with one more layer holding entries (TarInfo
+    without data: nodes, symlinks, directories), written to out_path as
+    a docker-archive the test users can read; tagged sarus-tests/extra."""
+    import hashlib
+    import io
+    import tarfile
+    with tarfile.open(os.path.join(test_images, "busybox.docker.tar")) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    manifest = json.loads(members["manifest.json"])
+    config = json.loads(members[manifest[0]["Config"]])
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:
+        for entry in entries:
+            tar.addfile(entry)
+    layer = layer.getvalue()
+    config["rootfs"]["diff_ids"].append("sha256:" + hashlib.sha256(layer).hexdigest())
+    members["extra-layer/layer.tar"] = layer
+    members["extra.json"] = json.dumps(config).encode()
+    manifest[0].update(Config="extra.json", RepoTags=["sarus-tests/extra:latest"])
+    manifest[0]["Layers"].append("extra-layer/layer.tar")
+    members["manifest.json"] = json.dumps(manifest).encode()
+    with tarfile.open(out_path, "w") as tar:
+        for member, data in members.items():
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    os.chmod(out_path, 0o644)

@@ -8,11 +8,12 @@ import os
 import pwd
 import shutil
 import subprocess
+import tarfile
 import uuid
 
 import pytest
 
-from conftest import _as_user, private_hooks_dir
+from conftest import _as_user, busybox_with_layer, private_hooks_dir
 
 BUSYBOX = "load/library/busybox"
 NO_KEYS = "Failed to check the SSH keys. Hint: try to generate the SSH keys with 'sarus ssh-keygen'."
@@ -212,6 +213,30 @@ def test_the_container_pidfile_is_read_as_the_user(ssh):
         shutil.rmtree(secret_dir)
         if os.path.exists(copy):
             os.remove(copy)
+
+
+def test_the_hooks_directory_as_an_image_symlink_is_refused(ssh, test_images):
+    """An image whose /opt/oci-hooks/ssh/dropbear is a symlink to / would
+    have the hook give the container's root directory to the user."""
+    ssh.ok("ssh-keygen")
+    entries = []
+    for name in ("opt", "opt/oci-hooks", "opt/oci-hooks/ssh"):
+        directory = tarfile.TarInfo(name)
+        directory.type, directory.mode = tarfile.DIRTYPE, 0o755
+        entries.append(directory)
+    link = tarfile.TarInfo("opt/oci-hooks/ssh/dropbear")
+    link.type, link.linkname = tarfile.SYMTYPE, "/"
+    entries.append(link)
+    archive = f"/var/tmp/sarus-sshlink-{uuid.uuid4().hex[:8]}.tar"
+    try:
+        busybox_with_layer(test_images, archive, entries)
+        ssh.ok("load", archive, "sshlink")
+        r = in_netns(ssh, "run", "--ssh", "load/library/sshlink", "stat", "-c", "%u", "/")
+        assert r.stdout.strip() != str(pwd.getpwnam(ssh.user).pw_uid), "the user got the container's /"
+        assert r.returncode != 0
+        assert "not a directory of the SSH hook's own" in r.stderr, r.stderr
+    finally:
+        os.remove(archive)
 
 
 def test_ssh_implies_the_sync_hook_and_a_private_pid_namespace(ssh):

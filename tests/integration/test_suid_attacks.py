@@ -9,7 +9,6 @@ outlives a killed sarus. A marker that only root can write (in /root)
 tells whether root ever ran the user's program."""
 
 import hashlib
-import io
 import json
 import os
 import pwd
@@ -25,8 +24,8 @@ import uuid
 
 import pytest
 
-from conftest import (cgroup_leftovers, popen_as, private_hooks_dir, process_tree, read_until, run_as,
-                      run_in_a_terminal, name_hash, suid_keeper_directory, wait_for_no_leftovers)
+from conftest import (busybox_with_layer, cgroup_leftovers, popen_as, private_hooks_dir, process_tree, read_until,
+                      run_as, run_in_a_terminal, name_hash, suid_keeper_directory, wait_for_no_leftovers)
 
 BUSYBOX = "load/library/busybox"
 HOSTILE = "load/library/hostile"
@@ -414,35 +413,6 @@ def wait_for_process(argv, timeout=10):
     raise AssertionError(f"no process {argv} within {timeout} s")
 
 
-def image_with_device_node(busybox_archive, out_path, name, device_type, rdev):
-    """busybox_archive (a docker-archive) with one more layer holding a
-    device node /name of mode 0666: anybody may put one in an image."""
-    with tarfile.open(busybox_archive) as tar:
-        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
-    manifest = json.loads(members["manifest.json"])
-    config = json.loads(members[manifest[0]["Config"]])
-    layer = io.BytesIO()
-    with tarfile.open(fileobj=layer, mode="w") as tar:
-        node = tarfile.TarInfo(name)
-        node.type, node.mode = device_type, 0o666
-        node.devmajor, node.devminor = os.major(rdev), os.minor(rdev)
-        tar.addfile(node)
-    layer = layer.getvalue()
-    config["rootfs"]["diff_ids"].append("sha256:" + hashlib.sha256(layer).hexdigest())
-    config_bytes = json.dumps(config).encode()
-    members["device-layer/layer.tar"] = layer
-    members["devimage.json"] = config_bytes
-    manifest[0].update(Config="devimage.json", RepoTags=["sarus-tests/devimage:latest"])
-    manifest[0]["Layers"].append("device-layer/layer.tar")
-    members["manifest.json"] = json.dumps(manifest).encode()
-    with tarfile.open(out_path, "w") as tar:
-        for member, data in members.items():
-            info = tarfile.TarInfo(member)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    os.chmod(out_path, 0o644)
-
-
 def test_a_device_node_from_an_image_is_refused_as_a_device(suid, test_images, tmp_path):
     """The node in an image is unusable (its mount is nodev), but a running
     container shows it to its owner at /proc/PID/root. Recreated by root for
@@ -458,8 +428,10 @@ def test_a_device_node_from_an_image_is_refused_as_a_device(suid, test_images, t
     container = None
     try:
         assert run_as(suid.user, ["head", "-c", "64", loop]).returncode != 0, "the user can read the disk anyway"
-        image_with_device_node(os.path.join(test_images, "busybox.docker.tar"), archive, "disk",
-                               tarfile.BLKTYPE, os.stat(loop).st_rdev)
+        node = tarfile.TarInfo("disk")
+        node.type, node.mode = tarfile.BLKTYPE, 0o666  # anybody may put one in an image
+        node.devmajor, node.devminor = os.major(os.stat(loop).st_rdev), os.minor(os.stat(loop).st_rdev)
+        busybox_with_layer(test_images, archive, [node])
         suid.ok("load", archive, "devimage")
         tag = str(random.randint(100000, 999999))
         container = popen_as(suid.user, [suid.binary, "run", "load/library/devimage", "sh", "-c",
