@@ -897,6 +897,9 @@ def test_a_registry_directory_made_by_another_user_leaves_runs_working(images):
         assert r.returncode == 0 and r.stdout == "ran\n", r.stderr
         assert f"{registry} is not a private directory of yours" in r.stderr
         assert len(images.ok("ps").stdout.splitlines()) == 1
+        # The name also names the runtime's state: checked all the same.
+        r = images("run", "--name", "../../../tmp/sarus-escape", BUSYBOX, "true")
+        assert r.returncode != 0 and "invalid container name '../../../tmp/sarus-escape'" in r.stderr, r.stderr
     finally:
         shutil.rmtree(registry)
 

@@ -145,6 +145,9 @@ void ContainerRegistry::stop(const std::string& name, std::chrono::milliseconds 
 
 Registration::Registration(const ContainerRegistry& registry, const RunningContainer& container)
     : registry_(registry), name_(container.name) {
+    // Checked whether or not it is recorded: the name also names the
+    // runtime's state directory, which crun 1.8 does not check.
+    checkName(container.name);
     if (registry_.takenByAnother()) {
         log::warn(registry_.directory().string() +
                   " is not a private directory of yours (another user may have made it): "
