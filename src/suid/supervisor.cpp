@@ -24,7 +24,9 @@ namespace sarus::suid {
 
 namespace {
 
-const int endingSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+// Every forwarded signal whose default action ends a process: sarus relays
+// SIGUSR1 and SIGUSR2 too, from the moment the supervisor exists.
+const int endingSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
 // Root for good: the caller can no longer signal or trace this process, and
 // it stays when sarus dies (a credential change clears PDEATHSIG) so that it

@@ -725,6 +725,27 @@ def test_signals_at_any_moment_of_the_start_leave_nothing(suid):
     assert wait_for_no_leftovers(suid.user) == []
 
 
+def test_a_barrage_of_forwarded_signals_during_the_start_leaves_nothing(suid):
+    """sarus relays SIGUSR1 and SIGUSR2 to the root supervisor; their default
+    action ended it between making the container's cgroups and starting the
+    reaper that removes them."""
+    for i in range(20):
+        p = popen_as(suid.user, [suid.binary, "run", BUSYBOX, "true"])
+        deadline = time.monotonic() + 10
+        # From the moment the supervisor exists (sarus's own start is not
+        # at stake here).
+        while p.poll() is None and len(process_tree(p.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        while p.poll() is None and time.monotonic() < deadline:
+            try:
+                p.send_signal(signal.SIGUSR1 if i % 2 else signal.SIGUSR2)
+            except ProcessLookupError:
+                break
+            time.sleep(0.001)
+        p.wait()
+        assert wait_for_no_leftovers(suid.user) == [], f"run {i}"
+
+
 def test_a_planted_shared_container_index_cannot_remove_root_files(suid, tmp_path):
     """The caller writes the directory where the ranks of a job step meet
     (src/core/jobs/rank_group.cpp). A leader.json naming a root-owned directory
