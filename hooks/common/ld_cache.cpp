@@ -6,6 +6,7 @@
 #include "runtime/path_in_root.hpp"
 #include "common/process.hpp"
 
+#include <algorithm>
 #include <fcntl.h>
 #include <fstream>
 #include <iterator>
@@ -40,7 +41,7 @@ namespace {
 // ldconfig writes the cache and soname links wherever the image's symlinks
 // and ld.so.conf lead, and those may lead into a bind-mounted host
 // directory that the user may only read. Runs in the child (no allocation).
-const char* confineWritesToTheRootMount(const char* rootfs) {
+const char* confineWritesToTheRootMount(const char* rootfs, const std::vector<std::string>& procMounts) {
     if (::unshare(CLONE_NEWNS) != 0) {
         return "enter a mount namespace of its own for";
     }
@@ -62,7 +63,49 @@ const char* confineWritesToTheRootMount(const char* rootfs) {
     if (::mount_setattr(AT_FDCWD, rootfs, 0, &writable, sizeof writable) != 0) {
         return "make the container's root writable for";
     }
+    // chroot does not hold procfs' magic links (/proc/1/root is the host's
+    // root): no proc mount may stay in ldconfig's view.
+    for (const auto& procMount : procMounts) {
+        if (::umount2(procMount.c_str(), MNT_DETACH) != 0) {
+            return "detach a proc mount in the container's root for";
+        }
+    }
     return nullptr;
+}
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string unescapeMountPoint(const std::string& field) {
+    std::string path;
+    for (std::size_t i = 0; i < field.size(); ++i) {
+        if (field[i] == '\\' && i + 3 < field.size()) {
+            path += static_cast<char>(std::stoi(field.substr(i + 1, 3), nullptr, 8));
+            i += 3;
+        } else {
+            path += field[i];
+        }
+    }
+    return path;
+}
+
+// The proc mounts at or below rootfs, deepest first.
+std::vector<std::string> procMountsBelow(const std::string& rootfs) {
+    std::vector<std::string> found;
+    std::ifstream mountinfo("/proc/self/mountinfo");
+    for (std::string line; std::getline(mountinfo, line);) {
+        std::istringstream fields(line);
+        std::string id, parent, device, root, mountPoint, field;
+        fields >> id >> parent >> device >> root >> mountPoint;
+        while (fields >> field && field != "-") {
+        }
+        std::string type;
+        fields >> type;
+        auto path = unescapeMountPoint(mountPoint);
+        if (type == "proc" && (path == rootfs || path.rfind(rootfs + "/", 0) == 0)) {
+            found.push_back(path);
+        }
+    }
+    std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+    return found;
 }
 
 }  // namespace
@@ -71,9 +114,14 @@ void updateLdCache(const std::string& ldconfigPath, const std::filesystem::path&
     sarus::SpawnOptions options;
     // As a user (userns mode, rootless engines) the kernel checks the
     // user's own permissions: nothing to confine.
-    std::string root = rootfs.string();
+    std::string root = rootfs.lexically_normal().string();
+    if (root.size() > 1 && root.back() == '/') {
+        root.pop_back();
+    }
+    std::vector<std::string> procMounts;
     if (::geteuid() == 0 && inInitialUserNamespace()) {
-        options.prepareChild = [&root] { return confineWritesToTheRootMount(root.c_str()); };
+        procMounts = procMountsBelow(root);
+        options.prepareChild = [&root, &procMounts] { return confineWritesToTheRootMount(root.c_str(), procMounts); };
     }
     auto result = sarus::runCapturingOutput({ldconfigPath, "-r", root}, std::move(options));
     if (result.exitCode != 0) {

@@ -516,6 +516,29 @@ def test_ldconfig_of_a_hook_writes_nothing_in_a_host_directory(ldconfig_hook):
         shutil.rmtree(libs)
 
 
+def test_ldconfig_of_a_hook_cannot_reach_the_host_through_proc(ldconfig_hook, test_images):
+    """chroot does not hold procfs' magic links: with the image's /etc a
+    symlink through /proc/1/root (the runtime has mounted the container's
+    /proc by then, and its PID 1 is still on the host's root), root's
+    ldconfig wrote its cache into a host directory."""
+    target = f"/var/tmp/sarus-ldtarget-{uuid.uuid4().hex[:8]}"
+    os.makedirs(os.path.join(target, "etc"), 0o755)
+    link = tarfile.TarInfo("etc")
+    link.type, link.linkname = tarfile.SYMTYPE, f"/proc/1/root{target}/etc"
+    archive = f"/var/tmp/sarus-procetc-{uuid.uuid4().hex[:8]}.tar"
+    try:
+        busybox_with_layer(test_images, archive, [link])
+        ldconfig_hook.ok("load", archive, "procetc")
+        r = ldconfig_hook("run", "load/library/procetc", "true")
+        assert os.listdir(os.path.join(target, "etc")) == [], "root's ldconfig wrote on the host"
+        # What the symlink names exists in the image (sarus made /etc/passwd
+        # there): the cache lands inside the container.
+        assert r.returncode == 0, r.stderr
+    finally:
+        shutil.rmtree(target)
+        os.remove(archive)
+
+
 # --- 5. cgroups ---------------------------------------------------------------------
 
 def cgroup_hierarchies():
