@@ -3,7 +3,10 @@
 // the libraries the container's dynamic linker knows.
 #pragma once
 
+#include "user_hook_dir.hpp"
+
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +46,10 @@ std::vector<ContainerLibrary> containerLibraries(const std::string& ldconfigPath
                                                  const std::filesystem::path& rootfs);
 
 // The DT_SONAME of an ELF file read with a trusted readelf; "" when it has none.
-std::string readSoname(const std::string& readelfPath, const std::filesystem::path& file);
+// With `as`, readelf runs with those ids and no supplementary groups: a
+// container's file is the image author's input, and binutils is no parser
+// to run as root on it.
+std::string readSoname(const std::string& readelfPath, const std::filesystem::path& file,
+                       const std::optional<UserIds>& as = std::nullopt);
 
 }  // namespace hook

@@ -8,10 +8,13 @@
 #include "ld_cache.hpp"
 #include "mounts.hpp"
 #include "namespaces.hpp"
+#include "shared_library.hpp"
+#include "user_hook_dir.hpp"
 
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <optional>
 
 namespace fs = std::filesystem;
 
@@ -107,13 +110,19 @@ int runGlibcHook() {
                       versionString(hostVersion) + ": glibc left alone");
             return;
         }
-        auto soname = [&](const fs::path& file) {
-            auto name = readSoname(readelf, file);
+        // The container's libraries are read as the container's user when
+        // the hook is the host's root; the host's (GLIBC_LIBS) are the admin's.
+        std::optional<UserIds> imageReader;
+        if (::geteuid() == 0 && inInitialUserNamespace()) {
+            imageReader = hostUserSeenHere(state);
+        }
+        auto soname = [&](const fs::path& file, const std::optional<UserIds>& as) {
+            auto name = readSoname(readelf, file, as);
             return name.empty() ? file.filename().string() : name;
         };
         auto mounts = planGlibcReplacement(
-            hostLibraries, containerLibraries, [&](const std::string& host) { return soname(host); },
-            [&](const std::string& container) { return soname(inRootfs(state.rootfs, container)); });
+            hostLibraries, containerLibraries, [&](const std::string& host) { return soname(host, std::nullopt); },
+            [&](const std::string& container) { return soname(inRootfs(state.rootfs, container), imageReader); });
         for (const auto& mount : mounts) {
             bindMount(state, {mount.hostPath, mount.containerPath, true});
         }

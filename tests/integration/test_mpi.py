@@ -12,6 +12,7 @@ mpi_hook also runs standalone in a rootless crun bundle."""
 import functools
 import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -227,6 +228,42 @@ def test_glibc_hook_replaces_an_older_glibc(mpi):
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"hello from glibc {host_glibc_version()}\n"
     assert f"[Glibc hook] [INFO] replaced the container's glibc 2.31 with the host's {host_glibc_version()}" in r.stderr
+
+
+def test_glibc_hook_reads_the_images_libraries_as_the_user(mpi):
+    """readelf (binutils, not hardened against hostile ELF files) parses the
+    container's libraries with the container user's ids in suid mode."""
+    configure(mpi)
+    logdir = tempfile.mkdtemp(prefix="sarus-readelf-", dir="/var/tmp")
+    os.chmod(logdir, 0o1777)
+    with open(os.path.join(logdir, "log"), "w"):
+        pass
+    os.chmod(os.path.join(logdir, "log"), 0o666)  # for the user's readelf too
+    wrapper = os.path.join(mpi.hooks_dir, "readelf-wrapper.sh")
+    with open(wrapper, "w") as f:
+        f.write(f'#!/bin/sh\necho "$(id -u) $(id -G) $2" >> {logdir}/log\nexec /usr/bin/readelf "$@"\n')
+    os.chmod(wrapper, 0o755)
+    [glibc_json] = [n for n in os.listdir(mpi.hooks_dir) if "glibc" in n and n.endswith(".json")]
+    path = os.path.join(mpi.hooks_dir, glibc_json)
+    with open(path) as f:
+        document = json.load(f)
+    document["hook"]["env"] = [e for e in document["hook"]["env"] if not e.startswith("READELF_PATH=")]
+    document["hook"]["env"].append(f"READELF_PATH={wrapper}")
+    with open(path, "w") as f:
+        json.dump(document, f)
+    try:
+        r = mpi("run", "--glibc", image("glibc-older"), HELLO)
+        assert r.returncode == 0, r.stderr
+        with open(os.path.join(logdir, "log")) as f:
+            calls = [line.split() for line in f]
+        image_calls = [c for c in calls if not c[-1].startswith(("/lib", "/usr/lib"))]
+        assert image_calls, calls
+        if mpi.mode == "suid":  # in userns mode the hook has no privilege to give up
+            pw = pwd.getpwnam(mpi.user)
+            for call in image_calls:
+                assert call[:-1] == [str(pw.pw_uid), str(pw.pw_gid)], calls  # and none of root's groups
+    finally:
+        shutil.rmtree(logdir)
 
 
 def test_glibc_hook_leaves_a_newer_glibc_alone(mpi):
