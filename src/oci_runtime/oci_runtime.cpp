@@ -304,7 +304,9 @@ std::optional<StateRecord> StateDirectory::find(const std::string& id) const {
         if (directory < 0) {
             continue;
         }
-        int fd = ::openat(directory, (id + ".json").c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        // O_NONBLOCK: a FIFO planted as the record must not hang root's
+        // state, kill or delete; it is then refused as no regular file.
+        int fd = ::openat(directory, (id + ".json").c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         ::close(directory);
         if (fd < 0) {
             continue;

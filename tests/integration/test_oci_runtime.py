@@ -253,6 +253,28 @@ def test_state_kill_delete_of_a_running_container(images, bundle):
     assert oci(images, "delete", "--force", cid).returncode == 0    # deleting twice is no error
 
 
+def test_a_fifo_as_the_record_does_not_hang_roots_commands(images):
+    """Slurm runs state, kill and delete as root (--user %u): a FIFO the user
+    put in place of the record kept root's open waiting for a writer."""
+    cid = new_id()
+    uid = uid_of(images.user)
+    session = f"/run/user/{uid}"
+    directory = f"{session}/sarus-oci" if os.path.isdir(session) else f"/tmp/sarus-oci-{uid}"
+    run_as(images.user, ["sh", "-c", f'mkdir -p -m 700 {directory} && mkfifo {directory}/{cid}.json'], check=True)
+    try:
+        for command in (["state", cid], ["kill", "-a", cid, "SIGTERM"], ["delete", "--force", cid]):
+            r = subprocess.run([runtime_of(images), "--user", images.user, *command], capture_output=True,
+                               text=True, env={"HOME": "/root"}, timeout=10)
+            assert "Traceback" not in r.stderr
+        state = subprocess.run([runtime_of(images), "--user", images.user, "state", cid], capture_output=True,
+                               text=True, env={"HOME": "/root"}, timeout=10)
+        assert json.loads(state.stdout)["status"] == "stopped", state.stderr
+    finally:
+        fifo = os.path.join(directory, cid + ".json")
+        if os.path.exists(fifo):
+            os.remove(fifo)
+
+
 def test_delete_force_kills_a_running_container(images, bundle):
     spool = slurm_rewrite(bundle, images, args=["sh", "-c", "echo ready; sleep 1000"])
     cid = new_id()
