@@ -26,8 +26,8 @@ std::filesystem::path cacheFile(const std::filesystem::path& rootfs) {
 
 }  // namespace
 
-std::string runCommand(const std::vector<std::string>& argv) {
-    auto result = sarus::runCapturingOutput(argv);
+std::string runCommand(const std::vector<std::string>& argv, sarus::SpawnOptions options) {
+    auto result = sarus::runCapturingOutput(argv, std::move(options));
     if (result.exitCode != 0) {
         throw sarus::Error(argv[0] + " failed (exit code " + std::to_string(result.exitCode) + ")");
     }
@@ -40,7 +40,8 @@ namespace {
 // every mount below rootfs but the container's own root is read-only.
 // ldconfig writes the cache and soname links wherever the image's symlinks
 // and ld.so.conf lead, and those may lead into a bind-mounted host
-// directory that the user may only read. Runs in the child (no allocation).
+// directory that the user may only read; and chroot does not hold procfs'
+// magic links. Runs in the child (no allocation).
 const char* confineWritesToTheRootMount(const char* rootfs, const std::vector<std::string>& procMounts) {
     if (::unshare(CLONE_NEWNS) != 0) {
         return "enter a mount namespace of its own for";
@@ -123,10 +124,7 @@ void updateLdCache(const std::string& ldconfigPath, const std::filesystem::path&
         procMounts = procMountsBelow(root);
         options.prepareChild = [&root, &procMounts] { return confineWritesToTheRootMount(root.c_str(), procMounts); };
     }
-    auto result = sarus::runCapturingOutput({ldconfigPath, "-r", root}, std::move(options));
-    if (result.exitCode != 0) {
-        throw sarus::Error(ldconfigPath + " failed (exit code " + std::to_string(result.exitCode) + ")");
-    }
+    runCommand({ldconfigPath, "-r", root}, std::move(options));
     log::info("updated the dynamic linker cache of the container with " + ldconfigPath);
 }
 

@@ -1,6 +1,8 @@
 // The container's dynamic linker cache, through a trusted host ldconfig.
 #pragma once
 
+#include "common/process.hpp"
+
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -15,7 +17,9 @@ struct CachedLibrary {
 // Every entry of "<ldconfig> -r <rootfs> -p", in the cache's order.
 std::vector<CachedLibrary> listCachedLibraries(const std::string& ldconfigPath, const std::filesystem::path& rootfs);
 
-// Runs "<ldconfig> -r <rootfs>" (ldconfig chroots there itself); throws on failure.
+// Runs "<ldconfig> -r <rootfs>" (ldconfig chroots there itself); throws on
+// failure. As the host's root it runs where only the container's own root
+// mount is writable and no proc mount is left below rootfs.
 void updateLdCache(const std::string& ldconfigPath, const std::filesystem::path& rootfs);
 
 // The container path of the first library named like `soname` ("libfabric.so")
@@ -29,6 +33,6 @@ std::string findLibrary(const std::string& ldconfigPath, const std::filesystem::
 std::string findLibraryInCacheFile(const std::filesystem::path& rootfs, const std::string& soname);
 
 // Runs argv, returns its stdout; throws sarus::Error when it fails.
-std::string runCommand(const std::vector<std::string>& argv);
+std::string runCommand(const std::vector<std::string>& argv, sarus::SpawnOptions options = {});
 
 }  // namespace hook

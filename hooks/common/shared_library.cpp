@@ -3,8 +3,6 @@
 #include "hook_log.hpp"
 #include "ld_cache.hpp"
 #include "runtime/path_in_root.hpp"
-#include "common/error.hpp"
-#include "common/process.hpp"
 
 #include <algorithm>
 #include <grp.h>
@@ -92,12 +90,8 @@ std::string readSoname(const std::string& readelfPath, const fs::path& file, con
         options.gid = as->gid;
         options.prepareChild = [] { return ::setgroups(0, nullptr) == 0 ? nullptr : "drop the groups of"; };
     }
-    auto result = sarus::runCapturingOutput({readelfPath, "-d", file.string()}, std::move(options));
-    if (result.exitCode != 0) {
-        throw sarus::Error(readelfPath + " failed (exit code " + std::to_string(result.exitCode) + ")");
-    }
     // "0x000000000000000e (SONAME)             Library soname: [libc.so.6]"
-    std::istringstream lines(result.output);
+    std::istringstream lines(runCommand({readelfPath, "-d", file.string()}, std::move(options)));
     std::string line;
     while (std::getline(lines, line)) {
         auto open = line.find("Library soname: [");

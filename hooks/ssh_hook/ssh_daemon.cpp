@@ -185,7 +185,9 @@ private:
         // user the owner of that directory; a symlinked /opt is fine.
         auto resolved = root_.containerPathOf(directory.get());
         const std::string ownName = "/oci-hooks/ssh/dropbear";
-        if (resolved.size() < ownName.size() || resolved.compare(resolved.size() - ownName.size(), ownName.size(), ownName) != 0) {
+        bool ownDirectory = resolved.size() >= ownName.size() &&
+                            resolved.compare(resolved.size() - ownName.size(), ownName.size(), ownName) == 0;
+        if (!ownDirectory) {
             throw sarus::Error(std::string(dropbearInContainer) + " in the container leads to " + resolved +
                                ": not a directory of the SSH hook's own");
         }
