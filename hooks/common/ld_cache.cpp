@@ -1,8 +1,10 @@
 #include "ld_cache.hpp"
 
 #include "common/error.hpp"
+#include "common/mountinfo.hpp"
 #include "hook_log.hpp"
 #include "namespaces.hpp"
+#include "runtime/mount_options.hpp"
 #include "runtime/path_in_root.hpp"
 #include "common/process.hpp"
 
@@ -74,35 +76,14 @@ const char* confineWritesToTheRootMount(const char* rootfs, const std::vector<st
     return nullptr;
 }
 
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string unescapeMountPoint(const std::string& field) {
-    std::string path;
-    for (std::size_t i = 0; i < field.size(); ++i) {
-        if (field[i] == '\\' && i + 3 < field.size()) {
-            path += static_cast<char>(std::stoi(field.substr(i + 1, 3), nullptr, 8));
-            i += 3;
-        } else {
-            path += field[i];
-        }
-    }
-    return path;
-}
-
 // The proc mounts at or below rootfs, deepest first.
 std::vector<std::string> procMountsBelow(const std::string& rootfs) {
+    std::ifstream file("/proc/self/mountinfo");
+    std::string mountinfo((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
     std::vector<std::string> found;
-    std::ifstream mountinfo("/proc/self/mountinfo");
-    for (std::string line; std::getline(mountinfo, line);) {
-        std::istringstream fields(line);
-        std::string id, parent, device, root, mountPoint, field;
-        fields >> id >> parent >> device >> root >> mountPoint;
-        while (fields >> field && field != "-") {
-        }
-        std::string type;
-        fields >> type;
-        auto path = unescapeMountPoint(mountPoint);
-        if (type == "proc" && (path == rootfs || path.rfind(rootfs + "/", 0) == 0)) {
-            found.push_back(path);
+    for (const auto& entry : sarus::parseMountInfo(mountinfo)) {
+        if (entry.type == "proc" && sarus::isSameOrBelow(entry.mountPoint, rootfs)) {
+            found.push_back(entry.mountPoint);
         }
     }
     std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });

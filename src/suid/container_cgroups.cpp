@@ -3,6 +3,8 @@
 #include "common/error.hpp"
 #include "common/file_utils.hpp"
 #include "common/log.hpp"
+#include "common/mountinfo.hpp"
+#include "runtime/mount_options.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -32,23 +34,6 @@ std::vector<std::string> split(const std::string& text, char separator) {
     return parts;
 }
 
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string unescape(const std::string& field) {
-    std::string out;
-    for (std::size_t i = 0; i < field.size(); ++i) {
-        if (field[i] == '\\' && i + 3 < field.size()) {
-            auto octal = field.substr(i + 1, 3);
-            if (octal.find_first_not_of("01234567") == std::string::npos) {
-                out += static_cast<char>(std::stoi(octal, nullptr, 8));
-                i += 3;
-                continue;
-            }
-        }
-        out += field[i];
-    }
-    return out;
-}
-
 struct CgroupMount {
     std::string root;
     std::string mountPoint;
@@ -58,32 +43,16 @@ struct CgroupMount {
 
 std::vector<CgroupMount> cgroupMounts(const std::string& mountinfo) {
     std::vector<CgroupMount> mounts;
-    std::istringstream in(mountinfo);
-    for (std::string line; std::getline(in, line);) {
-        std::istringstream words(line);
-        std::vector<std::string> fields;
-        for (std::string word; words >> word;) {
-            fields.push_back(word);
+    for (const auto& entry : parseMountInfo(mountinfo)) {
+        if (entry.type == "cgroup" || entry.type == "cgroup2") {
+            mounts.push_back({entry.root, entry.mountPoint, entry.type == "cgroup2", split(entry.superOptions, ',')});
         }
-        auto dash = std::find(fields.begin(), fields.end(), "-");
-        if (fields.size() < 5 || dash == fields.end() || dash + 3 > fields.end()) {
-            continue;
-        }
-        const auto& type = *(dash + 1);
-        if (type != "cgroup" && type != "cgroup2") {
-            continue;
-        }
-        mounts.push_back({unescape(fields[3]), unescape(fields[4]), type == "cgroup2", split(*(dash + 3), ',')});
     }
     return mounts;
 }
 
 bool contains(const std::vector<std::string>& list, const std::string& item) {
     return std::find(list.begin(), list.end(), item) != list.end();
-}
-
-bool isBelowOrSame(const std::string& path, const std::string& root) {
-    return root == "/" || path == root || path.rfind(root + "/", 0) == 0;
 }
 
 std::string relativeTo(const std::string& path, const std::string& root) {
@@ -208,7 +177,7 @@ std::vector<CgroupHierarchy> callerHierarchies(const std::string& mountinfo, con
         auto path = line.substr(second + 1);
         bool unified = controllers.empty();
         auto mount = std::find_if(mounts.begin(), mounts.end(), [&](const CgroupMount& m) {
-            if (m.unified != unified || !isBelowOrSame(path, m.root)) {
+            if (m.unified != unified || !isSameOrBelow(path, m.root)) {
                 return false;
             }
             return std::all_of(controllers.begin(), controllers.end(),
