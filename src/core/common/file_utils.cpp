@@ -63,13 +63,25 @@ void createDirectories(const std::filesystem::path& path, mode_t mode) {
     }
 }
 
+namespace {
+
+bool isCallersDirectory(const struct stat& st, mode_t othersMayNot) {
+    return S_ISDIR(st.st_mode) && st.st_uid == ::getuid() && (st.st_mode & othersMayNot) == 0;
+}
+
+}  // namespace
+
+bool takenByAnother(const std::filesystem::path& path, mode_t othersMayNot) {
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0 && !isCallersDirectory(st, othersMayNot);
+}
+
 void ensurePrivateDirectory(const std::filesystem::path& path, const std::string& purpose) {
     if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
         throw systemError("cannot create " + path.string(), errno);
     }
     struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::getuid() ||
-        (st.st_mode & 077) != 0) {
+    if (::lstat(path.c_str(), &st) != 0 || !isCallersDirectory(st, 077)) {
         throw Error(path.string() + " must be a directory of the caller's that nobody else can use (" + purpose +
                     ")");
     }

@@ -24,6 +24,11 @@ void createDirectories(const std::filesystem::path& path, mode_t mode = 0755);
 // says what it holds, for the message.
 void ensurePrivateDirectory(const std::filesystem::path& path, const std::string& purpose);
 
+// True when something is at path (lstat) that is not a directory of the
+// caller's without the mode bits in `othersMayNot`: in a shared /tmp,
+// another user may have made the name first.
+bool takenByAnother(const std::filesystem::path& path, mode_t othersMayNot);
+
 // A file that is deleted when this object dies unless release() was called.
 class ScopedFile {
 public:

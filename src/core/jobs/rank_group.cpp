@@ -51,16 +51,6 @@ std::string processStartTime(pid_t pid) {
     return status ? status->startTime : "";
 }
 
-// True when path exists and is not a directory of the caller's that nobody
-// else can use.
-bool takenByAnother(const fs::path& path) {
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0) {
-        return false;
-    }
-    return !S_ISDIR(st.st_mode) || st.st_uid != ::getuid() || (st.st_mode & 077) != 0;
-}
-
 // The caller's directory of groups and the group's own, both only the
 // caller's (lstat: no one else's link is followed). The last group to end
 // removes them, so they may go between the two steps: then again.
@@ -445,7 +435,7 @@ std::string sharedContainerIdentity(const ContainerSpec& spec, const StoredImage
 int runAsRankOfSharedContainer(const Config& config, const ContainerSpec& spec, const StoredImage& image,
                                Backend& backend, const std::string& key) {
     auto ranksDir = config.tempDir() / ("sarus-ranks-" + std::to_string(::getuid()));
-    if (takenByAnother(ranksDir)) {
+    if (takenByAnother(ranksDir, 077)) {
         // tempDir is usually /tmp: anybody can make this name first. Every
         // rank of the step sees the same, so they all run on, each alone.
         log::warn("shared container: " + ranksDir.string() +

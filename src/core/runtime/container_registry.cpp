@@ -68,13 +68,7 @@ void ContainerRegistry::ensureDirectory() const {
     }
 }
 
-bool ContainerRegistry::takenByAnother() const {
-    struct stat st {};
-    if (::lstat(directory_.c_str(), &st) != 0) {
-        return false;
-    }
-    return !S_ISDIR(st.st_mode) || st.st_uid != ::getuid() || (st.st_mode & 022) != 0;
-}
+bool ContainerRegistry::takenByAnother() const { return sarus::takenByAnother(directory_, 022); }
 
 fs::path ContainerRegistry::fileOf(const std::string& name) const { return directory_ / (name + ".json"); }
 
