@@ -103,4 +103,13 @@ ssize_t receiveWithDescriptors(int connection, void* buffer, std::size_t size,
     return n;
 }
 
+std::optional<ucred> peerCredentials(int connection) {
+    ucred peer{};
+    socklen_t length = sizeof peer;
+    if (::getsockopt(connection, SOL_SOCKET, SO_PEERCRED, &peer, &length) != 0) {
+        return std::nullopt;
+    }
+    return peer;
+}
+
 }  // namespace sarus

@@ -7,6 +7,8 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <optional>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <vector>
 
@@ -18,6 +20,10 @@ FileDescriptor listenOnUnixSocket(const std::filesystem::path& socketPath);
 // A connection to whoever listens on socketPath; throws sarus::Error (with
 // the errno of connect) when nobody does.
 FileDescriptor connectToUnixSocket(const std::filesystem::path& socketPath);
+
+// Who is at the other end of a connected unix socket (SO_PEERCRED, ids as
+// seen from this process's user namespace); nullopt when it cannot be told.
+std::optional<ucred> peerCredentials(int connection);
 
 // One sendmsg of size bytes with the descriptors fds (SCM_RIGHTS, at most
 // maxSentDescriptors), retried on EINTR, without SIGPIPE. Returns what

@@ -92,11 +92,10 @@ private:
 // the caller's own process, whatever happened to the directory the socket
 // was found in.
 void checkAgentIsTheCallers(int connection) {
-    ucred peer{};
-    socklen_t length = sizeof peer;
-    if (::getsockopt(connection, SOL_SOCKET, SO_PEERCRED, &peer, &length) != 0 || peer.uid != ::getuid()) {
-        throw Error("the agent of the shared container runs as uid " + std::to_string(peer.uid) + ", not " +
-                    std::to_string(::getuid()) + ": refusing to hand it this rank");
+    auto peer = peerCredentials(connection);
+    if (!peer || peer->uid != ::getuid()) {
+        throw Error("the agent of the shared container runs as uid " + (peer ? std::to_string(peer->uid) : "?") +
+                    ", not " + std::to_string(::getuid()) + ": refusing to hand it this rank");
     }
 }
 

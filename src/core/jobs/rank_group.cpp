@@ -368,13 +368,12 @@ std::optional<std::string> rankGroupKey(const std::vector<std::string>& env, pid
     // Hydra names no job, but every rank's PMI_FD is connected to the one
     // proxy of the job on this node, whatever runs between it and sarus.
     if (!get("PMI_RANK").empty() && !get("PMI_FD").empty()) {
-        ucred peer{};
-        socklen_t size = sizeof peer;
         int fd = std::atoi(get("PMI_FD").c_str());
-        if (fd > 2 && ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) == 0 && peer.pid > 0) {
-            auto started = processStartTime(peer.pid);
+        auto peer = fd > 2 ? peerCredentials(fd) : std::nullopt;
+        if (peer && peer->pid > 0) {
+            auto started = processStartTime(peer->pid);
             if (!started.empty()) {
-                return "hydra:" + std::to_string(peer.pid) + "." + started;
+                return "hydra:" + std::to_string(peer->pid) + "." + started;
             }
         }
     }

@@ -110,10 +110,8 @@ private:
 
     void accept() {
         FileDescriptor connection(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-        ucred peer{};
-        socklen_t length = sizeof peer;
-        if (connection.get() < 0 || ::getsockopt(connection.get(), SOL_SOCKET, SO_PEERCRED, &peer, &length) != 0 ||
-            peer.uid != options_.clientUid) {
+        auto peer = connection.get() < 0 ? std::nullopt : peerCredentials(connection.get());
+        if (!peer || peer->uid != options_.clientUid) {
             return;
         }
         clients_.push_back({std::move(connection), "", {}, -1});
@@ -238,11 +236,10 @@ std::optional<FileDescriptor> connectIfServed(const KeeperPaths& paths) {
 }
 
 void checkPeer(int connection, uid_t expected, const fs::path& socket) {
-    ucred peer{};
-    socklen_t length = sizeof peer;
-    if (::getsockopt(connection, SOL_SOCKET, SO_PEERCRED, &peer, &length) != 0 || peer.uid != expected) {
-        throw Error("the image keeper at " + socket.string() + " runs as uid " + std::to_string(peer.uid) +
-                    ", not " + std::to_string(expected));
+    auto peer = peerCredentials(connection);
+    if (!peer || peer->uid != expected) {
+        throw Error("the image keeper at " + socket.string() + " runs as uid " +
+                    (peer ? std::to_string(peer->uid) : "?") + ", not " + std::to_string(expected));
     }
 }
 
