@@ -101,7 +101,7 @@ void updateLdCache(const std::string& ldconfigPath, const std::filesystem::path&
         root.pop_back();
     }
     std::vector<std::string> procMounts;
-    if (::geteuid() == 0 && inInitialUserNamespace()) {
+    if (isHostRoot()) {
         procMounts = procMountsBelow(root);
         options.prepareChild = [&root, &procMounts] { return confineWritesToTheRootMount(root.c_str(), procMounts); };
     }

@@ -93,13 +93,15 @@ bool enterPidNamespace(pid_t pid) {
     return true;
 }
 
+bool isHostRoot() { return ::geteuid() == 0 && inInitialUserNamespace(); }
+
 bool isRootless() {
     const char* value = std::getenv("HOOK_ROOTLESS");
     if (value != nullptr && ::strcasecmp(value, "true") == 0) {
         log::debug("HOOK_ROOTLESS=true: no identity switches, no cgroup writes");
         return true;
     }
-    if (::geteuid() != 0 || !inInitialUserNamespace()) {
+    if (!isHostRoot()) {
         log::debug("rootless container (not root of the initial user namespace): "
                    "no identity switches, no cgroup writes");
         return true;

@@ -18,6 +18,11 @@ bool enterPidNamespace(pid_t pid);
 // Whether this process is in the host's user namespace (its root is real root).
 bool inInitialUserNamespace();
 
+// Root of the host (euid 0 in the initial user namespace), whatever
+// HOOK_ROOTLESS says: what such a hook runs on the image's input must give
+// up that privilege.
+bool isHostRoot();
+
 // HOOK_ROOTLESS=true (any case), or the hook is not root of the initial user
 // namespace: no identity switches, no cgroup writes.
 bool isRootless();

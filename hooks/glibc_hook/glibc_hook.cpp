@@ -113,7 +113,7 @@ int runGlibcHook() {
         // The container's libraries are read as the container's user when
         // the hook is the host's root; the host's (GLIBC_LIBS) are the admin's.
         std::optional<UserIds> imageReader;
-        if (::geteuid() == 0 && inInitialUserNamespace()) {
+        if (isHostRoot()) {
             imageReader = hostUserSeenHere(state);
         }
         auto soname = [&](const fs::path& file, const std::optional<UserIds>& as) {

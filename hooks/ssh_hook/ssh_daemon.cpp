@@ -184,10 +184,7 @@ private:
         // An image's symlink there (to / or /dev, say) must not make the
         // user the owner of that directory; a symlinked /opt is fine.
         auto resolved = root_.containerPathOf(directory.get());
-        const std::string ownName = "/oci-hooks/ssh/dropbear";
-        bool ownDirectory = resolved.size() >= ownName.size() &&
-                            resolved.compare(resolved.size() - ownName.size(), ownName.size(), ownName) == 0;
-        if (!ownDirectory) {
+        if (!resolved.ends_with("/oci-hooks/ssh/dropbear")) {
             throw sarus::Error(std::string(dropbearInContainer) + " in the container leads to " + resolved +
                                ": not a directory of the SSH hook's own");
         }
