@@ -1,6 +1,7 @@
 #include "user_hook_dir.hpp"
 
 #include "common/error.hpp"
+#include "common/file_utils.hpp"
 #include "hook_log.hpp"
 #include "hook_main.hpp"
 
@@ -31,10 +32,24 @@ std::string userNameFromPasswdFile(const std::filesystem::path& passwdFile, uid_
     throw sarus::Error("user " + std::to_string(uid) + " is not in the passwd file " + passwdFile.string());
 }
 
-std::filesystem::path userHookDirectory(const std::string& hookDirectory, uid_t uid) {
+namespace {
+
+std::filesystem::path checkedUserHookDirectory(const std::string& hookDirectory, uid_t uid, uid_t uidSeenHere) {
     std::filesystem::path base = absolutePathFromEnvironment("HOOK_BASE_DIR", true);
     std::filesystem::path passwd = absolutePathFromEnvironment("PASSWD_FILE", true);
-    return base / userNameFromPasswdFile(passwd, uid) / ".oci-hooks" / hookDirectory;
+    auto directory = base / userNameFromPasswdFile(passwd, uid) / ".oci-hooks" / hookDirectory;
+    sarus::refuseDirectoriesOfAnother(base, directory, uidSeenHere);
+    return directory;
+}
+
+}  // namespace
+
+std::filesystem::path userHookDirectory(const std::string& hookDirectory, uid_t uid) {
+    return checkedUserHookDirectory(hookDirectory, uid, uid);
+}
+
+std::filesystem::path userHookDirectory(const std::string& hookDirectory, const ContainerState& state) {
+    return checkedUserHookDirectory(hookDirectory, state.uid, hostUserSeenHere(state).uid);
 }
 
 namespace {

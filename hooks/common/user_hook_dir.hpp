@@ -15,8 +15,14 @@ namespace hook {
 std::string userNameFromPasswdFile(const std::filesystem::path& passwdFile, uid_t uid);
 
 // <HOOK_BASE_DIR>/<name of uid>/.oci-hooks/<hookDirectory>, from the hook's
-// environment (both variables required, absolute).
+// environment (both variables required, absolute), for the caller's own
+// uid. Throws unless its directories below HOOK_BASE_DIR that exist are the
+// user's (sarus::refuseDirectoriesOfAnother): checked again after making
+// them, since another user may make them in between.
 std::filesystem::path userHookDirectory(const std::string& hookDirectory, uid_t uid);
+// The same for the user of a container, whose ids this hook may see through
+// a user namespace.
+std::filesystem::path userHookDirectory(const std::string& hookDirectory, const ContainerState& state);
 
 struct UserIds {
     uid_t uid = 0;

@@ -224,9 +224,10 @@ int runSlurmGlobalSyncHook() {
             return;
         }
         auto timeout = timeoutFromEnvironment();
-        auto parent = userHookDirectory("slurm-global-sync", state.uid);
+        auto parent = userHookDirectory("slurm-global-sync", state);
         becomeUserOnHost(state);
         std::filesystem::create_directories(parent);
+        userHookDirectory("slurm-global-sync", state);
         removeStaleSyncDirectories(parent, 2 * timeout);
         std::signal(SIGTERM, onCancel);
         std::signal(SIGINT, onCancel);

@@ -145,7 +145,7 @@ public:
     }
 
     void run() {
-        auto keys = userHookDirectory("ssh/keys", state_.uid);
+        auto keys = userHookDirectory("ssh/keys", state_);
         home_ = homeOfUser();
         copyDropbear();
         auto sshDirectory = prepareHomeSsh();

@@ -95,6 +95,7 @@ int generateSshKeys(bool overwrite) {
     auto keys = keysDirectory();
     auto dropbear = dropbearDirectory();
     fs::create_directories(keys);
+    keysDirectory();
     fs::permissions(keys, fs::perms::owner_all);
     sarus::FileDescriptor lock(::open(keys.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (lock.get() < 0 || ::flock(lock.get(), LOCK_EX) != 0) {  // one keygen at a time

@@ -3,12 +3,14 @@ against the archives built by tests/images/make_images.py."""
 
 import json
 import os
+import pwd
+import shutil
 import subprocess
 import threading
 
 import pytest
 
-from conftest import loaded_image_file as image_file, run_as, tree_snapshot
+from conftest import TEST_USERS, loaded_image_file as image_file, run_as, tree_snapshot
 import reference_flatten
 
 # unicode.oci.tar and deep.docker.tar are checked inside containers by
@@ -262,3 +264,39 @@ def test_mksquashfs_options_of_a_sarus_configuration_choose_the_format(sarus, te
     r = subprocess.run(["unsquashfs", "-s", image_file(sarus, "lz4")], capture_output=True, text=True, check=True)
     assert "Compression lz4" in r.stdout and "Block size 65536" in r.stdout, r.stdout
     assert sarus.ok("run", "load/library/lz4", "echo", "runs").stdout == "runs\n"
+
+
+@pytest.fixture
+def shared_scratch(sarus):
+    """The repository base as a shared scratch (world-writable, sticky), the
+    user's directory in it not made yet: any user may make it first."""
+    shutil.rmtree(os.path.join(sarus.repo_base, sarus.user))
+    os.chmod(sarus.repo_base, 0o1777)
+    return sarus
+
+
+def test_a_repository_made_first_by_another_user_is_refused(shared_scratch, test_images):
+    """Another user who makes <base>/<user> first would choose the images
+    the user runs: load and images refuse it, and nothing is written there."""
+    sarus = shared_scratch
+    other = next(u for u in TEST_USERS if u != sarus.user)
+    taken = os.path.join(sarus.repo_base, sarus.user)
+    run_as(other, ["mkdir", "-m", "777", taken], check=True)
+    for args in (["load", os.path.join(test_images, "busybox.oci.tar"), "busybox"], ["images"]):
+        r = sarus(*args)
+        assert r.returncode != 0, r.stdout
+        assert r.stderr.count("\n") == 1, r.stderr
+        assert f"{taken} belongs to {other} (uid {pwd.getpwnam(other).pw_uid})" in r.stderr, r.stderr
+    assert os.listdir(taken) == []
+
+
+def test_a_repository_writable_by_every_user_is_refused(shared_scratch, test_images):
+    sarus = shared_scratch
+    repository = os.path.join(sarus.repo_base, sarus.user, ".sarus")
+    run_as(sarus.user, ["mkdir", "-p", "-m", "777", repository], check=True)
+    os.chmod(repository, 0o777)
+    r = sarus("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    assert r.returncode != 0 and f"{repository} is writable by every user" in r.stderr, r.stderr
+    assert os.listdir(repository) == []
+    os.chmod(repository, 0o755)
+    sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from conftest import _as_user, busybox_with_layer, private_hooks_dir
+from conftest import TEST_USERS, _as_user, busybox_with_layer, private_hooks_dir, run_as
 
 BUSYBOX = "load/library/busybox"
 NO_KEYS = "Failed to check the SSH keys. Hint: try to generate the SSH keys with 'sarus ssh-keygen'."
@@ -28,13 +28,13 @@ def ssh(sarus, test_images):
         yield sarus
 
 
-def install_ssh_hook(sarus, extra_env=()):
+def install_ssh_hook(sarus, extra_env=(), base=None):
     import json
     document = {
         "version": "1.0.0",
         "hook": {"path": os.path.join(sarus.prefix, "bin", "ssh_hook"),
                  "args": ["ssh_hook", "start-ssh-daemon"],
-                 "env": [f"HOOK_BASE_DIR={sarus.repo_base}",
+                 "env": [f"HOOK_BASE_DIR={base or sarus.repo_base}",
                          f"PASSWD_FILE={os.path.join(sarus.prefix, 'etc', 'passwd')}",
                          f"DROPBEAR_DIR={os.path.join(sarus.prefix, 'dropbear')}",
                          "SERVER_PORT_DEFAULT=15263", *extra_env]},
@@ -237,6 +237,43 @@ def test_the_hooks_directory_as_an_image_symlink_is_refused(ssh, test_images):
         assert "not a directory of the SSH hook's own" in r.stderr, r.stderr
     finally:
         os.remove(archive)
+
+
+def test_keygen_refuses_a_directory_made_first_by_another_user(ssh):
+    """In a shared scratch base, another user who makes <base>/<user> first
+    would choose the keys the user's containers trust."""
+    other = next(u for u in TEST_USERS if u != ssh.user)
+    taken = os.path.join(ssh.repo_base, ssh.user)
+    shutil.rmtree(taken)
+    os.chmod(ssh.repo_base, 0o1777)
+    run_as(other, ["mkdir", "-m", "777", taken], check=True)
+    r = ssh("ssh-keygen")
+    assert r.returncode != 0 and f"{taken} belongs to {other}" in r.stderr, r.stderr
+    assert os.listdir(taken) == []
+
+
+def test_the_hook_refuses_keys_another_user_put_in_place(ssh):
+    """The hook's base a shared scratch (HOOK_BASE_DIR need not be the
+    repository's): keys another user put at <base>/<user>/.oci-hooks/ssh/keys
+    would let that user log in to the user's containers."""
+    other = next(u for u in TEST_USERS if u != ssh.user)
+    ssh.ok("ssh-keygen")
+    scratch = os.path.join(ssh.workdir, "scratch")
+    os.mkdir(scratch)
+    os.chmod(scratch, 0o1777)
+    planted = os.path.join(ssh.workdir, "planted")  # the other user's keys, say
+    shutil.copytree(ssh.keys_dir, planted)
+    other_pw = pwd.getpwnam(other)
+    for name in [planted] + [os.path.join(planted, f) for f in os.listdir(planted)]:
+        os.chown(name, other_pw.pw_uid, other_pw.pw_gid)
+    keys = os.path.join(scratch, ssh.user, ".oci-hooks", "ssh", "keys")
+    run_as(other, ["sh", "-c", f"mkdir -p {keys} && cp {planted}/* {keys} && chmod -R a+rX {scratch}/{ssh.user}"],
+           check=True)
+    install_ssh_hook(ssh, base=scratch)
+    r = in_netns(ssh, "run", "--ssh", BUSYBOX, "true")
+    assert r.returncode != 0, "the hook took keys another user put in place"
+    assert f"{os.path.join(scratch, ssh.user)} belongs to " in r.stderr, r.stderr
+    assert dropbear_processes(ssh.user) == []
 
 
 def test_ssh_implies_the_sync_hook_and_a_private_pid_namespace(ssh):

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fcntl.h>
 #include <fstream>
+#include <pwd.h>
 #include <sstream>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -74,6 +75,42 @@ bool isCallersDirectory(const struct stat& st, mode_t othersMayNot) {
 bool takenByAnother(const std::filesystem::path& path, mode_t othersMayNot) {
     struct stat st {};
     return ::lstat(path.c_str(), &st) == 0 && !isCallersDirectory(st, othersMayNot);
+}
+
+namespace {
+
+std::string userDescription(uid_t uid) {
+    const struct passwd* pw = ::getpwuid(uid);
+    return pw != nullptr ? std::string(pw->pw_name) + " (uid " + std::to_string(uid) + ")"
+                         : "uid " + std::to_string(uid);
+}
+
+}  // namespace
+
+void refuseDirectoriesOfAnother(const std::filesystem::path& base, const std::filesystem::path& path, uid_t owner) {
+    auto current = base;
+    for (const auto& part : path.lexically_relative(base)) {
+        current /= part;
+        struct stat entry {};
+        if (::lstat(current.c_str(), &entry) != 0) {
+            return;  // the rest is made by the caller, as the caller
+        }
+        struct stat target {};
+        if (::stat(current.c_str(), &target) != 0) {
+            throw systemError("cannot use " + current.string(), errno);
+        }
+        for (const auto* st : {&entry, &target}) {
+            if (st->st_uid != owner && st->st_uid != 0) {
+                throw Error(current.string() + " belongs to " + userDescription(st->st_uid) + ", not to " +
+                            userDescription(owner) + ": another user may have made it first in " + base.string() +
+                            "; refusing to use it (an admin can remove it)");
+            }
+        }
+        if (S_ISDIR(target.st_mode) && (target.st_mode & S_IWOTH) != 0) {
+            throw Error(current.string() + " is writable by every user, who could replace what is kept there;"
+                        " refusing to use it (chmod o-w " + current.string() + ")");
+        }
+    }
 }
 
 void ensurePrivateDirectory(const std::filesystem::path& path, const std::string& purpose) {

@@ -302,8 +302,18 @@ ImageStore::ImageStore(fs::path repositoryDir, int lockTimeoutMs, int lockWarnin
     : directory_(std::move(repositoryDir)), lockTimeoutMs_(lockTimeoutMs), lockWarningMs_(lockWarningMs) {}
 
 ImageStore ImageStore::local(const Config& config) {
-    auto dir = config.localRepositoryBaseDir() / currentUserName() / config.localRepositoryFolder();
-    return ImageStore(dir, config.metadataLockTimeoutMs(), config.metadataLockWarningMs());
+    auto base = config.localRepositoryBaseDir();
+    auto dir = base / currentUserName() / config.localRepositoryFolder();
+    ImageStore store(dir, config.metadataLockTimeoutMs(), config.metadataLockWarningMs());
+    store.userBase_ = base;
+    store.refuseRepositoryOfAnother();
+    return store;
+}
+
+void ImageStore::refuseRepositoryOfAnother() const {
+    if (!userBase_.empty()) {
+        refuseDirectoriesOfAnother(userBase_, directory_, ::getuid());
+    }
 }
 
 ImageStore ImageStore::centralized(const Config& config) {
@@ -325,6 +335,7 @@ fs::path ImageStore::imageDirectory(const ImageReference& reference) const {
 void ImageStore::ensureLayout() const {
     createDirectories(imagesDirectory());
     createDirectories(cacheDirectory());
+    refuseRepositoryOfAnother();  // also when another user made a directory while this one did
 }
 
 nlohmann::json ImageStore::readIndex() const {

@@ -93,8 +93,12 @@ private:
     nlohmann::json readIndex() const;
     void writeIndex(const nlohmann::json& index) const;
     void ensureLayout() const;
+    void refuseRepositoryOfAnother() const;
 
     std::filesystem::path directory_;
+    // <localRepositoryBaseDir> of a local repository, whose directories below
+    // it must be the caller's; empty for the centralized one (the admin's).
+    std::filesystem::path userBase_;
     int lockTimeoutMs_;
     int lockWarningMs_;
 };
