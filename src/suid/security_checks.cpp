@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <fstream>
+#include <set>
 #include <sys/stat.h>
 
 namespace sarus::suid {
@@ -15,7 +16,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void checkOne(const fs::path& path, const fs::path& checked) {
+// The kernel's limit on symbolic links in one lookup (ELOOP).
+constexpr int maxSymlinks = 40;
+
+struct stat checkOne(const fs::path& path, const fs::path& checked) {
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) {
         throw systemError("security check of " + checked.string() + ": cannot stat " + path.string(), errno);
@@ -32,6 +36,41 @@ void checkOne(const fs::path& path, const fs::path& checked) {
         throw Error("Path \"" + path.string() + "\" cannot be group- or world-writable in order to prevent other "
                     "users from tampering its contents." + ancestry);
     }
+    return st;
+}
+
+// Checks path and each of its ancestors as written; a symlink among them is
+// followed and its target checked the same way, so that no link of a chain
+// leads through a directory another account owns. What does not exist is
+// reported missing by its user (as in Sarus, the check skips it); its
+// existing ancestors are still checked, so that nobody but root can create
+// it there later.
+void checkChain(const fs::path& path, const fs::path& checked, int links, std::set<fs::path>& visited) {
+    if (links > maxSymlinks) {
+        throw Error("security check of " + checked.string() + ": too many levels of symbolic links");
+    }
+    auto current = path;
+    struct stat st {};
+    while (current != current.root_path() && ::lstat(current.c_str(), &st) != 0 && errno == ENOENT) {
+        current = current.parent_path();
+    }
+    for (;; current = current.parent_path()) {
+        if (!visited.insert(current).second) {
+            break;  // it and its ancestors are checked already
+        }
+        if (S_ISLNK(checkOne(current, checked).st_mode)) {
+            std::error_code ec;
+            auto target = fs::read_symlink(current, ec);
+            if (ec) {
+                throw Error("security check of " + checked.string() + ": cannot read the symbolic link " +
+                            current.string() + ": " + ec.message());
+            }
+            checkChain(target.is_absolute() ? target : current.parent_path() / target, checked, links + 1, visited);
+        }
+        if (current == current.root_path()) {
+            break;
+        }
+    }
 }
 
 }  // namespace
@@ -40,30 +79,8 @@ void checkRootOwnedAndNotWritable(const fs::path& path) {
     if (!path.is_absolute()) {
         throw Error("Path \"" + path.string() + "\" must be absolute to be checked");
     }
-    // What does not exist is reported missing by its user (as in Sarus,
-    // the check skips it); its existing ancestors are still checked, so
-    // that nobody but root can create it there later.
-    auto first = path;
-    struct stat st {};
-    while (first != first.root_path() && ::lstat(first.c_str(), &st) != 0 && errno == ENOENT) {
-        first = first.parent_path();
-    }
-    for (fs::path current = first;; current = current.parent_path()) {
-        checkOne(current, path);
-        if (current == current.root_path()) {
-            break;
-        }
-    }
-    std::error_code ec;
-    auto target = fs::canonical(path, ec);
-    if (!ec && target != path) {
-        for (fs::path current = target;; current = current.parent_path()) {
-            checkOne(current, path);
-            if (current == current.root_path()) {
-                break;
-            }
-        }
-    }
+    std::set<fs::path> visited;
+    checkChain(path, path, 0, visited);
 }
 
 namespace {
@@ -73,6 +90,84 @@ void checkDirectoryAndEntries(const fs::path& directory) {
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(directory, ec)) {
         checkRootOwnedAndNotWritable(entry.path());
+    }
+}
+
+// Checks a path named in a configuration, the message saying where.
+void checkConfigured(const fs::path& path, const std::string& origin) {
+    try {
+        checkRootOwnedAndNotWritable(path);
+    } catch (const Error& e) {
+        throw Error(std::string(e.what()) + " (" + origin + ")");
+    }
+}
+
+// A hook's program, and what its environment names for root to run or to
+// copy into containers.
+void checkHook(const nlohmann::json& hook, const std::string& origin) {
+    if (!hook.is_object()) {
+        return;  // the hook configuration code reports it
+    }
+    // a relative path is refused with the file's name by the hook configuration code
+    if (hook.contains("path") && hook["path"].is_string() && hook["path"].get<std::string>().rfind('/', 0) == 0) {
+        checkConfigured(hook["path"].get<std::string>(), "hook of " + origin);
+    }
+    if (!hook.contains("env") || !hook["env"].is_array()) {
+        return;
+    }
+    for (const auto& entry : hook["env"]) {
+        if (!entry.is_string()) {
+            continue;
+        }
+        auto text = entry.get<std::string>();
+        auto equals = text.find('=');
+        auto name = text.substr(0, equals);
+        auto value = equals == std::string::npos ? std::string() : text.substr(equals + 1);
+        if (value.rfind('/', 0) != 0) {
+            continue;  // the hook refuses a relative path itself
+        }
+        if (name == "LDCONFIG_PATH" || name == "READELF_PATH") {
+            checkConfigured(value, name + " of the hook of " + origin);
+        } else if (name == "DROPBEAR_DIR") {
+            checkConfigured(value, name + " of the hook of " + origin);
+            checkDirectoryAndEntries(fs::path(value) / "bin");
+        }
+    }
+}
+
+void checkHooksDirectory(const fs::path& hooksDir) {
+    checkRootOwnedAndNotWritable(hooksDir);
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(hooksDir, ec)) {
+        if (entry.path().extension() != ".json") {
+            continue;
+        }
+        checkRootOwnedAndNotWritable(entry.path());
+        try {
+            std::ifstream in(entry.path());
+            auto document = nlohmann::json::parse(in);
+            if (document.is_object() && document.contains("hook")) {
+                checkHook(document["hook"], entry.path().string());
+            }
+        } catch (const nlohmann::json::exception&) {
+            // a malformed hook file is reported by the hook configuration code
+        }
+    }
+}
+
+// Sarus's OCIHooks in sarus.json: {"<stage>": [{"path": ..., "env": [...]}]}.
+void checkLegacyHooks(const Config& config) {
+    const auto& json = config.json();
+    if (!json.contains("OCIHooks") || !json["OCIHooks"].is_object()) {
+        return;
+    }
+    for (const auto& [stage, hooks] : json["OCIHooks"].items()) {
+        if (!hooks.is_array()) {
+            continue;
+        }
+        for (const auto& hook : hooks) {
+            checkHook(hook, "OCIHooks." + stage + " in " + config.file().string());
+        }
     }
 }
 
@@ -92,11 +187,7 @@ void checkInstallation(const Config& config) {
     for (const char* key : {"runcPath", "initPath", "OCIBundleDir", "seccompProfile"}) {
         auto value = config.stringOr(key, "");
         if (!value.empty()) {
-            try {
-                checkRootOwnedAndNotWritable(value);
-            } catch (const Error& e) {
-                throw Error(std::string(e.what()) + " (" + key + " in " + config.file().string() + ")");
-            }
+            checkConfigured(value, std::string(key) + " in " + config.file().string());
         }
     }
     // The programs root runs or copies into containers: sarus and the hooks,
@@ -105,29 +196,11 @@ void checkInstallation(const Config& config) {
                                   config.prefixDir() / "dropbear" / "bin"}) {
         checkDirectoryAndEntries(directory);
     }
-    std::error_code ec;
     auto hooksDir = config.stringOr("hooksDir", "");
-    if (hooksDir.empty()) {
-        return;
+    if (!hooksDir.empty()) {
+        checkHooksDirectory(hooksDir);
     }
-    checkRootOwnedAndNotWritable(hooksDir);
-    for (const auto& entry : fs::directory_iterator(hooksDir, ec)) {
-        if (entry.path().extension() != ".json") {
-            continue;
-        }
-        checkRootOwnedAndNotWritable(entry.path());
-        try {
-            std::ifstream in(entry.path());
-            auto hook = nlohmann::json::parse(in);
-            // a relative path is refused with the file's name by the hook configuration code
-            if (hook.contains("hook") && hook["hook"].contains("path") && hook["hook"]["path"].is_string() &&
-                hook["hook"]["path"].get<std::string>().rfind('/', 0) == 0) {
-                checkRootOwnedAndNotWritable(hook["hook"]["path"].get<std::string>());
-            }
-        } catch (const nlohmann::json::exception&) {
-            // a malformed hook file is reported by the hook configuration code
-        }
-    }
+    checkLegacyHooks(config);
 }
 
 }  // namespace sarus::suid

@@ -19,9 +19,11 @@ void checkRootOwnedAndNotWritable(const std::filesystem::path& path);
 // sarus.json and sarus.schema.json: always, whatever securityChecks says.
 void checkConfigurationFiles(const std::filesystem::path& configFile, const std::filesystem::path& schemaFile);
 
-// With securityChecks: runcPath, initPath, mksquashfsPath if set, OCIBundleDir,
-// prefixDir/bin and its entries, hooksDir with its JSON files and the hook
-// binaries they name.
+// With securityChecks: runcPath, initPath, OCIBundleDir, seccompProfile,
+// prefixDir/bin, libexec/sarus and dropbear/bin with their entries, hooksDir
+// with its JSON files, and for each hook there and in the legacy OCIHooks the
+// program and the LDCONFIG_PATH, READELF_PATH and DROPBEAR_DIR of its
+// environment. A symlink on the way is followed link by link.
 void checkInstallation(const Config& config);
 
 }  // namespace sarus::suid

@@ -539,6 +539,56 @@ def test_ldconfig_of_a_hook_cannot_reach_the_host_through_proc(ldconfig_hook, te
         os.remove(archive)
 
 
+def hook_json(sarus, name, hook):
+    with open(os.path.join(sarus.hooks_dir, name), "w") as f:
+        json.dump({"version": "1.0.0", "hook": hook, "when": {"always": True}, "stages": ["createRuntime"]}, f)
+
+
+def test_a_hooks_ldconfig_of_the_users_is_refused(suid, marker):
+    """LDCONFIG_PATH of a hook names a program root runs: one a user may
+    change is refused like a hook's own program."""
+    evil = evil_program(suid, marker)
+    for sarus in private_hooks_dir(suid, "userldconfig"):
+        hook_json(sarus, "mount.json", {"path": os.path.join(sarus.prefix, "bin", "mount_hook"),
+                                        "args": ["mount_hook"], "env": [f"LDCONFIG_PATH={evil}"]})
+        r = sarus("run", BUSYBOX, "true")
+        assert not os.path.exists(marker), "root ran the user's ldconfig"
+        assert r.returncode == 1, r.stderr
+        assert f'Path "{evil}" must be owned by root' in r.stderr and "LDCONFIG_PATH" in r.stderr, r.stderr
+
+
+def test_a_legacy_oci_hook_of_the_users_is_refused(suid, marker):
+    """Sarus's OCIHooks in sarus.json name programs root runs, as hooksDir's
+    files do."""
+    evil = evil_program(suid, marker)
+    suid.config["OCIHooks"] = {"prestart": [{"path": evil, "args": ["evil"]}]}
+    suid.write_config()
+    r = suid("run", BUSYBOX, "true")
+    assert not os.path.exists(marker), "root ran the user's hook"
+    assert r.returncode == 1, r.stderr
+    assert f'Path "{evil}" must be owned by root' in r.stderr and "OCIHooks.prestart" in r.stderr, r.stderr
+
+
+def test_a_runtime_behind_a_symlink_of_the_users_is_refused(suid):
+    """runcPath a root-owned symlink to a symlink in a directory of the
+    user's, to the root-owned runtime: the user can point the middle link at
+    any program between the check and the start. The path as written and
+    its canonical form are both root's; the middle of the chain is not."""
+    runtime = os.path.realpath(suid.config["runcPath"])
+    middle = user_symlink(suid, runtime, "runtime-link")
+    entry = os.path.join(suid.prefix, "etc", f"chain-{uuid.uuid4().hex[:8]}")  # root's, like its ancestors
+    os.mkdir(entry, 0o755)
+    try:
+        os.symlink(middle, os.path.join(entry, "runc"))
+        suid.config["runcPath"] = os.path.join(entry, "runc")
+        suid.write_config()
+        r = suid("run", BUSYBOX, "true")
+        assert r.returncode == 1, "a runtime the user can redirect was accepted"
+        assert f'Path "{middle}" must be owned by root' in r.stderr and "runcPath" in r.stderr, r.stderr
+    finally:
+        shutil.rmtree(entry)
+
+
 # --- 5. cgroups ---------------------------------------------------------------------
 
 def cgroup_hierarchies():
