@@ -73,6 +73,81 @@ void checkChain(const fs::path& path, const fs::path& checked, int links, std::s
     }
 }
 
+// An ancestor of a site mount's or device's source: root's, and writable by
+// nobody else unless it is sticky and the entry below it is root's (the
+// source in /scratch, say), so that only root can replace what lies below.
+void checkSourceAncestor(const fs::path& path, const struct stat& st, const fs::path& below,
+                         const struct stat* belowStat, const fs::path& checked) {
+    auto ancestry = " (ancestor of " + checked.string() + ")";
+    if (st.st_uid != 0) {
+        throw Error("Path \"" + path.string() + "\" must be owned by root in order to prevent other users from "
+                    "tampering its contents. Found uid=" + std::to_string(st.st_uid) + ", gid=" +
+                    std::to_string(st.st_gid) + "." + ancestry);
+    }
+    if (S_ISLNK(st.st_mode) || (st.st_mode & (S_IWGRP | S_IWOTH)) == 0) {
+        return;
+    }
+    if ((st.st_mode & S_ISVTX) == 0) {
+        throw Error("Path \"" + path.string() + "\" cannot be group- or world-writable in order to prevent other "
+                    "users from tampering its contents." + ancestry);
+    }
+    if (belowStat == nullptr || belowStat->st_uid != 0) {
+        throw Error("Path \"" + below.string() + "\" must be owned by root: it is in \"" + path.string() +
+                    "\", where other users may create entries." + ancestry);
+    }
+}
+
+// A site mount's or device's source, which root reaches by its path: the
+// source itself may be anyone's, but nobody else may replace it or one of
+// its ancestors. A symlink on the way is followed link by link.
+void checkSourceChain(const fs::path& path, const fs::path& checked, int links) {
+    if (links > maxSymlinks) {
+        throw Error("security check of " + checked.string() + ": too many levels of symbolic links");
+    }
+    std::set<fs::path> visited;
+    fs::path below;
+    struct stat belowStat {};
+    bool belowExists = false;
+    fs::path leadsTo;
+    for (auto current = path;; current = current.parent_path()) {
+        struct stat st {};
+        if (::lstat(current.c_str(), &st) != 0) {
+            if (errno != ENOENT) {
+                throw systemError("security check of " + checked.string() + ": cannot stat " + current.string(),
+                                  errno);
+            }
+            belowExists = false;
+        } else {
+            if (current != path) {
+                checkSourceAncestor(current, st, below, belowExists ? &belowStat : nullptr, checked);
+            }
+            if (S_ISLNK(st.st_mode)) {
+                std::error_code ec;
+                auto target = fs::read_symlink(current, ec);
+                if (ec) {
+                    throw Error("security check of " + checked.string() + ": cannot read the symbolic link " +
+                                current.string() + ": " + ec.message());
+                }
+                auto absolute = target.is_absolute() ? target : current.parent_path() / target;
+                if (current == path) {
+                    leadsTo = absolute;  // the source, wherever it leads: once its own ancestors pass
+                } else {
+                    checkChain(absolute, checked, links + 1, visited);  // a directory on the way
+                }
+            }
+            belowStat = st;
+            belowExists = true;
+        }
+        below = current;
+        if (current == current.root_path()) {
+            break;
+        }
+    }
+    if (!leadsTo.empty()) {
+        checkSourceChain(leadsTo, checked, links + 1);
+    }
+}
+
 }  // namespace
 
 void checkRootOwnedAndNotWritable(const fs::path& path) {
@@ -171,6 +246,31 @@ void checkLegacyHooks(const Config& config) {
     }
 }
 
+// siteMounts and siteDevices: root binds or recreates what their sources
+// lead to in every container.
+void checkSiteSources(const Config& config) {
+    for (const char* key : {"siteMounts", "siteDevices"}) {
+        const auto& json = config.json();
+        if (!json.contains(key) || !json[key].is_array()) {
+            continue;
+        }
+        for (const auto& entry : json[key]) {
+            if (!entry.is_object() || !entry.contains("source") || !entry["source"].is_string()) {
+                continue;  // the schema reports it
+            }
+            fs::path source = entry["source"].get<std::string>();
+            if (!source.is_absolute()) {
+                continue;  // refused with its key when the mounts are read
+            }
+            try {
+                checkSourceChain(source, source, 0);
+            } catch (const Error& e) {
+                throw Error(std::string(e.what()) + " (" + key + " source in " + config.file().string() + ")");
+            }
+        }
+    }
+}
+
 }  // namespace
 
 void checkConfigurationFiles(const fs::path& configFile, const fs::path& schemaFile) {
@@ -201,6 +301,7 @@ void checkInstallation(const Config& config) {
         checkHooksDirectory(hooksDir);
     }
     checkLegacyHooks(config);
+    checkSiteSources(config);
 }
 
 }  // namespace sarus::suid

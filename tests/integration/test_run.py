@@ -18,6 +18,7 @@ import struct
 import subprocess
 import termios
 import time
+import uuid
 
 import pytest
 
@@ -495,8 +496,19 @@ def test_mounts_under_dev_are_visible(images, host_dir):
     assert r.stdout == "from-host\nfrom-host\n/dev/null\n"
 
 
-def test_site_mounts(images, host_dir):
-    images.config["siteMounts"] = [{"type": "bind", "source": host_dir, "destination": "/etc/site",
+@pytest.fixture
+def site_dir():
+    """A root-owned directory, as a site mount's source must be in suid mode."""
+    path = f"/var/tmp/sarus-site-{uuid.uuid4().hex[:8]}"
+    os.mkdir(path, 0o755)
+    with open(os.path.join(path, "input"), "w") as f:
+        f.write("from-host\n")
+    yield path
+    shutil.rmtree(path)
+
+
+def test_site_mounts(images, site_dir):
+    images.config["siteMounts"] = [{"type": "bind", "source": site_dir, "destination": "/etc/site",
                                     "flags": {"readonly": ""}}]
     images.write_config()
     r = images("run", BUSYBOX, "sh", "-c", "cat /etc/site/input; touch /etc/site/x")

@@ -153,6 +153,44 @@ def test_a_symlink_inside_a_site_mount_stays_in_the_container(suid, marker):
         shutil.rmtree(site)
 
 
+def test_a_site_mount_a_user_can_replace_is_refused(suid):
+    """Root clones a siteMounts source by its path: in a directory of a
+    user's, the source can become a symlink to any directory, such as one
+    below a directory the user cannot enter, which every container then
+    gets."""
+    hidden = f"/var/tmp/sarus-hidden-{uuid.uuid4().hex[:8]}"
+    os.makedirs(os.path.join(hidden, "public"))
+    os.chmod(hidden, 0o700)
+    os.chmod(os.path.join(hidden, "public"), 0o755)
+    with open(os.path.join(hidden, "public", "secret"), "w") as f:
+        f.write("271828\n")
+    os.chmod(os.path.join(hidden, "public", "secret"), 0o644)
+    try:
+        secret = os.path.join(hidden, "public", "secret")
+        assert run_as(suid.user, ["cat", secret]).returncode != 0
+        parent = user_dir(suid, "site")
+        source = user_symlink(suid, os.path.join(hidden, "public"), "site/data")
+        suid.config["siteMounts"] = [{"source": source, "destination": "/site"}]
+        suid.write_config()
+        r = suid("run", BUSYBOX, "cat", "/site/secret")
+        assert "271828" not in r.stdout, "the user chose what root bound into the container"
+        assert r.returncode == 1, r.stderr
+        assert f'Path "{parent}" must be owned by root' in r.stderr and "siteMounts source" in r.stderr, r.stderr
+    finally:
+        shutil.rmtree(hidden)
+
+
+def test_a_site_mount_below_a_sticky_directory_must_be_roots(suid):
+    """/var/tmp is world-writable and sticky: a root-owned source there stays
+    root's; a source there that does not exist yet, anybody may make."""
+    missing = f"/var/tmp/sarus-site-missing-{uuid.uuid4().hex[:8]}"
+    suid.config["siteMounts"] = [{"source": missing, "destination": "/site"}]
+    suid.write_config()
+    r = suid("run", BUSYBOX, "true")
+    assert r.returncode == 1, r.stderr
+    assert f'Path "{missing}" must be owned by root: it is in "/var/tmp", where other users' in r.stderr, r.stderr
+
+
 def test_a_mount_point_in_a_host_directory_is_created_as_the_caller(suid):
     # /usr is readable but not writable by the user: bind it read-write and
     # ask for a mount inside it. Root must not create anything in the host's /usr.
