@@ -6,6 +6,7 @@ imageMountIdleTime, after `rmi`, and after any process involved is killed."""
 
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -156,6 +157,25 @@ def test_a_zero_idle_time_keeps_nothing(kept):
         running.send_signal(signal.SIGTERM)
         running.wait(timeout=30)
     assert wait_for_no_leftovers(kept.user) == []
+
+
+def test_idle_mounts_beyond_the_limit_go_at_once(kept, test_images):
+    """Each kept mount holds a loop device (suid) or a squashfuse_ll (userns):
+    a user running many images in a row keeps at most 8 idle, the ones used
+    last, instead of one per image for the idle time."""
+    set_idle_time(kept, 600)
+    names = [f"many{i}" for i in range(10)]
+    for name in names:
+        kept.ok("load", os.path.join(test_images, "busybox.oci.tar"), name)
+    for name in names:
+        kept.ok("run", f"load/library/{name}", "true")
+    assert wait_until(lambda: len(image_mounts(kept)) == 8), image_mounts(kept)
+    time.sleep(0.6)  # the keeper's next round: nothing more goes
+    assert len(image_mounts(kept)) == 8
+    last = kept.ok("--debug", "run", f"load/library/{names[-1]}", "true").stderr
+    assert re.search(r"image (\S+ )?kept (by|at) ", last), last
+    first = kept.ok("--debug", "run", f"load/library/{names[0]}", "true").stderr
+    assert re.search(r"image (\S+ )?mounted (by|at) ", first), first
 
 
 def test_rmi_releases_the_mount(kept):

@@ -5,6 +5,7 @@
 #include "common/process.hpp"
 #include "common/unix_socket.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -166,13 +167,35 @@ private:
         for (auto it = uses_.begin(); it != uses_.end();) {
             bool unused = it->second.users == 0;
             if (unused && (now - it->second.idleSince >= options_.idleTime || source_.outdated(it->first))) {
-                source_.release(it->first);
-                it = uses_.erase(it);
-                lastActivity_ = now;
+                it = release(it);
             } else {
                 ++it;
             }
         }
+        releaseIdleBeyondTheLimit();
+    }
+
+    void releaseIdleBeyondTheLimit() {
+        std::vector<std::map<int, MountUse>::iterator> idle;
+        for (auto it = uses_.begin(); it != uses_.end(); ++it) {
+            if (it->second.users == 0) {
+                idle.push_back(it);
+            }
+        }
+        if (idle.size() <= options_.idleMountLimit) {
+            return;
+        }
+        std::sort(idle.begin(), idle.end(),
+                  [](const auto& a, const auto& b) { return a->second.idleSince < b->second.idleSince; });
+        for (std::size_t i = 0; i < idle.size() - options_.idleMountLimit; ++i) {
+            release(idle[i]);
+        }
+    }
+
+    std::map<int, MountUse>::iterator release(std::map<int, MountUse>::iterator use) {
+        source_.release(use->first);
+        lastActivity_ = Clock::now();
+        return uses_.erase(use);
     }
 
     // Under the lock that starters hold: everything released, then the

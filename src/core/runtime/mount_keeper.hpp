@@ -59,6 +59,10 @@ struct KeeperOptions {
     KeeperPaths paths;
     std::chrono::seconds idleTime{60};
     uid_t clientUid = 0;  // in the keeper's user namespace; other users' connections are closed unanswered
+    // Idle mounts beyond this many go at once, the one idle longest first:
+    // each holds a loop device (suid) or a squashfuse_ll (userns), which a
+    // user touching many images would otherwise pile up for idleTime.
+    std::size_t idleMountLimit = 8;
 };
 
 // Serves until the last mount is released and no client is connected,
