@@ -163,7 +163,9 @@ int runSuidSandbox(SandboxPlan& plan, const ContainerCgroups& cgroups, int paren
     // The working directory belongs to the caller. Where it lies on a mount
     // the caller can change, the runtime (root) does not go there by name:
     // sarus-workdir enters it as the caller.
-    root.ensureDirectory(spec.cwd, {caller, caller, plan.callerGroups});
+    auto workdir = root.ensureDirectory(spec.cwd, {caller, caller, plan.callerGroups});
+    checkWorkingDirectoryOutsideProcAndSys(root.containerPathOf(workdir.get()),
+                                           "working directory '" + spec.cwd + "'");
     if (!root.staysOnRootMount(spec.cwd)) {
         mounts.attachFile(workdirHelper.get(), workdirHelperDestination);
         options.workdirHelper = workdirHelperDestination;

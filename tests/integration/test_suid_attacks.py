@@ -273,6 +273,29 @@ def test_working_directory_the_caller_cannot_create_is_refused(suid):
     assert r.returncode == 1 and name in r.stderr and "Permission denied" in r.stderr
 
 
+@pytest.mark.parametrize("workdir", ["/proc/1/root/etc", "/sys/kernel"])
+def test_a_working_directory_in_proc_or_sys_is_refused(suid, workdir):
+    """The runtime, as root, enters the working directory after it has
+    mounted /proc: with --pid=host, /proc/1/root is the host's root."""
+    r = suid("run", "--pid=host", "-w", workdir, BUSYBOX, "pwd")
+    assert r.returncode == 1 and r.stdout == "", r.stdout
+    assert f"invalid --workdir '{workdir}': {workdir} is in /{workdir.split('/')[1]}" in r.stderr, r.stderr
+
+
+def test_a_working_directory_through_an_image_symlink_into_proc_is_refused(suid, test_images):
+    link = tarfile.TarInfo("work")
+    link.type, link.linkname = tarfile.SYMTYPE, "/proc/1/root"
+    archive = f"/var/tmp/sarus-workproc-{uuid.uuid4().hex[:8]}.tar"
+    try:
+        busybox_with_layer(test_images, archive, [link])
+        suid.ok("load", archive, "workproc")
+        r = suid("run", "--pid=host", "-w", "/work/etc", "load/library/workproc", "pwd")
+        assert r.returncode == 1 and r.stdout == "", r.stdout
+        assert "working directory '/work/etc': /proc/1/root/etc is in /proc" in r.stderr, r.stderr
+    finally:
+        os.remove(archive)
+
+
 # --- 3. annotations and labels --------------------------------------------------
 
 DUMP_HOOK = r"""#!/usr/bin/python3

@@ -279,6 +279,22 @@ TEST(BuildWorkingDirectory, RootByDefaultOrForRelativeImageWorkingDir) {
     EXPECT_EQ(sarus::buildWorkingDirectory(meta, {}), "/");
 }
 
+TEST(BuildWorkingDirectory, NoneInProcOrSys) {
+    sarus::RunOptions options;
+    options.workdir = "/proc/1/root/etc";
+    EXPECT_EQ(errorOf([&] { sarus::buildWorkingDirectory({}, options); }),
+              "invalid --workdir '/proc/1/root/etc': /proc/1/root/etc is in /proc, which the runtime mounts over it");
+    options.workdir = "/tmp/../sys";
+    EXPECT_EQ(errorOf([&] { sarus::buildWorkingDirectory({}, options); }),
+              "invalid --workdir '/tmp/../sys': /sys is in /sys, which the runtime mounts over it");
+    sarus::ImageMetadata meta;
+    meta.workingDir = "/proc/self/cwd";
+    EXPECT_EQ(errorOf([&] { sarus::buildWorkingDirectory(meta, {}); }),
+              "invalid image WorkingDir '/proc/self/cwd': /proc/self/cwd is in /proc, which the runtime mounts over it");
+    options.workdir = "/process";  // a name that only starts like it
+    EXPECT_EQ(sarus::buildWorkingDirectory({}, options), "/process");
+}
+
 // ---------------------------------------------------------------- annotations
 
 TEST(RequestedHookAnnotations, FlagsAndCliHookKeysButNotLoggingOrOthers) {

@@ -4,6 +4,7 @@
 #include "common/decimal.hpp"
 #include "common/error.hpp"
 #include "common/log.hpp"
+#include "runtime/mount_options.hpp"
 
 #include <algorithm>
 #include <set>
@@ -205,15 +206,30 @@ std::vector<std::string> buildArgs(const ImageMetadata& image, const RunOptions&
     return args;
 }
 
+void checkWorkingDirectoryOutsideProcAndSys(const std::string& resolved, const std::string& what) {
+    // The runtime enters the working directory after it has mounted /proc
+    // and /sys: there a name such as /proc/1/root leads out of the container.
+    for (const char* directory : {"/proc", "/sys"}) {
+        if (isSameOrBelow(resolved, directory)) {
+            throw Error("invalid " + what + ": " + resolved + " is in " + directory +
+                        ", which the runtime mounts over it");
+        }
+    }
+}
+
 std::string buildWorkingDirectory(const ImageMetadata& image, const RunOptions& options) {
     if (!options.workdir.empty()) {
         if (options.workdir[0] != '/') {
             throw Error("invalid --workdir '" + options.workdir + "': not an absolute path");
         }
-        return normalizeAbsolutePath(options.workdir);
+        auto workdir = normalizeAbsolutePath(options.workdir);
+        checkWorkingDirectoryOutsideProcAndSys(workdir, "--workdir '" + options.workdir + "'");
+        return workdir;
     }
     if (!image.workingDir.empty() && image.workingDir[0] == '/') {
-        return normalizeAbsolutePath(image.workingDir);
+        auto workdir = normalizeAbsolutePath(image.workingDir);
+        checkWorkingDirectoryOutsideProcAndSys(workdir, "image WorkingDir '" + image.workingDir + "'");
+        return workdir;
     }
     return "/";
 }

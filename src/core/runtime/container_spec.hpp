@@ -54,8 +54,13 @@ std::vector<std::string> buildEnvironment(const std::vector<std::string>& hostEn
 // Entrypoint/Cmd rules of the Sarus documentation.
 std::vector<std::string> buildArgs(const ImageMetadata& image, const RunOptions& options);
 
-// -w (must be absolute) else the image WorkingDir else "/".
+// -w (must be absolute) else the image WorkingDir else "/"; none at or below
+// /proc or /sys.
 std::string buildWorkingDirectory(const ImageMetadata& image, const RunOptions& options);
+
+// Throws sarus::Error naming `what` when the working directory, as resolved
+// in the container, is at or below /proc or /sys.
+void checkWorkingDirectoryOutsideProcAndSys(const std::string& resolved, const std::string& what);
 
 // Image labels < engine annotations (--mpi, --glibc, --ssh) < --annotation.
 std::map<std::string, std::string> buildAnnotations(const ImageMetadata& image,
