@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
@@ -246,6 +247,33 @@ fs::path StateDirectory::defaultPath(uid_t uid) {
     return "/tmp/sarus-oci-" + id;
 }
 
+namespace {
+
+std::string fallbackPrefix(uid_t owner) { return "/tmp/sarus-oci-" + std::to_string(owner) + "."; }
+
+// The private fallbacks of /tmp/sarus-oci-UID: the readers trust only the
+// owner's (openDirectory), which nobody else can make.
+std::vector<fs::path> fallbackPaths(uid_t owner) {
+    auto prefix = fs::path(fallbackPrefix(owner)).filename().string();
+    std::vector<fs::path> found;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/tmp", ec)) {
+        if (entry.path().filename().string().rfind(prefix, 0) == 0) {
+            found.push_back(entry.path());
+        }
+    }
+    std::sort(found.begin(), found.end());
+    return found;
+}
+
+bool isPrivateDirectoryOf(const fs::path& path, uid_t owner) {
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == ::geteuid() &&
+           st.st_uid == owner && (st.st_mode & 077) == 0;
+}
+
+}  // namespace
+
 StateDirectory StateDirectory::ofUser(uid_t owner) {
     StateDirectory states;
     states.owner_ = owner;
@@ -256,7 +284,24 @@ StateDirectory StateDirectory::ofUser(uid_t owner) {
             states.paths_.push_back(other);
         }
     }
+    for (const auto& fallback : fallbackPaths(owner)) {
+        states.paths_.push_back(fallback);
+    }
+    states.mayFallBack_ = states.paths_[0].parent_path() == "/tmp";
     return states;
+}
+
+fs::path StateDirectory::privateFallback() const {
+    for (const auto& path : paths_) {
+        if (path.string().rfind(fallbackPrefix(owner_), 0) == 0 && isPrivateDirectoryOf(path, owner_)) {
+            return path;
+        }
+    }
+    auto pattern = fallbackPrefix(owner_) + "XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) {
+        throw RuntimeError("cannot create a directory in /tmp: " + std::string(std::strerror(errno)));
+    }
+    return pattern;
 }
 
 int StateDirectory::openDirectory(const fs::path& path) const {
@@ -270,15 +315,19 @@ int StateDirectory::openDirectory(const fs::path& path) const {
 }
 
 void StateDirectory::record(const StateRecord& record) const {
-    const auto& path = paths_.front();
+    auto path = paths_.front();
     if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
         throw RuntimeError("cannot create " + path.string() + ": " + std::strerror(errno));
     }
-    struct stat st {};
     // In a shared /tmp another user could have made it first: never trust that.
-    if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() ||
-        st.st_uid != owner_ || (st.st_mode & 077) != 0) {
-        throw RuntimeError(path.string() + " is not a private directory of yours: remove it and retry");
+    if (!isPrivateDirectoryOf(path, owner_)) {
+        if (!mayFallBack_) {
+            throw RuntimeError(path.string() + " is not a private directory of yours: remove it and retry");
+        }
+        auto fallback = privateFallback();
+        std::fprintf(stderr, "sarus-oci-runtime: %s is not a private directory of yours: the record goes to %s\n",
+                     path.c_str(), fallback.c_str());
+        path = fallback;
     }
     nlohmann::json json = {{"id", record.id},          {"pid", record.pid},       {"startTime", record.startTime},
                            {"bundle", record.bundle}, {"image", record.image}};

@@ -111,7 +111,10 @@ public:
 
     uid_t owner() const { return owner_; }
     // Creates the directory (0700) if needed; refuses one that is not the
-    // caller's own. Only the owner records.
+    // caller's own, except that a default /tmp/sarus-oci-UID another user
+    // made first gives way, with a warning, to a private
+    // /tmp/sarus-oci-UID.XXXXXX, which ofUser finds by its name. Only the
+    // owner records.
     void record(const StateRecord& record) const;
     std::optional<StateRecord> find(const std::string& id) const;
     void remove(const std::string& id) const;
@@ -121,8 +124,10 @@ public:
 private:
     StateDirectory() = default;
     int openDirectory(const std::filesystem::path& path) const;  // -1 unless a directory of the owner
+    std::filesystem::path privateFallback() const;
     std::vector<std::filesystem::path> paths_;  // the first is where records are written
     uid_t owner_ = 0;
+    bool mayFallBack_ = false;  // the default place, not --root
 };
 
 }  // namespace sarus::oci

@@ -10,9 +10,11 @@ codes. Then the real thing on the multi-node test cluster (slurm_cluster.py)
 with the installed oci.conf template: `srun -N2 --container=BUNDLE`,
 `sbatch --container`, scancel, and Slurm 22.05's limit of one task per node."""
 
+import glob
 import json
 import os
 import pwd
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -21,7 +23,7 @@ import uuid
 
 import pytest
 
-from conftest import cgroup_leftovers, popen_as, processes, run_as
+from conftest import TEST_USERS, cgroup_leftovers, popen_as, processes, run_as
 
 BUSYBOX = "load/library/busybox"
 LAYERED = "load/library/layered"
@@ -273,6 +275,40 @@ def test_a_fifo_as_the_record_does_not_hang_roots_commands(images):
         fifo = os.path.join(directory, cid + ".json")
         if os.path.exists(fifo):
             os.remove(fifo)
+
+
+def test_a_state_directory_made_by_another_user_leaves_slurm_working(images, bundle):
+    """/tmp/sarus-oci-<uid> can be made first by anybody: the record goes to
+    a private fallback, where root's state, kill and delete (Slurm's) find it."""
+    uid = uid_of(images.user)
+    assert not os.path.isdir(f"/run/user/{uid}"), "this test expects the records in /tmp"
+    other = next(u for u in TEST_USERS if u != images.user)
+    default = f"/tmp/sarus-oci-{uid}"
+    shutil.rmtree(default, ignore_errors=True)
+    run_as(other, ["mkdir", "-m", "755", default], check=True)
+    spool = slurm_rewrite(bundle, images, args=["sh", "-c", "echo ready; sleep 1000"])
+    cid = new_id()
+    as_root = lambda *args: subprocess.run([runtime_of(images), "--user", images.user, *args],
+                                           capture_output=True, text=True, env={"HOME": "/root"}, timeout=20)
+    p = popen_as(images.user, [runtime_of(images), "run", "--bundle", spool, cid], env={"HOME": "/root"})
+    try:
+        assert p.stdout.readline() == "ready\n", p.stderr.read()
+        state = as_root("state", cid)
+        assert json.loads(state.stdout)["status"] == "running", state.stderr
+        assert as_root("kill", cid, "KILL").returncode == 0
+        _, err = p.communicate(timeout=20)
+        assert f"{default} is not a private directory of yours: the record goes to {default}." in err, err
+        assert json.loads(as_root("state", cid).stdout)["status"] == "stopped"
+        assert as_root("delete", cid).returncode == 0
+        assert os.listdir(default) == [], "nothing was written in the other user's directory"
+        assert not any(cid in name for d in glob.glob(f"{default}.*") for name in os.listdir(d))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+        shutil.rmtree(default, ignore_errors=True)
+        for fallback in glob.glob(f"{default}.*"):
+            shutil.rmtree(fallback, ignore_errors=True)
 
 
 def test_delete_force_kills_a_running_container(images, bundle):
