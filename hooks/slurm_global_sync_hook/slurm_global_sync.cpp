@@ -1,6 +1,7 @@
 #include "slurm_global_sync.hpp"
 
 #include "common/error.hpp"
+#include "common/file_utils.hpp"
 #include "hook_log.hpp"
 #include "hook_main.hpp"
 #include "user_hook_dir.hpp"
@@ -226,7 +227,7 @@ int runSlurmGlobalSyncHook() {
         auto timeout = timeoutFromEnvironment();
         auto parent = userHookDirectory("slurm-global-sync", state);
         becomeUserOnHost(state);
-        std::filesystem::create_directories(parent);
+        sarus::createDirectories(parent, 0755);  // whatever the umask: the re-check refuses world-writable ones
         userHookDirectory("slurm-global-sync", state);
         removeStaleSyncDirectories(parent, 2 * timeout);
         std::signal(SIGTERM, onCancel);

@@ -2,6 +2,7 @@
 
 #include "common/error.hpp"
 #include "common/file_descriptor.hpp"
+#include "common/file_utils.hpp"
 #include "hook_log.hpp"
 #include "hook_main.hpp"
 #include "common/process.hpp"
@@ -94,7 +95,7 @@ std::string publicKeyLine(const std::string& output) {
 int generateSshKeys(bool overwrite) {
     auto keys = keysDirectory();
     auto dropbear = dropbearDirectory();
-    fs::create_directories(keys);
+    sarus::createDirectories(keys, 0700);  // whatever the umask: the re-check refuses world-writable ones
     keysDirectory();
     fs::permissions(keys, fs::perms::owner_all);
     sarus::FileDescriptor lock(::open(keys.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));

@@ -300,3 +300,13 @@ def test_a_repository_writable_by_every_user_is_refused(shared_scratch, test_ima
     assert os.listdir(repository) == []
     os.chmod(repository, 0o755)
     sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+
+
+def test_a_world_writable_base_without_the_sticky_bit_is_refused(shared_scratch, test_images):
+    """There any user may rename <base>/<user> and put their own in its place."""
+    sarus = shared_scratch
+    os.chmod(sarus.repo_base, 0o777)
+    r = sarus("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    assert r.returncode != 0, r.stdout
+    assert f"{sarus.repo_base} is writable by every user and not sticky" in r.stderr, r.stderr
+    assert os.listdir(sarus.repo_base) == []

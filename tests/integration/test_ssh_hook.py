@@ -276,6 +276,30 @@ def test_the_hook_refuses_keys_another_user_put_in_place(ssh):
     assert dropbear_processes(ssh.user) == []
 
 
+def test_a_root_owned_symlink_below_the_hook_base_is_followed(ssh):
+    """<HOOK_BASE_DIR>/<user> a root-owned symlink to the user's directory
+    (a site's /home/alice -> /gpfs/alice): it cannot be replaced, so its
+    owner does not matter; in userns mode the hook sees root as nobody."""
+    ssh.ok("ssh-keygen")
+    base = os.path.join(ssh.workdir, "hookbase")
+    os.mkdir(base, 0o755)
+    os.symlink(os.path.join(ssh.repo_base, ssh.user), os.path.join(base, ssh.user))
+    install_ssh_hook(ssh, base=base)
+    r = in_netns(ssh, "run", "--ssh", BUSYBOX, "sh", "-c", "ssh 127.0.0.1 echo remote 2>/dev/null")
+    assert r.returncode == 0 and r.stdout.strip() == "remote", r.stderr
+    assert dropbear_processes(ssh.user) == []
+
+
+def test_keygen_makes_private_directories_whatever_the_umask(ssh):
+    prefix, env, pw = _as_user(ssh.user, {"SARUS_CONFIG_FILE": ssh.config_file})
+    r = subprocess.run(prefix + ["sh", "-c", 'umask 000 && exec "$0" ssh-keygen', ssh.binary], env=env,
+                       cwd=pw.pw_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert r.returncode == 0, r.stderr
+    hooks = os.path.join(ssh.repo_base, ssh.user, ".oci-hooks")
+    for path in (hooks, os.path.join(hooks, "ssh"), ssh.keys_dir):
+        assert os.stat(path).st_mode & 0o777 == 0o700, path
+
+
 def test_ssh_implies_the_sync_hook_and_a_private_pid_namespace(ssh):
     from test_slurm_global_sync_hook import configure
     configure(ssh)
@@ -308,7 +332,7 @@ def test_standalone_in_rootless_podman(test_images):
                                         f"DROPBEAR_DIR={prefix}/dropbear", "HOOK_ROOTLESS=true"]},
                        "when": {"annotations": {"^com.hooks.ssh.enabled$": "^true$"}},
                        "stages": ["createRuntime"]}, f)
-        os.chmod(work, 0o777)
+        os.chmod(work, 0o1777)  # a shared scratch as HOOK_BASE_DIR: sticky, or the hook refuses it
         os.chmod(hooks_dir, 0o755)
         os.chmod(os.path.join(hooks_dir, "ssh.json"), 0o644)
         keygen = run_as("sarustest", [os.path.join(prefix, "bin", "ssh_hook"), "keygen"],

@@ -88,6 +88,22 @@ std::string userDescription(uid_t uid) {
 }  // namespace
 
 void refuseDirectoriesOfAnother(const std::filesystem::path& base, const std::filesystem::path& path, uid_t owner) {
+    auto refuseOwnerOf = [&](const std::filesystem::path& entry, const struct stat& st) {
+        if (st.st_uid != owner && st.st_uid != 0) {
+            throw Error(entry.string() + " belongs to " + userDescription(st.st_uid) + ", not to " +
+                        userDescription(owner) + ": another user may have made it first in " + base.string() +
+                        "; refusing to use it (an admin can remove it)");
+        }
+    };
+    struct stat parent {};
+    if (::stat(base.c_str(), &parent) != 0) {
+        return;  // made by the caller, as the caller
+    }
+    if ((parent.st_mode & S_IWOTH) != 0 && (parent.st_mode & S_ISVTX) == 0) {
+        throw Error(base.string() + " is writable by every user and not sticky: another user could rename what is "
+                    "made there for you and put their own in its place; refusing to use it (chmod +t " +
+                    base.string() + ")");
+    }
     auto current = base;
     for (const auto& part : path.lexically_relative(base)) {
         current /= part;
@@ -99,17 +115,18 @@ void refuseDirectoriesOfAnother(const std::filesystem::path& base, const std::fi
         if (::stat(current.c_str(), &target) != 0) {
             throw systemError("cannot use " + current.string(), errno);
         }
-        for (const auto* st : {&entry, &target}) {
-            if (st->st_uid != owner && st->st_uid != 0) {
-                throw Error(current.string() + " belongs to " + userDescription(st->st_uid) + ", not to " +
-                            userDescription(owner) + ": another user may have made it first in " + base.string() +
-                            "; refusing to use it (an admin can remove it)");
-            }
+        // A symlink cannot be changed, only replaced: its owner matters only
+        // where others may replace entries (in a user namespace, root's own
+        // links show as the overflow uid).
+        if (S_ISLNK(entry.st_mode) && (parent.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+            refuseOwnerOf(current, entry);
         }
+        refuseOwnerOf(current, target);
         if (S_ISDIR(target.st_mode) && (target.st_mode & S_IWOTH) != 0) {
             throw Error(current.string() + " is writable by every user, who could replace what is kept there;"
                         " refusing to use it (chmod o-w " + current.string() + ")");
         }
+        parent = target;
     }
 }
 
