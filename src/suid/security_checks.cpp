@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sys/stat.h>
 
@@ -73,78 +74,85 @@ void checkChain(const fs::path& path, const fs::path& checked, int links, std::s
     }
 }
 
-// An ancestor of a site mount's or device's source: root's, and writable by
-// nobody else unless it is sticky and the entry below it is root's (the
-// source in /scratch, say), so that only root can replace what lies below.
-void checkSourceAncestor(const fs::path& path, const struct stat& st, const fs::path& below,
-                         const struct stat* belowStat, const fs::path& checked) {
+// A directory on the way to a site mount's or device's source: root's, and
+// writable by nobody else unless it is sticky and the entry below it is
+// root's (a source in /scratch, say), so that only root can replace what
+// lies below it. `child` does not exist when childStat is null.
+void checkSourceParent(const fs::path& directory, const struct stat& st, const fs::path& child,
+                       const struct stat* childStat, const fs::path& checked) {
     auto ancestry = " (ancestor of " + checked.string() + ")";
     if (st.st_uid != 0) {
-        throw Error("Path \"" + path.string() + "\" must be owned by root in order to prevent other users from "
-                    "tampering its contents. Found uid=" + std::to_string(st.st_uid) + ", gid=" +
+        throw Error("Path \"" + directory.string() + "\" must be owned by root in order to prevent other users "
+                    "from tampering its contents. Found uid=" + std::to_string(st.st_uid) + ", gid=" +
                     std::to_string(st.st_gid) + "." + ancestry);
     }
-    if (S_ISLNK(st.st_mode) || (st.st_mode & (S_IWGRP | S_IWOTH)) == 0) {
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) == 0) {
         return;
     }
     if ((st.st_mode & S_ISVTX) == 0) {
-        throw Error("Path \"" + path.string() + "\" cannot be group- or world-writable in order to prevent other "
-                    "users from tampering its contents." + ancestry);
+        throw Error("Path \"" + directory.string() + "\" cannot be group- or world-writable in order to prevent "
+                    "other users from tampering its contents." + ancestry);
     }
-    if (belowStat == nullptr || belowStat->st_uid != 0) {
-        throw Error("Path \"" + below.string() + "\" must be owned by root: it is in \"" + path.string() +
+    if (childStat == nullptr) {
+        throw Error("Path \"" + child.string() + "\" does not exist, and any user may create it in \"" +
+                    directory.string() + "\"" + ancestry);
+    }
+    if (childStat->st_uid != 0) {
+        throw Error("Path \"" + child.string() + "\" must be owned by root: it is in \"" + directory.string() +
                     "\", where other users may create entries." + ancestry);
     }
 }
 
-// A site mount's or device's source, which root reaches by its path: the
-// source itself may be anyone's, but nobody else may replace it or one of
-// its ancestors. A symlink on the way is followed link by link.
+// A site mount's or device's source (or a log file root appends to), which
+// root reaches by its path: the source itself may be anyone's, but nobody else may replace it or a
+// directory on the way. Resolved component by component as the kernel
+// does: a symlink met anywhere (root's, or checkSourceParent refuses it in
+// time) restarts the walk on its target followed by the rest of the path.
 void checkSourceChain(const fs::path& path, const fs::path& checked, int links) {
     if (links > maxSymlinks) {
         throw Error("security check of " + checked.string() + ": too many levels of symbolic links");
     }
-    std::set<fs::path> visited;
-    fs::path below;
-    struct stat belowStat {};
-    bool belowExists = false;
-    fs::path leadsTo;
-    for (auto current = path;; current = current.parent_path()) {
-        struct stat st {};
-        if (::lstat(current.c_str(), &st) != 0) {
-            if (errno != ENOENT) {
-                throw systemError("security check of " + checked.string() + ": cannot stat " + current.string(),
-                                  errno);
-            }
-            belowExists = false;
-        } else {
-            if (current != path) {
-                checkSourceAncestor(current, st, below, belowExists ? &belowStat : nullptr, checked);
-            }
-            if (S_ISLNK(st.st_mode)) {
-                std::error_code ec;
-                auto target = fs::read_symlink(current, ec);
-                if (ec) {
-                    throw Error("security check of " + checked.string() + ": cannot read the symbolic link " +
-                                current.string() + ": " + ec.message());
-                }
-                auto absolute = target.is_absolute() ? target : current.parent_path() / target;
-                if (current == path) {
-                    leadsTo = absolute;  // the source, wherever it leads: once its own ancestors pass
-                } else {
-                    checkChain(absolute, checked, links + 1, visited);  // a directory on the way
-                }
-            }
-            belowStat = st;
-            belowExists = true;
-        }
-        below = current;
-        if (current == current.root_path()) {
-            break;
-        }
+    fs::path resolved = "/";  // a real directory: no symlink in it
+    struct stat directory {};
+    if (::lstat("/", &directory) != 0) {
+        throw systemError("security check of " + checked.string() + ": cannot stat /", errno);
     }
-    if (!leadsTo.empty()) {
-        checkSourceChain(leadsTo, checked, links + 1);
+    auto relative = path.relative_path();
+    for (auto part = relative.begin(); part != relative.end(); ++part) {
+        if (part->empty() || *part == ".") {
+            continue;
+        }
+        if (*part == "..") {
+            resolved = resolved.parent_path();
+            ::lstat(resolved.c_str(), &directory);
+            continue;
+        }
+        auto next = resolved / *part;
+        struct stat st {};
+        if (::lstat(next.c_str(), &st) != 0) {
+            if (errno != ENOENT) {
+                throw systemError("security check of " + checked.string() + ": cannot stat " + next.string(), errno);
+            }
+            checkSourceParent(resolved, directory, next, nullptr, checked);
+            return;  // what is missing, its user reports
+        }
+        checkSourceParent(resolved, directory, next, &st, checked);
+        if (S_ISLNK(st.st_mode)) {
+            std::error_code ec;
+            auto target = fs::read_symlink(next, ec);
+            if (ec) {
+                throw Error("security check of " + checked.string() + ": cannot read the symbolic link " +
+                            next.string() + ": " + ec.message());
+            }
+            auto rest = target.is_absolute() ? target : resolved / target;
+            for (auto remaining = std::next(part); remaining != relative.end(); ++remaining) {
+                rest /= *remaining;
+            }
+            checkSourceChain(rest, checked, links + 1);
+            return;
+        }
+        resolved = next;
+        directory = st;
     }
 }
 
@@ -165,6 +173,16 @@ void checkDirectoryAndEntries(const fs::path& directory) {
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(directory, ec)) {
         checkRootOwnedAndNotWritable(entry.path());
+    }
+}
+
+// A path root reaches by name, but whose own owner does not matter (a site
+// mount's source, a log file root appends to), named in a configuration.
+void checkConfiguredSource(const fs::path& path, const std::string& origin) {
+    try {
+        checkSourceChain(path, path, 0);
+    } catch (const Error& e) {
+        throw Error(std::string(e.what()) + " (" + origin + ")");
     }
 }
 
@@ -201,11 +219,18 @@ void checkHook(const nlohmann::json& hook, const std::string& origin) {
         if (value.rfind('/', 0) != 0) {
             continue;  // the hook refuses a relative path itself
         }
+        auto where = name + " of the hook of " + origin;
         if (name == "LDCONFIG_PATH" || name == "READELF_PATH") {
-            checkConfigured(value, name + " of the hook of " + origin);
+            checkConfigured(value, where);
+        } else if (name == "TIMESTAMP_HOOK_LOGFILE") {
+            checkConfiguredSource(value, where);  // a log file in /var/log or a sticky /var/tmp/logs
         } else if (name == "DROPBEAR_DIR") {
-            checkConfigured(value, name + " of the hook of " + origin);
-            checkDirectoryAndEntries(fs::path(value) / "bin");
+            checkConfigured(value, where);
+            try {
+                checkDirectoryAndEntries(fs::path(value) / "bin");
+            } catch (const Error& e) {
+                throw Error(std::string(e.what()) + " (" + where + ")");
+            }
         }
     }
 }
@@ -262,11 +287,7 @@ void checkSiteSources(const Config& config) {
             if (!source.is_absolute()) {
                 continue;  // refused with its key when the mounts are read
             }
-            try {
-                checkSourceChain(source, source, 0);
-            } catch (const Error& e) {
-                throw Error(std::string(e.what()) + " (" + key + " source in " + config.file().string() + ")");
-            }
+            checkConfiguredSource(source, std::string(key) + " source in " + config.file().string());
         }
     }
 }

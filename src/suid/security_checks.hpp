@@ -22,8 +22,9 @@ void checkConfigurationFiles(const std::filesystem::path& configFile, const std:
 // With securityChecks: runcPath, initPath, OCIBundleDir, seccompProfile,
 // prefixDir/bin, libexec/sarus and dropbear/bin with their entries, hooksDir
 // with its JSON files, and for each hook there and in the legacy OCIHooks the
-// program and the LDCONFIG_PATH, READELF_PATH and DROPBEAR_DIR of its
-// environment. A symlink on the way is followed link by link.
+// program and the LDCONFIG_PATH, READELF_PATH, DROPBEAR_DIR and
+// TIMESTAMP_HOOK_LOGFILE of its environment; the sources of siteMounts and
+// siteDevices. A symlink on the way is followed link by link.
 void checkInstallation(const Config& config);
 
 }  // namespace sarus::suid

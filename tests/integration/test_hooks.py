@@ -4,6 +4,7 @@ hooks built with sarus, in both modes and as both test users."""
 
 import json
 import os
+import pwd
 import select
 import shutil
 import subprocess
@@ -29,10 +30,15 @@ def hooks(sarus, test_images):
 
 
 @pytest.fixture
-def logdir():
-    """A directory every hook (host root, or the user in userns mode) can write to."""
+def logdir(sarus):
+    """A directory the timestamp hook can write to: host root's in suid mode
+    (the security checks want the log's directories root's), the user's in
+    userns mode (the hook runs as the user there)."""
     directory = tempfile.mkdtemp(prefix="sarus-hooks-log-", dir="/var/tmp")
-    os.chmod(directory, 0o1777)
+    os.chmod(directory, 0o755)
+    if sarus.mode == "userns":
+        pw = pwd.getpwnam(sarus.user)
+        os.chown(directory, pw.pw_uid, pw.pw_gid)
     yield directory
     shutil.rmtree(directory, ignore_errors=True)
 

@@ -916,6 +916,15 @@ def test_a_registry_directory_made_by_another_user_leaves_runs_working(images):
         shutil.rmtree(registry)
 
 
+@pytest.mark.parametrize("workdir", ["/proc/1/root/etc", "/sys/kernel"])
+def test_a_working_directory_in_proc_or_sys_is_refused(images, workdir):
+    """The runtime enters the working directory after it has mounted /proc:
+    with --pid=host, /proc/1/root is the host's root."""
+    r = images("run", "--pid=host", "-w", workdir, BUSYBOX, "pwd")
+    assert r.returncode == 1 and r.stdout == "", r.stdout
+    assert f"invalid --workdir '{workdir}': {workdir} is in /{workdir.split('/')[1]}" in r.stderr, r.stderr
+
+
 def test_cpu_affinity_of_the_caller_is_kept(images):
     # Slurm pins ranks with an affinity mask: the container must keep it.
     r = run_as(images.user, ["taskset", "-c", "1", images.binary, "run", BUSYBOX, "grep",
