@@ -163,8 +163,6 @@ def test_when_conditions(hooks, logdir, when, options, runs):
     logfile = os.path.join(logdir, "log")
     timestamp(hooks, "ts.json", logfile, "ran", when=when)
     r = hooks("run", *options, BUSYBOX, "/bin/true")
-    if "--mpi" in options and r.returncode != 0:
-        pytest.skip("--mpi needs an MPI hook configuration on this host")
     assert r.returncode == 0, r.stderr
     assert logged(logfile) == (["ran"] if runs else [])
 
