@@ -33,6 +33,10 @@ int runTimestampHook() {
     const char* logFile = std::getenv("TIMESTAMP_HOOK_LOGFILE");
     int fd = STDERR_FILENO;
     if (logFile != nullptr && *logFile != '\0') {
+        if (*logFile != '/') {  // relative to whatever directory the runtime starts hooks in
+            log::error(std::string("TIMESTAMP_HOOK_LOGFILE '") + logFile + "' is not an absolute path");
+            return 1;
+        }
         fd = ::open(logFile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0) {
             log::error(std::string("cannot open ") + logFile + ": " + std::strerror(errno));

@@ -119,7 +119,7 @@ Arguments parseArguments(const std::string& command, const std::vector<std::stri
     return parsed;
 }
 
-int run(const StateDirectory& states, const std::string& id, const std::string& bundleArgument) {
+int run(StateDirectory& states, const std::string& id, const std::string& bundleArgument) {
     auto bundle = fs::absolute(bundleArgument).lexically_normal();
     auto config = readConfig(bundle);
     auto sarus = (installPrefix() / "bin" / "sarus").string();

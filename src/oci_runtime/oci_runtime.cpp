@@ -314,7 +314,7 @@ int StateDirectory::openDirectory(const fs::path& path) const {
     return fd;
 }
 
-void StateDirectory::record(const StateRecord& record) const {
+void StateDirectory::record(const StateRecord& record) {
     auto path = paths_.front();
     if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
         throw RuntimeError("cannot create " + path.string() + ": " + std::strerror(errno));
@@ -328,6 +328,9 @@ void StateDirectory::record(const StateRecord& record) const {
         std::fprintf(stderr, "sarus-oci-runtime: %s is not a private directory of yours: the record goes to %s\n",
                      path.c_str(), fallback.c_str());
         path = fallback;
+        if (std::find(paths_.begin(), paths_.end(), fallback) == paths_.end()) {
+            paths_.push_back(fallback);  // where remove() must look too
+        }
     }
     nlohmann::json json = {{"id", record.id},          {"pid", record.pid},       {"startTime", record.startTime},
                            {"bundle", record.bundle}, {"image", record.image}};

@@ -115,7 +115,7 @@ public:
     // made first gives way, with a warning, to a private
     // /tmp/sarus-oci-UID.XXXXXX, which ofUser finds by its name. Only the
     // owner records.
-    void record(const StateRecord& record) const;
+    void record(const StateRecord& record);
     std::optional<StateRecord> find(const std::string& id) const;
     void remove(const std::string& id) const;
     // Drops the records of processes that are gone.

@@ -101,6 +101,12 @@ void checkSourceParent(const fs::path& directory, const struct stat& st, const f
         throw Error("Path \"" + child.string() + "\" must be owned by root: it is in \"" + directory.string() +
                     "\", where other users may create entries." + ancestry);
     }
+    // A user may have linked a root file there under that name (without
+    // fs.protected_hardlinks).
+    if (!S_ISDIR(childStat->st_mode) && childStat->st_nlink > 1) {
+        throw Error("Path \"" + child.string() + "\" has other hard links and is in \"" + directory.string() +
+                    "\", where other users may create entries." + ancestry);
+    }
 }
 
 // A site mount's or device's source (or a log file root appends to), which
@@ -124,7 +130,10 @@ void checkSourceChain(const fs::path& path, const fs::path& checked, int links) 
         }
         if (*part == "..") {
             resolved = resolved.parent_path();
-            ::lstat(resolved.c_str(), &directory);
+            if (::lstat(resolved.c_str(), &directory) != 0) {
+                throw systemError("security check of " + checked.string() + ": cannot stat " + resolved.string(),
+                                  errno);
+            }
             continue;
         }
         auto next = resolved / *part;

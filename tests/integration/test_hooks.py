@@ -230,6 +230,15 @@ def test_timestamp_log_file_only_from_the_hook_environment(hooks, logdir, capfd)
     assert "Timestamp hook: to stderr" in r.stderr
 
 
+def test_a_relative_timestamp_log_file_is_refused(hooks):
+    """Relative to whatever directory the runtime starts hooks in (runc: the
+    bundle), as root in suid mode."""
+    timestamp(hooks, "ts.json", "relative/hook.log", "m")
+    r = hooks("run", BUSYBOX, "/bin/true")
+    assert r.returncode != 0
+    assert "TIMESTAMP_HOOK_LOGFILE 'relative/hook.log' is not an absolute path" in r.stderr, r.stderr
+
+
 def add_shell_hook(sarus, name, script, stage="createContainer"):
     document = {"version": "1.0.0", "hook": {"path": "/bin/sh", "args": ["sh", "-c", script]},
                 "when": {"always": True}, "stages": [stage]}

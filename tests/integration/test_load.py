@@ -302,11 +302,22 @@ def test_a_repository_writable_by_every_user_is_refused(shared_scratch, test_ima
     sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
 
 
-def test_a_world_writable_base_without_the_sticky_bit_is_refused(shared_scratch, test_images):
-    """There any user may rename <base>/<user> and put their own in its place."""
+@pytest.mark.parametrize("mode", [0o777, 0o775])
+def test_a_base_others_may_write_to_without_the_sticky_bit_is_refused(shared_scratch, test_images, mode):
+    """There any user (of the group) may rename <base>/<user> and put their
+    own in its place."""
     sarus = shared_scratch
-    os.chmod(sarus.repo_base, 0o777)
+    os.chmod(sarus.repo_base, mode)
     r = sarus("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
     assert r.returncode != 0, r.stdout
-    assert f"{sarus.repo_base} is writable by every user and not sticky" in r.stderr, r.stderr
+    assert f"{sarus.repo_base} is writable by other users and not sticky" in r.stderr, r.stderr
     assert os.listdir(sarus.repo_base) == []
+
+
+def test_a_base_of_another_user_is_refused(sarus, test_images):
+    """Its owner could replace <base>/<user> at any time."""
+    other = pwd.getpwnam(next(u for u in TEST_USERS if u != sarus.user))
+    os.chown(sarus.repo_base, other.pw_uid, other.pw_gid)
+    r = sarus("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    assert r.returncode != 0, r.stdout
+    assert f"{sarus.repo_base} belongs to {other.pw_name} (uid {other.pw_uid}), who could replace" in r.stderr, r.stderr

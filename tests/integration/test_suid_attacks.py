@@ -193,6 +193,24 @@ def test_a_site_mount_below_a_sticky_directory_must_be_roots(suid):
     assert f'Path "{missing}" does not exist, and any user may create it in "/var/tmp"' in r.stderr, r.stderr
 
 
+def test_a_hard_linked_site_source_in_a_sticky_directory_is_refused(suid):
+    """Without fs.protected_hardlinks a user may link a root file there under
+    the configured name before root makes it."""
+    source = f"/var/tmp/sarus-hardlink-{uuid.uuid4().hex[:8]}"
+    with open(source, "w") as f:
+        f.write("root's\n")
+    os.link(source, source + ".other")
+    try:
+        suid.config["siteMounts"] = [{"source": source, "destination": "/site"}]
+        suid.write_config()
+        r = suid("run", BUSYBOX, "true")
+        assert r.returncode == 1, r.stderr
+        assert f'Path "{source}" has other hard links and is in "/var/tmp"' in r.stderr, r.stderr
+    finally:
+        os.remove(source)
+        os.remove(source + ".other")
+
+
 def test_a_site_mount_through_a_symlink_to_a_sticky_directory(suid):
     """A root-owned /scratch -> /lus/scratch (sticky, world-writable): a
     root-owned source in it is accepted, a user's entry there is not."""

@@ -85,6 +85,21 @@ std::string userDescription(uid_t uid) {
                          : "uid " + std::to_string(uid);
 }
 
+// In a user namespace (a hook of a rootless container) an owner the
+// namespace does not map, root included, shows as the overflow uid: the
+// base, the admin's setting, is then taken as root's.
+bool isUnmappedOwner(uid_t uid) {
+    std::ifstream overflow("/proc/sys/kernel/overflowuid");
+    uid_t overflowUid = 0;
+    if (!(overflow >> overflowUid) || uid != overflowUid) {
+        return false;
+    }
+    std::ifstream map("/proc/self/uid_map");
+    unsigned long inside = 0, outside = 0, count = 0;
+    bool initial = map >> inside >> outside >> count && inside == 0 && outside == 0 && count == 4294967295UL;
+    return !initial;
+}
+
 }  // namespace
 
 void refuseDirectoriesOfAnother(const std::filesystem::path& base, const std::filesystem::path& path, uid_t owner) {
@@ -99,8 +114,12 @@ void refuseDirectoriesOfAnother(const std::filesystem::path& base, const std::fi
     if (::stat(base.c_str(), &parent) != 0) {
         return;  // made by the caller, as the caller
     }
-    if ((parent.st_mode & S_IWOTH) != 0 && (parent.st_mode & S_ISVTX) == 0) {
-        throw Error(base.string() + " is writable by every user and not sticky: another user could rename what is "
+    if (parent.st_uid != owner && parent.st_uid != 0 && !isUnmappedOwner(parent.st_uid)) {
+        throw Error(base.string() + " belongs to " + userDescription(parent.st_uid) + ", who could replace what is "
+                    "made there for you; refusing to use it (it must be root's or yours)");
+    }
+    if ((parent.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (parent.st_mode & S_ISVTX) == 0) {
+        throw Error(base.string() + " is writable by other users and not sticky: another user could rename what is "
                     "made there for you and put their own in its place; refusing to use it (chmod +t " +
                     base.string() + ")");
     }

@@ -32,10 +32,11 @@ bool takenByAnother(const std::filesystem::path& path, mode_t othersMayNot);
 // Throws unless every entry from the first below `base` down to `path` that
 // exists belongs to `owner` or root (what a symlink leads to; the symlink
 // itself where others may write to its directory), every directory among
-// them is not world-writable, and `base` is sticky if world-writable. In a
-// base every user may write to (a shared scratch) another user could
-// otherwise make them first, and would then choose what is read from them:
-// the images one runs, the SSH keys one's containers trust.
+// them is not world-writable, and `base` is root's or `owner`'s and sticky
+// if others may write to it. In a base every user may write to (a shared
+// scratch) another user could otherwise make them first, and would then
+// choose what is read from them: the images one runs, the SSH keys one's
+// containers trust.
 void refuseDirectoriesOfAnother(const std::filesystem::path& base, const std::filesystem::path& path, uid_t owner);
 
 // A file that is deleted when this object dies unless release() was called.
