@@ -110,10 +110,11 @@ void checkSourceParent(const fs::path& directory, const struct stat& st, const f
 }
 
 // A site mount's or device's source (or a log file root appends to), which
-// root reaches by its path: the source itself may be anyone's, but nobody else may replace it or a
-// directory on the way. Resolved component by component as the kernel
-// does: a symlink met anywhere (root's, or checkSourceParent refuses it in
-// time) restarts the walk on its target followed by the rest of the path.
+// root reaches by its path: the source itself may be anyone's, but nobody
+// else may replace it or a directory on the way. Resolved component by
+// component as the kernel does: a symlink met anywhere (root's, or
+// checkSourceParent refuses it in time) restarts the walk on its target
+// followed by the rest of the path.
 void checkSourceChain(const fs::path& path, const fs::path& checked, int links) {
     if (links > maxSymlinks) {
         throw Error("security check of " + checked.string() + ": too many levels of symbolic links");
@@ -204,8 +205,8 @@ void checkConfigured(const fs::path& path, const std::string& origin) {
     }
 }
 
-// A hook's program, and what its environment names for root to run or to
-// copy into containers.
+// A hook's program, and what its environment names for root to run, to copy
+// into containers or to append to.
 void checkHook(const nlohmann::json& hook, const std::string& origin) {
     if (!hook.is_object()) {
         return;  // the hook configuration code reports it
