@@ -798,7 +798,7 @@ def test_registry_killed_mid_pull_fails_cleanly(sarus, registries, tmp_path):
 def test_disk_full_fails_cleanly(sarus, registries):
     mount = os.path.join(sarus.workdir, "small")
     os.mkdir(mount)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0777", "tmpfs", mount], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=1777", "tmpfs", mount], check=True)
     try:
         configure(sarus, registries, localRepositoryBaseDir=str(mount))
         line = one_line_error(sarus("pull", f"{registries.plain.address}/big"))

@@ -43,8 +43,11 @@ def cluster_sarus(slurm_cluster, test_images):
                 if mode == "suid":
                     suid_workdir = workdir
             made.append(Sarus(_installed(mode), workdir, user, mode))
-        # Sarus() gives its whole workdir to its user: give each repository back
+        # Sarus() gives its whole workdir to its user: give each repository back,
+        # and the repositories' base (the suid sessions share one) to root
         for s in made:
+            os.chown(s.repo_base, 0, 0)
+            os.chmod(s.repo_base, 0o755)
             owner = pwd.getpwnam(s.user)
             for root, dirs, files in os.walk(os.path.join(s.repo_base, s.user)):
                 for name in [root] + [os.path.join(root, f) for f in files]:
