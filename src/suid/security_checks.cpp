@@ -20,22 +20,46 @@ namespace {
 // The kernel's limit on symbolic links in one lookup (ELOOP).
 constexpr int maxSymlinks = 40;
 
-struct stat checkOne(const fs::path& path, const fs::path& checked) {
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0) {
-        throw systemError("security check of " + checked.string() + ": cannot stat " + path.string(), errno);
-    }
-    // Sarus's words, which site scripts know; an ancestor is named as such.
-    auto ancestry = path == checked ? std::string() : " (ancestor of " + checked.string() + ")";
+// Sarus's words, which site scripts know; an ancestor is named as such.
+std::string ancestryOf(const fs::path& path, const fs::path& checked) {
+    return path == checked ? std::string() : " (ancestor of " + checked.string() + ")";
+}
+
+// `ancestry` ends the message: ancestryOf, or what the caller knows better.
+void refuseUnlessRootOwned(const fs::path& path, const struct stat& st, const std::string& ancestry) {
     if (st.st_uid != 0) {
         throw Error("Path \"" + path.string() + "\" must be owned by root in order to prevent other users from "
                     "tampering its contents. Found uid=" + std::to_string(st.st_uid) + ", gid=" +
                     std::to_string(st.st_gid) + "." + ancestry);
     }
+}
+
+[[noreturn]] void refuseWritableByOthers(const fs::path& path, const std::string& ancestry) {
+    throw Error("Path \"" + path.string() + "\" cannot be group- or world-writable in order to prevent other "
+                "users from tampering its contents." + ancestry);
+}
+
+// The target of a symlink met on the way, as a path from where the link is.
+fs::path linkTarget(const fs::path& link, const fs::path& checked) {
+    std::error_code ec;
+    auto target = fs::read_symlink(link, ec);
+    if (ec) {
+        throw Error("security check of " + checked.string() + ": cannot read the symbolic link " + link.string() +
+                    ": " + ec.message());
+    }
+    return target.is_absolute() ? target : link.parent_path() / target;
+}
+
+struct stat checkOne(const fs::path& path, const fs::path& checked) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+        throw systemError("security check of " + checked.string() + ": cannot stat " + path.string(), errno);
+    }
+    auto ancestry = ancestryOf(path, checked);
+    refuseUnlessRootOwned(path, st, ancestry);
     // A symlink's own mode bits mean nothing; its target is checked on its own.
     if (!S_ISLNK(st.st_mode) && (st.st_mode & (S_IWGRP | S_IWOTH))) {
-        throw Error("Path \"" + path.string() + "\" cannot be group- or world-writable in order to prevent other "
-                    "users from tampering its contents." + ancestry);
+        refuseWritableByOthers(path, ancestry);
     }
     return st;
 }
@@ -60,13 +84,7 @@ void checkChain(const fs::path& path, const fs::path& checked, int links, std::s
             break;  // it and its ancestors are checked already
         }
         if (S_ISLNK(checkOne(current, checked).st_mode)) {
-            std::error_code ec;
-            auto target = fs::read_symlink(current, ec);
-            if (ec) {
-                throw Error("security check of " + checked.string() + ": cannot read the symbolic link " +
-                            current.string() + ": " + ec.message());
-            }
-            checkChain(target.is_absolute() ? target : current.parent_path() / target, checked, links + 1, visited);
+            checkChain(linkTarget(current, checked), checked, links + 1, visited);
         }
         if (current == current.root_path()) {
             break;
@@ -81,17 +99,12 @@ void checkChain(const fs::path& path, const fs::path& checked, int links, std::s
 void checkSourceParent(const fs::path& directory, const struct stat& st, const fs::path& child,
                        const struct stat* childStat, const fs::path& checked) {
     auto ancestry = " (ancestor of " + checked.string() + ")";
-    if (st.st_uid != 0) {
-        throw Error("Path \"" + directory.string() + "\" must be owned by root in order to prevent other users "
-                    "from tampering its contents. Found uid=" + std::to_string(st.st_uid) + ", gid=" +
-                    std::to_string(st.st_gid) + "." + ancestry);
-    }
+    refuseUnlessRootOwned(directory, st, ancestry);
     if ((st.st_mode & (S_IWGRP | S_IWOTH)) == 0) {
         return;
     }
     if ((st.st_mode & S_ISVTX) == 0) {
-        throw Error("Path \"" + directory.string() + "\" cannot be group- or world-writable in order to prevent "
-                    "other users from tampering its contents." + ancestry);
+        refuseWritableByOthers(directory, ancestry);
     }
     if (childStat == nullptr) {
         throw Error("Path \"" + child.string() + "\" does not exist, and any user may create it in \"" +
@@ -148,13 +161,7 @@ void checkSourceChain(const fs::path& path, const fs::path& checked, int links) 
         }
         checkSourceParent(resolved, directory, next, &st, checked);
         if (S_ISLNK(st.st_mode)) {
-            std::error_code ec;
-            auto target = fs::read_symlink(next, ec);
-            if (ec) {
-                throw Error("security check of " + checked.string() + ": cannot read the symbolic link " +
-                            next.string() + ": " + ec.message());
-            }
-            auto rest = target.is_absolute() ? target : resolved / target;
+            auto rest = linkTarget(next, checked);
             for (auto remaining = std::next(part); remaining != relative.end(); ++remaining) {
                 rest /= *remaining;
             }

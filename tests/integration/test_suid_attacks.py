@@ -130,6 +130,12 @@ def test_a_mount_through_an_earlier_mount_stays_in_the_container(suid, marker, l
     assert sha256_of(os.path.join(bin_dir, runtime)) == before
 
 
+def configure_site_mount(suid, source):
+    """sarus.json with one site mount, of source on /site."""
+    suid.config["siteMounts"] = [{"source": source, "destination": "/site"}]
+    suid.write_config()
+
+
 def test_a_symlink_inside_a_site_mount_stays_in_the_container(suid, marker):
     bin_dir, runtime = runtime_dir_and_name(suid)
     site = f"/var/tmp/sarus-site-{uuid.uuid4().hex[:8]}"
@@ -140,8 +146,7 @@ def test_a_symlink_inside_a_site_mount_stays_in_the_container(suid, marker):
     os.chown(os.path.join(site, "user"), pw.pw_uid, pw.pw_gid)
     try:
         run_as(suid.user, ["ln", "-s", bin_dir, os.path.join(site, "user", "b")], check=True)
-        suid.config["siteMounts"] = [{"source": site, "destination": "/site"}]
-        suid.write_config()
+        configure_site_mount(suid, site)
         evil = evil_program(suid, marker)
         r = suid("run", "--mount", f"type=bind,src={evil},dst=/site/user/b/{runtime}", BUSYBOX,
                  "cat", f"{bin_dir}/{runtime}")
@@ -170,8 +175,7 @@ def test_a_site_mount_a_user_can_replace_is_refused(suid):
         assert run_as(suid.user, ["cat", secret]).returncode != 0
         parent = user_dir(suid, "site")
         source = user_symlink(suid, os.path.join(hidden, "public"), "site/data")
-        suid.config["siteMounts"] = [{"source": source, "destination": "/site"}]
-        suid.write_config()
+        configure_site_mount(suid, source)
         r = suid("run", BUSYBOX, "cat", "/site/secret")
         assert "271828" not in r.stdout, "the user chose what root bound into the container"
         assert r.returncode == 1, r.stderr
@@ -186,8 +190,7 @@ def test_a_site_mount_below_a_sticky_directory_must_be_roots(suid):
     """/var/tmp is world-writable and sticky: a root-owned source there stays
     root's; a source there that does not exist yet, anybody may make."""
     missing = f"/var/tmp/sarus-site-missing-{uuid.uuid4().hex[:8]}"
-    suid.config["siteMounts"] = [{"source": missing, "destination": "/site"}]
-    suid.write_config()
+    configure_site_mount(suid, missing)
     r = suid("run", BUSYBOX, "true")
     assert r.returncode == 1, r.stderr
     assert f'Path "{missing}" does not exist, and any user may create it in "/var/tmp"' in r.stderr, r.stderr
@@ -201,8 +204,7 @@ def test_a_hard_linked_site_source_in_a_sticky_directory_is_refused(suid):
         f.write("root's\n")
     os.link(source, source + ".other")
     try:
-        suid.config["siteMounts"] = [{"source": source, "destination": "/site"}]
-        suid.write_config()
+        configure_site_mount(suid, source)
         r = suid("run", BUSYBOX, "true")
         assert r.returncode == 1, r.stderr
         assert f'Path "{source}" has other hard links and is in "/var/tmp"' in r.stderr, r.stderr
@@ -223,13 +225,11 @@ def test_a_site_mount_through_a_symlink_to_a_sticky_directory(suid):
         f.write("shared\n")
     os.symlink(sticky, link)
     try:
-        suid.config["siteMounts"] = [{"source": f"{link}/shared", "destination": "/site"}]
-        suid.write_config()
+        configure_site_mount(suid, f"{link}/shared")
         r = suid("run", BUSYBOX, "cat", "/site/file")
         assert r.returncode == 0 and r.stdout == "shared\n", r.stderr
         run_as(suid.user, ["mkdir", os.path.join(sticky, "mine")], check=True)
-        suid.config["siteMounts"] = [{"source": f"{link}/mine", "destination": "/site"}]
-        suid.write_config()
+        configure_site_mount(suid, f"{link}/mine")
         r = suid("run", BUSYBOX, "true")
         assert r.returncode == 1, r.stderr
         assert f'Path "{sticky}/mine" must be owned by root: it is in "{sticky}"' in r.stderr, r.stderr
