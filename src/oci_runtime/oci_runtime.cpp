@@ -272,6 +272,15 @@ bool isPrivateDirectoryOf(const fs::path& path, uid_t owner) {
            st.st_uid == owner && (st.st_mode & 077) == 0;
 }
 
+// An empty fallback goes with its last record, removed only by its owner's
+// own commands: root (Slurm's delete) removes no directory by a name in /tmp.
+// The owner's next run removes what root's delete left.
+void removeIfEmptyFallback(const fs::path& path, uid_t owner) {
+    if (::geteuid() == owner && path.string().rfind(fallbackPrefix(owner), 0) == 0) {
+        ::rmdir(path.c_str());
+    }
+}
+
 }  // namespace
 
 StateDirectory StateDirectory::ofUser(uid_t owner) {
@@ -314,39 +323,53 @@ int StateDirectory::openDirectory(const fs::path& path) const {
     return fd;
 }
 
-void StateDirectory::record(const StateRecord& record) {
+fs::path StateDirectory::directoryForRecords() {
     auto path = paths_.front();
     if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
         throw RuntimeError("cannot create " + path.string() + ": " + std::strerror(errno));
     }
     // In a shared /tmp another user could have made it first: never trust that.
-    if (!isPrivateDirectoryOf(path, owner_)) {
-        if (!mayFallBack_) {
-            throw RuntimeError(path.string() + " is not a private directory of yours: remove it and retry");
-        }
-        auto fallback = privateFallback();
-        std::fprintf(stderr, "sarus-oci-runtime: %s is not a private directory of yours: the record goes to %s\n",
-                     path.c_str(), fallback.c_str());
-        path = fallback;
-        if (std::find(paths_.begin(), paths_.end(), fallback) == paths_.end()) {
-            paths_.push_back(fallback);  // where remove() must look too
-        }
+    if (isPrivateDirectoryOf(path, owner_)) {
+        return path;
     }
+    if (!mayFallBack_) {
+        throw RuntimeError(path.string() + " is not a private directory of yours: remove it and retry");
+    }
+    auto fallback = privateFallback();
+    std::fprintf(stderr, "sarus-oci-runtime: %s is not a private directory of yours: the record goes to %s\n",
+                 path.c_str(), fallback.c_str());
+    if (std::find(paths_.begin(), paths_.end(), fallback) == paths_.end()) {
+        paths_.push_back(fallback);  // where remove() must look too
+    }
+    return fallback;
+}
+
+void StateDirectory::record(const StateRecord& record) {
     nlohmann::json json = {{"id", record.id},          {"pid", record.pid},       {"startTime", record.startTime},
                            {"bundle", record.bundle}, {"image", record.image}};
-    auto file = path / (record.id + ".json");
-    auto partial = path / ("." + record.id + "." + std::to_string(::getpid()));
     auto text = json.dump() + "\n";
-    int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        throw RuntimeError("cannot write " + partial.string() + ": " + std::strerror(errno));
-    }
-    bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-    ::close(fd);
-    if (!written || ::rename(partial.c_str(), file.c_str()) != 0) {
-        int err = errno;
-        ::unlink(partial.c_str());
-        throw RuntimeError("cannot write " + file.string() + ": " + std::strerror(err));
+    // A concurrent run or delete of the same user removes a fallback that
+    // looks empty: one made again is as good.
+    for (int attempt = 1;; ++attempt) {
+        auto path = directoryForRecords();
+        auto file = path / (record.id + ".json");
+        auto partial = path / ("." + record.id + "." + std::to_string(::getpid()));
+        int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == ENOENT && path != paths_.front() && attempt < 3) {
+            paths_.erase(std::remove(paths_.begin(), paths_.end(), path), paths_.end());
+            continue;
+        }
+        if (fd < 0) {
+            throw RuntimeError("cannot write " + partial.string() + ": " + std::strerror(errno));
+        }
+        bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+        ::close(fd);
+        if (!written || ::rename(partial.c_str(), file.c_str()) != 0) {
+            int err = errno;
+            ::unlink(partial.c_str());
+            throw RuntimeError("cannot write " + file.string() + ": " + std::strerror(err));
+        }
+        return;
     }
 }
 
@@ -402,6 +425,7 @@ void StateDirectory::remove(const std::string& id) const {
             ::unlinkat(directory, name.c_str(), 0);
         }
         ::close(directory);
+        removeIfEmptyFallback(path, owner_);
     }
 }
 
@@ -419,6 +443,7 @@ void StateDirectory::removeStale() const {
                 remove(id);
             }
         }
+        removeIfEmptyFallback(path, owner_);
     }
 }
 

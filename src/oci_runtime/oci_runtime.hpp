@@ -117,14 +117,16 @@ public:
     // owner records.
     void record(const StateRecord& record);
     std::optional<StateRecord> find(const std::string& id) const;
+    // Also removes a fallback left empty, unless root calls.
     void remove(const std::string& id) const;
-    // Drops the records of processes that are gone.
+    // Drops the records of processes that are gone, and empty fallbacks.
     void removeStale() const;
 
 private:
     StateDirectory() = default;
     int openDirectory(const std::filesystem::path& path) const;  // -1 unless a directory of the owner
     std::filesystem::path privateFallback() const;
+    std::filesystem::path directoryForRecords();  // made if needed
     std::vector<std::filesystem::path> paths_;  // the first is where records are written
     uid_t owner_ = 0;
     bool mayFallBack_ = false;  // the default place, not --root

@@ -299,9 +299,14 @@ def test_a_state_directory_made_by_another_user_leaves_slurm_working(images, bun
         _, err = p.communicate(timeout=20)
         assert f"{default} is not a private directory of yours: the record goes to {default}." in err, err
         assert json.loads(as_root("state", cid).stdout)["status"] == "stopped"
+        fallbacks = glob.glob(f"{default}.*")
+        assert len(fallbacks) == 1, fallbacks
         assert as_root("delete", cid).returncode == 0
         assert os.listdir(default) == [], "nothing was written in the other user's directory"
-        assert not any(cid in name for d in glob.glob(f"{default}.*") for name in os.listdir(d))
+        assert os.listdir(fallbacks[0]) == [], "root's delete removed the record, and no directory"
+        r = run_as(images.user, [runtime_of(images), "delete", cid], env={"HOME": "/root"})
+        assert r.returncode == 0, r.stderr
+        assert not os.path.exists(fallbacks[0]), "the user's own delete removed the empty fallback"
     finally:
         if p.poll() is None:
             p.kill()
@@ -309,6 +314,31 @@ def test_a_state_directory_made_by_another_user_leaves_slurm_working(images, bun
         shutil.rmtree(default, ignore_errors=True)
         for fallback in glob.glob(f"{default}.*"):
             shutil.rmtree(fallback, ignore_errors=True)
+
+
+def test_empty_fallbacks_go_with_the_users_next_run_and_root_removes_none(images, bundle):
+    """Root's delete (Slurm's) removes no directory by its name in /tmp,
+    which the user may swap; the user's next run removes an empty
+    /tmp/sarus-oci-<uid>.XXXXXX of the user's, and none of another user's."""
+    uid = uid_of(images.user)
+    other = next(u for u in TEST_USERS if u != images.user)
+    mine, planted = f"/tmp/sarus-oci-{uid}.oldone", f"/tmp/sarus-oci-{uid}.planted"
+    run_as(images.user, ["mkdir", "-m", "700", mine], check=True)
+    run_as(other, ["mkdir", "-m", "700", planted], check=True)
+    try:
+        cid = new_id()
+        as_root = subprocess.run([runtime_of(images), "--user", images.user, "delete", cid],
+                                 capture_output=True, text=True, env={"HOME": "/root"})
+        assert as_root.returncode == 0, as_root.stderr
+        assert os.path.isdir(mine), "root removed a directory by its name in /tmp"
+        spool = slurm_rewrite(bundle, images, args=["true"])
+        r = run_as(images.user, [runtime_of(images), "run", "--bundle", spool, cid], env={"HOME": "/root"})
+        assert r.returncode == 0, r.stderr
+        assert not os.path.exists(mine), "the user's empty fallback went with the next run"
+        assert os.path.isdir(planted), "another user's directory was removed"
+    finally:
+        shutil.rmtree(mine, ignore_errors=True)
+        shutil.rmtree(planted, ignore_errors=True)
 
 
 def test_delete_force_kills_a_running_container(images, bundle):
