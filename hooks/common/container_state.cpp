@@ -43,6 +43,7 @@ void readBundleConfig(ContainerState& state) {
     const auto& user = process.value("user", json::object());
     state.uid = user.value("uid", 0u);
     state.gid = user.value("gid", 0u);
+    state.additionalGids = user.value("additionalGids", std::vector<gid_t>{});
     if (state.annotations.empty()) {
         state.annotations = annotationsOf(config);
     }

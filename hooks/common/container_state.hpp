@@ -25,6 +25,7 @@ struct ContainerState {
     std::vector<std::string> args;                   // process.args
     uid_t uid = 0;                                   // process.user: what a hook creates
     gid_t gid = 0;                                   // outside the container's own mounts is theirs
+    std::vector<gid_t> additionalGids;               // process.user.additionalGids
 };
 
 // Parses the state JSON and reads <bundle>/config.json; throws sarus::Error.

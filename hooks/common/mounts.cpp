@@ -3,6 +3,7 @@
 #include "container_state.hpp"
 #include "common/error.hpp"
 #include "hook_log.hpp"
+#include "namespaces.hpp"
 #include "common/file_descriptor.hpp"
 #include "runtime/mount_tree.hpp"
 #include "runtime/root_directory.hpp"
@@ -33,9 +34,28 @@ bool isDirectory(int fd) {
     return ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+// A source the site names (a library of MPI_LIBS, a --mount of the hook) is
+// resolved with the permissions of the container's user: whoever may change
+// a directory on its way can point it anywhere, and root would then bind
+// what is below a directory that user cannot enter.
+sarus::FileDescriptor cloneSourceAsContainerUser(const ContainerState& state, const std::string& source) {
+    if (!isHostRoot() || state.uid == 0) {
+        return sarus::cloneMountTree(AT_FDCWD, source, source);
+    }
+    std::vector<gid_t> groups{state.gid};
+    groups.insert(groups.end(), state.additionalGids.begin(), state.additionalGids.end());
+    sarus::ActingAsCaller asUser({{0, 0}, {state.uid, state.gid}, groups});
+    try {
+        return sarus::cloneMountTree(AT_FDCWD, source, source);
+    } catch (const sarus::Error& e) {
+        throw sarus::Error(std::string(e.what()) + " (as the container's user, uid " + std::to_string(state.uid) +
+                           ": a hook binds only what that user may reach)");
+    }
+}
+
 std::string bindOnto(const ContainerState& state, const std::string& source, const std::string& destination,
                      std::uint64_t attributes) {
-    auto tree = sarus::cloneMountTree(AT_FDCWD, source, source);
+    auto tree = cloneSourceAsContainerUser(state, source);
     auto root = openContainerRootfs(state);
     auto target = root.ensureMountPoint(destination, isDirectory(tree.get()), creationPolicy(state));
     auto inRoot = root.containerPathOf(target.get());

@@ -656,6 +656,38 @@ def test_a_hooks_ldconfig_of_the_users_is_refused(suid, marker):
         assert f'Path "{evil}" must be owned by root' in r.stderr and "LDCONFIG_PATH" in r.stderr, r.stderr
 
 
+def test_a_hooks_mount_source_is_resolved_as_the_containers_user(suid):
+    """The hooks' own mounts (the mount hook's --mount, MPI_LIBS, GLIBC_LIBS)
+    are not put through the security checks: a site's MPI may belong to a
+    service account. Whoever may change a directory on a source's way can
+    point it anywhere, so root resolves it as the container's user: a
+    directory below one that user cannot enter is not bound."""
+    hidden = f"/var/tmp/sarus-hidden-{uuid.uuid4().hex[:8]}"
+    os.makedirs(os.path.join(hidden, "public"))
+    os.chmod(hidden, 0o700)
+    os.chmod(os.path.join(hidden, "public"), 0o755)
+    with open(os.path.join(hidden, "public", "secret"), "w") as f:
+        f.write("314159\n")
+    os.chmod(os.path.join(hidden, "public", "secret"), 0o644)
+    try:
+        assert run_as(suid.user, ["cat", os.path.join(hidden, "public", "secret")]).returncode != 0
+        user_dir(suid, "mpi")
+        source = user_symlink(suid, os.path.join(hidden, "public"), "mpi/lib")
+        for sarus in private_hooks_dir(suid, "hooksource"):
+            hook_json(sarus, "mount.json", {"path": os.path.join(sarus.prefix, "bin", "mount_hook"),
+                                            "args": ["mount_hook", f"--mount=type=bind,src={source},dst=/site"]})
+            r = sarus("run", BUSYBOX, "cat", "/site/secret")
+            assert "314159" not in r.stdout, "the user chose what root bound into the container"
+            assert r.returncode != 0, r.stderr
+            assert "as the container's user" in r.stderr and "Permission denied" in r.stderr, r.stderr
+            # what the user may reach is bound as before
+            run_as(suid.user, ["ln", "-sfn", "/etc", source], check=True)
+            r = sarus("run", BUSYBOX, "cat", "/site/hostname")
+            assert r.returncode == 0 and r.stdout == open("/etc/hostname").read(), r.stderr
+    finally:
+        shutil.rmtree(hidden)
+
+
 def test_a_timestamp_log_file_in_a_users_directory_is_refused(suid):
     """The timestamp hook appends to its log file as root: in a directory of
     a user's, a symlink there would have root create or append to any file."""

@@ -60,40 +60,6 @@ std::string lastComponent(const std::string& path) {
     return parts.empty() ? "" : parts.back();
 }
 
-// File-system ids (and groups) of the caller for the scope's lifetime: the
-// kernel then checks the caller's permissions, and what is created belongs
-// to the caller. Effective ids, and so the right to switch back, stay.
-class ActingAsCaller {
-public:
-    explicit ActingAsCaller(const CreationPolicy& policy) {
-        if (policy.callerGroups) {
-            savedGroups_.resize(static_cast<std::size_t>(::getgroups(0, nullptr)));
-            ::getgroups(static_cast<int>(savedGroups_.size()), savedGroups_.data());
-            if (::setgroups(policy.callerGroups->size(), policy.callerGroups->data()) != 0) {
-                throw systemError("cannot take the caller's groups", errno);
-            }
-            restoreGroups_ = true;
-        }
-        savedGid_ = static_cast<gid_t>(::setfsgid(policy.caller.gid));
-        savedUid_ = static_cast<uid_t>(::setfsuid(policy.caller.uid));
-    }
-    ~ActingAsCaller() {
-        ::setfsuid(savedUid_);
-        ::setfsgid(savedGid_);
-        if (restoreGroups_) {
-            ::setgroups(savedGroups_.size(), savedGroups_.data());
-        }
-    }
-    ActingAsCaller(const ActingAsCaller&) = delete;
-    ActingAsCaller& operator=(const ActingAsCaller&) = delete;
-
-private:
-    uid_t savedUid_ = 0;
-    gid_t savedGid_ = 0;
-    std::vector<gid_t> savedGroups_;
-    bool restoreGroups_ = false;
-};
-
 void giveTo(int fd, const Owner& owner, const std::string& what) {
     if (::fchownat(fd, "", owner.uid, owner.gid, AT_EMPTY_PATH) != 0) {
         throw systemError("cannot set the owner of " + what + " in the container", errno);
@@ -101,6 +67,27 @@ void giveTo(int fd, const Owner& owner, const std::string& what) {
 }
 
 }  // namespace
+
+ActingAsCaller::ActingAsCaller(const CreationPolicy& policy) {
+    if (policy.callerGroups) {
+        savedGroups_.resize(static_cast<std::size_t>(::getgroups(0, nullptr)));
+        ::getgroups(static_cast<int>(savedGroups_.size()), savedGroups_.data());
+        if (::setgroups(policy.callerGroups->size(), policy.callerGroups->data()) != 0) {
+            throw systemError("cannot take the caller's groups", errno);
+        }
+        restoreGroups_ = true;
+    }
+    savedGid_ = static_cast<gid_t>(::setfsgid(policy.caller.gid));
+    savedUid_ = static_cast<uid_t>(::setfsuid(policy.caller.uid));
+}
+
+ActingAsCaller::~ActingAsCaller() {
+    ::setfsuid(savedUid_);
+    ::setfsgid(savedGid_);
+    if (restoreGroups_) {
+        ::setgroups(savedGroups_.size(), savedGroups_.data());
+    }
+}
 
 std::vector<std::string> pathComponents(const std::string& path) {
     std::vector<std::string> parts;

@@ -35,6 +35,25 @@ struct CreationPolicy {
     std::optional<std::vector<gid_t>> callerGroups;
 };
 
+// File-system ids (and groups) of the caller for the scope's lifetime: the
+// kernel then checks the caller's permissions, and what is created belongs
+// to the caller. Effective ids, and so the right to switch back, stay.
+// Changes the calling thread's ids and the process's groups: for
+// single-threaded root code.
+class ActingAsCaller {
+public:
+    explicit ActingAsCaller(const CreationPolicy& policy);
+    ~ActingAsCaller();
+    ActingAsCaller(const ActingAsCaller&) = delete;
+    ActingAsCaller& operator=(const ActingAsCaller&) = delete;
+
+private:
+    uid_t savedUid_ = 0;
+    gid_t savedGid_ = 0;
+    std::vector<gid_t> savedGroups_;
+    bool restoreGroups_ = false;
+};
+
 class RootDirectory {
 public:
     explicit RootDirectory(const std::filesystem::path& path);
