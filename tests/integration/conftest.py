@@ -486,10 +486,11 @@ def slurm_cluster():
             cluster.stop()
 
 
-def busybox_with_layer(test_images, out_path, entries):
+def busybox_with_layer(test_images, out_path, entries, labels=None):
     """busybox.docker.tar with one more layer holding entries (TarInfo
-    without data: nodes, symlinks, directories), written to out_path as
-    a docker-archive the test users can read; tagged sarus-tests/extra."""
+    without data: nodes, symlinks, directories), and labels (a dict) when
+    given, written to out_path as a docker-archive the test users can read;
+    tagged sarus-tests/extra."""
     import hashlib
     import io
     import tarfile
@@ -503,6 +504,8 @@ def busybox_with_layer(test_images, out_path, entries):
             tar.addfile(entry)
     layer = layer.getvalue()
     config["rootfs"]["diff_ids"].append("sha256:" + hashlib.sha256(layer).hexdigest())
+    if labels is not None:
+        config.setdefault("config", {})["Labels"] = labels
     members["extra-layer/layer.tar"] = layer
     members["extra.json"] = json.dumps(config).encode()
     manifest[0].update(Config="extra.json", RepoTags=["sarus-tests/extra:latest"])

@@ -239,6 +239,33 @@ def test_the_hooks_directory_as_an_image_symlink_is_refused(ssh, test_images):
         os.remove(archive)
 
 
+def test_image_labels_cannot_switch_the_ssh_hook_on(ssh, test_images):
+    """Attack by an image's author: labels that switch the SSH hook on and
+    name the user's host files as the key to authorize (copied into the
+    container, where the image's program reads it) and as the daemon's
+    pidfile (truncated). Labels reach no hook switch and no SSH key."""
+    ssh.ok("ssh-keygen")
+    private = os.path.join(ssh.workdir, f"id-{uuid.uuid4().hex[:8]}")
+    victim = os.path.join(ssh.workdir, f"bashrc-{uuid.uuid4().hex[:8]}")
+    run_as(ssh.user, ["sh", "-c", f"echo ssh-ed25519 PRIVATE-KEY-MATERIAL > {private}; echo precious > {victim}"],
+           check=True)
+    labels = {"com.hooks.ssh.enabled": "true", "com.hooks.slurm-global-sync.enabled": "true",
+              "com.hooks.ssh.authorize_ssh_key": private, "com.hooks.ssh.pidfile_host": victim}
+    archive = f"/var/tmp/sarus-sshlabels-{uuid.uuid4().hex[:8]}.tar"
+    try:
+        busybox_with_layer(test_images, archive, [], labels=labels)
+        ssh.ok("load", archive, "sshlabels")
+        r = in_netns(ssh, "--verbose", "run", "load/library/sshlabels", "sh", "-c",
+                     "cat ~/.ssh/authorized_keys 2>/dev/null; echo done")
+        assert r.returncode == 0, r.stderr
+        assert "PRIVATE-KEY-MATERIAL" not in r.stdout, "the image read a file of the user's host"
+        assert open(victim).read() == "precious\n", "the image had the hook truncate a file of the user's"
+        assert "image label 'com.hooks.ssh.enabled' ignored" in r.stderr, r.stderr
+        assert dropbear_processes(ssh.user) == []
+    finally:
+        os.remove(archive)
+
+
 def test_keygen_refuses_a_directory_made_first_by_another_user(ssh):
     """In a shared scratch base, another user who makes <base>/<user> first
     would choose the keys the user's containers trust."""

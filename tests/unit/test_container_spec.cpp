@@ -354,9 +354,26 @@ TEST(BuildAnnotations, SshEnablesSshAndSlurmGlobalSync) {
                                                   {"com.hooks.slurm-global-sync.enabled", "true"}}));
 }
 
+TEST(BuildAnnotations, ImageLabelsSwitchNoHookOnAndSetNoSshOrSyncKey) {
+    sarus::ImageMetadata meta;
+    meta.labels = {{"com.hooks.ssh.enabled", "true"},
+                   {"com.hooks.ssh.authorize_ssh_key", "/home/u/.ssh/id_ed25519"},
+                   {"com.hooks.ssh.pidfile_host", "/home/u/.bashrc"},
+                   {"com.hooks.slurm-global-sync.enabled", "true"},
+                   {"com.hooks.mpi.enabled", "true"},
+                   {"com.hooks.site.enabled", "true"},
+                   {"com.hooks.mpi.type", "mpich"},
+                   {"com.hooks.test.label", "kept"},
+                   {"org.example.enabled", "true"}};
+    EXPECT_EQ(sarus::buildAnnotations(meta, {}, ""),
+              (std::map<std::string, std::string>{{"com.hooks.mpi.type", "mpich"},
+                                                  {"com.hooks.test.label", "kept"},
+                                                  {"org.example.enabled", "true"}}));
+}
+
 TEST(BuildAnnotations, EngineAnnotationsOverrideImageLabels) {
     sarus::ImageMetadata meta;
-    meta.labels = {{"com.hooks.mpi.enabled", "false"}, {"com.hooks.mpi.type", "label"}};
+    meta.labels = {{"com.hooks.mpi.type", "label"}};
     sarus::RunOptions options;
     options.mpi = true;
     auto annotations = sarus::buildAnnotations(meta, options, "mpich");

@@ -234,10 +234,27 @@ std::string buildWorkingDirectory(const ImageMetadata& image, const RunOptions& 
     return "/";
 }
 
+bool imageLabelMaySetAnnotation(const std::string& key) {
+    auto startsWith = [&](const char* prefix) { return key.rfind(prefix, 0) == 0; };
+    if (!startsWith("com.hooks.")) {
+        return true;
+    }
+    bool switchesOn = key.size() > 8 && key.compare(key.size() - 8, 8, ".enabled") == 0;
+    return !switchesOn && !startsWith("com.hooks.ssh.") && !startsWith("com.hooks.slurm-global-sync.");
+}
+
 std::map<std::string, std::string> buildAnnotations(const ImageMetadata& image,
                                                     const RunOptions& options,
                                                     const std::string& defaultMpiType) {
-    std::map<std::string, std::string> annotations = image.labels;
+    std::map<std::string, std::string> annotations;
+    for (const auto& [key, value] : image.labels) {
+        if (imageLabelMaySetAnnotation(key)) {
+            annotations[key] = value;
+        } else {
+            log::verbose("image label '" + key + "' ignored: only the user switches hooks on and sets the SSH and "
+                      "Slurm sync hooks (--mpi, --glibc, --ssh, --annotation)");
+        }
+    }
     if (options.mpi || !options.mpiType.empty()) {
         annotations["com.hooks.mpi.enabled"] = "true";
         annotations["com.hooks.glibc.enabled"] = "true";

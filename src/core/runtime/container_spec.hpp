@@ -62,7 +62,13 @@ std::string buildWorkingDirectory(const ImageMetadata& image, const RunOptions& 
 // in the container, is at or below /proc or /sys.
 void checkWorkingDirectoryOutsideProcAndSys(const std::string& resolved, const std::string& what);
 
-// Image labels < engine annotations (--mpi, --glibc, --ssh) < --annotation.
+// Whether an image label may become an annotation. Labels are the image
+// author's, who must not switch a hook on (com.hooks.*.enabled) nor set the
+// SSH and Slurm sync hooks, which act with the user's host files and keys.
+bool imageLabelMaySetAnnotation(const std::string& key);
+
+// Image labels (those allowed) < engine annotations (--mpi, --glibc, --ssh)
+// < --annotation.
 std::map<std::string, std::string> buildAnnotations(const ImageMetadata& image,
                                                     const RunOptions& options,
                                                     const std::string& defaultMpiType);
