@@ -53,14 +53,15 @@ sarus::FileDescriptor cloneSourceAsContainerUser(const ContainerState& state, co
     }
 }
 
-std::string bindOnto(const ContainerState& state, const std::string& source, const std::string& destination,
-                     std::uint64_t attributes) {
-    auto tree = cloneSourceAsContainerUser(state, source);
+// Attaches the cloned source onto destination in the rootfs; returns the
+// destination's path there.
+std::string attachOnto(const ContainerState& state, int tree, const std::string& source,
+                       const std::string& destination, std::uint64_t attributes) {
     auto root = openContainerRootfs(state);
-    auto target = root.ensureMountPoint(destination, isDirectory(tree.get()), creationPolicy(state));
+    auto target = root.ensureMountPoint(destination, isDirectory(tree), creationPolicy(state));
     auto inRoot = root.containerPathOf(target.get());
-    sarus::setMountTreeAttributes(tree.get(), MOUNT_ATTR_NOSUID | attributes, source);
-    sarus::attachMountTree(tree.get(), target.get(), source + " onto " + inRoot);
+    sarus::setMountTreeAttributes(tree, MOUNT_ATTR_NOSUID | attributes, source);
+    sarus::attachMountTree(tree, target.get(), source + " onto " + inRoot);
     return inRoot;
 }
 
@@ -98,7 +99,9 @@ sarus::RootDirectory openContainerRootfs(const ContainerState& state) {
 
 void bindMount(const ContainerState& state, const sarus::BindMount& mount) {
     // Not nodev: the administrator's mounts may hold device nodes (/dev/infiniband).
-    auto inRoot = bindOnto(state, mount.source, mount.destination, mount.readonly ? MOUNT_ATTR_RDONLY : 0);
+    auto tree = cloneSourceAsContainerUser(state, mount.source);
+    auto inRoot =
+        attachOnto(state, tree.get(), mount.source, mount.destination, mount.readonly ? MOUNT_ATTR_RDONLY : 0);
     log::info("bind mounted " + mount.source + " at " + inRoot + (mount.readonly ? " (read-only)" : ""));
 }
 
@@ -135,8 +138,10 @@ bool whitelistDevice(pid_t pid, char type, unsigned major, unsigned minor, const
 }
 
 void deviceMount(const ContainerState& state, const sarus::DeviceMount& device, bool rootless) {
-    auto node = sarus::statDeviceNode(device.source);
-    auto inRoot = bindOnto(state, device.source, device.destination, 0);
+    // The node whitelisted is the one bound, not another found by the same path.
+    auto tree = cloneSourceAsContainerUser(state, device.source);
+    auto node = sarus::deviceNodeOf(tree.get(), device.source);
+    auto inRoot = attachOnto(state, tree.get(), device.source, device.destination, 0);
     log::info("device " + device.source + " mounted at " + inRoot);
     if (rootless) {
         log::info("rootless: device " + device.source + " not whitelisted in the devices cgroup");

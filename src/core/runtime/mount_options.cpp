@@ -234,10 +234,9 @@ FileDescriptor openMountSource(const BindMount& mount) {
     return source;
 }
 
-DeviceNode statDeviceNode(const std::string& path) {
-    FileDescriptor node(::open(path.c_str(), O_PATH | O_CLOEXEC));
+DeviceNode deviceNodeOf(int fd, const std::string& path) {
     struct stat st {};
-    if (node.get() < 0 || ::fstat(node.get(), &st) != 0) {
+    if (::fstat(fd, &st) != 0) {
         throw systemError("Failed to check if file \"" + path + "\" is a device file. Stat failed", errno);
     }
     if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
@@ -247,7 +246,7 @@ DeviceNode statDeviceNode(const std::string& path) {
     // nothing on the host, whatever its mode says; recreating it for the
     // container would hand out a device the caller cannot use.
     struct statvfs fs {};
-    if (::fstatvfs(node.get(), &fs) != 0) {
+    if (::fstatvfs(fd, &fs) != 0) {
         throw systemError("Failed to check the filesystem of device file \"" + path + "\"", errno);
     }
     if (fs.f_flag & ST_NODEV) {
@@ -255,6 +254,14 @@ DeviceNode statDeviceNode(const std::string& path) {
     }
     return {S_ISBLK(st.st_mode) ? 'b' : 'c', major(st.st_rdev), minor(st.st_rdev), st.st_mode & 07777, st.st_uid,
             st.st_gid};
+}
+
+DeviceNode statDeviceNode(const std::string& path) {
+    FileDescriptor node(::open(path.c_str(), O_PATH | O_CLOEXEC));
+    if (node.get() < 0) {
+        throw systemError("Failed to check if file \"" + path + "\" is a device file. Stat failed", errno);
+    }
+    return deviceNodeOf(node.get(), path);
 }
 
 DeviceNode statDeviceNode(const DeviceMount& device) {

@@ -69,6 +69,8 @@ FileDescriptor openMountSource(const BindMount& mount);
 DeviceNode statDeviceNode(const std::string& path);
 // The same, its error naming the --device request as Sarus does.
 DeviceNode statDeviceNode(const DeviceMount& device);
+// The same for a node already opened (O_PATH, or a cloned mount of it).
+DeviceNode deviceNodeOf(int fd, const std::string& path);
 
 // Collapses "//", "." and ".." of an absolute path without touching the
 // filesystem; ".." never goes above "/".
