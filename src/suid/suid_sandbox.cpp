@@ -160,13 +160,16 @@ int runSuidSandbox(SandboxPlan& plan, const ContainerCgroups& cgroups, int paren
     } else {
         options.cgroupsPath = "sarus";
     }
-    // The working directory belongs to the caller. Where it lies on a mount
-    // the caller can change, the runtime (root) does not go there by name:
-    // sarus-workdir enters it as the caller.
+    // The working directory belongs to the caller, who can change the path
+    // to it: on a bind-mounted host directory, and even on the container's
+    // own root through /proc/PID/root of the caller's processes that run in
+    // the container's mount namespace before it starts (the SSH daemon, a
+    // hook's readelf). The runtime (root) only enters "/" by name;
+    // sarus-workdir enters the rest as the caller.
     auto workdir = root.ensureDirectory(spec.cwd, {caller, caller, plan.callerGroups});
     checkWorkingDirectoryOutsideProcAndSys(root.containerPathOf(workdir.get()),
                                            "working directory '" + spec.cwd + "'");
-    if (!root.staysOnRootMount(spec.cwd)) {
+    if (spec.cwd != "/") {
         mounts.attachFile(workdirHelper.get(), workdirHelperDestination);
         options.workdirHelper = workdirHelperDestination;
         log::debug("working directory " + spec.cwd + " is entered by " + workdirHelperDestination);

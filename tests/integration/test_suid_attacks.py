@@ -688,6 +688,45 @@ def test_a_hooks_mount_source_is_resolved_as_the_containers_user(suid):
         shutil.rmtree(hidden)
 
 
+# A createRuntime hook standing in for what the caller can do through
+# /proc/PID/root of a process of theirs that runs in the container's mount
+# namespace before the container starts (the SSH hook's daemon, a hook's
+# readelf): as root it makes a directory only root may enter, then, as the
+# caller, it replaces the working directory with a symlink to it.
+SWAP_WORKDIR_HOOK = r"""
+import json, os, sys
+uid, gid = int(sys.argv[1]), int(sys.argv[2])
+bundle = json.load(sys.stdin)["bundle"]
+with open(os.path.join(bundle, "config.json")) as f:
+    root = json.load(f)["root"]["path"]
+work = os.open(os.path.join(bundle, root, "work"), os.O_RDONLY | os.O_DIRECTORY)
+os.mkdir("secret", 0o700, dir_fd=work)
+os.setgid(gid)
+os.setuid(uid)
+os.rename("d", "d.old", src_dir_fd=work, dst_dir_fd=work)
+os.symlink("/work/secret", "d", dir_fd=work)
+"""
+
+
+def test_the_runtime_never_enters_the_working_directory_by_name(suid):
+    """The working directory is the caller's to change until the container
+    starts, also on the container's own root: root (the runtime) must not
+    enter it by name, or the container starts in a directory its user
+    cannot enter."""
+    pw = pwd.getpwnam(suid.user)
+    for sarus in private_hooks_dir(suid, "swapworkdir"):
+        hook = os.path.join(sarus.hooks_dir, "swap.py")
+        with open(hook, "w") as f:
+            f.write(SWAP_WORKDIR_HOOK)
+        os.chmod(hook, 0o644)
+        hook_json(sarus, "swap.json", {"path": "/usr/bin/python3",
+                                       "args": ["python3", hook, str(pw.pw_uid), str(pw.pw_gid)]})
+        r = sarus("run", "-w", "/work/d", BUSYBOX, "pwd", "-P")
+        assert "/work/secret" not in r.stdout, "root entered the directory the caller chose"
+        assert r.returncode == 127, r.stderr
+        assert "sarus: cannot enter the working directory /work/d: Permission denied" in r.stderr, r.stderr
+
+
 def test_a_timestamp_log_file_in_a_users_directory_is_refused(suid):
     """The timestamp hook appends to its log file as root: in a directory of
     a user's, a symlink there would have root create or append to any file."""

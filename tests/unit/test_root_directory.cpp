@@ -105,13 +105,6 @@ TEST_F(RootDirectoryTest, SymlinkIsCreatedOnceAndAnExistingEntryWins) {
     EXPECT_EQ(fs::read_symlink(rootPath / "lib" / "liby.so.1"), "liby.so.1.2");
 }
 
-TEST_F(RootDirectoryTest, StaysOnRootMountForPlainDirectories) {
-    fs::create_directories(rootPath / "work");
-    sarus::RootDirectory root(rootPath);
-    EXPECT_TRUE(root.staysOnRootMount("/work"));
-    EXPECT_TRUE(root.staysOnRootMount("/"));
-}
-
 TEST(PathComponents, DropsEmptyAndDotButKeepsDotDot) {
     EXPECT_EQ(sarus::pathComponents("//a/./b/../c/"), (std::vector<std::string>{"a", "b", "..", "c"}));
     EXPECT_TRUE(sarus::pathComponents("/").empty());

@@ -23,10 +23,10 @@ namespace {
 
 constexpr std::size_t maxReadSize = 64 << 20;
 
-int openat2InRoot(int rootFd, const std::string& relative, int flags, std::uint64_t extraResolve = 0) {
+int openat2InRoot(int rootFd, const std::string& relative, int flags) {
     struct open_how how {};
     how.flags = static_cast<std::uint64_t>(flags | O_CLOEXEC);
-    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | extraResolve;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
     // EAGAIN: a rename somewhere in the filesystem raced with a ".." step;
     // the kernel refuses rather than risk an escape. Another try is safe.
     for (int attempt = 0;; ++attempt) {
@@ -140,11 +140,6 @@ bool RootDirectory::onRootMount(int fd) const {
 }
 
 void RootDirectory::declareOwnMount(int fd) { ownMounts_.push_back(mountIdOf(fd)); }
-
-bool RootDirectory::staysOnRootMount(const std::string& containerPath) const {
-    FileDescriptor fd(openat2InRoot(fd_.get(), relativeOf(containerPath), O_PATH, RESOLVE_NO_XDEV));
-    return fd.get() >= 0;
-}
 
 std::string RootDirectory::containerPathOf(int fd) const {
     char target[PATH_MAX + 1];

@@ -94,8 +94,6 @@ public:
     // attached in it and declared its own (not on a host directory).
     bool onRootMount(int fd) const;
     void declareOwnMount(int fd);
-    // Whether containerPath resolves without leaving the root's own mount.
-    bool staysOnRootMount(const std::string& containerPath) const;
 
 private:
     enum class Missing { fail, directory, file };
