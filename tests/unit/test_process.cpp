@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,3 +40,24 @@ TEST(ProcessStatus, NothingForAProcessThatIsGone) {
 }
 
 }  // namespace
+
+TEST(CloseDescriptorsExcept, ClosesEveryOtherDescriptorAboveStderr) {
+    int a = ::open("/dev/null", O_RDONLY);
+    int b = ::open("/dev/null", O_RDONLY);
+    int c = ::open("/dev/null", O_RDONLY);
+    int high = ::fcntl(a, F_DUPFD, 900);
+    ASSERT_GE(high, 900);
+    pid_t child = ::fork();
+    if (child == 0) {
+        sarus::closeDescriptorsExcept({b, high, b, 1});
+        bool open = ::fcntl(b, F_GETFD) >= 0 && ::fcntl(high, F_GETFD) >= 0 && ::fcntl(2, F_GETFD) >= 0;
+        bool closed = ::fcntl(a, F_GETFD) < 0 && ::fcntl(c, F_GETFD) < 0 && ::fcntl(high - 1, F_GETFD) < 0;
+        ::_exit(open && closed ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    for (int fd : {a, b, c, high}) {
+        ::close(fd);
+    }
+}

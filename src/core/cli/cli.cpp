@@ -398,6 +398,10 @@ int runCommand(const std::string& name, const std::vector<std::string>& args, Pa
 }  // namespace
 
 int runCli(int argc, char** argv) {
+    if (argc < 1) {
+        std::fputs("sarus: started without a program name (argv[0])\n", stderr);
+        return 1;
+    }
     suid::Privileges::initialize();
     // An ignored SIGCHLD survives exec: under a parent that ignores it
     // (some daemons and launchers do), children would be reaped by the

@@ -9,13 +9,13 @@
 #include <cstdio>
 #include <cstring>
 #include <cstdlib>
-#include <dirent.h>
 #include <fstream>
 #include <iterator>
 #include <sstream>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -69,25 +69,38 @@ void makePipe(int fds[2]) {
     }
 }
 
+// Every descriptor >= 3 not kept is closed, whatever fails: this is what
+// keeps the caller's descriptors from root and root's from the container.
 void closeDescriptorsExcept(const std::vector<int>& keep) {
-    DIR* dir = ::opendir("/proc/self/fd");
-    if (dir == nullptr) {
+    std::vector<int> kept;
+    for (int fd : keep) {
+        if (fd >= 3) {
+            kept.push_back(fd);
+        }
+    }
+    std::sort(kept.begin(), kept.end());
+    kept.erase(std::unique(kept.begin(), kept.end()), kept.end());
+    unsigned first = 3;
+    bool closed = true;
+    for (int fd : kept) {
+        if (static_cast<unsigned>(fd) > first) {
+            closed = closed && ::close_range(first, static_cast<unsigned>(fd) - 1, 0) == 0;
+        }
+        first = static_cast<unsigned>(fd) + 1;
+    }
+    closed = closed && ::close_range(first, ~0U, 0) == 0;
+    if (closed) {
         return;
     }
-    std::vector<int> toClose;
-    int dirFd = ::dirfd(dir);
-    while (auto* entry = ::readdir(dir)) {
-        int fd = std::atoi(entry->d_name);
-        if (entry->d_name[0] == '.' || fd < 3 || fd == dirFd) {
-            continue;
+    // Without close_range (a kernel before 5.9): each possible descriptor.
+    struct rlimit limit {};
+    long last = ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                    ? static_cast<long>(limit.rlim_cur)
+                    : 1L << 20;
+    for (long fd = 3; fd < last; ++fd) {
+        if (!std::binary_search(kept.begin(), kept.end(), static_cast<int>(fd))) {
+            ::close(static_cast<int>(fd));
         }
-        if (std::find(keep.begin(), keep.end(), fd) == keep.end()) {
-            toClose.push_back(fd);
-        }
-    }
-    ::closedir(dir);
-    for (int fd : toClose) {
-        ::close(fd);
     }
 }
 
