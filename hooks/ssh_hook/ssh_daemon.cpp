@@ -203,6 +203,9 @@ private:
         root_.ensureDirectory(parentOf(home_), rootPolicy_);
         auto sshPath = home_ + "/.ssh";
         auto existing = root_.ensureDirectory(sshPath, userPolicy_);
+        // An image's ~/.ssh may lead anywhere in the container, such as onto
+        // /proc, which a tmpfs of the user's would then cover for the runtime.
+        sarus::checkNotRuntimeMountPoint(root_.containerPathOf(existing.get()), sshPath);
         if (!settings_.overlayHomeSsh) {
             log::info("OVERLAY_MOUNT_HOME_SSH=false: writing the keys into the container's " + sshPath);
             return existing;

@@ -25,20 +25,6 @@ bool isDirectory(int fd) {
 
 }  // namespace
 
-void checkNotRuntimeMountPoint(const std::string& resolved, const std::string& what) {
-    for (const char* exact : {"/", "/dev", "/proc", "/sys"}) {
-        if (resolved == exact) {
-            throw Error(what + " resolves to " + resolved + " in the container, which the runtime provides");
-        }
-    }
-    for (const char* directory : {"/proc", "/sys", "/dev/pts"}) {
-        if (isSameOrBelow(resolved, directory)) {
-            throw Error(what + " resolves to " + resolved + " in the container: the runtime mounts " +
-                        directory + " over it");
-        }
-    }
-}
-
 ContainerMounts::ContainerMounts(RootDirectory& root, const CreationPolicy& policy,
                                  const std::filesystem::path& deviceStaging)
     : root_(root), policy_(policy), deviceStaging_(deviceStaging) {}
@@ -64,7 +50,10 @@ std::string ContainerMounts::attach(int tree, const BindMount& mount, const std:
     auto target = root_.ensureMountPoint(mount.destination, isDirectory(tree), policy_);
     auto resolved = root_.containerPathOf(target.get());
     if (rules != nullptr && !mount.launcher) {
-        checkUserMountDestination(resolved, *rules, mount.request);
+        checkUserMountDestination(resolved, *rules, mount.request, [&](const std::string& path) {
+            auto found = root_.openIfExists(path, O_PATH);
+            return found ? std::optional<std::string>(root_.containerPathOf(found->get())) : std::nullopt;
+        });
     }
     checkNotRuntimeMountPoint(resolved, what + " (destination " + mount.destination + ")");
     setMountTreeAttributes(tree, noSuidNoDev | (mount.readonly ? MOUNT_ATTR_RDONLY : 0), what);

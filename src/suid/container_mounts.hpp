@@ -46,8 +46,4 @@ private:
     int nodeCount_ = 0;
 };
 
-// Destinations the runtime mounts over (and /dev itself): a mount there
-// would be hidden, or would carry the runtime's own files.
-void checkNotRuntimeMountPoint(const std::string& resolvedDestination, const std::string& what);
-
 }  // namespace sarus::suid

@@ -266,6 +266,33 @@ def test_image_labels_cannot_switch_the_ssh_hook_on(ssh, test_images):
         os.remove(archive)
 
 
+def test_a_home_ssh_leading_onto_proc_is_refused(ssh, test_images):
+    """An image whose ~/.ssh is a symlink to /proc would have the hook cover
+    the container's /proc with a tmpfs of the user's, where the runtime
+    writes as root."""
+    ssh.ok("ssh-keygen")
+    home = pwd.getpwnam(ssh.user).pw_dir.lstrip("/")
+    entries = []
+    parts = home.split("/")
+    for i in range(1, len(parts) + 1):
+        directory = tarfile.TarInfo("/".join(parts[:i]))
+        directory.type, directory.mode = tarfile.DIRTYPE, 0o755
+        entries.append(directory)
+    link = tarfile.TarInfo(home + "/.ssh")
+    link.type, link.linkname = tarfile.SYMTYPE, "/proc"
+    entries.append(link)
+    archive = f"/var/tmp/sarus-sshproc-{uuid.uuid4().hex[:8]}.tar"
+    try:
+        busybox_with_layer(test_images, archive, entries)
+        ssh.ok("load", archive, "sshproc")
+        r = in_netns(ssh, "run", "--ssh", "load/library/sshproc", "sh", "-c", "stat -f -c %T /proc")
+        assert r.returncode != 0 and "tmpfs" not in r.stdout, (r.stdout, r.stderr)
+        assert "resolves to /proc in the container, which the runtime provides" in r.stderr, r.stderr
+        assert dropbear_processes(ssh.user) == []
+    finally:
+        os.remove(archive)
+
+
 def test_keygen_refuses_a_directory_made_first_by_another_user(ssh):
     """In a shared scratch base, another user who makes <base>/<user> first
     would choose the keys the user's containers trust."""

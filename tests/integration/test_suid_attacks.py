@@ -727,6 +727,33 @@ def test_the_runtime_never_enters_the_working_directory_by_name(suid):
         assert "sarus: cannot enter the working directory /work/d: Permission denied" in r.stderr, r.stderr
 
 
+def test_user_mount_rules_hold_where_an_image_leads_etc(suid, test_images):
+    """userMounts refuses /etc; an image whose /etc is a symlink to /mnt/u
+    would let a --mount on /mnt/u replace the container's /etc (the passwd
+    and group files sarus writes, which the SSH hook reads as root)."""
+    mnt = tarfile.TarInfo("mnt")
+    mnt.type, mnt.mode = tarfile.DIRTYPE, 0o755
+    etc = tarfile.TarInfo("etc")
+    etc.type, etc.linkname = tarfile.SYMTYPE, "/mnt/u"
+    archive = f"/var/tmp/sarus-etclink-{uuid.uuid4().hex[:8]}.tar"
+    mine = user_dir(suid, "myetc")
+    user_file(suid, "myetc/passwd", "root::0:0:mine:/root:/bin/sh\n", 0o644)
+    try:
+        busybox_with_layer(test_images, archive, [mnt, etc])
+        suid.ok("load", archive, "etclink")
+        for destination, covered in (("/mnt/u", "/mnt/u"), ("/mnt", "/mnt")):
+            r = suid("run", "--mount", f"type=bind,src={mine},dst={destination}", "load/library/etclink",
+                     "cat", "/etc/passwd")
+            assert "mine" not in r.stdout, "the user replaced the container's /etc"
+            assert r.returncode != 0, r.stderr
+            assert (f"'/etc' leads to /mnt/u in this image, and destination {covered} would mount over it there"
+                    in r.stderr), r.stderr
+        r = suid("run", "load/library/etclink", "cat", "/etc/passwd")
+        assert r.returncode == 0 and "mine" not in r.stdout, r.stderr
+    finally:
+        os.remove(archive)
+
+
 def test_a_timestamp_log_file_in_a_users_directory_is_refused(suid):
     """The timestamp hook appends to its log file as root: in a directory of
     a user's, a symlink there would have root create or append to any file."""

@@ -286,3 +286,31 @@ TEST(CheckUserMountDestination, RootPrefixBlocksEverything) {
     EXPECT_EQ(errorOf([&] { sarus::checkUserMountDestination("/data", rules, "r"); }),
               "Invalid mount request 'r': destination cannot be a subdirectory of '/'");
 }
+
+TEST(CheckUserMountDestination, WhereAnImageLeadsARefusedPathIsRefusedToo) {
+    sarus::UserMountRestrictions rules;
+    rules.notAllowedPrefixesOfPath = {"/etc"};
+    rules.notAllowedPaths = {"/opt"};
+    // the image's /etc -> /mnt/u and /opt -> /x/opt; everything else is itself
+    auto leadsTo = [](const std::string& path) -> std::optional<std::string> {
+        if (path == "/etc") {
+            return "/mnt/u";
+        }
+        if (path == "/opt") {
+            return "/x/opt";
+        }
+        return path;
+    };
+    EXPECT_EQ(errorOf([&] { sarus::checkUserMountDestination("/mnt/u", rules, "r", leadsTo); }),
+              "Invalid mount request 'r': '/etc' leads to /mnt/u in this image, and destination /mnt/u would "
+              "mount over it there");
+    EXPECT_THROW(sarus::checkUserMountDestination("/mnt/u/passwd", rules, "r", leadsTo), sarus::Error);
+    EXPECT_THROW(sarus::checkUserMountDestination("/mnt", rules, "r", leadsTo), sarus::Error);
+    EXPECT_THROW(sarus::checkUserMountDestination("/x/opt", rules, "r", leadsTo), sarus::Error);
+    EXPECT_THROW(sarus::checkUserMountDestination("/x", rules, "r", leadsTo), sarus::Error);
+    EXPECT_NO_THROW(sarus::checkUserMountDestination("/x/opt/app", rules, "r", leadsTo));
+    EXPECT_NO_THROW(sarus::checkUserMountDestination("/mnt/v", rules, "r", leadsTo));
+    EXPECT_NO_THROW(sarus::checkUserMountDestination("/data", rules, "r", [](const std::string&) {
+        return std::optional<std::string>();
+    }));
+}

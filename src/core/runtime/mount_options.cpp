@@ -278,8 +278,22 @@ bool isSameOrBelow(const std::string& path, const std::string& directory) {
     return directory == "/" || path == directory || path.rfind(directory + "/", 0) == 0;
 }
 
+void checkNotRuntimeMountPoint(const std::string& resolved, const std::string& what) {
+    for (const char* exact : {"/", "/dev", "/proc", "/sys"}) {
+        if (resolved == exact) {
+            throw Error(what + " resolves to " + resolved + " in the container, which the runtime provides");
+        }
+    }
+    for (const char* directory : {"/proc", "/sys", "/dev/pts"}) {
+        if (isSameOrBelow(resolved, directory)) {
+            throw Error(what + " resolves to " + resolved + " in the container: the runtime mounts " +
+                        directory + " over it");
+        }
+    }
+}
+
 void checkUserMountDestination(const std::string& destination, const UserMountRestrictions& rules,
-                               const std::string& request) {
+                               const std::string& request, const PathInRootResolver& leadsTo) {
     // Sarus checks the prefixes first; its prefix is a string's, this one a path's ("/etc2" is not below "/etc").
     for (const auto& raw : rules.notAllowedPrefixesOfPath) {
         auto prefix = normalizeAbsolutePath(raw);
@@ -291,6 +305,26 @@ void checkUserMountDestination(const std::string& destination, const UserMountRe
         if (destination == normalizeAbsolutePath(raw)) {
             throw badMount(request, "'" + normalizeAbsolutePath(raw) + "' is not allowed as mount destination");
         }
+    }
+    if (!leadsTo) {
+        return;
+    }
+    auto refuseWhereItLeads = [&](const std::string& refused, bool below) {
+        auto target = leadsTo(refused);
+        if (!target || *target == refused) {
+            return;
+        }
+        bool there = below ? isSameOrBelow(destination, *target) : destination == *target;
+        if (there || isSameOrBelow(*target, destination)) {
+            throw badMount(request, "'" + refused + "' leads to " + *target + " in this image, and destination " +
+                                        destination + " would mount over it there");
+        }
+    };
+    for (const auto& raw : rules.notAllowedPrefixesOfPath) {
+        refuseWhereItLeads(normalizeAbsolutePath(raw), true);
+    }
+    for (const auto& raw : rules.notAllowedPaths) {
+        refuseWhereItLeads(normalizeAbsolutePath(raw), false);
     }
 }
 

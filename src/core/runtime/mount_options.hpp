@@ -5,6 +5,7 @@
 
 #include "common/file_descriptor.hpp"
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <sys/types.h>
@@ -53,10 +54,16 @@ struct UserMountRestrictions {
     std::vector<std::string> notAllowedPaths;
 };
 
+// Where an absolute path leads in the container's root filesystem,
+// nullopt where nothing is.
+using PathInRootResolver = std::function<std::optional<std::string>(const std::string&)>;
+
 // Throws if destination (already normalised) is refused by the admin's
-// userMounts restrictions, in Sarus's words about the request.
+// userMounts restrictions, in Sarus's words about the request. With
+// leadsTo, also where an image's symlink takes a refused path (/etc ->
+// /mnt/etc): the destination may neither be there nor cover it.
 void checkUserMountDestination(const std::string& destination, const UserMountRestrictions& rules,
-                               const std::string& request);
+                               const std::string& request, const PathInRootResolver& leadsTo = {});
 
 // Opens mount.source (O_PATH) and throws unless the caller (this process's
 // ids) can read that object; call it with the caller's ids, before anything
@@ -78,5 +85,10 @@ std::string normalizeAbsolutePath(const std::string& path);
 
 // Whether the normalized absolute path is directory itself or below it.
 bool isSameOrBelow(const std::string& path, const std::string& directory);
+
+// Destinations the runtime mounts over (and /dev itself): a mount there
+// would be hidden, or would carry the runtime's own files (where the runtime
+// writes as root). Takes the destination as resolved in the rootfs.
+void checkNotRuntimeMountPoint(const std::string& resolvedDestination, const std::string& what);
 
 }  // namespace sarus
