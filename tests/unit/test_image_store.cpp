@@ -1,11 +1,13 @@
 #include "common/error.hpp"
 #include "common/file_utils.hpp"
 #include "image/image_store.hpp"
+#include "common/unnamed_file.hpp"
 
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <thread>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using sarus::ImageReference;
@@ -137,7 +139,24 @@ TEST_F(ImageStoreTest, StalePartialOfADeadProcessIsRemoved) {
     fs::create_directories(dirOfImage);
     // PID 2^22+1 is above the kernel's pid_max limit, so it is never alive.
     auto stale = dirOfImage / ".latest.squashfs.partial-4194305";
-    std::ofstream(stale) << "x";
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    auto staleHere = dirOfImage / (".latest.squashfs.partial-4194305-0@" + std::string(host));
+    // Another node's partial file: its process is not ours to look for.
+    auto otherNode = dirOfImage / ".latest.squashfs.partial-4194305-0@some-other-node";
+    for (const auto& path : {stale, staleHere, otherNode}) {
+        std::ofstream(path) << "x";
+    }
     import("load/library/a");
     EXPECT_FALSE(fs::exists(stale));
+    EXPECT_FALSE(fs::exists(staleHere));
+    EXPECT_TRUE(fs::exists(otherNode));
+}
+
+TEST(PartialFileName, IsUniquePerCallAndNamesProcessAndHost) {
+    auto first = sarus::partialFileName("x.squashfs");
+    auto second = sarus::partialFileName("x.squashfs");
+    EXPECT_NE(first, second);
+    EXPECT_EQ(first.rfind(".x.squashfs.partial-" + std::to_string(::getpid()) + "-", 0), 0u) << first;
+    EXPECT_NE(first.find('@'), std::string::npos);
 }

@@ -3,6 +3,7 @@
 #include "common/error.hpp"
 #include "common/log.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <fcntl.h>
@@ -14,6 +15,21 @@ namespace sarus {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+std::string hostName() {
+    char name[256] = {};
+    return ::gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string();
+}
+
+}  // namespace
+
+std::string partialFileName(const std::string& name) {
+    static std::atomic<unsigned> next{0};
+    return "." + name + partialFileMarker + std::to_string(::getpid()) + "-" + std::to_string(next++) + "@" +
+           hostName();
+}
+
 UnnamedFile::UnnamedFile(const fs::path& directory, const std::string& fallbackName) {
     mode_t mask = ::umask(0);
     ::umask(mask);
@@ -24,8 +40,8 @@ UnnamedFile::UnnamedFile(const fs::path& directory, const std::string& fallbackN
     if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
         throw systemError("cannot create a file in " + directory.string(), errno);
     }
-    partial_ = directory / ("." + fallbackName + partialFileMarker + std::to_string(::getpid()));
-    fd_ = ::open(partial_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    partial_ = directory / partialFileName(fallbackName);
+    fd_ = ::open(partial_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd_ < 0) {
         int err = errno;
         partial_.clear();
@@ -70,9 +86,7 @@ bool UnnamedFile::publish(const fs::path& target, bool replace) {
         throw systemError("cannot create " + target.string(), errno);
     }
     // Replacing: link under a temporary name, then rename over the target.
-    auto temporary = target.parent_path() / ("." + target.filename().string() + partialFileMarker +
-                                             std::to_string(::getpid()));
-    ::unlink(temporary.c_str());
+    auto temporary = target.parent_path() / partialFileName(target.filename().string());
     if (::linkat(AT_FDCWD, source.c_str(), AT_FDCWD, temporary.c_str(), AT_SYMLINK_FOLLOW) != 0) {
         throw systemError("cannot create " + temporary.string(), errno);
     }
@@ -85,11 +99,18 @@ bool UnnamedFile::publish(const fs::path& target, bool replace) {
 }
 
 void removeStalePartialFiles(const fs::path& directory) {
+    auto here = hostName();
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(directory, ec)) {
         auto name = entry.path().filename().string();
         auto pos = name.rfind(partialFileMarker);
         if (name.empty() || name[0] != '.' || pos == std::string::npos) {
+            continue;
+        }
+        // Another node's process is not ours to look for (a home on NFS or
+        // GPFS); names without a host are of earlier versions, made here.
+        auto at = name.find('@', pos);
+        if (at != std::string::npos && name.substr(at + 1) != here) {
             continue;
         }
         auto pid = std::atoi(name.c_str() + pos + partialFileMarker.size());

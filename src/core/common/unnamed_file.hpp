@@ -1,8 +1,9 @@
 // A file that gets a name only once it is complete. On filesystems with
 // O_TMPFILE (ext4, xfs, btrfs, tmpfs) it has no name at all until publish(),
 // so nothing is left behind even by kill -9 or a power cut; elsewhere (NFS,
-// Lustre, GPFS) it is a hidden "<name>.partial-<pid>" next to the final
-// name, removed by the destructor or, after a crash, by the next pull.
+// Lustre, GPFS) it is a hidden ".<name>.partial-<pid>-<n>@<host>" next to
+// the final name, removed by the destructor or, after a crash, by the next
+// import on that host.
 #pragma once
 
 #include <filesystem>
@@ -36,7 +37,11 @@ private:
 // Marker in fallback names, shared with the stale-partial cleanup.
 inline const std::string partialFileMarker = ".partial-";
 
-// Removes "<anything>.partial-<pid>" files in directory whose process is gone.
+// ".<name>.partial-<pid>-<n>@<host>": unique to this process and call,
+// also between nodes that share the directory.
+std::string partialFileName(const std::string& name);
+
+// Removes the partial files in directory whose process on this host is gone.
 void removeStalePartialFiles(const std::filesystem::path& directory);
 
 }  // namespace sarus

@@ -3,6 +3,7 @@
 #include "config/config.hpp"
 #include "common/error.hpp"
 #include "common/file_utils.hpp"
+#include "common/unnamed_file.hpp"
 #include "common/log.hpp"
 #include "cli/text_table.hpp"
 
@@ -22,8 +23,6 @@ namespace sarus {
 namespace fs = std::filesystem;
 
 namespace {
-
-const std::string partialMarker = ".partial-";
 
 // flock(LOCK_EX) on fd, retried until timeoutMs with one warning at warningMs.
 void lockWithTimeout(int fd, const fs::path& file, int timeoutMs, int warningMs) {
@@ -98,24 +97,6 @@ std::string currentUserName() {
 bool fileExists(const fs::path& path) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0;
-}
-
-// Partial files of imports whose process died (kill -9, node crash) are
-// removed by the next import into the same directory.
-void removeStalePartials(const fs::path& directory) {
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(directory, ec)) {
-        auto name = entry.path().filename().string();
-        auto pos = name.rfind(partialMarker);
-        if (name.empty() || name[0] != '.' || pos == std::string::npos) {
-            continue;
-        }
-        auto pid = std::atoi(name.c_str() + pos + partialMarker.size());
-        if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) {
-            log::verbose("removing stale partial image " + entry.path().string());
-            fs::remove(entry.path(), ec);
-        }
-    }
 }
 
 }  // namespace
@@ -418,9 +399,10 @@ PendingImage ImageStore::beginImport(const ImageReference& reference) {
     ensureLayout();
     auto dir = imageDirectory(reference);
     createDirectories(dir);
-    removeStalePartials(dir);
-    auto partial = dir / ("." + reference.storeName() + ".squashfs" + partialMarker +
-                          std::to_string(::getpid()));
+    // Partial files of imports whose process died (kill -9, node crash) are
+    // removed by the next import into the same directory.
+    removeStalePartialFiles(dir);
+    auto partial = dir / partialFileName(reference.storeName() + ".squashfs");
     return PendingImage(reference, partial);
 }
 
