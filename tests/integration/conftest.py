@@ -488,7 +488,8 @@ def slurm_cluster():
 
 def busybox_with_layer(test_images, out_path, entries, labels=None):
     """busybox.docker.tar with one more layer holding entries (TarInfo
-    without data: nodes, symlinks, directories), and labels (a dict) when
+    without data: nodes, symlinks, directories; or (TarInfo, bytes) for a
+    file), and labels (a dict) when
     given, written to out_path as a docker-archive the test users can read;
     tagged sarus-tests/extra."""
     import hashlib
@@ -501,7 +502,11 @@ def busybox_with_layer(test_images, out_path, entries, labels=None):
     layer = io.BytesIO()
     with tarfile.open(fileobj=layer, mode="w") as tar:
         for entry in entries:
-            tar.addfile(entry)
+            if isinstance(entry, tuple):  # (TarInfo of a file, its bytes)
+                entry[0].size = len(entry[1])
+                tar.addfile(entry[0], io.BytesIO(entry[1]))
+            else:
+                tar.addfile(entry)
     layer = layer.getvalue()
     config["rootfs"]["diff_ids"].append("sha256:" + hashlib.sha256(layer).hexdigest())
     if labels is not None:

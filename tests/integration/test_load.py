@@ -5,12 +5,16 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import subprocess
+import tarfile
 import threading
+import time
+import uuid
 
 import pytest
 
-from conftest import TEST_USERS, loaded_image_file as image_file, run_as, tree_snapshot
+from conftest import TEST_USERS, busybox_with_layer, loaded_image_file as image_file, popen_as, run_as, tree_snapshot
 import reference_flatten
 
 # unicode.oci.tar and deep.docker.tar are checked inside containers by
@@ -149,6 +153,49 @@ def test_bad_archives_fail_cleanly_and_leave_the_store_intact(sarus, test_images
         reference_flatten.expected_tree(os.path.join(test_images, "busybox.docker.tar"),
                                         reference_flatten.importer_of(image_file(sarus, "keep"))),
         reference_flatten.actual_tree(image_file(sarus, "keep"))) == []
+
+
+@pytest.fixture(scope="module")
+def big_archive(test_images):
+    """busybox with a layer of 256 MiB that does not compress: a load that
+    takes long enough to be interrupted."""
+    big = tarfile.TarInfo("big")
+    big.mode = 0o644
+    archive = f"/var/tmp/sarus-bigload-{uuid.uuid4().hex[:8]}.tar"
+    busybox_with_layer(test_images, archive, [(big, os.urandom(256 << 20))])
+    yield archive
+    os.remove(archive)
+
+
+def partial_size(path):
+    sizes = [os.path.getsize(os.path.join(root, f)) for root, dirs, files in os.walk(path)
+             for f in files if ".partial-" in f]
+    return max(sizes, default=0)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_load_leaves_nothing_behind(sarus, test_images, big_archive, sig):
+    sarus.ok("load", os.path.join(test_images, "busybox.docker.tar"), "keep")
+    before = tree_snapshot(sarus.repository)
+    process = popen_as(sarus.user, [sarus.binary, "load", big_archive, "keep"],
+                       env={"SARUS_CONFIG_FILE": sarus.config_file})
+    try:
+        deadline = time.time() + 60
+        while partial_size(sarus.repository) < (1 << 20) and process.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        assert process.poll() is None, "the load ended before it could be interrupted"
+        started = time.time()
+        process.send_signal(sig)
+        out, err = process.communicate(timeout=30)
+        assert time.time() - started < 5, "the load did not stop promptly"
+        assert process.returncode == 1, out + err
+        assert f"interrupted by {signal.Signals(sig).name}" in err, err
+        assert tree_snapshot(sarus.repository) == before
+        assert partial_files(sarus.repository) == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def test_malicious_layer_error_names_layer_and_entry(sarus, test_images):

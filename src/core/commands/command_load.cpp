@@ -1,6 +1,7 @@
 #include "commands.hpp"
 
 #include "config/config.hpp"
+#include "common/cancellation.hpp"
 #include "common/error.hpp"
 #include "common/file_utils.hpp"
 #include "image/image_archive.hpp"
@@ -37,6 +38,9 @@ void checkTempDir(const std::string& dir) {
 
 int commandLoad(const Config& config, const LoadOptions& options) {
     auto started = std::chrono::steady_clock::now();
+    // Ctrl-C, SIGTERM (scancel) and SIGHUP end the load between entries
+    // and blocks, so the partial image is removed on the way out.
+    cancellation::SignalWatcher signals;
     auto reference = ImageReference::parseArgument(options.name, "load");
     // Layers stream straight into the squashfs: nothing is expanded, so the
     // temp dir is only validated for compatibility with Sarus job scripts.

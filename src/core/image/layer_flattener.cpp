@@ -1,5 +1,6 @@
 #include "image/layer_flattener.hpp"
 
+#include "common/cancellation.hpp"
 #include "common/error.hpp"
 #include "image/flat_tree.hpp"
 #include "image/squashfs_image_writer.hpp"
@@ -121,6 +122,7 @@ void LayerFlattener::Impl::addLayer(archive* reader, const std::string& layerNam
     failed = true;
     std::string previous;
     for (;;) {
+        cancellation::throwIfRequested();
         archive_entry* entry = nullptr;
         int status = archive_read_next_header(reader, &entry);
         if (status == ARCHIVE_EOF) {
@@ -301,6 +303,7 @@ void LayerFlattener::Impl::readFileData(archive* reader, archive_entry* entry,
         if (status != ARCHIVE_OK) {
             throw archiveError(reader, "reading file data");
         }
+        cancellation::throwIfRequested();
         if (offset < 0 || static_cast<std::uint64_t>(offset) < position) {
             throw Error("file data blocks out of order");
         }

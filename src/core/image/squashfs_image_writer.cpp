@@ -1,5 +1,6 @@
 #include "image/squashfs_image_writer.hpp"
 
+#include "common/cancellation.hpp"
 #include "common/error.hpp"
 
 #include <sqfs/block.h>
@@ -394,7 +395,11 @@ void SquashfsImageWriter::append(const void* data, std::size_t size) {
 
 void SquashfsImageWriter::appendZeros(std::uint64_t count) {
     static const std::array<char, 64 * 1024> zeros{};
-    while (count > 0) {
+    // A sparse entry may declare holes of any size: Ctrl-C must reach it.
+    for (std::uint64_t filled = 0; count > 0; filled += zeros.size()) {
+        if (filled % (64 << 20) == 0) {
+            cancellation::throwIfRequested();
+        }
         std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(count, zeros.size()));
         append(zeros.data(), chunk);
         count -= chunk;
