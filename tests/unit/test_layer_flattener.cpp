@@ -1,6 +1,7 @@
 // Builds small layers in memory with libarchive, flattens them and checks the
 // resulting squashfs with independent readers (unsquashfs from squashfs-tools,
 // rdsquashfs from squashfs-tools-ng, and the kernel when running as root).
+#include "image/image_archive.hpp"
 #include "image/layer_flattener.hpp"
 
 #include "common/error.hpp"
@@ -895,3 +896,46 @@ TEST_F(LayerFlattenerTest, KernelMountsTheImage) {
 }
 
 }  // namespace
+
+// Layers are read with libarchive's gzip and zstd decoders only: no other
+// compression, and never an external program run on a layer's bytes.
+TEST(NewLayerReader, TakesPlainGzipAndZstdLayersOnly) {
+    auto layerWith = [](int (*filter)(archive*)) {
+        std::string bytes;
+        archive* writer = archive_write_new();
+        archive_write_set_format_pax_restricted(writer);
+        if (filter != nullptr) {
+            EXPECT_EQ(filter(writer), ARCHIVE_OK);
+        }
+        archive_write_set_bytes_in_last_block(writer, 1);  // no padding after the compressed stream
+        archive_write_open(writer, &bytes, nullptr,
+                           [](archive*, void* client, const void* buffer, size_t length) -> la_ssize_t {
+                               static_cast<std::string*>(client)->append(static_cast<const char*>(buffer), length);
+                               return static_cast<la_ssize_t>(length);
+                           },
+                           nullptr);
+        archive_entry* entry = archive_entry_new();
+        archive_entry_set_pathname(entry, "f");
+        archive_entry_set_filetype(entry, AE_IFREG);
+        archive_entry_set_perm(entry, 0644);
+        archive_entry_set_size(entry, 1);
+        archive_write_header(writer, entry);
+        archive_write_data(writer, "x", 1);
+        archive_entry_free(entry);
+        archive_write_close(writer);
+        archive_write_free(writer);
+        return bytes;
+    };
+    auto readable = [](const std::string& bytes) {
+        auto reader = sarus::newLayerReader();
+        archive_entry* entry = nullptr;
+        return archive_read_open_memory(reader.get(), bytes.data(), bytes.size()) == ARCHIVE_OK &&
+               archive_read_next_header(reader.get(), &entry) == ARCHIVE_OK;
+    };
+    EXPECT_TRUE(readable(layerWith(nullptr)));
+    EXPECT_TRUE(readable(layerWith(archive_write_add_filter_gzip)));
+    EXPECT_TRUE(readable(layerWith(archive_write_add_filter_zstd)));
+    EXPECT_FALSE(readable(layerWith(archive_write_add_filter_bzip2)));
+    EXPECT_FALSE(readable(layerWith(archive_write_add_filter_xz)));
+    EXPECT_FALSE(readable(layerWith(archive_write_add_filter_lzip)));
+}

@@ -6,6 +6,7 @@
 #include "common/sha256.hpp"
 
 #include <archive.h>
+#include <initializer_list>
 #include <archive_entry.h>
 
 #include <algorithm>
@@ -29,9 +30,25 @@ std::string normalizeMemberName(std::string name) {
     return name;
 }
 
+// Only decompressors linked into libarchive, chosen for the formats images
+// come in: filter_all would also take rpm, uu, lzip and chains of them, and
+// run lrzip, grzip or lzop from the caller's PATH on the archive's bytes.
+using FilterSupport = int (*)(archive*);
+
+void supportFilters(archive* reader, std::initializer_list<FilterSupport> filters) {
+    for (auto support : filters) {
+        if (support(reader) != ARCHIVE_OK) {
+            throw Error(std::string("libarchive cannot decompress an image format without an external program: ") +
+                        archive_error_string(reader));
+        }
+    }
+}
+
 Reader openOuter(const fs::path& file) {
     Reader reader(archive_read_new());
-    archive_read_support_filter_all(reader.get());
+    // docker save's tar, or the same through gzip, bzip2, xz or zstd
+    supportFilters(reader.get(), {archive_read_support_filter_gzip, archive_read_support_filter_bzip2,
+                                  archive_read_support_filter_xz, archive_read_support_filter_zstd});
     archive_read_support_format_tar(reader.get());
     if (archive_read_open_filename(reader.get(), file.c_str(), readBlockSize) != ARCHIVE_OK) {
         throw Error(file.string() + ": cannot read archive: " + archive_error_string(reader.get()));
@@ -80,7 +97,8 @@ void ArchiveReaderDeleter::operator()(archive* a) const { archive_read_free(a); 
 
 std::unique_ptr<archive, ArchiveReaderDeleter> newLayerReader() {
     std::unique_ptr<archive, ArchiveReaderDeleter> reader(archive_read_new());
-    archive_read_support_filter_all(reader.get());
+    // the layer media types: tar, tar+gzip, tar+zstd
+    supportFilters(reader.get(), {archive_read_support_filter_gzip, archive_read_support_filter_zstd});
     archive_read_support_format_tar(reader.get());
     archive_read_support_format_empty(reader.get());
     return reader;
