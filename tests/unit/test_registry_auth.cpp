@@ -112,3 +112,28 @@ TEST(RegistryAuth, AChallengeAnsweredByAnotherThreadIsNotAnsweredAgain) {
     auth.answerChallenge(client, R"(Basic realm="r")", "");
     EXPECT_EQ(auth.header(), renewed);
 }
+
+TEST(RegistryAuth, CredentialsGoToAPlainHttpTokenServiceOnlyForAnInsecureRegistry) {
+    http::Client client;
+    RegistryAuth secure("reg", "repo", Credentials("me", "secret"));
+    try {
+        secure.answerChallenge(client, R"(Bearer realm="http://127.0.0.1:9/token",service="reg")", "");
+        FAIL() << "credentials sent to a token service over plain HTTP";
+    } catch (const sarus::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("names a token service over plain HTTP (http://127.0.0.1:9/token)"),
+                  std::string::npos)
+            << e.what();
+        EXPECT_EQ(std::string(e.what()).find("secret"), std::string::npos);
+    }
+    // Listed as insecure, or anonymous: the request is made (and fails here:
+    // nothing listens on port 9).
+    RegistryAuth insecure("reg", "repo", Credentials("me", "secret"), true);
+    try {
+        insecure.answerChallenge(client, R"(Bearer realm="http://127.0.0.1:9/token")", "");
+        FAIL() << "nothing listens on port 9";
+    } catch (const sarus::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("cannot reach the token service"), std::string::npos) << e.what();
+    }
+    RegistryAuth anonymous("reg", "repo", std::nullopt);
+    EXPECT_THROW(anonymous.answerChallenge(client, R"(Bearer realm="http://127.0.0.1:9/token")", ""), sarus::Error);
+}

@@ -175,8 +175,11 @@ std::string tokenFromAnswer(const std::string& body) {
 }
 
 RegistryAuth::RegistryAuth(std::string server, std::string repository,
-                           std::optional<Credentials> credentials)
-    : server_(std::move(server)), repository_(std::move(repository)), credentials_(std::move(credentials)) {}
+                           std::optional<Credentials> credentials, bool insecure)
+    : server_(std::move(server)),
+      repository_(std::move(repository)),
+      credentials_(std::move(credentials)),
+      insecure_(insecure) {}
 
 std::string RegistryAuth::header() const {
     std::lock_guard lock(mutex_);
@@ -229,6 +232,11 @@ void RegistryAuth::fetchToken(http::Client& client, const AuthChallenge& challen
     auto realm = challenge.param("realm");
     if (realm.rfind("https://", 0) != 0 && realm.rfind("http://", 0) != 0) {
         throw Error("registry " + server_ + " names an invalid token service '" + realm + "'");
+    }
+    if (credentials_ && !insecure_ && realm.rfind("http://", 0) == 0) {
+        throw Error("registry " + server_ + " names a token service over plain HTTP (" + realm +
+                    "): the credentials of user '" + credentials_->username +
+                    "' would cross the network unencrypted; refusing (only a registry in insecureRegistries may)");
     }
     http::Request request;
     request.url = realm + (realm.find('?') == std::string::npos ? "?" : "&");

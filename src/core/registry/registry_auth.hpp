@@ -56,7 +56,10 @@ std::string tokenFromAnswer(const std::string& body);
 // threads: when a token expires, the first thread to see the 401 renews it.
 class RegistryAuth {
 public:
-    RegistryAuth(std::string server, std::string repository, std::optional<Credentials> credentials);
+    // insecure: the registry is listed in insecureRegistries, and may then
+    // also send the credentials to a token service over plain HTTP.
+    RegistryAuth(std::string server, std::string repository, std::optional<Credentials> credentials,
+                 bool insecure = false);
 
     // "Authorization: ..." to send, or "" before any challenge.
     std::string header() const;
@@ -74,6 +77,7 @@ private:
     std::string server_;
     std::string repository_;
     std::optional<Credentials> credentials_;
+    bool insecure_ = false;
     mutable std::mutex mutex_;
     std::string header_;
 };

@@ -92,7 +92,7 @@ bool isInsecureRegistry(const std::string& server, const std::vector<std::string
 
 RegistryClient::RegistryClient(Options options)
     : options_(std::move(options)),
-      auth_(options_.server, options_.repository, options_.credentials) {}
+      auth_(options_.server, options_.repository, options_.credentials, options_.insecure) {}
 
 std::unique_ptr<http::Client> RegistryClient::newClient() const {
     return std::make_unique<http::Client>(http::ClientOptions{!options_.insecure});
