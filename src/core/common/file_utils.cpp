@@ -77,6 +77,11 @@ bool takenByAnother(const std::filesystem::path& path, mode_t othersMayNot) {
     return ::lstat(path.c_str(), &st) == 0 && !isCallersDirectory(st, othersMayNot);
 }
 
+bool isPrivateDirectoryOfCaller(const std::filesystem::path& path) {
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0 && isCallersDirectory(st, 077);
+}
+
 namespace {
 
 std::string userDescription(uid_t uid) {

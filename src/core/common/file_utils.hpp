@@ -29,6 +29,10 @@ void ensurePrivateDirectory(const std::filesystem::path& path, const std::string
 // another user may have made the name first.
 bool takenByAnother(const std::filesystem::path& path, mode_t othersMayNot);
 
+// True when path is (lstat) a directory of the caller's that nobody else can
+// use, as ensurePrivateDirectory leaves it.
+bool isPrivateDirectoryOfCaller(const std::filesystem::path& path);
+
 // Throws unless every entry from the first below `base` down to `path` that
 // exists belongs to `owner` or root (what a symlink leads to; the symlink
 // itself where others may write to its directory), every directory among

@@ -83,11 +83,15 @@ FileDescriptor lockGroup(const fs::path& groupDir) {
         if (::flock(fd.get(), LOCK_EX) != 0) {
             throw systemError("cannot lock " + lockFile.string(), errno);
         }
+        // As for the keeper's lock: the directories may have gone between
+        // their check and the open, and another user made the names again.
         struct stat locked {}, current {};
         if (::fstat(fd.get(), &locked) == 0 && ::lstat(lockFile.c_str(), &current) == 0 &&
-            locked.st_ino == current.st_ino && locked.st_dev == current.st_dev) {
+            locked.st_ino == current.st_ino && locked.st_dev == current.st_dev && locked.st_uid == ::getuid() &&
+            isPrivateDirectoryOfCaller(groupDir) && isPrivateDirectoryOfCaller(groupDir.parent_path())) {
             return fd;
         }
+        ensureGroupDirectory(groupDir);  // throws if the names are another user's now
     }
 }
 

@@ -232,6 +232,11 @@ private:
 
 // A keeper removes its directory, lock file included, under the lock when
 // it ends: whoever locked a file that is no longer the one there starts over.
+// So may a keeper of the caller's have removed the directory between its
+// check and the open, and another user have made the name again: under the
+// lock, which the name then keeps (only its owner can remove it from a
+// sticky directory, and its keeper only under the lock), the directory must
+// still be the caller's own, and the lock the caller's file.
 FileDescriptor lockKeeper(const KeeperPaths& paths) {
     for (;;) {
         ensurePrivateDirectory(paths.directory, "it holds kept image mounts");
@@ -244,7 +249,9 @@ FileDescriptor lockKeeper(const KeeperPaths& paths) {
         }
         struct stat locked {}, current {};
         ::fstat(lock.get(), &locked);
-        if (::stat(paths.lock().c_str(), &current) == 0 && current.st_ino == locked.st_ino) {
+        if (::lstat(paths.lock().c_str(), &current) == 0 && current.st_ino == locked.st_ino &&
+            current.st_dev == locked.st_dev && locked.st_uid == ::getuid() &&
+            isPrivateDirectoryOfCaller(paths.directory)) {
             return lock;
         }
     }
