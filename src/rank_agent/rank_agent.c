@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,8 +88,10 @@ static int receive_start(int connection, struct rank_agent_start *start, int *fd
             count += (int)got;
         }
     }
+    /* every string takes at least its NUL: argc and envc are bounded by size */
     if (n != (ssize_t)sizeof *start || start->magic != RANK_AGENT_MAGIC || (message.msg_flags & MSG_CTRUNC) ||
-        start->size > RANK_AGENT_MAX_SIZE || (start->argc > 0 && count < 3)) {
+        start->size > RANK_AGENT_MAX_SIZE || (start->argc > 0 && (uint64_t)start->argc + start->envc + 1 > start->size) ||
+        start->cpus > RANK_AGENT_MAX_CPU_BYTES || (start->argc > 0 && count < 3)) {
         close_received(fds, (size_t)count);
         return -1;
     }
@@ -134,8 +137,13 @@ static int make_directories(char *path) {
 }
 
 /* In the forked child: the rank's descriptors as 0, 1, 2, 3, ..., then exec. */
-static void exec_rank(int *fds, int count, char *cwd, char **argv, char **envp) {
+static void exec_rank(int *fds, int count, char *cwd, char **argv, char **envp, const void *cpus,
+                      size_t cpus_size) {
     setsid(); /* its own process group: signals and the final kill reach all of it */
+    /* The CPUs the launcher gave this rank, not the leader's, which the agent has. */
+    if (cpus_size > 0 && sched_setaffinity(0, cpus_size, (const cpu_set_t *)cpus) != 0) {
+        dprintf(fds[2], "sarus: cannot bind the rank to the CPUs it was given: %s\n", strerror(errno));
+    }
     for (int i = 0; i < count; ++i) { /* above every target number first */
         int moved = fcntl(fds[i], F_DUPFD, count + LISTEN_FD + 1);
         if (moved < 0) {
@@ -187,10 +195,13 @@ static void start_rank(struct rank *rank) {
     }
     char *data = malloc(start.size + 1);
     char **strings = calloc((size_t)start.argc + start.envc + 3, sizeof(char *));
-    if (!data || !strings || read_fully(rank->connection, data, start.size) != 0 ||
-        split_strings(data, start.size, strings, 1 + start.argc + start.envc) != 0) {
+    char *cpus = malloc(start.cpus + 1);
+    if (!data || !strings || !cpus || read_fully(rank->connection, data, start.size) != 0 ||
+        split_strings(data, start.size, strings, 1 + start.argc + start.envc) != 0 ||
+        read_fully(rank->connection, cpus, start.cpus) != 0) {
         free(data);
         free(strings);
+        free(cpus);
         close_received(fds, (size_t)count);
         rank->pid = -1;
         return;
@@ -204,11 +215,12 @@ static void start_rank(struct rank *rank) {
     pid_t pid = fork();
     if (pid == 0) {
         close(rank->connection);
-        exec_rank(fds, count, cwd, argv, envp);
+        exec_rank(fds, count, cwd, argv, envp, cpus, start.cpus);
     }
     close_received(fds, (size_t)count);
     free(data);
     free(strings);
+    free(cpus);
     if (pid < 0) {
         reply(rank->connection, 126);
         rank->pid = -1;

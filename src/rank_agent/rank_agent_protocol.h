@@ -4,9 +4,12 @@
  *
  *   client -> agent  a start message: the header below, then `size` bytes of
  *                    NUL-terminated strings: the working directory, `argc`
- *                    arguments, `envc` NAME=VALUE entries. SCM_RIGHTS on the
- *                    header carries the rank's descriptors: stdin, stdout,
- *                    stderr, then those it gets as 3, 4, ... (PMI_FD).
+ *                    arguments, `envc` NAME=VALUE entries; then `cpus` bytes
+ *                    of the rank's CPU affinity mask (sched_getaffinity), which
+ *                    the launcher chose for this rank and not for the leader.
+ *                    SCM_RIGHTS on the header carries the rank's descriptors:
+ *                    stdin, stdout, stderr, then those it gets as 3, 4, ...
+ *                    (PMI_FD).
  *   client -> agent  later, any number of 4-byte signal numbers to deliver
  *                    to the rank's process group.
  *   agent -> client  one 4-byte exit code (128 + signal if it was killed;
@@ -25,12 +28,14 @@
 #define RANK_AGENT_MAGIC 0x5352414bu /* "SRAK" */
 #define RANK_AGENT_MAX_FDS 16
 #define RANK_AGENT_MAX_SIZE (4u << 20)
+#define RANK_AGENT_MAX_CPU_BYTES 1024u /* 8192 CPUs */
 
 struct rank_agent_start {
     uint32_t magic;
     uint32_t argc;
     uint32_t envc;
     uint32_t size;
+    uint32_t cpus;
 };
 
 #endif

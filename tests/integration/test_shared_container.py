@@ -71,6 +71,21 @@ def test_each_rank_has_its_own_exit_code_environment_and_directory(ranks):
         assert f"rc {rank} {rank + 3}" in lines, r.stdout + r.stderr
 
 
+def test_each_rank_keeps_the_cpus_its_launcher_bound_it_to(ranks):
+    """The agent forks every rank from the leader's process: Hydra's
+    -bind-to (as Slurm's --cpu-bind) must still hold for each rank."""
+    show = NAMESPACES.replace('"$PMI_RANK', '"$PMI_RANK $(grep Cpus_allowed_list /proc/self/status | cut -f2)')
+    host = run_as(ranks.user, ["mpiexec.mpich", "-n", "2", "-bind-to", "core", "sh", "-c",
+                               'echo "$PMI_RANK $(grep Cpus_allowed_list /proc/self/status | cut -f2)"'])
+    expected = sorted(line.split() for line in host.stdout.splitlines())
+    assert len({cpus for _, cpus in expected}) == 2, host.stdout  # the VM's two cores, one per rank
+    r = mpiexec(ranks, 2, "-bind-to", "core", ranks.binary, "run", BUSYBOX, "sh", "-c", show)
+    assert r.returncode == 0, r.stderr
+    found = rows(r.stdout)
+    assert len({row[3] for row in found}) == 1, found  # one shared container
+    assert sorted(row[:2] for row in found) == expected, "a rank ran on the leader's CPUs"
+
+
 def test_turned_off_every_rank_has_a_container_of_its_own(ranks):
     r = mpiexec(ranks, 2, ranks.binary, "run", BUSYBOX, "sh", "-c", NAMESPACES,
                 env={"SARUS_SHARED_CONTAINER": "0"})

@@ -12,6 +12,7 @@ extern "C" {
 #include <csignal>
 #include <cstring>
 #include <poll.h>
+#include <sched.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -33,6 +34,22 @@ std::string startPayload(const ContainerSpec& spec) {
         payload.push_back('\0');
     }
     return payload;
+}
+
+// The CPUs Slurm's task/affinity, Hydra's -bind-to or Open MPI's binding
+// gave this rank's sarus: the agent forks the rank from the leader's, so it
+// applies them to the rank's process. Empty when they cannot be read.
+std::string cpuAffinity() {
+    for (std::size_t bytes = sizeof(cpu_set_t); bytes <= RANK_AGENT_MAX_CPU_BYTES; bytes *= 2) {
+        std::string mask(bytes, '\0');
+        if (::sched_getaffinity(0, bytes, reinterpret_cast<cpu_set_t*>(mask.data())) == 0) {
+            return mask;
+        }
+        if (errno != EINVAL) {
+            break;
+        }
+    }
+    return "";
 }
 
 void sendStart(int connection, const rank_agent_start& start, const std::vector<int>& fds) {
@@ -112,14 +129,17 @@ int runRankInAgent(const FileDescriptor& connection, const ContainerSpec& spec) 
         throw Error("too many descriptors for the shared container (" + std::to_string(fds.size()) + ")");
     }
     auto payload = startPayload(spec);
+    auto cpus = cpuAffinity();
     rank_agent_start start{RANK_AGENT_MAGIC, static_cast<uint32_t>(spec.args.size()),
-                           static_cast<uint32_t>(spec.env.size()), static_cast<uint32_t>(payload.size())};
+                           static_cast<uint32_t>(spec.env.size()), static_cast<uint32_t>(payload.size()),
+                           static_cast<uint32_t>(cpus.size())};
     if (payload.size() > RANK_AGENT_MAX_SIZE) {
         throw Error("the rank's command and environment exceed " + std::to_string(RANK_AGENT_MAX_SIZE) + " bytes");
     }
     SignalReader signals;
     sendStart(connection.get(), start, fds);
     sendAll(connection.get(), payload.data(), payload.size());
+    sendAll(connection.get(), cpus.data(), cpus.size());
     for (;;) {
         pollfd polled[2] = {{connection.get(), POLLIN, 0}, {signals.fd(), POLLIN, 0}};
         if (::poll(polled, 2, -1) < 0) {
@@ -146,7 +166,7 @@ int runRankInAgent(const FileDescriptor& connection, const ContainerSpec& spec) 
 
 void stopRankAgent(const std::filesystem::path& socketPath) {
     auto connection = connectToUnixSocket(socketPath);
-    rank_agent_start start{RANK_AGENT_MAGIC, 0, 0, 0};
+    rank_agent_start start{RANK_AGENT_MAGIC, 0, 0, 0, 0};
     sendStart(connection.get(), start, {});
 }
 
