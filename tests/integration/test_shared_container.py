@@ -86,6 +86,20 @@ def test_each_rank_keeps_the_cpus_its_launcher_bound_it_to(ranks):
     assert sorted(row[:2] for row in found) == expected, "a rank ran on the leader's CPUs"
 
 
+def test_ranks_that_see_other_gpus_get_a_container_of_their_own(ranks):
+    """The hooks set a container's devices up once, for its leader: ranks
+    given other GPUs (Slurm's --gpus-per-task) do not join it."""
+    script = f'CUDA_VISIBLE_DEVICES=$((PMI_RANK % 2)) exec {ranks.binary} run {BUSYBOX} sh -c \'{NAMESPACES}\''
+    r = mpiexec(ranks, 4, "sh", "-c", script)
+    assert r.returncode == 0, r.stderr
+    found = rows(r.stdout)
+    namespaces = {int(row[0]) % 2: set() for row in found}
+    for row in found:
+        namespaces[int(row[0]) % 2].add(row[2])
+    assert all(len(ns) == 1 for ns in namespaces.values()), found   # the ranks of one GPU share
+    assert namespaces[0] != namespaces[1], found                     # those of another GPU do not
+
+
 def test_turned_off_every_rank_has_a_container_of_its_own(ranks):
     r = mpiexec(ranks, 2, ranks.binary, "run", BUSYBOX, "sh", "-c", NAMESPACES,
                 env={"SARUS_SHARED_CONTAINER": "0"})

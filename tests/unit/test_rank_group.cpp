@@ -93,3 +93,18 @@ TEST(SharedContainerIdentity, DependsOnWhatDefinesTheContainerNotOnTheRank) {
     c.annotations["com.hooks.mpi.enabled"] = "true";
     EXPECT_NE(sharedContainerIdentity(a, image), sharedContainerIdentity(c, image));
 }
+
+TEST(ReasonNotToShare, SshAndTheSyncHookWantAContainerPerRank) {
+    ContainerSpec spec;
+    spec.args = {"true"};
+    ContainerSpec ssh = spec;
+    ssh.annotations["com.hooks.ssh.enabled"] = "true";
+    ssh.annotations["com.hooks.slurm-global-sync.enabled"] = "true";
+    EXPECT_EQ(reasonNotToShare(ssh), "--ssh");
+    ContainerSpec sync = spec;
+    sync.annotations["com.hooks.slurm-global-sync.enabled"] = "true";
+    EXPECT_EQ(reasonNotToShare(sync), "com.hooks.slurm-global-sync.enabled");
+    ContainerSpec off = spec;
+    off.annotations["com.hooks.ssh.enabled"] = "false";
+    EXPECT_NE(reasonNotToShare(off), "--ssh");
+}

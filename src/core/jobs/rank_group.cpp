@@ -402,6 +402,13 @@ std::string reasonNotToShare(const ContainerSpec& spec) {
     if (spec.pidHost) {
         return "--pid=host";
     }
+    // Sarus's SSH model is one daemon and one sync per container, for one
+    // task per node: the sync hook would wait for ranks that joined instead.
+    for (const char* hook : {"com.hooks.ssh.enabled", "com.hooks.slurm-global-sync.enabled"}) {
+        if (auto it = spec.annotations.find(hook); it != spec.annotations.end() && it->second == "true") {
+            return std::string(hook) == "com.hooks.ssh.enabled" ? "--ssh" : hook;
+        }
+    }
     if (::access(installedAgent().c_str(), X_OK) != 0) {
         return "libexec/sarus/sarus-rank-agent is not installed";
     }
@@ -435,6 +442,25 @@ std::string sharedContainerIdentity(const ContainerSpec& spec, const StoredImage
     return nameHash(json.dump());
 }
 
+namespace {
+
+// The GPUs a launcher gave this rank (Slurm's --gpus-per-task, --gpu-bind),
+// as the rank's own environment names them: the hooks set up the devices of
+// a container once, for its leader, so only ranks that see the same GPUs
+// share one.
+std::string gpuSelection() {
+    std::string selection;
+    for (const char* name : {"CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
+                             "HIP_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "ZE_AFFINITY_MASK"}) {
+        if (const char* value = std::getenv(name)) {
+            selection += std::string(name) + "=" + value + "\n";
+        }
+    }
+    return selection;
+}
+
+}  // namespace
+
 int runAsRankOfSharedContainer(const Config& config, const ContainerSpec& spec, const StoredImage& image,
                                Backend& backend, const std::string& key) {
     auto ranksDir = config.tempDir() / ("sarus-ranks-" + std::to_string(::getuid()));
@@ -449,7 +475,9 @@ int runAsRankOfSharedContainer(const Config& config, const ContainerSpec& spec, 
     // One container per node: tempDir may be shared between nodes.
     utsname host{};
     ::uname(&host);
-    return SharedContainerRank(ranksDir, spec, image, backend, key + "@" + host.nodename).run();
+    auto gpus = gpuSelection();
+    auto groupKey = key + (gpus.empty() ? "" : "-gpus-" + nameHash(gpus));
+    return SharedContainerRank(ranksDir, spec, image, backend, groupKey + "@" + host.nodename).run();
 }
 
 }  // namespace sarus
