@@ -100,9 +100,11 @@ KeeperPaths loopKeeperPaths(uid_t uid, const fs::path& configFile) {
     return {fs::path("/run/sarus") / (std::to_string(uid) + "-" + nameHash(configFile.string()))};
 }
 
-KeptMountClaim claimKeptLoopMount(const KeeperPaths& paths, std::chrono::seconds idleTime, int imageFd) {
+KeptMountClaim claimKeptLoopMount(const KeeperPaths& paths, std::chrono::seconds idleTime, int imageFd,
+                                  int callerAliveFd) {
     ensurePrivateDirectory(paths.directory.parent_path(), "it holds the image keepers of sarus");
-    auto claim = claimKeptMount(paths, "image", {imageFd}, 0, [&] { startLoopKeeper(paths, idleTime); });
+    auto claim =
+        claimKeptMount(paths, "image", {imageFd}, 0, [&] { startLoopKeeper(paths, idleTime); }, callerAliveFd);
     if (claim.descriptors.size() != 1) {
         throw Error("the image keeper at " + paths.socket().string() + " sent no mount");
     }

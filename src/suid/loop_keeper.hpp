@@ -23,6 +23,8 @@ KeeperPaths loopKeeperPaths(uid_t uid, const std::filesystem::path& configFile);
 // In the supervisor (root): a claim on the kept mount of imageFd, whose
 // only descriptor is the detached mount. Starts the keeper when none
 // serves. Throws sarus::Error.
-KeptMountClaim claimKeptLoopMount(const KeeperPaths& paths, std::chrono::seconds idleTime, int imageFd);
+// Gives up when callerAliveFd turns readable (the caller is gone).
+KeptMountClaim claimKeptLoopMount(const KeeperPaths& paths, std::chrono::seconds idleTime, int imageFd,
+                                  int callerAliveFd);
 
 }  // namespace sarus::suid

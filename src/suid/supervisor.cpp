@@ -113,12 +113,12 @@ std::vector<DeviceRule> deviceRules(const ContainerSpec& spec) {
 }
 
 // Held until the container has ended: the keeper counts the connection.
-std::optional<KeptMountClaim> claimKeptMount(SandboxPlan& plan) {
+std::optional<KeptMountClaim> claimKeptMount(SandboxPlan& plan, int parentAliveFd) {
     if (plan.imageMountIdleTime.count() <= 0) {
         return std::nullopt;
     }
     try {
-        auto claim = claimKeptLoopMount(plan.keeperPaths, plan.imageMountIdleTime, plan.image.get());
+        auto claim = claimKeptLoopMount(plan.keeperPaths, plan.imageMountIdleTime, plan.image.get(), parentAliveFd);
         plan.keptMount = std::move(claim.descriptors[0]);
         plan.readAhead = claim.fresh;
         log::debug(std::string("supervisor: image ") + (claim.fresh ? "mounted" : "kept") + " by " +
@@ -163,7 +163,11 @@ int superviseContainer(SandboxPlan& plan, int parentAliveFd, int statusFd) {
     ReapedChild orphaning;
     auto reaperPipe = startCgroupReaper(cgroups, orphaning);
     log::debug("supervisor: cgroups ready below the caller's");
-    auto kept = claimKeptMount(plan);
+    auto kept = claimKeptMount(plan, parentAliveFd);
+    if (callerGone(parentAliveFd)) {
+        cgroups.killAndRemove();
+        return 1;
+    }
 
     pid_t self = ::getpid();
     unsigned long flags = CLONE_NEWNS | (plan.spec.pidHost ? 0 : CLONE_NEWPID);

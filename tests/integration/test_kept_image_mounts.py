@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import (popen_as, processes, run_concurrently, suid_keeper_directory,
+from conftest import (leftovers, popen_as, processes, run_concurrently, suid_keeper_directory,
                       wait_for_no_leftovers)
 
 BUSYBOX = "load/library/busybox"
@@ -93,6 +93,11 @@ def kept(sarus, test_images):
 @pytest.fixture
 def userns_kept(userns_sarus, test_images):
     yield from kept_mounts_of(userns_sarus, test_images)
+
+
+@pytest.fixture
+def suid_kept(suid_sarus, test_images):
+    yield from kept_mounts_of(suid_sarus, test_images)
 
 
 def set_idle_time(sarus, seconds):
@@ -219,6 +224,27 @@ def test_a_killed_sarus_releases_its_claim(kept):
     os.kill(running.pid, signal.SIGKILL)  # setpriv exec'd sarus
     running.wait(timeout=30)
     assert wait_for_no_leftovers(kept.user, timeout=15) == []
+
+
+def test_a_killed_sarus_leaves_no_root_supervisor_waiting_for_a_stuck_keeper(suid_kept):
+    """A keeper stuck on one image (a stalled parallel file system; here
+    stopped) must not keep the root supervisor of a container whose sarus
+    was killed, nor its cgroups: the claim watches for the caller's end."""
+    suid_kept.ok("run", BUSYBOX, "true")
+    [keeper] = keepers(suid_kept)
+    os.kill(keeper, signal.SIGSTOP)
+    try:
+        p = popen_as(suid_kept.user, [suid_kept.binary, "run", BUSYBOX, "true"],
+                     env={"SARUS_CONFIG_FILE": suid_kept.config_file})
+        time.sleep(1.5)
+        assert p.poll() is None, "the container started although the keeper is stopped"
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(timeout=30)
+        stuck = lambda: [line for line in leftovers(suid_kept.user)
+                         if "sarus image keeper" not in line and not line.startswith("loop device")]
+        assert wait_until(lambda: stuck() == [], timeout=10), stuck()
+    finally:
+        os.kill(keeper, signal.SIGCONT)
 
 
 def test_a_keeper_directory_of_another_user_is_not_used(userns_kept):

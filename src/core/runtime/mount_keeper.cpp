@@ -230,6 +230,37 @@ private:
     Clock::time_point lastActivity_ = Clock::now();
 };
 
+// How long a claim waits for the keeper, and for whom: a keeper stuck on
+// one image (a stalled parallel file system) must not hang every start, and
+// a root supervisor whose caller is gone (kill -9) must not wait on.
+class ClaimWait {
+public:
+    ClaimWait(const KeeperPaths& paths, int callerAliveFd)
+        : paths_(paths), callerAliveFd_(callerAliveFd), deadline_(Clock::now() + std::chrono::seconds(120)) {}
+
+    // Milliseconds to wait at most now; throws once the caller is gone or
+    // the time is up.
+    int remainingMs() const {
+        if (callerAliveFd_ >= 0) {
+            struct pollfd caller {callerAliveFd_, POLLIN, 0};
+            if (::poll(&caller, 1, 0) > 0) {
+                throw Error("the caller ended while the image keeper at " + paths_.socket().string() + " was busy");
+            }
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
+        if (left <= 0) {
+            throw Error("the image keeper at " + paths_.socket().string() + " did not answer within 120 s");
+        }
+        return static_cast<int>(std::min<long long>(left, 200));
+    }
+    int callerAliveFd() const { return callerAliveFd_; }
+
+private:
+    const KeeperPaths& paths_;
+    int callerAliveFd_;
+    Clock::time_point deadline_;
+};
+
 // A keeper removes its directory, lock file included, under the lock when
 // it ends: whoever locked a file that is no longer the one there starts over.
 // So may a keeper of the caller's have removed the directory between its
@@ -237,15 +268,21 @@ private:
 // lock, which the name then keeps (only its owner can remove it from a
 // sticky directory, and its keeper only under the lock), the directory must
 // still be the caller's own, and the lock the caller's file.
-FileDescriptor lockKeeper(const KeeperPaths& paths) {
+FileDescriptor lockKeeper(const KeeperPaths& paths, const ClaimWait& wait) {
     for (;;) {
         ensurePrivateDirectory(paths.directory, "it holds kept image mounts");
         FileDescriptor lock(::open(paths.lock().c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
         if (lock.get() < 0 && errno == ENOENT) {
             continue;
         }
-        if (lock.get() < 0 || ::flock(lock.get(), LOCK_EX) != 0) {
+        if (lock.get() < 0) {
             throw systemError("cannot lock " + paths.lock().string(), errno);
+        }
+        while (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+            if (errno != EWOULDBLOCK && errno != EINTR) {
+                throw systemError("cannot lock " + paths.lock().string(), errno);
+            }
+            ::poll(nullptr, 0, std::min(wait.remainingMs(), 10));
         }
         struct stat locked {}, current {};
         ::fstat(lock.get(), &locked);
@@ -273,12 +310,16 @@ void checkPeer(int connection, uid_t expected, const fs::path& socket) {
     }
 }
 
-std::string receiveLine(int connection, std::vector<FileDescriptor>& descriptors) {
+std::string receiveLine(int connection, std::vector<FileDescriptor>& descriptors, const ClaimWait& wait) {
     std::string text;
     while (text.find('\n') == std::string::npos) {
         struct pollfd readable {connection, POLLIN, 0};
-        if (::poll(&readable, 1, -1) < 0 && errno != EINTR) {
+        int ready = ::poll(&readable, 1, wait.remainingMs());
+        if (ready < 0 && errno != EINTR) {
             return "";
+        }
+        if (ready <= 0) {
+            continue;
         }
         if (receiveSome(connection, text, descriptors) == Received::end) {
             return "";
@@ -316,13 +357,14 @@ void detachAsKeeper(const std::vector<int>& keep, const std::string& title) {
 }
 
 KeptMountClaim claimKeptMount(const KeeperPaths& paths, const std::string& argument, const std::vector<int>& sendFds,
-                              uid_t keeperUid, const std::function<void()>& startKeeper) {
+                              uid_t keeperUid, const std::function<void()>& startKeeper, int callerAliveFd) {
     auto request = "MOUNT " + argument + "\n";
+    ClaimWait wait(paths, callerAliveFd);
     // A keeper that is ending closes connections it has not served: start anew.
     for (int attempt = 0; attempt < 3; ++attempt) {
         FileDescriptor connection;
         {
-            auto lock = lockKeeper(paths);
+            auto lock = lockKeeper(paths, wait);
             auto served = connectIfServed(paths);
             if (!served) {
                 ::unlink(paths.socket().c_str());  // a dead keeper's
@@ -334,7 +376,7 @@ KeptMountClaim claimKeptMount(const KeeperPaths& paths, const std::string& argum
         checkPeer(connection.get(), keeperUid, paths.socket());
         sendMessage(connection.get(), request, sendFds);
         KeptMountClaim claim;
-        auto reply = receiveLine(connection.get(), claim.descriptors);
+        auto reply = receiveLine(connection.get(), claim.descriptors, wait);
         if (reply.empty()) {
             continue;
         }

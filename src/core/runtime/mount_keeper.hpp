@@ -84,8 +84,10 @@ struct KeptMountClaim {
 // Connects to the keeper of paths (calling startKeeper under the lock when
 // none listens, which must return once the socket serves), sends the
 // request and returns the keeper's answer. The keeper must run as
-// keeperUid. Throws sarus::Error with the keeper's message.
+// keeperUid. Throws sarus::Error with the keeper's message, and when the
+// keeper has not answered within 120 s or callerAliveFd (when given) turns
+// readable: the caller is gone.
 KeptMountClaim claimKeptMount(const KeeperPaths& paths, const std::string& argument, const std::vector<int>& sendFds,
-                              uid_t keeperUid, const std::function<void()>& startKeeper);
+                              uid_t keeperUid, const std::function<void()>& startKeeper, int callerAliveFd = -1);
 
 }  // namespace sarus
