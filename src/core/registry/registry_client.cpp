@@ -46,7 +46,8 @@ std::optional<long> retryAfter(const http::Response& response) {
     if (!isDecimalNumber(value)) {
         return std::nullopt;  // HTTP dates are rare here: the default backoff applies
     }
-    return std::stol(value);
+    // A registry's "999999999999999999999" is a long wait, not an error.
+    return value.size() > 9 ? 999999999L : std::stol(value);
 }
 
 std::string registryMessage(const std::string& body) {
@@ -246,7 +247,10 @@ FetchedManifest RegistryClient::getManifest(http::Client& client, const std::str
     }
     FetchedManifest fetched{response.body, response.header("content-type"), Sha256::of(response.body)};
     auto announced = response.header("docker-content-digest");
-    bool byDigest = reference.rfind("sha256:", 0) == 0;
+    bool byDigest = reference.find(':') != std::string::npos;
+    if (byDigest && reference.rfind("sha256:", 0) != 0) {
+        throw Error("cannot verify the manifest " + reference + ": sarus checks sha256 digests only");
+    }
     if (byDigest && fetched.digest != reference) {
         throw Error("registry " + options_.server + " sent a manifest for " + reference +
                     " whose digest is " + fetched.digest);
