@@ -3,6 +3,8 @@
 #include "common/cancellation.hpp"
 #include "common/error.hpp"
 
+#include <string_view>
+
 #include <sqfs/block.h>
 #include <sqfs/block_processor.h>
 #include <sqfs/block_writer.h>
@@ -414,8 +416,22 @@ void SquashfsImageWriter::beginXattrs() {
     xattrsOpen_ = false;
 }
 
+namespace {
+
+// An image keeps its user.* attributes and file capabilities. trusted.* is
+// what the kernel's overlayfs (root's, in suid mode) reads from its lower
+// layer (trusted.overlay.redirect, .metacopy, .opaque), and the other
+// security.* names are labels of the host's security modules: neither is an
+// image's to set.
+bool imageMayCarry(const char* key) {
+    std::string_view name(key);
+    return name.rfind("user.", 0) == 0 || name == "security.capability";
+}
+
+}  // namespace
+
 void SquashfsImageWriter::addXattr(const char* key, const void* value, std::size_t size) {
-    if (sqfs_get_xattr_prefix_id(key) < 0) {
+    if (!imageMayCarry(key) || sqfs_get_xattr_prefix_id(key) < 0) {
         return;
     }
     if (!xattrsOpen_) {
