@@ -272,11 +272,16 @@ static int running_ranks(void) {
     return running;
 }
 
-/* The agent is PID 1 of the container's PID namespace, which ignores every
- * signal it has no handler for: the end of the container (its leader gone)
- * is a SIGTERM from the runtime, and takes every rank with it. */
+/* The agent is PID 1 of the container's PID namespace: were it to end, the
+ * kernel would SIGKILL every rank. A SIGTERM (scancel: Slurm signals every
+ * process of the step, then waits KillWait before SIGKILL), SIGINT, SIGHUP
+ * or SIGQUIT is passed on to every rank instead, and the agent ends once they
+ * have; no new rank starts. The container's end when its leader is gone does
+ * not wait for this: the sandbox is killed. */
+static volatile sig_atomic_t ending_signal;
+
 static void end_container(int signal_number) {
-    _exit(128 + signal_number);
+    ending_signal = signal_number;
 }
 
 /* SIGUSR1 and SIGUSR2 (a job's checkpoint signals, e.g. `scancel -s USR1`)
@@ -291,9 +296,13 @@ int main(void) {
     struct sigaction ending = {0};
     ending.sa_handler = end_container;
     sigemptyset(&ending.sa_mask);
-    for (int s = 0, ends[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT}; s < 4; ++s) {
-        sigaction(ends[s], &ending, NULL);
+    sigset_t ends;
+    sigemptyset(&ends);
+    for (int s = 0, names[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT}; s < 4; ++s) {
+        sigaction(names[s], &ending, NULL);
+        sigaddset(&ends, names[s]);
     }
+    int ended_by = 0;
     struct sigaction unused = {0};
     unused.sa_handler = leave_to_the_ranks;
     sigemptyset(&unused.sa_mask);
@@ -304,6 +313,10 @@ int main(void) {
     sigemptyset(&child);
     sigaddset(&child, SIGCHLD);
     sigprocmask(SIG_BLOCK, &child, NULL);
+    /* the ending signals are delivered only inside ppoll, so none is missed
+     * between the check and the wait; SIGCHLD stays blocked for signalfd */
+    sigset_t waiting;
+    sigprocmask(SIG_BLOCK, &ends, &waiting);
     int children = signalfd(-1, &child, SFD_CLOEXEC);
     if (children < 0) {
         fail("signalfd");
@@ -313,12 +326,25 @@ int main(void) {
     }
     static struct pollfd polled[MAX_RANKS + 2];
     while (!shutting_down || running_ranks() > 0) {
+        if (ending_signal) {
+            ended_by = ending_signal;
+            ending_signal = 0;
+            shutting_down = 1;
+            for (size_t i = 0; i < rank_count; ++i) {
+                if (ranks[i].pid > 0) {
+                    kill(-ranks[i].pid, ended_by);
+                    kill(ranks[i].pid, ended_by); /* before its setsid, the group is not there yet */
+                }
+            }
+            continue;
+        }
         polled[0] = (struct pollfd){children, POLLIN, 0};
-        polled[1] = (struct pollfd){shutting_down ? -1 : LISTEN_FD, POLLIN, 0};
+        /* full: new ranks wait in the backlog instead of making poll spin */
+        polled[1] = (struct pollfd){shutting_down || rank_count >= MAX_RANKS ? -1 : LISTEN_FD, POLLIN, 0};
         for (size_t i = 0; i < rank_count; ++i) {
             polled[2 + i] = (struct pollfd){ranks[i].connection, POLLIN, 0};
         }
-        if (poll(polled, rank_count + 2, -1) < 0) {
+        if (ppoll(polled, rank_count + 2, NULL, &waiting) < 0) {
             if (errno == EINTR) {
                 continue;
             }
@@ -355,5 +381,5 @@ int main(void) {
             }
         }
     }
-    return 0;
+    return ended_by ? 128 + ended_by : 0;
 }

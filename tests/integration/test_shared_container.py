@@ -297,6 +297,36 @@ def test_a_checkpoint_signal_to_every_process_of_the_step_reaches_the_ranks_and_
                 p.wait()
 
 
+def test_scancel_gives_every_rank_its_sigterm_and_its_own_exit(ranks):
+    """scancel signals every process of the step with SIGTERM, the shared
+    container's first process (the rank agent) too: it passes the signal on
+    and waits for the ranks, which save their work and exit with their own
+    code, instead of ending and having the kernel SIGKILL them."""
+    group = f"term-{os.getpid()}"
+    script = ("trap 'sleep 0.5; echo saved; exit 7' TERM; echo ready; i=0; "
+              "while [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; echo done")
+    leader = start_rank(ranks, group, BUSYBOX, "sh", "-c", script)
+    member = None
+    try:
+        assert leader.stdout.readline() == "ready\n"
+        member = start_rank(ranks, group, BUSYBOX, "sh", "-c", script)
+        assert member.stdout.readline() == "ready\n"
+        for pid in process_tree(leader.pid) + process_tree(member.pid):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for rank in (leader, member):
+            out, err = rank.communicate(timeout=30)
+            assert "saved" in out.split() and "done" not in out.split(), (out, err)
+            assert rank.returncode == 7, (out, err)
+    finally:
+        for p in (leader, member):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def test_a_joining_rank_gets_no_privilege(ranks):
     """In suid mode too: a rank that joins runs as the caller, without
     capabilities and with no_new_privs, like the container's own process."""
