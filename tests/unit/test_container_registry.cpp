@@ -4,7 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <csignal>
+#include <fstream>
 #include <vector>
 #include <unistd.h>
 
@@ -58,4 +63,38 @@ TEST_F(ContainerRegistryTest, RegistrationsOfProcessesThatAreNotSarusAreStale) {
     registry.add(container("leftover"));
     EXPECT_TRUE(registry.list().empty());
     EXPECT_FALSE(fs::exists(dir.path() / "sarus" / "leftover.json"));
+}
+
+// A record left by a kill -9 names a pid that a later sarus may get: the
+// start time tells them apart, so `sarus kill` never signals that one.
+TEST_F(ContainerRegistryTest, ARecordOfAnEarlierProcessWithTheSamePidIsStale) {
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    pid_t child = ::fork();
+    if (child == 0) {
+        ::prctl(PR_SET_NAME, "sarus");
+        ssize_t ignored = ::write(ready[1], "r", 1);
+        (void)ignored;
+        ::pause();
+        ::_exit(0);
+    }
+    char byte = 0;
+    ASSERT_EQ(::read(ready[0], &byte, 1), 1);
+    registry.add({"named", child, "/b", "2026-11-22T00:00:00.5Z"});
+    auto listed = registry.list();
+    ASSERT_EQ(listed.size(), 1u);
+    EXPECT_EQ(listed[0].pid, child);
+    auto file = dir.path() / "sarus" / "named.json";
+    auto json = sarus::readFile(file);
+    auto at = json.find("\"startTime\":\"");
+    ASSERT_NE(at, std::string::npos) << json;
+    json.insert(at + 13, "1");  // another process's start time
+    std::ofstream(file) << json;
+    EXPECT_TRUE(registry.list().empty());
+    EXPECT_THROW(registry.stop("named", std::chrono::milliseconds(10)), sarus::Error);
+    EXPECT_EQ(::kill(child, 0), 0) << "the process of the same pid was signalled";
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    ::close(ready[0]);
+    ::close(ready[1]);
 }

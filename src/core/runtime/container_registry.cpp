@@ -21,12 +21,21 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool isSarusProcess(pid_t pid) {
+// The registered sarus, not another process that got its pid after a
+// kill -9 left the record behind: the start time names a process for good
+// (records of earlier versions have none).
+bool alive(pid_t pid, const std::string& startTime = "") {
+    if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) {
+        return false;
+    }
     auto status = readProcessStatus(pid);
-    return status && status->name == "sarus";
+    return status && status->name == "sarus" && (startTime.empty() || status->startTime == startTime);
 }
 
-bool alive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM) && isSarusProcess(pid); }
+std::string startTimeOf(pid_t pid) {
+    auto status = readProcessStatus(pid);
+    return status ? status->startTime : "";
+}
 
 bool isNameCharacter(char c, bool first) {
     bool alphanumeric = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -85,7 +94,8 @@ std::vector<RunningContainer> ContainerRegistry::list() const {
         try {
             auto json = nlohmann::json::parse(readFile(entry.path()));
             RunningContainer c{json.at("name"), json.at("pid"), json.value("bundle", ""), json.value("created", "")};
-            if (alive(c.pid)) {
+            c.startTime = json.value("startTime", "");
+            if (alive(c.pid, c.startTime)) {
                 containers.push_back(c);
             } else {
                 fs::remove(entry.path(), ec);
@@ -109,7 +119,7 @@ void ContainerRegistry::add(const RunningContainer& container) const {
         }
     }
     nlohmann::json json = {{"name", container.name}, {"pid", container.pid}, {"bundle", container.bundle},
-                           {"created", container.created}};
+                           {"created", container.created}, {"startTime", startTimeOf(container.pid)}};
     // A registration describes a running process: after a crash it is stale anyway.
     writeFileAtomically(fileOf(container.name), json.dump() + "\n", 0600, Durability::untilReboot);
 }
@@ -125,10 +135,10 @@ void ContainerRegistry::stop(const std::string& name, std::chrono::milliseconds 
         // handles it, hence the short grace.
         ::kill(container.pid, SIGHUP);
         auto deadline = std::chrono::steady_clock::now() + grace;
-        while (alive(container.pid) && std::chrono::steady_clock::now() < deadline) {
+        while (alive(container.pid, container.startTime) && std::chrono::steady_clock::now() < deadline) {
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
-        if (alive(container.pid)) {
+        if (alive(container.pid, container.startTime)) {
             // sarus dies, and PDEATHSIG takes the sandbox and everything in it along.
             ::kill(container.pid, SIGKILL);
         }

@@ -17,6 +17,7 @@ struct RunningContainer {
     pid_t pid = 0;  // the `sarus run` process, which `sarus kill` signals
     std::string bundle;
     std::string created;  // RFC 3339, UTC
+    std::string startTime;  // of pid, as the registry read it back ("" in older records)
 };
 
 class ContainerRegistry {
