@@ -198,6 +198,36 @@ def test_interrupted_load_leaves_nothing_behind(sarus, test_images, big_archive,
             process.communicate()
 
 
+def oci_archive_with_platform(test_images, out_path, platform):
+    """busybox.oci.tar with its index entry given `platform`."""
+    import io
+    with tarfile.open(os.path.join(test_images, "busybox.oci.tar")) as tar:
+        members = [(m, tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers()]
+    with tarfile.open(out_path, "w") as tar:
+        for member, data in members:
+            if member.name.lstrip("./") == "index.json":
+                index = json.loads(data)
+                index["manifests"][0]["platform"] = platform
+                data = json.dumps(index).encode()
+                member.size = len(data)
+            tar.addfile(member, io.BytesIO(data) if data is not None else None)
+    os.chmod(out_path, 0o644)
+
+
+def test_load_takes_the_image_of_this_machine_from_an_oci_index(sarus, test_images):
+    archive = f"/var/tmp/sarus-platform-{uuid.uuid4().hex[:8]}.tar"
+    try:
+        oci_archive_with_platform(test_images, archive, {"os": "linux", "architecture": "amd64"})
+        sarus.ok("load", archive, "amd")
+        oci_archive_with_platform(test_images, archive, {"os": "linux", "architecture": "arm64"})
+        r = sarus("load", archive, "arm")
+        assert r.returncode == 1, r.stdout
+        assert "no image for linux/amd64 in the archive (it has linux/arm64)" in r.stderr, r.stderr
+        assert "load/library/arm" not in sarus.ok("images").stdout
+    finally:
+        os.remove(archive)
+
+
 def test_malicious_layer_error_names_layer_and_entry(sarus, test_images):
     r = sarus("load", os.path.join(test_images, "evil-hardlink.docker.tar"), "evil")
     assert r.returncode == 1

@@ -199,25 +199,58 @@ void ImageArchive::resolveDockerArchive() {
     }
 }
 
+namespace {
+
+// The entry of an archive's index for this machine, as pull chooses one; an
+// archive of one image often gives its entry no platform, and that entry is
+// taken as it is.
+nlohmann::json manifestForThisMachine(const nlohmann::json& manifests) {
+    std::vector<manifest::Descriptor> described;
+    bool anyPlatform = false;
+    for (const auto& entry : manifests) {
+        manifest::Descriptor d;
+        d.mediaType = entry.value("mediaType", "");
+        d.digest = entry.value("digest", "");
+        if (entry.contains("platform") && entry["platform"].is_object()) {
+            const auto& p = entry["platform"];
+            d.platform = manifest::Platform{p.value("os", ""), p.value("architecture", ""), p.value("variant", "")};
+            anyPlatform = true;
+        }
+        described.push_back(d);
+    }
+    if (!anyPlatform) {
+        return manifests[0];
+    }
+    auto host = manifest::Platform::host();
+    auto chosen = manifest::selectPlatform(described, host);
+    if (!chosen) {
+        std::string offered;
+        for (const auto& d : described) {
+            offered += (offered.empty() ? "" : ", ") + (d.platform ? d.platform->toString() : std::string("none"));
+        }
+        throw Error("no image for " + host.toString() + " in the archive (it has " + offered + ")");
+    }
+    for (const auto& entry : manifests) {
+        if (entry.value("digest", "") == chosen->digest) {
+            return entry;
+        }
+    }
+    return manifests[0];
+}
+
+}  // namespace
+
 void ImageArchive::resolveOciArchive() {
     auto index = jsonMember("index.json");
     try {
-        // Follow nested indexes down to one image manifest for linux/amd64.
+        // Follow nested indexes down to one image manifest for this machine.
         nlohmann::json descriptor;
         for (int depth = 0; depth < 4; ++depth) {
             const auto& manifests = index.at("manifests");
             if (!manifests.is_array() || manifests.empty()) {
                 throw Error(file_.string() + ": index has no manifests");
             }
-            descriptor = manifests[0];
-            for (const auto& candidate : manifests) {
-                auto platform = candidate.value("platform", nlohmann::json::object());
-                if (platform.value("os", "linux") == "linux" &&
-                    platform.value("architecture", "amd64") == "amd64") {
-                    descriptor = candidate;
-                    break;
-                }
-            }
+            descriptor = manifestForThisMachine(manifests);
             auto path = blobPath(descriptor.at("digest").get<std::string>());
             if (Sha256::of(member(path)) != descriptor.at("digest").get<std::string>()) {
                 throw Error(file_.string() + ": blob " + path + " does not match its digest");
