@@ -228,6 +228,21 @@ def test_load_takes_the_image_of_this_machine_from_an_oci_index(sarus, test_imag
         os.remove(archive)
 
 
+def test_an_entry_name_with_terminal_escapes_is_shown_escaped(sarus, test_images):
+    """What an image names reaches the user's terminal only as text."""
+    evil = tarfile.TarInfo("../\x1b]0;owned\x07\x1b[2J")
+    evil.type = tarfile.DIRTYPE
+    archive = f"/var/tmp/sarus-escape-{uuid.uuid4().hex[:8]}.tar"
+    try:
+        busybox_with_layer(test_images, archive, [evil])
+        r = sarus("load", archive, "escape")
+        assert r.returncode == 1, r.stdout
+        assert "\x1b" not in r.stderr and "\x07" not in r.stderr, repr(r.stderr)
+        assert "../\\x1b]0;owned\\x07\\x1b[2J" in r.stderr, repr(r.stderr)
+    finally:
+        os.remove(archive)
+
+
 def test_malicious_layer_error_names_layer_and_entry(sarus, test_images):
     r = sarus("load", os.path.join(test_images, "evil-hardlink.docker.tar"), "evil")
     assert r.returncode == 1

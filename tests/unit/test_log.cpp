@@ -94,3 +94,8 @@ TEST(Log, LevelsAreSarussAndOnlyTheChosenOnesShow) {
     text = stderrOf([] { sarus::log::debug("d"); });
     EXPECT_NE(text.find("] [CLI] [DEBUG] d\n"), std::string::npos) << text;
 }
+
+TEST(PrintableText, EscapesControlCharactersButNewlineAndTab) {
+    EXPECT_EQ(sarus::log::printableText("a\x1b[2Jb\x07\x7f\tc\nd"), "a\\x1b[2Jb\\x07\\x7f\tc\nd");
+    EXPECT_EQ(sarus::log::printableText("caf\xc3\xa9"), "caf\xc3\xa9");
+}

@@ -6,6 +6,7 @@
 #include "common/error.hpp"
 #include "cli/help_text.hpp"
 #include "common/log.hpp"
+#include "common/log_line.hpp"
 #include "suid/privileges.hpp"
 #include "suid/security_checks.hpp"
 #include "version.hpp"
@@ -452,15 +453,15 @@ int runCli(int argc, char** argv) {
         return runCommand(name, std::vector<std::string>(args.begin() + static_cast<long>(next) + 1, args.end()),
                           parsers, argv);
     } catch (const Error& e) {
-        std::fprintf(stderr, "%s\n", e.what());
+        std::fprintf(stderr, "%s\n", log::printableText(e.what()).c_str());
         if (log::enabled(log::Level::verbose)) {
             for (const auto& context : e.contexts()) {
-                std::fprintf(stderr, "  while %s\n", context.c_str());
+                std::fprintf(stderr, "  while %s\n", log::printableText(context).c_str());
             }
         }
         return 1;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "unexpected error: %s\n", e.what());
+        std::fprintf(stderr, "unexpected error: %s\n", log::printableText(e.what()).c_str());
         return 1;
     }
 }

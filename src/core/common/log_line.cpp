@@ -27,6 +27,21 @@ const std::string& instanceId() {
     return id;
 }
 
+std::string printableText(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (unsigned char c : text) {
+        if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
+            char escaped[5];
+            std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
+            out += escaped;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
 std::string formatLogLine(const timespec& time, std::string_view instance, std::string_view subsystem,
                           std::string_view level, std::string_view message) {
     char seconds[48];
@@ -38,7 +53,7 @@ std::string formatLogLine(const timespec& time, std::string_view instance, std::
     line += "] [";
     line += level;
     line += "] ";
-    line += message;
+    line += printableText(message);
     line += '\n';
     return line;
 }

@@ -11,6 +11,11 @@
 
 namespace sarus::log {
 
+// text with its control characters but newline and tab written as \xNN:
+// messages carry what registries, images and archives say (an error body,
+// a file name), and an escape sequence there would act on the terminal.
+std::string printableText(std::string_view text);
+
 // "<hostname>-<pid of sarus>": whom a line comes from, also for a helper
 // program that writes its own lines.
 const std::string& instanceId();
