@@ -39,8 +39,10 @@ public:
         if (file.get() < 0 || ::fstat(file.get(), &st) != 0) {
             throw systemError("cannot open the image " + image.string(), errno);
         }
-        for (const auto& [key, mount] : mounts_) {
-            if (mount.image == image && sameImageFile(mount.identity, st)) {
+        // A mount whose squashfuse_ll died (OOM killer) answers nothing: the
+        // containers that hold it keep it until they end; new ones get a new one.
+        for (auto& [key, mount] : mounts_) {
+            if (mount.image == image && sameImageFile(mount.identity, st) && daemonAlive(mount)) {
                 return {key, false};
             }
         }
@@ -69,11 +71,8 @@ public:
 
     bool outdated(int key) override {
         auto& mount = mounts_.at(key);
-        if (mount.daemon > 0 && ::waitpid(mount.daemon, nullptr, WNOHANG) == mount.daemon) {
-            mount.daemon = -1;
-        }
         struct stat st {};
-        return mount.daemon < 0 || ::stat(mount.image.c_str(), &st) != 0 || !sameImageFile(st, mount.identity);
+        return !daemonAlive(mount) || ::stat(mount.image.c_str(), &st) != 0 || !sameImageFile(st, mount.identity);
     }
 
     void release(int key) override {
@@ -93,6 +92,13 @@ public:
     }
 
 private:
+    static bool daemonAlive(KeptMount& mount) {
+        if (mount.daemon > 0 && ::waitpid(mount.daemon, nullptr, WNOHANG) == mount.daemon) {
+            mount.daemon = -1;
+        }
+        return mount.daemon > 0;
+    }
+
     const KeeperSettings& settings_;
     FileDescriptor userNamespace_;
     FileDescriptor mountNamespace_;

@@ -247,6 +247,21 @@ def test_a_killed_sarus_leaves_no_root_supervisor_waiting_for_a_stuck_keeper(sui
         os.kill(keeper, signal.SIGCONT)
 
 
+def test_a_dead_image_daemon_is_not_handed_to_the_next_container(userns_kept):
+    """The OOM killer may take a kept mount's squashfuse_ll while a
+    container still holds the mount: the next container gets a new one."""
+    running = start_sleeping_container(userns_kept)
+    try:
+        [daemon] = image_mounts(userns_kept)
+        os.kill(daemon, signal.SIGKILL)
+        r = userns_kept("run", BUSYBOX, "cat", "/etc/os-release")
+        assert r.returncode == 0, r.stderr
+        assert len(image_mounts(userns_kept)) == 1, "a new squashfuse_ll serves the next container"
+    finally:
+        running.send_signal(signal.SIGTERM)
+        running.wait(timeout=30)
+
+
 def test_a_keeper_directory_of_another_user_is_not_used(userns_kept):
     """suid mode: the keepers' directory is root's (see test_suid_attacks.py)."""
     kept = userns_kept
