@@ -76,8 +76,14 @@ void startKeeper(const KeeperSettings& settings, const IdMappingPlan& ids, const
 
 KeptImage acquireKeptImage(const KeeperSettings& settings, const IdMappingPlan& ids, const IdMappingTools& tools,
                            const fs::path& imageFile) {
-    auto claim = claimKeptMount(settings.options.paths, imageFile.string(), {}, ::getuid(),
-                                [&] { startKeeper(settings, ids, tools); });
+    auto claim = claimKeptMount(settings.options.paths, imageFile.string(), {}, ::getuid(), [&] {
+        // What the keepers of ended Slurm steps left on this node goes first.
+        const auto& directory = settings.options.paths.directory;
+        auto name = directory.filename().string();
+        removeDeadKeeperDirectories(directory.parent_path(), "sarus-keeper-" + std::to_string(::getuid()),
+                                    name.substr(name.rfind('@')), {"images"});
+        startKeeper(settings, ids, tools);
+    });
     if (claim.descriptors.size() != 2) {
         throw Error("the image keeper at " + settings.options.paths.socket().string() +
                     " did not send its namespaces");

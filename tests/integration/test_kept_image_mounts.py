@@ -289,3 +289,19 @@ def test_each_slurm_step_has_a_keeper_of_its_own(userns_kept):
     base = keeper_directory(kept)
     for step in ("0", "1"):
         assert os.path.isdir(base.replace("@", f"-slurm77.{step}@"))
+
+
+def test_the_directory_of_a_killed_step_keeper_goes_with_the_next_keeper(userns_kept):
+    """Slurm SIGKILLs a step's keeper with the step: its directory stays in
+    tempDir, and the next keeper of the user on the node removes it."""
+    kept = userns_kept
+    stale = keeper_directory(kept).replace("@", "-slurm78.0@")
+    kept.ok("run", BUSYBOX, "true", env={"SLURM_JOB_ID": "78", "SLURM_STEP_ID": "0"})
+    assert os.path.isdir(stale)
+    for keeper in keepers(kept):
+        os.kill(keeper, signal.SIGKILL)
+    assert wait_until(lambda: keepers(kept) == [])
+    assert os.path.isdir(stale), "a killed keeper cannot remove its directory"
+    kept.ok("run", BUSYBOX, "true", env={"SLURM_JOB_ID": "78", "SLURM_STEP_ID": "1"})
+    assert not os.path.exists(stale), os.listdir(stale)
+    assert os.path.isdir(keeper_directory(kept).replace("@", "-slurm78.1@")), "the running keeper's stays"

@@ -356,6 +356,31 @@ void detachAsKeeper(const std::vector<int>& keep, const std::string& title) {
     }
 }
 
+void removeDeadKeeperDirectories(const fs::path& parent, const std::string& prefix, const std::string& suffix,
+                                 const std::vector<std::string>& entries) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(parent, ec)) {
+        auto name = entry.path().filename().string();
+        if (name.size() < prefix.size() + suffix.size() || name.rfind(prefix, 0) != 0 ||
+            name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0 ||
+            !isPrivateDirectoryOfCaller(entry.path())) {
+            continue;
+        }
+        KeeperPaths paths{entry.path()};
+        FileDescriptor lock(::open(paths.lock().c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+        // Busy (starting, serving a claim, ending) or alive: not ours to touch.
+        if (lock.get() < 0 || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0 || connectIfServed(paths)) {
+            continue;
+        }
+        ::unlink(paths.socket().c_str());
+        for (const auto& inside : entries) {
+            ::rmdir((paths.directory / inside).c_str());
+        }
+        ::unlink(paths.lock().c_str());
+        ::rmdir(paths.directory.c_str());
+    }
+}
+
 KeptMountClaim claimKeptMount(const KeeperPaths& paths, const std::string& argument, const std::vector<int>& sendFds,
                               uid_t keeperUid, const std::function<void()>& startKeeper, int callerAliveFd) {
     auto request = "MOUNT " + argument + "\n";

@@ -81,6 +81,14 @@ struct KeptMountClaim {
     std::vector<FileDescriptor> descriptors;
 };
 
+// Removes the directories of the caller's keepers in parent named
+// prefix...suffix that no keeper serves any more (Slurm SIGKILLs a step's
+// keeper with the step, which cannot remove its own): their socket, the
+// empty directories `entries` in them, their lock. One that is locked or
+// answers is left alone.
+void removeDeadKeeperDirectories(const std::filesystem::path& parent, const std::string& prefix,
+                                 const std::string& suffix, const std::vector<std::string>& entries);
+
 // Connects to the keeper of paths (calling startKeeper under the lock when
 // none listens, which must return once the socket serves), sends the
 // request and returns the keeper's answer. The keeper must run as
