@@ -456,6 +456,21 @@ TEST_F(LayerFlattenerTest, FillsHolesOfSparseFiles) {
     EXPECT_EQ(info["File size"], std::to_string(size));
 }
 
+TEST_F(LayerFlattenerTest, RefusesSparseFilesOfHugeHoles) {
+    // GNU tar stores a 100 GiB file of holes in a few KiB (SEEK_HOLE).
+    auto big = dir_ / "sparse-source";
+    fs::create_directories(big);
+    ASSERT_EQ(run("truncate -s 100G " + quote((big / "huge").string()) + " && printf x >> " +
+                  quote((big / "huge").string()) + " && tar -C " + quote(big.string()) +
+                  " --sparse --format=pax -cf - huge")
+                  .status,
+              0);
+    auto layer = run("tar -C " + quote(big.string()) + " --sparse --format=pax -cf - huge").output;
+    fs::remove_all(big);
+    ASSERT_LT(layer.size(), 1000000u) << "the layer does not contain a sparse entry";
+    expectRejected({layer}, {"layer1", "huge", "sparse files with more than 64 GiB of holes"});
+}
+
 TEST_F(LayerFlattenerTest, WhiteoutRemovesLowerFileAndDirectory) {
     std::string lower = LayerBuilder()
                             .file("a/x", "x")

@@ -101,6 +101,10 @@ struct LayerFlattener::Impl {
     std::uint32_t layer = 0;
     bool finished = false;
     bool failed = false;
+    // Zeros written for the holes of sparse entries, which cost the writer
+    // time and memory but the layer next to nothing.
+    std::uint64_t holes = 0;
+    void fillHole(std::uint64_t size);
     // Reused for every entry to avoid allocations.
     std::vector<std::string_view> components;
     std::vector<std::string_view> linkComponents;
@@ -307,15 +311,27 @@ void LayerFlattener::Impl::readFileData(archive* reader, archive_entry* entry,
         if (offset < 0 || static_cast<std::uint64_t>(offset) < position) {
             throw Error("file data blocks out of order");
         }
-        writer.appendZeros(static_cast<std::uint64_t>(offset) - position);
+        fillHole(static_cast<std::uint64_t>(offset) - position);
         writer.append(data, size);
         position = static_cast<std::uint64_t>(offset) + size;
     }
     if (archive_entry_size_is_set(entry) && archive_entry_size(entry) > 0 &&
         static_cast<std::uint64_t>(archive_entry_size(entry)) > position) {
-        writer.appendZeros(static_cast<std::uint64_t>(archive_entry_size(entry)) - position);
+        fillHole(static_cast<std::uint64_t>(archive_entry_size(entry)) - position);
     }
     writer.endFile();
+}
+
+// A layer of a few bytes may declare sparse files of exabytes: past this
+// much, an image is refused rather than written for hours.
+constexpr std::uint64_t maxSparseHoles = std::uint64_t(64) << 30;
+
+void LayerFlattener::Impl::fillHole(std::uint64_t size) {
+    if (size > maxSparseHoles - holes) {
+        throw Error("sparse files with more than 64 GiB of holes");
+    }
+    holes += size;
+    writer.appendZeros(size);
 }
 
 LayerFlattener::LayerFlattener(const std::filesystem::path& output, const SquashfsOptions& options)
