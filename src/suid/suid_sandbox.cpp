@@ -10,6 +10,7 @@
 #include "runtime/mount_tree.hpp"
 #include "runtime/root_directory.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
 #include <optional>
@@ -62,6 +63,35 @@ void mountImage(const SandboxPlan& plan, const fs::path& lower) {
     LoopDevice loop(plan.image.get());
     mountOrThrow(loop.path(), lower.string(), "squashfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "");
     log::debug("image loop-mounted from " + loop.path());
+}
+
+// Whether the caller can change what `resolved` (a directory's path as
+// resolved in the root) leads to: a directory on its way that is not on the
+// container's own filesystems, that is the caller's (who may chmod it), or
+// that the caller may write to (without the sticky bit) lets the caller
+// rename what follows and put a symlink in its place.
+bool callerCanChangePath(const RootDirectory& root, const std::string& resolved, const Owner& caller,
+                         const std::vector<gid_t>& groups) {
+    std::string parent = "/";
+    std::size_t next = 1;
+    for (;;) {
+        auto directory = root.open(parent, O_PATH | O_DIRECTORY);
+        struct stat st {};
+        if (::fstat(directory.get(), &st) != 0 || !root.onRootMount(directory.get()) || st.st_uid == caller.uid) {
+            return true;
+        }
+        bool inGroup = st.st_gid == caller.gid || std::find(groups.begin(), groups.end(), st.st_gid) != groups.end();
+        bool writable = (st.st_mode & S_IWOTH) || ((st.st_mode & S_IWGRP) && inGroup);
+        if (writable && !(st.st_mode & S_ISVTX)) {
+            return true;
+        }
+        auto slash = resolved.find('/', next);
+        if (slash == std::string::npos) {
+            return false;  // the last directory itself: its entry is its parent's
+        }
+        parent = resolved.substr(0, slash);
+        next = slash + 1;
+    }
 }
 
 // The merged root takes its owner and mode from the upper directory, which
@@ -160,19 +190,23 @@ int runSuidSandbox(SandboxPlan& plan, const ContainerCgroups& cgroups, int paren
     } else {
         options.cgroupsPath = "sarus";
     }
-    // The working directory belongs to the caller, who can change the path
-    // to it: on a bind-mounted host directory, and even on the container's
-    // own root through /proc/PID/root of the caller's processes that run in
-    // the container's mount namespace before it starts (the SSH daemon, a
-    // hook's readelf). The runtime (root) only enters "/" by name;
-    // sarus-workdir enters the rest as the caller.
+    // The caller can change the path to the working directory where a
+    // directory on its way is the caller's or writable by the caller: on a
+    // bind-mounted host directory, and even on the container's own root,
+    // through /proc/PID/root of the caller's processes that run in the
+    // container's mount namespace before it starts (the SSH daemon, a hook's
+    // readelf). The runtime (root) enters by name only a path the caller
+    // cannot change, as resolved; sarus-workdir enters any other as the
+    // caller.
     auto workdir = root.ensureDirectory(spec.cwd, {caller, caller, plan.callerGroups});
-    checkWorkingDirectoryOutsideProcAndSys(root.containerPathOf(workdir.get()),
-                                           "working directory '" + spec.cwd + "'");
-    if (spec.cwd != "/") {
+    auto resolvedCwd = root.containerPathOf(workdir.get());
+    checkWorkingDirectoryOutsideProcAndSys(resolvedCwd, "working directory '" + spec.cwd + "'");
+    if (resolvedCwd != "/" && callerCanChangePath(root, resolvedCwd, caller, plan.callerGroups)) {
         mounts.attachFile(workdirHelper.get(), workdirHelperDestination);
         options.workdirHelper = workdirHelperDestination;
         log::debug("working directory " + spec.cwd + " is entered by " + workdirHelperDestination);
+    } else {
+        options.runtimeCwd = resolvedCwd;
     }
     writeBundleConfig(plan.bundleDir, spec, options);
 

@@ -206,3 +206,22 @@ def test_kill_9_leaves_no_loop_device_or_mount(suid):
     p.kill()
     p.wait()
     assert wait_for_no_leftovers(suid.user) == []
+
+
+def test_a_working_directory_only_the_images_owner_may_enter_works_for_another_user(suid, test_images):
+    """A shared (centralized) image of another user, whose WorkingDir the
+    caller may not enter (its /root, 0700): the runtime enters a path the
+    caller cannot change by name, before it takes the caller's identity, as
+    Sarus's runc does; only what the caller can change goes through
+    sarus-workdir."""
+    from conftest import TEST_USERS
+    other = next(u for u in TEST_USERS if u != suid.user)
+    suid.ok("load", "--centralized-repository", os.path.join(test_images, "busybox.docker.tar"), "shared")
+    try:
+        r = run_as(other, [suid.binary, "run", "--centralized-repository", "-w", "/root", "load/library/shared",
+                           "sh", "-c", "pwd; ls /root >/dev/null 2>&1 || echo cannot-list"],
+                   env={"SARUS_CONFIG_FILE": suid.config_file})
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "/root\ncannot-list\n", r.stdout
+    finally:
+        suid.ok("rmi", "--centralized-repository", "load/library/shared")

@@ -21,7 +21,7 @@ json processSection(const ContainerSpec& spec, const OciConfigOptions& options) 
         user["additionalGids"] = spec.identity.supplementaryGids;
     }
     std::vector<std::string> args = spec.args;
-    auto cwd = spec.cwd;
+    auto cwd = options.runtimeCwd.empty() ? spec.cwd : options.runtimeCwd;
     if (!options.workdirHelper.empty()) {
         args.insert(args.begin(), {options.workdirHelper, spec.cwd});
         cwd = std::string("/");  // (assigning the literal trips a false -Wrestrict of GCC 12)

@@ -34,6 +34,9 @@ struct OciConfigOptions {
     // Container path of sarus-workdir: the process starts in "/" and the
     // helper enters spec.cwd as the container's user.
     std::string workdirHelper;
+    // The working directory the runtime enters by name, when not the
+    // container's own ("" for spec.cwd): the path as resolved in the rootfs.
+    std::string runtimeCwd;
     std::string cgroupsPath;  // linux.cgroupsPath when not empty
     // false: the container stays in the sandbox's own private mount namespace
     // and the runtime enters the rootfs with chroot. A runtime that makes a
