@@ -167,6 +167,28 @@ def test_when_conditions(hooks, logdir, when, options, runs):
     assert logged(logfile) == (["ran"] if runs else [])
 
 
+def test_image_labels_choose_no_hook(hooks, logdir, test_images):
+    """Attack by an image's author: a label the filter of hook switches lets
+    through ("com.hooks.mpi-enabled") still matches a hook file's pattern
+    with an unescaped dot (^com.hooks.mpi.enabled$, as Sarus writes them):
+    labels take no part in choosing hooks."""
+    from conftest import busybox_with_layer
+    import uuid
+    logfile = os.path.join(logdir, "log")
+    timestamp(hooks, "ts.json", logfile, "ran", when={"annotations": {"^com.hooks.mpi.enabled$": "^true$"}})
+    archive = f"/var/tmp/sarus-labels-{uuid.uuid4().hex[:8]}.tar"
+    try:
+        busybox_with_layer(test_images, archive, [], labels={"com.hooks.mpi-enabled": "true"})
+        hooks.ok("load", archive, "labelled")
+        r = hooks("run", "load/library/labelled", "/bin/true")
+        assert r.returncode == 0, r.stderr
+        assert logged(logfile) == [], "an image label chose a hook"
+        hooks.ok("run", "--mpi", "load/library/labelled", "/bin/true")
+        assert logged(logfile) == ["ran"]
+    finally:
+        os.remove(archive)
+
+
 def test_hook_order_and_stages(hooks, logdir, host_files):
     logfile = os.path.join(logdir, "log")
     timestamp(hooks, "10-ts.json", logfile, "first", stages=("createRuntime", "createContainer", "poststop"))

@@ -524,6 +524,8 @@ TEST_F(ContainerSpecTest, CombinesAllRules) {
     EXPECT_EQ(spec.env, (Strings{"HOME=/home/alice", "IMG=1", "SITE=1", "CLI=2"}));
     EXPECT_EQ(spec.annotations.at("com.hooks.mpi.type"), "mpich");
     EXPECT_EQ(spec.annotations.at("l"), "v");
+    EXPECT_EQ(spec.selectingAnnotations.count("l"), 0u) << "a label chooses no hook";
+    EXPECT_EQ(spec.selectingAnnotations.at("com.hooks.mpi.enabled"), "true");
     ASSERT_EQ(spec.siteMounts.size(), 1u);
     EXPECT_EQ(spec.siteMounts[0].source, "/scratch");
     ASSERT_EQ(spec.userMounts.size(), 1u);

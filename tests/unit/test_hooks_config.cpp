@@ -16,6 +16,7 @@ sarus::ContainerSpec spec() {
     sarus::ContainerSpec s;
     s.args = {"/bin/sh", "-c", "true"};
     s.annotations = {{"com.hooks.mpi.enabled", "true"}, {"com.hooks.mpi.type", "mpich"}};
+    s.selectingAnnotations = s.annotations;
     return s;
 }
 
@@ -69,7 +70,7 @@ TEST(HooksConfig, ConditionsAreAnded) {
 TEST(HooksConfig, PatternsThatWouldBacktrackExponentiallyStillGiveTheirAnswer) {
     // With a backtracking matcher each of these takes 2^40 steps and never ends.
     auto s = spec();
-    s.annotations["com.hooks.x"] = std::string(40, 'a');
+    s.selectingAnnotations["com.hooks.x"] = std::string(40, 'a');
     EXPECT_FALSE(applies({{"annotations", {{"com.hooks.x", "(a*)*b"}}}}, s));
     EXPECT_FALSE(applies({{"annotations", {{"com.hooks.x", "(a|a)*b"}}}}, s));
     EXPECT_TRUE(applies({{"annotations", {{"com.hooks.x", "(a|a)*"}}}}, s));
@@ -236,4 +237,14 @@ TEST(HooksInOciConfig, WrittenWithTheirOutputFileAndNeverTheUsers) {
     EXPECT_EQ(config["hooks"]["createContainer"][0]["path"], "/bin/a");
     EXPECT_EQ(config["annotations"]["run.oci.hooks.stderr"], "/bundle/hooks.stderr");
     EXPECT_EQ(config["annotations"]["run.oci.hooks.stdout"], "/bundle/hooks.stdout");
+}
+
+TEST(HooksConfig, ImageLabelsChooseNoHookWhateverThePatternMatches) {
+    // A label "com.hooks.mpi-enabled" matches the unescaped dot of
+    // ^com.hooks.mpi.enabled$: labels are annotations, not choices.
+    auto s = spec();
+    s.annotations["com.hooks.slurm-global-sync-enabled"] = "true";
+    s.selectingAnnotations.clear();
+    EXPECT_FALSE(applies({{"annotations", {{"^com.hooks.slurm-global-sync.enabled$", "^true$"}}}}, s));
+    EXPECT_FALSE(applies({{"annotations", {{"^com.hooks.mpi.enabled$", "^true$"}}}}, s));
 }

@@ -45,7 +45,7 @@ bool annotationsMatch(const json& conditions, const ContainerSpec& spec) {
             return fullMatch(annotation.first, keyPattern, "when.annotations") &&
                    fullMatch(annotation.second, valuePattern, "when.annotations");
         };
-        if (std::none_of(spec.annotations.begin(), spec.annotations.end(), matches)) {
+        if (std::none_of(spec.selectingAnnotations.begin(), spec.selectingAnnotations.end(), matches)) {
             return false;
         }
     }

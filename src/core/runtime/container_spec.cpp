@@ -354,6 +354,7 @@ ContainerSpec buildContainerSpec(const Config& config, const ImageMetadata& imag
     spec.env = buildEnvironment(hostEnv, image.env, config.json().value("environment", nlohmann::json()),
                                 options.env);
     spec.annotations = buildAnnotations(image, options, config.stringOr("defaultMPIType", ""));
+    spec.selectingAnnotations = buildAnnotations({}, options, config.stringOr("defaultMPIType", ""));
     spec.requestedHookAnnotations = requestedHookAnnotations(options);
     spec.siteMounts = siteMounts(config.json());
     auto rules = userMountRestrictions(config.json());

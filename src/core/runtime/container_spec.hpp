@@ -30,6 +30,9 @@ struct ContainerSpec {
     std::vector<BindMount> userMounts;
     std::vector<DeviceMount> devices;
     std::map<std::string, std::string> annotations;
+    // The annotations that choose hooks (when.annotations): the engine's and
+    // the user's, never an image label, whatever a hook's pattern matches.
+    std::map<std::string, std::string> selectingAnnotations;
     // The com.hooks.* keys the user asked for, on the command line or with
     // --mpi, --glibc, --ssh (image labels excluded): a hook should act on them.
     std::vector<std::string> requestedHookAnnotations;
