@@ -32,14 +32,23 @@ std::string normalizeMemberName(std::string name) {
 
 // Only decompressors linked into libarchive, chosen for the formats images
 // come in: filter_all would also take rpm, uu, lzip and chains of them, and
-// run lrzip, grzip or lzop from the caller's PATH on the archive's bytes.
-using FilterSupport = int (*)(archive*);
+// run lrzip, grzip or lzop from the caller's PATH on the archive's bytes. A
+// libarchive built without one of these libraries would run an external
+// program for it (and say so with ARCHIVE_WARN): that filter is left out.
+struct Filter {
+    int (*support)(archive*);
+    const char* (*libraryVersion)();
+};
 
-void supportFilters(archive* reader, std::initializer_list<FilterSupport> filters) {
-    for (auto support : filters) {
-        if (support(reader) != ARCHIVE_OK) {
-            throw Error(std::string("libarchive cannot decompress an image format without an external program: ") +
-                        archive_error_string(reader));
+const Filter gzipFilter{archive_read_support_filter_gzip, archive_zlib_version};
+const Filter zstdFilter{archive_read_support_filter_zstd, archive_libzstd_version};
+const Filter bzip2Filter{archive_read_support_filter_bzip2, archive_bzlib_version};
+const Filter xzFilter{archive_read_support_filter_xz, archive_liblzma_version};
+
+void supportFilters(archive* reader, std::initializer_list<Filter> filters) {
+    for (const auto& filter : filters) {
+        if (filter.libraryVersion() != nullptr) {
+            filter.support(reader);
         }
     }
 }
@@ -47,8 +56,7 @@ void supportFilters(archive* reader, std::initializer_list<FilterSupport> filter
 Reader openOuter(const fs::path& file) {
     Reader reader(archive_read_new());
     // docker save's tar, or the same through gzip, bzip2, xz or zstd
-    supportFilters(reader.get(), {archive_read_support_filter_gzip, archive_read_support_filter_bzip2,
-                                  archive_read_support_filter_xz, archive_read_support_filter_zstd});
+    supportFilters(reader.get(), {gzipFilter, bzip2Filter, xzFilter, zstdFilter});
     archive_read_support_format_tar(reader.get());
     if (archive_read_open_filename(reader.get(), file.c_str(), readBlockSize) != ARCHIVE_OK) {
         throw Error(file.string() + ": cannot read archive: " + archive_error_string(reader.get()));
@@ -98,7 +106,7 @@ void ArchiveReaderDeleter::operator()(archive* a) const { archive_read_free(a); 
 std::unique_ptr<archive, ArchiveReaderDeleter> newLayerReader() {
     std::unique_ptr<archive, ArchiveReaderDeleter> reader(archive_read_new());
     // the layer media types: tar, tar+gzip, tar+zstd
-    supportFilters(reader.get(), {archive_read_support_filter_gzip, archive_read_support_filter_zstd});
+    supportFilters(reader.get(), {gzipFilter, zstdFilter});
     archive_read_support_format_tar(reader.get());
     archive_read_support_format_empty(reader.get());
     return reader;
