@@ -39,6 +39,7 @@ struct rank {
 static struct rank ranks[MAX_RANKS];
 static size_t rank_count;
 static int shutting_down;
+static int ended_by_signal; /* the ending signal passed on to every rank */
 
 static void fail(const char *what) {
     fprintf(stderr, "sarus-rank-agent: %s: %s\n", what, strerror(errno));
@@ -161,6 +162,11 @@ static void exec_rank(int *fds, int count, char *cwd, char **argv, char **envp, 
             close(fd);
         }
     }
+    /* The agent's handlers do nothing but note a signal: one that arrives
+     * before the exec must do to the rank what it would do to the program. */
+    for (int i = 0, caught[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}; i < 6; ++i) {
+        signal(caught[i], SIG_DFL);
+    }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -185,6 +191,12 @@ static void start_rank(struct rank *rank) {
     int count = receive_start(rank->connection, &start, fds);
     if (count < 0) {
         rank->pid = -1; /* dropped below */
+        return;
+    }
+    if (start.argc > 0 && shutting_down) { /* ending: a rank that comes now is not started */
+        close_received(fds, (size_t)count);
+        reply(rank->connection, 128 + (ended_by_signal ? ended_by_signal : SIGTERM));
+        rank->pid = -1;
         return;
     }
     if (start.argc == 0) { /* the container's end: no new ranks */
@@ -302,7 +314,6 @@ int main(void) {
         sigaction(names[s], &ending, NULL);
         sigaddset(&ends, names[s]);
     }
-    int ended_by = 0;
     struct sigaction unused = {0};
     unused.sa_handler = leave_to_the_ranks;
     sigemptyset(&unused.sa_mask);
@@ -327,13 +338,13 @@ int main(void) {
     static struct pollfd polled[MAX_RANKS + 2];
     while (!shutting_down || running_ranks() > 0) {
         if (ending_signal) {
-            ended_by = ending_signal;
+            ended_by_signal = ending_signal;
             ending_signal = 0;
             shutting_down = 1;
             for (size_t i = 0; i < rank_count; ++i) {
-                if (ranks[i].pid > 0) {
-                    kill(-ranks[i].pid, ended_by);
-                    kill(ranks[i].pid, ended_by); /* before its setsid, the group is not there yet */
+                /* before its setsid, the group is not there yet */
+                if (ranks[i].pid > 0 && kill(-ranks[i].pid, ended_by_signal) != 0 && errno == ESRCH) {
+                    kill(ranks[i].pid, ended_by_signal);
                 }
             }
             continue;
@@ -381,5 +392,5 @@ int main(void) {
             }
         }
     }
-    return ended_by ? 128 + ended_by : 0;
+    return ended_by_signal ? 128 + ended_by_signal : 0;
 }
