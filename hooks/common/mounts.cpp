@@ -60,7 +60,7 @@ std::string attachOnto(const ContainerState& state, int tree, const std::string&
     auto root = openContainerRootfs(state);
     auto target = root.ensureMountPoint(destination, isDirectory(tree), creationPolicy(state));
     auto inRoot = root.containerPathOf(target.get());
-    sarus::checkNotRuntimeMountPoint(inRoot, "the mount of " + source + " (destination " + destination + ")");
+    sarus::checkNotRuntimeMountPointForHook(inRoot, "the mount of " + source + " (destination " + destination + ")");
     sarus::setMountTreeAttributes(tree, MOUNT_ATTR_NOSUID | attributes, source);
     sarus::attachMountTree(tree, target.get(), source + " onto " + inRoot);
     return inRoot;

@@ -51,8 +51,12 @@ std::string ContainerMounts::attach(int tree, const BindMount& mount, const std:
     auto resolved = root_.containerPathOf(target.get());
     if (rules != nullptr && !mount.launcher) {
         checkUserMountDestination(resolved, *rules, mount.request, [&](const std::string& path) {
-            auto found = root_.openIfExists(path, O_PATH);
-            return found ? std::optional<std::string>(root_.containerPathOf(found->get())) : std::nullopt;
+            try {  // a refused path the image does not have (or not as a path) leads nowhere
+                auto found = root_.openIfExists(path, O_PATH);
+                return found ? std::optional<std::string>(root_.containerPathOf(found->get())) : std::nullopt;
+            } catch (const Error&) {
+                return std::optional<std::string>();
+            }
         });
     }
     checkNotRuntimeMountPoint(resolved, what + " (destination " + mount.destination + ")");

@@ -1,5 +1,6 @@
 #include "image/image_archive.hpp"
 
+#include "common/cancellation.hpp"
 #include "common/error.hpp"
 #include "common/log.hpp"
 #include "registry/manifest.hpp"
@@ -137,6 +138,7 @@ void ImageArchive::scan() {
     int status;
     while ((status = archive_read_next_header(reader.get(), &entry)) == ARCHIVE_OK ||
            status == ARCHIVE_WARN) {
+        cancellation::throwIfRequested();  // a compressed archive is decompressed whole here
         if (archive_entry_filetype(entry) != AE_IFREG) {
             continue;
         }

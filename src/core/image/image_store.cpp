@@ -1,6 +1,7 @@
 #include "image/image_store.hpp"
 
 #include "config/config.hpp"
+#include "common/cancellation.hpp"
 #include "common/error.hpp"
 #include "common/file_utils.hpp"
 #include "common/unnamed_file.hpp"
@@ -32,6 +33,7 @@ void lockWithTimeout(int fd, const fs::path& file, int timeoutMs, int warningMs)
         if (errno != EWOULDBLOCK && errno != EINTR) {
             throw systemError("cannot lock " + file.string(), errno);
         }
+        cancellation::throwIfRequested();
         auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::steady_clock::now() - start).count();
         if (!warned && waited >= warningMs) {

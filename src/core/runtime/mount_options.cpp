@@ -292,6 +292,17 @@ void checkNotRuntimeMountPoint(const std::string& resolved, const std::string& w
     }
 }
 
+void checkNotRuntimeMountPointForHook(const std::string& resolved, const std::string& what) {
+    for (const char* exact : {"/", "/dev", "/proc", "/sys"}) {
+        if (resolved == exact) {
+            throw Error(what + " resolves to " + resolved + " in the container, which the runtime provides");
+        }
+    }
+    if (isSameOrBelow(resolved, "/dev/pts")) {
+        throw Error(what + " resolves to " + resolved + " in the container: the runtime's /dev/pts");
+    }
+}
+
 void checkUserMountDestination(const std::string& destination, const UserMountRestrictions& rules,
                                const std::string& request, const PathInRootResolver& leadsTo) {
     // Sarus checks the prefixes first; its prefix is a string's, this one a path's ("/etc2" is not below "/etc").

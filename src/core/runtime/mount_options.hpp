@@ -90,5 +90,8 @@ bool isSameOrBelow(const std::string& path, const std::string& directory);
 // would be hidden, or would carry the runtime's own files (where the runtime
 // writes as root). Takes the destination as resolved in the rootfs.
 void checkNotRuntimeMountPoint(const std::string& resolvedDestination, const std::string& what);
+// For a hook, which mounts after the runtime's /proc and /sys are there:
+// only /, /dev, /proc, /sys themselves and what is below /dev/pts.
+void checkNotRuntimeMountPointForHook(const std::string& resolvedDestination, const std::string& what);
 
 }  // namespace sarus
