@@ -327,6 +327,38 @@ def test_scancel_gives_every_rank_its_sigterm_and_its_own_exit(ranks):
                 p.wait()
 
 
+def test_the_group_of_a_step_killed_whole_goes_with_the_next_leader(ranks):
+    """Slurm SIGKILLs every process of a step at once: nobody is left to
+    retire its group. The next group's leader removes it."""
+    group = f"killed-{os.getpid()}"
+    script = "echo ready; sleep 60"
+    leader = start_rank(ranks, group, BUSYBOX, "sh", "-c", script)
+    member = None
+    try:
+        assert leader.stdout.readline() == "ready\n"
+        member = start_rank(ranks, group, BUSYBOX, "sh", "-c", script)
+        assert member.stdout.readline() == "ready\n"
+        before = set(os.listdir(groups_directory(ranks)))
+        assert len(before) == 1, before
+        for pid in process_tree(leader.pid) + process_tree(member.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for p in (leader, member):
+            p.wait(timeout=30)
+        assert wait_for_no_leftovers(ranks.user, timeout=15) == []
+        assert set(os.listdir(groups_directory(ranks))) == before, "a group killed whole stays"
+        r = run_as(ranks.user, [ranks.binary, "run", BUSYBOX, "true"],
+                   env={"SARUS_CONFIG_FILE": ranks.config_file, "SARUS_RANK_GROUP": group + "-next"})
+        assert r.returncode == 0, r.stderr
+    finally:
+        for p in (leader, member):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def test_a_joining_rank_gets_no_privilege(ranks):
     """In suid mode too: a rank that joins runs as the caller, without
     capabilities and with no_new_privs, like the container's own process."""

@@ -152,6 +152,48 @@ void retireGeneration(const fs::path& groupDir, const fs::path& generation) {
     }
 }
 
+// The groups of steps Slurm killed whole (every rank and the container at
+// once, so nobody retired them): no agent answers and nobody holds their
+// members or their lock. A new leader removes them; a group that is busy,
+// or whose agent answers, is left alone.
+void removeDeadGroups(const fs::path& ranksDir, const fs::path& own) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(ranksDir, ec)) {
+        auto groupDir = entry.path();
+        if (groupDir == own || !isPrivateDirectoryOfCaller(groupDir)) {
+            continue;
+        }
+        FileDescriptor lock(::open((groupDir / "lock").c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+        if (lock.get() < 0 || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+            continue;
+        }
+        auto leader = readLeader(groupDir);
+        if (leader) {
+            FileDescriptor members(
+                ::open((leader->directory / "members").c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+            if (members.get() >= 0 && ::flock(members.get(), LOCK_EX | LOCK_NB) != 0) {
+                continue;  // a rank or its leader is still there
+            }
+            try {
+                connectToUnixSocket(leader->directory / "agent.sock");
+                continue;
+            } catch (const Error&) {
+            }
+            ::unlink((groupDir / "leader.json").c_str());
+        }
+        for (const auto& generation : fs::directory_iterator(groupDir, ec)) {
+            if (generation.path().filename().string().rfind("gen-", 0) == 0) {
+                fs::remove_all(generation.path(), ec);
+            }
+        }
+        if (!fs::exists(groupDir / "leader.json")) {
+            log::debug("shared container: removing the group of an ended step " + groupDir.string());
+            ::unlink((groupDir / "lock").c_str());
+            ::rmdir(groupDir.c_str());
+        }
+    }
+}
+
 // The leader's second process: the container itself, run as any container
 // is, with the agent as its process. It ends when the leader ends
 // (spec.endWithProcessFd), as any container ends with its sarus, and then
@@ -223,6 +265,7 @@ public:
 
 private:
     int lead(FileDescriptor lock) {
+        removeDeadGroups(groupDir_.parent_path(), groupDir_);
         auto generation = groupDir_ / ("gen-" + std::to_string(::getpid()));
         std::error_code ignored;  // a stale one of a dead process with our pid: checked just below
         fs::remove_all(generation, ignored);
