@@ -486,6 +486,21 @@ def slurm_cluster():
             cluster.stop()
 
 
+def symlink_entries(path, target):
+    """Layer entries for a symlink path -> target: its parent directories
+    (0755), then the symlink."""
+    import tarfile
+    parts = path.strip("/").split("/")
+    entries = []
+    for i in range(1, len(parts)):
+        directory = tarfile.TarInfo("/".join(parts[:i]))
+        directory.type, directory.mode = tarfile.DIRTYPE, 0o755
+        entries.append(directory)
+    link = tarfile.TarInfo("/".join(parts))
+    link.type, link.linkname = tarfile.SYMTYPE, target
+    return entries + [link]
+
+
 def busybox_with_layer(test_images, out_path, entries, labels=None):
     """busybox.docker.tar with one more layer holding entries (TarInfo
     without data: nodes, symlinks, directories; or (TarInfo, bytes) for a

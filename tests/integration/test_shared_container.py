@@ -3,6 +3,7 @@
 SARUS_RANK_GROUP, in both modes and for both test users. (Under srun: test_slurm.py and
 test_multinode_openmpi.py.)"""
 
+import contextlib
 import glob
 import os
 import pwd
@@ -125,6 +126,32 @@ def test_a_groups_directory_made_by_another_user_leaves_each_rank_a_container_of
 def start_rank(sarus, group, *args, **kw):
     env = {"SARUS_CONFIG_FILE": sarus.config_file, "SARUS_RANK_GROUP": group}
     return popen_as(sarus.user, [sarus.binary, "run", *args], env=env, **kw)
+
+
+@contextlib.contextmanager
+def leader_and_member(sarus, group, script):
+    """A leader and a member of one group, each running `script` in busybox
+    and past its "ready" line; killed afterwards if still running."""
+    started = []
+    try:
+        for _ in range(2):
+            started.append(start_rank(sarus, group, BUSYBOX, "sh", "-c", script))
+            assert started[-1].stdout.readline() == "ready\n"
+        yield started
+    finally:
+        for p in started:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def signal_every_process_of(processes, sig):
+    """As Slurm signals a step: every process of each tree, container and ranks included."""
+    for pid in [pid for p in processes for pid in process_tree(p.pid)]:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
 
 
 def test_a_killed_rank_goes_and_the_others_stay(ranks):
@@ -274,27 +301,13 @@ def test_a_checkpoint_signal_to_every_process_of_the_step_reaches_the_ranks_and_
     group = f"usr1-{os.getpid()}"
     script = ("trap 'echo usr1' USR1; echo ready; i=0; "
               "while [ $i -lt 40 ]; do sleep 0.1; i=$((i+1)); done; echo done")
-    leader = start_rank(ranks, group, BUSYBOX, "sh", "-c", script)
-    member = None
-    try:
-        assert leader.stdout.readline() == "ready\n"
-        member = start_rank(ranks, group, BUSYBOX, "sh", "-c", script)
-        assert member.stdout.readline() == "ready\n"
-        for pid in process_tree(leader.pid) + process_tree(member.pid):
-            try:
-                os.kill(pid, signal.SIGUSR1)
-            except ProcessLookupError:
-                pass
-        for rank in (leader, member):
+    with leader_and_member(ranks, group, script) as step:
+        signal_every_process_of(step, signal.SIGUSR1)
+        for rank in step:
             out, err = rank.communicate(timeout=30)
             assert rank.returncode == 0, err
             # once from the test, once more relayed by its sarus, as Slurm's signal would reach it
             assert "usr1" in out.split() and out.split()[-1] == "done", out
-    finally:
-        for p in (leader, member):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait()
 
 
 def test_scancel_gives_every_rank_its_sigterm_and_its_own_exit(ranks):
@@ -305,58 +318,29 @@ def test_scancel_gives_every_rank_its_sigterm_and_its_own_exit(ranks):
     group = f"term-{os.getpid()}"
     script = ("trap 'sleep 0.5; echo saved; exit 7' TERM; echo ready; i=0; "
               "while [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; echo done")
-    leader = start_rank(ranks, group, BUSYBOX, "sh", "-c", script)
-    member = None
-    try:
-        assert leader.stdout.readline() == "ready\n"
-        member = start_rank(ranks, group, BUSYBOX, "sh", "-c", script)
-        assert member.stdout.readline() == "ready\n"
-        for pid in process_tree(leader.pid) + process_tree(member.pid):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for rank in (leader, member):
+    with leader_and_member(ranks, group, script) as step:
+        signal_every_process_of(step, signal.SIGTERM)
+        for rank in step:
             out, err = rank.communicate(timeout=30)
             assert "saved" in out.split() and "done" not in out.split(), (out, err)
             assert rank.returncode == 7, (out, err)
-    finally:
-        for p in (leader, member):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait()
 
 
 def test_the_group_of_a_step_killed_whole_goes_with_the_next_leader(ranks):
     """Slurm SIGKILLs every process of a step at once: nobody is left to
     retire its group. The next group's leader removes it."""
     group = f"killed-{os.getpid()}"
-    script = "echo ready; sleep 60"
-    leader = start_rank(ranks, group, BUSYBOX, "sh", "-c", script)
-    member = None
-    try:
-        assert leader.stdout.readline() == "ready\n"
-        member = start_rank(ranks, group, BUSYBOX, "sh", "-c", script)
-        assert member.stdout.readline() == "ready\n"
+    with leader_and_member(ranks, group, "echo ready; sleep 60") as step:
         before = set(os.listdir(groups_directory(ranks)))
         assert len(before) == 1, before
-        for pid in process_tree(leader.pid) + process_tree(member.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for p in (leader, member):
+        signal_every_process_of(step, signal.SIGKILL)
+        for p in step:
             p.wait(timeout=30)
         assert wait_for_no_leftovers(ranks.user, timeout=15) == []
         assert set(os.listdir(groups_directory(ranks))) == before, "a group killed whole stays"
         r = run_as(ranks.user, [ranks.binary, "run", BUSYBOX, "true"],
                    env={"SARUS_CONFIG_FILE": ranks.config_file, "SARUS_RANK_GROUP": group + "-next"})
         assert r.returncode == 0, r.stderr
-    finally:
-        for p in (leader, member):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait()
 
 
 def test_a_joining_rank_gets_no_privilege(ranks):

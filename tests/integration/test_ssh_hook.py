@@ -8,12 +8,11 @@ import os
 import pwd
 import shutil
 import subprocess
-import tarfile
 import uuid
 
 import pytest
 
-from conftest import TEST_USERS, _as_user, busybox_with_layer, private_hooks_dir, run_as
+from conftest import TEST_USERS, _as_user, busybox_with_layer, private_hooks_dir, run_as, symlink_entries
 
 BUSYBOX = "load/library/busybox"
 NO_KEYS = "Failed to check the SSH keys. Hint: try to generate the SSH keys with 'sarus ssh-keygen'."
@@ -219,14 +218,7 @@ def test_the_hooks_directory_as_an_image_symlink_is_refused(ssh, test_images):
     """An image whose /opt/oci-hooks/ssh/dropbear is a symlink to / would
     have the hook give the container's root directory to the user."""
     ssh.ok("ssh-keygen")
-    entries = []
-    for name in ("opt", "opt/oci-hooks", "opt/oci-hooks/ssh"):
-        directory = tarfile.TarInfo(name)
-        directory.type, directory.mode = tarfile.DIRTYPE, 0o755
-        entries.append(directory)
-    link = tarfile.TarInfo("opt/oci-hooks/ssh/dropbear")
-    link.type, link.linkname = tarfile.SYMTYPE, "/"
-    entries.append(link)
+    entries = symlink_entries("opt/oci-hooks/ssh/dropbear", "/")
     archive = f"/var/tmp/sarus-sshlink-{uuid.uuid4().hex[:8]}.tar"
     try:
         busybox_with_layer(test_images, archive, entries)
@@ -271,16 +263,7 @@ def test_a_home_ssh_leading_onto_proc_is_refused(ssh, test_images):
     the container's /proc with a tmpfs of the user's, where the runtime
     writes as root."""
     ssh.ok("ssh-keygen")
-    home = pwd.getpwnam(ssh.user).pw_dir.lstrip("/")
-    entries = []
-    parts = home.split("/")
-    for i in range(1, len(parts) + 1):
-        directory = tarfile.TarInfo("/".join(parts[:i]))
-        directory.type, directory.mode = tarfile.DIRTYPE, 0o755
-        entries.append(directory)
-    link = tarfile.TarInfo(home + "/.ssh")
-    link.type, link.linkname = tarfile.SYMTYPE, "/proc"
-    entries.append(link)
+    entries = symlink_entries(pwd.getpwnam(ssh.user).pw_dir + "/.ssh", "/proc")
     archive = f"/var/tmp/sarus-sshproc-{uuid.uuid4().hex[:8]}.tar"
     try:
         busybox_with_layer(test_images, archive, entries)

@@ -25,7 +25,8 @@ import uuid
 import pytest
 
 from conftest import (busybox_with_layer, cgroup_leftovers, popen_as, private_hooks_dir, process_tree, read_until,
-                      run_as, run_in_a_terminal, name_hash, suid_keeper_directory, wait_for_no_leftovers)
+                      run_as, run_in_a_terminal, name_hash, suid_keeper_directory, symlink_entries,
+                      wait_for_no_leftovers)
 
 BUSYBOX = "load/library/busybox"
 HOSTILE = "load/library/hostile"
@@ -158,32 +159,40 @@ def test_a_symlink_inside_a_site_mount_stays_in_the_container(suid, marker):
         shutil.rmtree(site)
 
 
-def test_a_site_mount_a_user_can_replace_is_refused(suid):
+@pytest.fixture
+def hidden_public(suid):
+    """A directory "public" (0755) with a readable file "secret" in it, below
+    a root-only directory: the test user cannot reach either. Yields
+    (public, secret text)."""
+    hidden = f"/var/tmp/sarus-hidden-{uuid.uuid4().hex[:8]}"
+    public = os.path.join(hidden, "public")
+    os.makedirs(public)
+    os.chmod(hidden, 0o700)
+    os.chmod(public, 0o755)
+    text = uuid.uuid4().hex
+    with open(os.path.join(public, "secret"), "w") as f:
+        f.write(text + "\n")
+    os.chmod(os.path.join(public, "secret"), 0o644)
+    assert run_as(suid.user, ["cat", os.path.join(public, "secret")]).returncode != 0
+    yield public, text
+    shutil.rmtree(hidden)
+
+
+def test_a_site_mount_a_user_can_replace_is_refused(suid, hidden_public):
     """Root clones a siteMounts source by its path: in a directory of a
     user's, the source can become a symlink to any directory, such as one
     below a directory the user cannot enter, which every container then
     gets."""
-    hidden = f"/var/tmp/sarus-hidden-{uuid.uuid4().hex[:8]}"
-    os.makedirs(os.path.join(hidden, "public"))
-    os.chmod(hidden, 0o700)
-    os.chmod(os.path.join(hidden, "public"), 0o755)
-    with open(os.path.join(hidden, "public", "secret"), "w") as f:
-        f.write("271828\n")
-    os.chmod(os.path.join(hidden, "public", "secret"), 0o644)
-    try:
-        secret = os.path.join(hidden, "public", "secret")
-        assert run_as(suid.user, ["cat", secret]).returncode != 0
-        parent = user_dir(suid, "site")
-        source = user_symlink(suid, os.path.join(hidden, "public"), "site/data")
-        configure_site_mount(suid, source)
-        r = suid("run", BUSYBOX, "cat", "/site/secret")
-        assert "271828" not in r.stdout, "the user chose what root bound into the container"
-        assert r.returncode == 1, r.stderr
-        # the first of the user's directories on the way: the workdir, in /var/tmp
-        assert f'Path "{suid.workdir}" must be owned by root' in r.stderr, r.stderr
-        assert "siteMounts source" in r.stderr and os.path.dirname(parent) == suid.workdir
-    finally:
-        shutil.rmtree(hidden)
+    public, secret = hidden_public
+    parent = user_dir(suid, "site")
+    source = user_symlink(suid, public, "site/data")
+    configure_site_mount(suid, source)
+    r = suid("run", BUSYBOX, "cat", "/site/secret")
+    assert secret not in r.stdout, "the user chose what root bound into the container"
+    assert r.returncode == 1, r.stderr
+    # the first of the user's directories on the way: the workdir, in /var/tmp
+    assert f'Path "{suid.workdir}" must be owned by root' in r.stderr, r.stderr
+    assert "siteMounts source" in r.stderr and os.path.dirname(parent) == suid.workdir
 
 
 def test_a_site_mount_below_a_sticky_directory_must_be_roots(suid):
@@ -321,11 +330,9 @@ def test_working_directory_the_caller_cannot_create_is_refused(suid):
 
 
 def test_a_working_directory_through_an_image_symlink_into_proc_is_refused(suid, test_images):
-    link = tarfile.TarInfo("work")
-    link.type, link.linkname = tarfile.SYMTYPE, "/proc/1/root"
     archive = f"/var/tmp/sarus-workproc-{uuid.uuid4().hex[:8]}.tar"
     try:
-        busybox_with_layer(test_images, archive, [link])
+        busybox_with_layer(test_images, archive, symlink_entries("work", "/proc/1/root"))
         suid.ok("load", archive, "workproc")
         r = suid("run", "--pid=host", "-w", "/work/etc", "load/library/workproc", "pwd")
         assert r.returncode == 1 and r.stdout == "", r.stdout
@@ -622,11 +629,9 @@ def test_ldconfig_of_a_hook_cannot_reach_the_host_through_proc(ldconfig_hook, te
     ldconfig wrote its cache into a host directory."""
     target = f"/var/tmp/sarus-ldtarget-{uuid.uuid4().hex[:8]}"
     os.makedirs(os.path.join(target, "etc"), 0o755)
-    link = tarfile.TarInfo("etc")
-    link.type, link.linkname = tarfile.SYMTYPE, f"/proc/1/root{target}/etc"
     archive = f"/var/tmp/sarus-procetc-{uuid.uuid4().hex[:8]}.tar"
     try:
-        busybox_with_layer(test_images, archive, [link])
+        busybox_with_layer(test_images, archive, symlink_entries("etc", f"/proc/1/root{target}/etc"))
         ldconfig_hook.ok("load", archive, "procetc")
         r = ldconfig_hook("run", "load/library/procetc", "true")
         assert os.listdir(os.path.join(target, "etc")) == [], "root's ldconfig wrote on the host"
@@ -656,36 +661,26 @@ def test_a_hooks_ldconfig_of_the_users_is_refused(suid, marker):
         assert f'Path "{evil}" must be owned by root' in r.stderr and "LDCONFIG_PATH" in r.stderr, r.stderr
 
 
-def test_a_hooks_mount_source_is_resolved_as_the_containers_user(suid):
+def test_a_hooks_mount_source_is_resolved_as_the_containers_user(suid, hidden_public):
     """The hooks' own mounts (the mount hook's --mount, MPI_LIBS, GLIBC_LIBS)
     are not put through the security checks: a site's MPI may belong to a
     service account. Whoever may change a directory on a source's way can
     point it anywhere, so root resolves it as the container's user: a
     directory below one that user cannot enter is not bound."""
-    hidden = f"/var/tmp/sarus-hidden-{uuid.uuid4().hex[:8]}"
-    os.makedirs(os.path.join(hidden, "public"))
-    os.chmod(hidden, 0o700)
-    os.chmod(os.path.join(hidden, "public"), 0o755)
-    with open(os.path.join(hidden, "public", "secret"), "w") as f:
-        f.write("314159\n")
-    os.chmod(os.path.join(hidden, "public", "secret"), 0o644)
-    try:
-        assert run_as(suid.user, ["cat", os.path.join(hidden, "public", "secret")]).returncode != 0
-        user_dir(suid, "mpi")
-        source = user_symlink(suid, os.path.join(hidden, "public"), "mpi/lib")
-        for sarus in private_hooks_dir(suid, "hooksource"):
-            hook_json(sarus, "mount.json", {"path": os.path.join(sarus.prefix, "bin", "mount_hook"),
-                                            "args": ["mount_hook", f"--mount=type=bind,src={source},dst=/site"]})
-            r = sarus("run", BUSYBOX, "cat", "/site/secret")
-            assert "314159" not in r.stdout, "the user chose what root bound into the container"
-            assert r.returncode != 0, r.stderr
-            assert "as the container's user" in r.stderr and "Permission denied" in r.stderr, r.stderr
-            # what the user may reach is bound as before
-            run_as(suid.user, ["ln", "-sfn", "/etc", source], check=True)
-            r = sarus("run", BUSYBOX, "cat", "/site/hostname")
-            assert r.returncode == 0 and r.stdout == open("/etc/hostname").read(), r.stderr
-    finally:
-        shutil.rmtree(hidden)
+    public, secret = hidden_public
+    user_dir(suid, "mpi")
+    source = user_symlink(suid, public, "mpi/lib")
+    for sarus in private_hooks_dir(suid, "hooksource"):
+        hook_json(sarus, "mount.json", {"path": os.path.join(sarus.prefix, "bin", "mount_hook"),
+                                        "args": ["mount_hook", f"--mount=type=bind,src={source},dst=/site"]})
+        r = sarus("run", BUSYBOX, "cat", "/site/secret")
+        assert secret not in r.stdout, "the user chose what root bound into the container"
+        assert r.returncode != 0, r.stderr
+        assert "as the container's user" in r.stderr and "Permission denied" in r.stderr, r.stderr
+        # what the user may reach is bound as before
+        run_as(suid.user, ["ln", "-sfn", "/etc", source], check=True)
+        r = sarus("run", BUSYBOX, "cat", "/site/hostname")
+        assert r.returncode == 0 and r.stdout == open("/etc/hostname").read(), r.stderr
 
 
 # A createRuntime hook standing in for what the caller can do through
@@ -733,13 +728,11 @@ def test_user_mount_rules_hold_where_an_image_leads_etc(suid, test_images):
     and group files sarus writes, which the SSH hook reads as root)."""
     mnt = tarfile.TarInfo("mnt")
     mnt.type, mnt.mode = tarfile.DIRTYPE, 0o755
-    etc = tarfile.TarInfo("etc")
-    etc.type, etc.linkname = tarfile.SYMTYPE, "/mnt/u"
     archive = f"/var/tmp/sarus-etclink-{uuid.uuid4().hex[:8]}.tar"
     mine = user_dir(suid, "myetc")
     user_file(suid, "myetc/passwd", "root::0:0:mine:/root:/bin/sh\n", 0o644)
     try:
-        busybox_with_layer(test_images, archive, [mnt, etc])
+        busybox_with_layer(test_images, archive, [mnt, *symlink_entries("etc", "/mnt/u")])
         suid.ok("load", archive, "etclink")
         for destination, covered in (("/mnt/u", "/mnt/u"), ("/mnt", "/mnt")):
             r = suid("run", "--mount", f"type=bind,src={mine},dst={destination}", "load/library/etclink",
