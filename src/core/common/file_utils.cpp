@@ -158,8 +158,7 @@ void ensurePrivateDirectory(const std::filesystem::path& path, const std::string
     if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
         throw systemError("cannot create " + path.string(), errno);
     }
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0 || !isCallersDirectory(st, 077)) {
+    if (!isPrivateDirectoryOfCaller(path)) {
         throw Error(path.string() + " must be a directory of the caller's that nobody else can use (" + purpose +
                     ")");
     }

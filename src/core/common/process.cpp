@@ -143,6 +143,11 @@ std::optional<ProcessStatus> readProcessStatus(pid_t pid) {
     return std::nullopt;
 }
 
+std::string processStartTime(pid_t pid) {
+    auto status = readProcessStatus(pid);
+    return status ? status->startTime : "";
+}
+
 std::vector<pid_t> childrenOf(pid_t pid) {
     std::ifstream list("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
     std::vector<pid_t> children;

@@ -113,6 +113,8 @@ struct ProcessStatus {
     std::string startTime;
 };
 std::optional<ProcessStatus> readProcessStatus(pid_t pid);
+// Its start time alone, "" when pid is gone.
+std::string processStartTime(pid_t pid);
 
 // The children of pid's main thread (/proc/PID/task/PID/children), oldest
 // first; none when pid is gone.

@@ -45,11 +45,6 @@ fs::path installedAgent() {
     return Config::installPrefix() / "libexec" / "sarus" / "sarus-rank-agent";
 }
 
-// With the pid, names one process for good.
-std::string processStartTime(pid_t pid) {
-    auto status = readProcessStatus(pid);
-    return status ? status->startTime : "";
-}
 
 // The caller's directory of groups and the group's own, both only the
 // caller's (lstat: no one else's link is followed). The last group to end

@@ -32,10 +32,6 @@ bool alive(pid_t pid, const std::string& startTime = "") {
     return status && status->name == "sarus" && (startTime.empty() || status->startTime == startTime);
 }
 
-std::string startTimeOf(pid_t pid) {
-    auto status = readProcessStatus(pid);
-    return status ? status->startTime : "";
-}
 
 bool isNameCharacter(char c, bool first) {
     bool alphanumeric = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -119,7 +115,7 @@ void ContainerRegistry::add(const RunningContainer& container) const {
         }
     }
     nlohmann::json json = {{"name", container.name}, {"pid", container.pid}, {"bundle", container.bundle},
-                           {"created", container.created}, {"startTime", startTimeOf(container.pid)}};
+                           {"created", container.created}, {"startTime", processStartTime(container.pid)}};
     // A registration describes a running process: after a crash it is stale anyway.
     writeFileAtomically(fileOf(container.name), json.dump() + "\n", 0600, Durability::untilReboot);
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <initializer_list>
 #include <sstream>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -278,13 +279,17 @@ bool isSameOrBelow(const std::string& path, const std::string& directory) {
     return directory == "/" || path == directory || path.rfind(directory + "/", 0) == 0;
 }
 
-void checkNotRuntimeMountPoint(const std::string& resolved, const std::string& what) {
+namespace {
+
+// /, /dev, /proc and /sys themselves, and what is below `covered`.
+void checkNotOntoRuntimeMounts(const std::string& resolved, const std::string& what,
+                               std::initializer_list<const char*> covered) {
     for (const char* exact : {"/", "/dev", "/proc", "/sys"}) {
         if (resolved == exact) {
             throw Error(what + " resolves to " + resolved + " in the container, which the runtime provides");
         }
     }
-    for (const char* directory : {"/proc", "/sys", "/dev/pts"}) {
+    for (const char* directory : covered) {
         if (isSameOrBelow(resolved, directory)) {
             throw Error(what + " resolves to " + resolved + " in the container: the runtime mounts " +
                         directory + " over it");
@@ -292,15 +297,14 @@ void checkNotRuntimeMountPoint(const std::string& resolved, const std::string& w
     }
 }
 
+}  // namespace
+
+void checkNotRuntimeMountPoint(const std::string& resolved, const std::string& what) {
+    checkNotOntoRuntimeMounts(resolved, what, {"/proc", "/sys", "/dev/pts"});
+}
+
 void checkNotRuntimeMountPointForHook(const std::string& resolved, const std::string& what) {
-    for (const char* exact : {"/", "/dev", "/proc", "/sys"}) {
-        if (resolved == exact) {
-            throw Error(what + " resolves to " + resolved + " in the container, which the runtime provides");
-        }
-    }
-    if (isSameOrBelow(resolved, "/dev/pts")) {
-        throw Error(what + " resolves to " + resolved + " in the container: the runtime's /dev/pts");
-    }
+    checkNotOntoRuntimeMounts(resolved, what, {"/dev/pts"});
 }
 
 void checkUserMountDestination(const std::string& destination, const UserMountRestrictions& rules,
