@@ -23,6 +23,8 @@ test_packages=(
     python3 python3-pytest busybox-static util-linux procps psmisc file
     docker-registry skopeo apache2-utils curl podman
     mpich libmpich-dev patchelf
+    # test_shared_container.py gives ranks their own NUMA memory policy
+    numactl
     clang libclang-rt-14-dev
     # test_hooks.py delays crun's writes to force a race a hook can win
     strace

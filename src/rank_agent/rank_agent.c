@@ -25,6 +25,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -92,7 +93,8 @@ static int receive_start(int connection, struct rank_agent_start *start, int *fd
     /* every string takes at least its NUL: argc and envc are bounded by size */
     if (n != (ssize_t)sizeof *start || start->magic != RANK_AGENT_MAGIC || (message.msg_flags & MSG_CTRUNC) ||
         start->size > RANK_AGENT_MAX_SIZE || (start->argc > 0 && (uint64_t)start->argc + start->envc + 1 > start->size) ||
-        start->cpus > RANK_AGENT_MAX_CPU_BYTES || (start->argc > 0 && count < 3)) {
+        start->cpus > RANK_AGENT_MAX_CPU_BYTES || start->nodes > RANK_AGENT_MAX_NODE_BYTES ||
+        (start->argc > 0 && count < 3)) {
         close_received(fds, (size_t)count);
         return -1;
     }
@@ -137,14 +139,26 @@ static int make_directories(char *path) {
     return mkdir(path, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-/* In the forked child: the rank's descriptors as 0, 1, 2, 3, ..., then exec. */
-static void exec_rank(int *fds, int count, char *cwd, char **argv, char **envp, const void *cpus,
-                      size_t cpus_size) {
-    setsid(); /* its own process group: signals and the final kill reach all of it */
-    /* The CPUs the launcher gave this rank, not the leader's, which the agent has. */
-    if (cpus_size > 0 && sched_setaffinity(0, cpus_size, (const cpu_set_t *)cpus) != 0) {
-        dprintf(fds[2], "sarus: cannot bind the rank to the CPUs it was given: %s\n", strerror(errno));
+/* The CPUs and NUMA memory policy the launcher gave this rank (Slurm's
+ * --cpu-bind and --mem-bind, numactl, Hydra's -bind-to), not the leader's,
+ * which the agent has. */
+static void bind_rank(int err, const struct rank_agent_start *start, const void *cpus, const void *nodes) {
+    if (start->cpus > 0 && sched_setaffinity(0, start->cpus, (const cpu_set_t *)cpus) != 0) {
+        dprintf(err, "sarus: cannot bind the rank to the CPUs it was given: %s\n", strerror(errno));
     }
+    /* set_mempolicy reads one bit less than it is told (as numactl knows) */
+    if (start->mempolicy >= 0 &&
+        syscall(SYS_set_mempolicy, start->mempolicy, start->nodes > 0 ? nodes : NULL,
+                start->nodes > 0 ? (unsigned long)start->nodes * 8 + 1 : 0UL) != 0) {
+        dprintf(err, "sarus: cannot give the rank the memory policy it was given: %s\n", strerror(errno));
+    }
+}
+
+/* In the forked child: the rank's descriptors as 0, 1, 2, 3, ..., then exec. */
+static void exec_rank(int *fds, int count, char *cwd, char **argv, char **envp,
+                      const struct rank_agent_start *start, const void *cpus, const void *nodes) {
+    setsid(); /* its own process group: signals and the final kill reach all of it */
+    bind_rank(fds[2], start, cpus, nodes);
     for (int i = 0; i < count; ++i) { /* above every target number first */
         int moved = fcntl(fds[i], F_DUPFD, count + LISTEN_FD + 1);
         if (moved < 0) {
@@ -208,12 +222,14 @@ static void start_rank(struct rank *rank) {
     char *data = malloc(start.size + 1);
     char **strings = calloc((size_t)start.argc + start.envc + 3, sizeof(char *));
     char *cpus = malloc(start.cpus + 1);
-    if (!data || !strings || !cpus || read_fully(rank->connection, data, start.size) != 0 ||
+    char *nodes = malloc(start.nodes + 1);
+    if (!data || !strings || !cpus || !nodes || read_fully(rank->connection, data, start.size) != 0 ||
         split_strings(data, start.size, strings, 1 + start.argc + start.envc) != 0 ||
-        read_fully(rank->connection, cpus, start.cpus) != 0) {
+        read_fully(rank->connection, cpus, start.cpus) != 0 || read_fully(rank->connection, nodes, start.nodes) != 0) {
         free(data);
         free(strings);
         free(cpus);
+        free(nodes);
         close_received(fds, (size_t)count);
         rank->pid = -1;
         return;
@@ -227,12 +243,13 @@ static void start_rank(struct rank *rank) {
     pid_t pid = fork();
     if (pid == 0) {
         close(rank->connection);
-        exec_rank(fds, count, cwd, argv, envp, cpus, start.cpus);
+        exec_rank(fds, count, cwd, argv, envp, &start, cpus, nodes);
     }
     close_received(fds, (size_t)count);
     free(data);
     free(strings);
     free(cpus);
+    free(nodes);
     if (pid < 0) {
         reply(rank->connection, 126);
         rank->pid = -1;

@@ -5,8 +5,11 @@
  *   client -> agent  a start message: the header below, then `size` bytes of
  *                    NUL-terminated strings: the working directory, `argc`
  *                    arguments, `envc` NAME=VALUE entries; then `cpus` bytes
- *                    of the rank's CPU affinity mask (sched_getaffinity), which
- *                    the launcher chose for this rank and not for the leader.
+ *                    of the rank's CPU affinity mask (sched_getaffinity), then
+ *                    `nodes` bytes of the node mask of its NUMA memory policy
+ *                    `mempolicy` (get_mempolicy; -1: unknown, leave the
+ *                    leader's): what the launcher chose for this rank and not
+ *                    for the leader.
  *                    SCM_RIGHTS on the header carries the rank's descriptors:
  *                    stdin, stdout, stderr, then those it gets as 3, 4, ...
  *                    (PMI_FD).
@@ -25,10 +28,11 @@
 
 #include <stdint.h>
 
-#define RANK_AGENT_MAGIC 0x5352414bu /* "SRAK" */
+#define RANK_AGENT_MAGIC 0x53524132u /* "SRA2" */
 #define RANK_AGENT_MAX_FDS 16
 #define RANK_AGENT_MAX_SIZE (4u << 20)
 #define RANK_AGENT_MAX_CPU_BYTES 1024u /* 8192 CPUs */
+#define RANK_AGENT_MAX_NODE_BYTES 512u /* 4096 NUMA nodes */
 
 struct rank_agent_start {
     uint32_t magic;
@@ -36,6 +40,8 @@ struct rank_agent_start {
     uint32_t envc;
     uint32_t size;
     uint32_t cpus;
+    int32_t mempolicy;
+    uint32_t nodes;
 };
 
 #endif

@@ -87,6 +87,24 @@ def test_each_rank_keeps_the_cpus_its_launcher_bound_it_to(ranks):
     assert sorted(row[:2] for row in found) == expected, "a rank ran on the leader's CPUs"
 
 
+@pytest.mark.parametrize("policies", [("", "--membind=0"), ("--preferred=0", "")])
+def test_each_rank_keeps_the_memory_policy_its_launcher_gave_it(ranks, policies):
+    """numactl (as Slurm's --mem-bind) sets each rank's NUMA memory policy:
+    a rank forked from the leader's process must not keep the leader's."""
+    show = NAMESPACES.replace('"$PMI_RANK', '"$PMI_RANK $(grep stack /proc/self/numa_maps | cut -d" " -f2)')
+    command = [ranks.binary, "run", BUSYBOX, "sh", "-c", show]
+    mpmd = []
+    for policy in policies:
+        mpmd += [":", "-n", "1"] + (["numactl", policy] if policy else []) + command
+    r = mpiexec(ranks, 1, *mpmd[3:])
+    assert r.returncode == 0, r.stderr
+    found = rows(r.stdout)
+    assert len({row[3] for row in found}) == 1, found  # one shared container
+    expected = [[str(rank), {"": "default", "--membind=0": "bind:0", "--preferred=0": "prefer:0"}[policy]]
+                for rank, policy in enumerate(policies)]
+    assert [row[:2] for row in found] == expected, "a rank ran with the leader's memory policy"
+
+
 def test_ranks_that_see_other_gpus_get_a_container_of_their_own(ranks):
     """The hooks set a container's devices up once, for its leader: ranks
     given other GPUs (Slurm's --gpus-per-task) do not join it."""

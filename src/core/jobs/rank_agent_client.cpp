@@ -15,6 +15,7 @@ extern "C" {
 #include <sched.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -50,6 +51,27 @@ std::string cpuAffinity() {
         }
     }
     return "";
+}
+
+// The NUMA memory policy (numactl, Slurm's --mem-bind) of this rank's
+// sarus, for the same reason; `mode` -1 when it cannot be read (no NUMA).
+struct MemoryPolicy {
+    int mode = -1;
+    std::string nodes;
+};
+
+MemoryPolicy memoryPolicy() {
+    for (std::size_t bytes = sizeof(unsigned long); bytes <= RANK_AGENT_MAX_NODE_BYTES; bytes *= 2) {
+        MemoryPolicy policy;
+        policy.nodes.assign(bytes, '\0');
+        if (::syscall(SYS_get_mempolicy, &policy.mode, policy.nodes.data(), bytes * 8, nullptr, 0UL) == 0) {
+            return policy;
+        }
+        if (errno != EINVAL) {
+            break;
+        }
+    }
+    return {};
 }
 
 void sendStart(int connection, const rank_agent_start& start, const std::vector<int>& fds) {
@@ -130,9 +152,11 @@ int runRankInAgent(const FileDescriptor& connection, const ContainerSpec& spec) 
     }
     auto payload = startPayload(spec);
     auto cpus = cpuAffinity();
+    auto policy = memoryPolicy();
     rank_agent_start start{RANK_AGENT_MAGIC, static_cast<uint32_t>(spec.args.size()),
                            static_cast<uint32_t>(spec.env.size()), static_cast<uint32_t>(payload.size()),
-                           static_cast<uint32_t>(cpus.size())};
+                           static_cast<uint32_t>(cpus.size()), policy.mode,
+                           static_cast<uint32_t>(policy.nodes.size())};
     if (payload.size() > RANK_AGENT_MAX_SIZE) {
         throw Error("the rank's command and environment exceed " + std::to_string(RANK_AGENT_MAX_SIZE) + " bytes");
     }
@@ -140,6 +164,7 @@ int runRankInAgent(const FileDescriptor& connection, const ContainerSpec& spec) 
     sendStart(connection.get(), start, fds);
     sendAll(connection.get(), payload.data(), payload.size());
     sendAll(connection.get(), cpus.data(), cpus.size());
+    sendAll(connection.get(), policy.nodes.data(), policy.nodes.size());
     for (;;) {
         pollfd polled[2] = {{connection.get(), POLLIN, 0}, {signals.fd(), POLLIN, 0}};
         if (::poll(polled, 2, -1) < 0) {
@@ -166,7 +191,7 @@ int runRankInAgent(const FileDescriptor& connection, const ContainerSpec& spec) 
 
 void stopRankAgent(const std::filesystem::path& socketPath) {
     auto connection = connectToUnixSocket(socketPath);
-    rank_agent_start start{RANK_AGENT_MAGIC, 0, 0, 0, 0};
+    rank_agent_start start{RANK_AGENT_MAGIC, 0, 0, 0, 0, -1, 0};
     sendStart(connection.get(), start, {});
 }
 
