@@ -95,9 +95,17 @@ fs::path installedSquashfusePreload() {
 pid_t mountSquashfs(const SquashfuseMount& mount) {
     auto fuse = openFuseDevice();
     mountFuse(mount, fuse.get());
-    auto daemon = startDaemon(mount, fuse.get());
-    fuse.reset();
-    waitUntilServed(mount, daemon);
+    pid_t daemon;
+    try {
+        daemon = startDaemon(mount, fuse.get());
+        fuse.reset();
+        waitUntilServed(mount, daemon);
+    } catch (...) {
+        // The image keeper lives on after a failed mount: a dead one would
+        // stay in its namespace, and its directory with it.
+        ::umount2(mount.mountpoint.c_str(), MNT_DETACH);
+        throw;
+    }
     log::debug("image " + mount.image.string() + " mounted with " + mount.daemonPath +
                (mount.preload.empty() ? "" : " and " + mount.preload.string()));
     return daemon;

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import (leftovers, popen_as, processes, run_concurrently, suid_keeper_directory,
+from conftest import (leftovers, loaded_image_file, popen_as, processes, run_concurrently, suid_keeper_directory,
                       wait_for_no_leftovers)
 
 BUSYBOX = "load/library/busybox"
@@ -257,6 +257,29 @@ def test_a_dead_image_daemon_is_not_handed_to_the_next_container(userns_kept):
         r = userns_kept("run", BUSYBOX, "cat", "/etc/os-release")
         assert r.returncode == 0, r.stderr
         assert len(image_mounts(userns_kept)) == 1, "a new squashfuse_ll serves the next container"
+    finally:
+        running.send_signal(signal.SIGTERM)
+        running.wait(timeout=30)
+
+
+def fuse_mounts_of(pid):
+    with open(f"/proc/{pid}/mountinfo") as f:
+        return [line for line in f if " - fuse." in line]
+
+
+def test_an_image_its_daemon_cannot_serve_leaves_no_mount_in_the_keeper(userns_kept):
+    """The keeper lives on after a mount that failed: the dead FUSE mount
+    must not stay in its namespace with the kept ones."""
+    running = start_sleeping_container(userns_kept)
+    try:
+        [keeper] = keepers(userns_kept)
+        assert len(fuse_mounts_of(keeper)) == 1
+        with open(loaded_image_file(userns_kept, "layered"), "r+b") as f:
+            f.write(b"not a squashfs superblock")
+        r = userns_kept("run", LAYERED, "true")
+        assert r.returncode == 1 and "could not serve" in r.stderr, r.stderr
+        assert keepers(userns_kept) == [keeper]
+        assert len(fuse_mounts_of(keeper)) == 1, "the failed mount stayed in the keeper"
     finally:
         running.send_signal(signal.SIGTERM)
         running.wait(timeout=30)
