@@ -358,6 +358,18 @@ def test_mksquashfs_options_of_a_sarus_configuration_choose_the_format(sarus, te
     assert sarus.ok("run", "load/library/lz4", "echo", "runs").stdout == "runs\n"
 
 
+def test_a_new_repository_is_the_users_alone(sarus, test_images):
+    """Images pulled with --login are private to the user, whatever the
+    umask and however traversable the home directory is."""
+    os.chmod(os.path.join(sarus.repo_base, sarus.user), 0o755)
+    sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    assert os.stat(sarus.repository).st_mode & 0o777 == 0o700
+    other = next(u for u in TEST_USERS if u != sarus.user)
+    r = run_as(other, ["cat", image_file(sarus, "busybox")])
+    assert r.returncode != 0, "another user read the user's image"
+    assert sarus.ok("run", "load/library/busybox", "echo", "runs").stdout == "runs\n"
+
+
 @pytest.fixture
 def shared_scratch(sarus):
     """The repository base as a shared scratch (world-writable, sticky), the

@@ -316,6 +316,14 @@ fs::path ImageStore::imageDirectory(const ImageReference& reference) const {
 }
 
 void ImageStore::ensureLayout() const {
+    if (!userBase_.empty()) {
+        // Images pulled with --login are no business of other users: a new
+        // local repository is the user's alone, as podman's storage is.
+        createDirectories(directory_.parent_path());
+        if (::mkdir(directory_.c_str(), 0700) != 0 && errno != EEXIST) {
+            throw systemError("cannot create directory " + directory_.string(), errno);
+        }
+    }
     createDirectories(imagesDirectory());
     createDirectories(cacheDirectory());
     refuseRepositoryOfAnother();  // also when another user made a directory while this one did
