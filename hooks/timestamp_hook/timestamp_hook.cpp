@@ -3,6 +3,7 @@
 #include "hook_log.hpp"
 
 #include "common/log_line.hpp"
+#include "common/process.hpp"
 
 #include <cerrno>
 #include <cstdio>
@@ -23,10 +24,8 @@ int runTimestampHook() {
     log::setSubsystem("Timestamp hook");
     timespec now {};
     ::clock_gettime(CLOCK_REALTIME, &now);
-    char hostname[256] = {};
-    ::gethostname(hostname, sizeof hostname - 1);
     const char* message = std::getenv("TIMESTAMP_HOOK_MESSAGE");
-    auto line = timestampLine(now, hostname, ::getpid(), message == nullptr ? "" : message);
+    auto line = timestampLine(now, sarus::hostName(), ::getpid(), message == nullptr ? "" : message);
     // Only the hook's own environment (the admin's hook JSON) names the log
     // file: never the container's environment or annotations, which the user
     // controls (the original engine's hole).

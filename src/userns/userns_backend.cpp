@@ -15,7 +15,6 @@
 #include <sched.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 namespace sarus::userns {
@@ -133,12 +132,10 @@ std::optional<KeptImage> keepImage(const Config& config, const SandboxPlan& plan
         log::verbose("image mounted for this container alone: it is the only one of its Slurm step here");
         return std::nullopt;
     }
-    utsname host{};
-    ::uname(&host);
     KeeperSettings settings;
     settings.options.paths.directory =
         config.tempDir() /
-        ("sarus-keeper-" + std::to_string(plan.spec.identity.uid) + slurmStepScope(env) + "@" + host.nodename);
+        ("sarus-keeper-" + std::to_string(plan.spec.identity.uid) + slurmStepScope(env) + "@" + hostName());
     settings.options.idleTime = std::chrono::seconds(idleTime);
     settings.options.clientUid = plan.ids.callerUidInside;  // as the keeper's namespace sees the caller
     settings.squashfuse = {plan.squashfusePath, {}, {}, plan.ids.callerUidInside, plan.ids.callerGidInside,

@@ -1,5 +1,7 @@
 #include "common/log_line.hpp"
 
+#include "common/process.hpp"
+
 #include <cstdio>
 #include <ctime>
 #include <unistd.h>
@@ -19,11 +21,7 @@ const pid_t instancePid = ::getpid();
 // helpers share the host's name (none of them enters a UTS namespace) and
 // instancePid.
 const std::string& instanceId() {
-    static const std::string id = [] {
-        char hostname[256] = {};
-        ::gethostname(hostname, sizeof hostname - 1);
-        return std::string(hostname) + "-" + std::to_string(instancePid);
-    }();
+    static const std::string id = hostName() + "-" + std::to_string(instancePid);
     return id;
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -141,6 +142,11 @@ std::optional<ProcessStatus> readProcessStatus(pid_t pid) {
         }
     }
     return std::nullopt;
+}
+
+std::string hostName() {
+    char name[HOST_NAME_MAX + 1] = {};
+    return ::gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string();
 }
 
 std::string processStartTime(pid_t pid) {

@@ -116,6 +116,10 @@ std::optional<ProcessStatus> readProcessStatus(pid_t pid);
 // Its start time alone, "" when pid is gone.
 std::string processStartTime(pid_t pid);
 
+// This node's name (gethostname), "" when it cannot be read: what names a
+// node's own files and processes in a directory nodes may share.
+std::string hostName();
+
 // The children of pid's main thread (/proc/PID/task/PID/children), oldest
 // first; none when pid is gone.
 std::vector<pid_t> childrenOf(pid_t pid);

@@ -2,6 +2,7 @@
 
 #include "common/error.hpp"
 #include "common/log.hpp"
+#include "common/process.hpp"
 
 #include <atomic>
 #include <cerrno>
@@ -14,15 +15,6 @@
 namespace sarus {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-std::string hostName() {
-    char name[256] = {};
-    return ::gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string();
-}
-
-}  // namespace
 
 std::string partialFileName(const std::string& name) {
     static std::atomic<unsigned> next{0};

@@ -71,12 +71,6 @@ std::optional<Env> readSlurmConfig(const Env& hostEnv) {
     return parseSlurmConfig(result.output);
 }
 
-std::string hostName() {
-    char name[256] = {};
-    ::gethostname(name, sizeof name - 1);
-    return name;
-}
-
 }  // namespace
 
 std::map<std::string, std::string> parseSlurmConfig(const std::string& text) {

@@ -25,7 +25,6 @@
 #include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -511,11 +510,9 @@ int runAsRankOfSharedContainer(const Config& config, const ContainerSpec& spec, 
         return backend.run(spec, image);
     }
     // One container per node: tempDir may be shared between nodes.
-    utsname host{};
-    ::uname(&host);
     auto gpus = gpuSelection();
     auto groupKey = key + (gpus.empty() ? "" : "-gpus-" + nameHash(gpus));
-    return SharedContainerRank(ranksDir, spec, image, backend, groupKey + "@" + host.nodename).run();
+    return SharedContainerRank(ranksDir, spec, image, backend, groupKey + "@" + hostName()).run();
 }
 
 }  // namespace sarus
