@@ -3,6 +3,7 @@
 token auth; images pushed with skopeo or by hand (registry_helpers.py).
 Every pulled image is compared entry by entry with the flattening oracle."""
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -885,9 +886,32 @@ def write_policy(path, docker_scopes, user=None):
     os.chmod(path, 0o644)
 
 
+SYSTEM_POLICY = "/etc/containers/policy.json"
+
+
+@contextlib.contextmanager
+def system_policy(content):
+    """/etc/containers/policy.json replaced (None: removed) for the block."""
+    saved = SYSTEM_POLICY + ".sarus-test-saved"
+    had = os.path.exists(SYSTEM_POLICY)
+    if had:
+        os.rename(SYSTEM_POLICY, saved)
+    try:
+        if content is not None:
+            with open(SYSTEM_POLICY, "w") as f:
+                json.dump(content, f)
+        yield
+    finally:
+        if os.path.exists(SYSTEM_POLICY):
+            os.unlink(SYSTEM_POLICY)
+        if had:
+            os.rename(saved, SYSTEM_POLICY)
+
+
 def test_containers_policy_decides_what_may_be_pulled(sarus, registries):
-    """Sarus 1.7's containersPolicy: the site policy, or the user's own
-    ~/.config/containers/policy.json unless the site enforces its own."""
+    """Sarus 1.7's choice of the policy skopeo gets: the site's path when it
+    enforces it; else the user's ~/.config/containers/policy.json, else the
+    system's /etc/containers/policy.json; else the site's path."""
     server = registries.plain.address
     site_policy = os.path.join(sarus.workdir, "policy.json")
     write_policy(site_policy, {f"{server}/sarus-tests": [{"type": "reject"}]})
@@ -895,9 +919,14 @@ def test_containers_policy_decides_what_may_be_pulled(sarus, registries):
     reference = f"{server}/sarus-tests/busybox"
     squashfs = image_path(sarus, server, "sarus-tests/busybox")
 
-    line = one_line_error(sarus("pull", reference))
-    assert line == (f"pulling {reference}:latest is not allowed by {site_policy}: "
-                    f"the policy rejects it (scope \"{server}/sarus-tests\")")
+    with system_policy({"default": [{"type": "reject"}]}):
+        line = one_line_error(sarus("pull", reference))
+        assert line == (f"pulling {reference}:latest is not allowed by {SYSTEM_POLICY}: "
+                        "the policy rejects it (\"default\")"), "the system's policy comes before the site's"
+    with system_policy(None):
+        line = one_line_error(sarus("pull", reference))
+        assert line == (f"pulling {reference}:latest is not allowed by {site_policy}: "
+                        f"the policy rejects it (scope \"{server}/sarus-tests\")")
     assert not os.path.exists(squashfs)
 
     home = pwd.getpwnam(sarus.user).pw_dir
@@ -907,7 +936,8 @@ def test_containers_policy_decides_what_may_be_pulled(sarus, registries):
     os.makedirs(user_dir, exist_ok=True)
     try:
         write_policy(user_policy, {})
-        sarus.ok("pull", reference)
+        with system_policy(None):
+            sarus.ok("pull", reference)
         assert os.path.exists(squashfs)
 
         sarus.config["containersPolicy"]["enforce"] = True
@@ -925,3 +955,34 @@ def test_containers_policy_decides_what_may_be_pulled(sarus, registries):
         assert line.startswith(f"{site_policy}: invalid JSON")
     finally:
         shutil.rmtree(os.path.join(home, ".config"), ignore_errors=True)
+
+
+def test_without_any_policy_file_pull_and_load_refuse_as_sarus_does(sarus, registries, test_images):
+    configure(sarus, registries)
+    sarus.config.pop("containersPolicy", None)
+    sarus.write_config()
+    before = tree_snapshot(sarus.repo_base)
+    with system_policy(None):
+        for args in (["pull", f"{registries.plain.address}/sarus-tests/busybox"],
+                     ["load", os.path.join(test_images, "busybox.oci.tar"), "busybox"]):
+            line = one_line_error(sarus(*args))
+            assert line == ("Failed to detect default containers policy files and no fallback policy file "
+                            "defined in sarus.json. Please contact your system administrator."), line
+    assert tree_snapshot(sarus.repo_base) == before
+
+
+def test_the_policy_decides_what_may_be_loaded(sarus, registries, test_images):
+    """Sarus 1.7's skopeo copies from docker-archive: under the same policy."""
+    site_policy = os.path.join(sarus.workdir, "policy.json")
+    with open(site_policy, "w") as f:
+        json.dump({"default": [{"type": "insecureAcceptAnything"}],
+                   "transports": {"docker-archive": {"": [{"type": "reject"}]}}}, f)
+    os.chmod(site_policy, 0o644)
+    configure(sarus, registries, containersPolicy={"path": site_policy, "enforce": True})
+    archive = os.path.join(test_images, "busybox.oci.tar")
+    line = one_line_error(sarus("load", archive, "busybox"))
+    assert line == f"loading {archive} is not allowed by {site_policy}: the policy rejects it (scope \"\")", line
+    assert not os.path.exists(image_path(sarus, "load", "library/busybox"))
+    sarus.config["containersPolicy"]["enforce"] = False
+    sarus.write_config()
+    sarus.ok("load", archive, "busybox")  # the system's policy accepts it

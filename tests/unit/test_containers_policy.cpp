@@ -3,6 +3,7 @@
 #include "config/config.hpp"
 #include "config/containers_policy.hpp"
 #include "common/error.hpp"
+#include "common/file_utils.hpp"
 
 #include <gtest/gtest.h>
 
@@ -68,4 +69,68 @@ TEST(ContainersPolicy, MalformedPoliciesAreErrors) {
     EXPECT_THROW(sarus::evaluatePolicy(json::object(), ref), sarus::Error);
     EXPECT_THROW(sarus::evaluatePolicy({{"default", json::array()}}, ref), sarus::Error);
     EXPECT_THROW(sarus::evaluatePolicy({{"default", json::array({{{"type", "trustMe"}}})}}, ref), sarus::Error);
+}
+
+TEST(ContainersPolicy, ArchivesFollowTheDockerArchiveTransportOrTheDefault) {
+    EXPECT_TRUE(sarus::evaluateArchivePolicy({{"default", accept}}).accepted);
+    EXPECT_FALSE(sarus::evaluateArchivePolicy({{"default", reject}}).accepted);
+    json transports = {{"docker-archive", {{"", accept}}}, {"docker", {{"", reject}}}};
+    EXPECT_TRUE(sarus::evaluateArchivePolicy({{"default", reject}, {"transports", transports}}).accepted);
+    transports = {{"docker-archive", {{"", reject}}}};
+    EXPECT_FALSE(sarus::evaluateArchivePolicy({{"default", accept}, {"transports", transports}}).accepted);
+}
+
+namespace {
+
+// The policy files Sarus 1.7 chooses between, in a scratch directory.
+class PolicyFileChoice : public ::testing::Test {
+protected:
+    sarus::TempDirectory dir{fs::temp_directory_path(), "policy-test"};
+    fs::path home() const { return dir.path() / "home"; }
+    fs::path user() const { return home() / ".config" / "containers" / "policy.json"; }
+    fs::path system() const { return dir.path() / "etc-policy.json"; }
+    fs::path site() const { return dir.path() / "site-policy.json"; }
+
+    static void touch(const fs::path& path) {
+        fs::create_directories(path.parent_path());
+        std::ofstream(path) << "{}";
+    }
+
+    fs::path choose(const std::string& containersPolicy) {
+        auto file = dir.path() / "sarus.json";
+        std::ofstream(file) << R"({"securityChecks": false, "OCIBundleDir": "/b", "rootfsFolder": "rootfs",
+            "prefixDir": "/opt/sarus", "tempDir": "/tmp", "localRepositoryBaseDir": "/home",
+            "ramFilesystemType": "tmpfs")"
+                            << (containersPolicy.empty() ? "" : ", \"containersPolicy\": " + containersPolicy) << "}";
+        auto config = sarus::Config::load(file, fs::path(SARUS_SOURCE_DIR) / "etc" / "sarus.schema.json");
+        return sarus::applicablePolicyFile(config, home().string(), system());
+    }
+    std::string sitePolicy(bool enforce) const {
+        return "{\"path\": \"" + site().string() + "\", \"enforce\": " + (enforce ? "true" : "false") + "}";
+    }
+};
+
+}  // namespace
+
+TEST_F(PolicyFileChoice, TheUsersThenTheSystemsThenTheSites) {
+    touch(site());
+    EXPECT_EQ(choose(sitePolicy(false)), site());
+    touch(system());
+    EXPECT_EQ(choose(sitePolicy(false)), system());
+    EXPECT_EQ(choose(""), system());
+    touch(user());
+    EXPECT_EQ(choose(sitePolicy(false)), user());
+    EXPECT_EQ(choose(sitePolicy(true)), site());
+}
+
+TEST_F(PolicyFileChoice, NoneAtAllOrASiteFileThatIsNoneAreErrors) {
+    try {
+        choose("");
+        FAIL() << "no policy file was accepted";
+    } catch (const sarus::Error& e) {
+        EXPECT_STREQ(e.what(), "Failed to detect default containers policy files and no fallback policy file "
+                               "defined in sarus.json. Please contact your system administrator.");
+    }
+    touch(system());
+    EXPECT_THROW(choose(sitePolicy(false)), sarus::Error);  // the site's path names no file
 }

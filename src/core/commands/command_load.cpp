@@ -1,6 +1,8 @@
 #include "commands.hpp"
 
 #include "config/config.hpp"
+#include "config/containers_policy.hpp"
+#include "config/identity.hpp"
 #include "common/cancellation.hpp"
 #include "common/error.hpp"
 #include "common/file_utils.hpp"
@@ -46,6 +48,7 @@ int commandLoad(const Config& config, const LoadOptions& options) {
     // temp dir is only validated for compatibility with Sarus job scripts.
     checkTempDir(options.tempDir);
     checkReadableFile(options.archive);
+    checkLoadAllowed(config, options.archive, Identity::ofCaller().home);
     auto store = options.centralizedRepository ? ImageStore::centralized(config)
                                                : ImageStore::local(config);
 

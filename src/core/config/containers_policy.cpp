@@ -3,6 +3,7 @@
 #include "config/config.hpp"
 #include "common/error.hpp"
 
+#include <system_error>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -74,41 +75,96 @@ PolicyDecision evaluatePolicy(const json& policy, const ImageReference& referenc
     return evaluateRequirements(policy["default"], "default");
 }
 
-std::optional<fs::path> applicablePolicyFile(const Config& config, const std::string& home) {
+PolicyDecision evaluateArchivePolicy(const json& policy) {
+    if (!policy.is_object() || !policy.contains("default")) {
+        throw Error("a policy needs a \"default\" list of requirements");
+    }
+    // docker-archive has no scope but the transport's own ""
+    if (policy.contains("transports") && policy["transports"].contains("docker-archive") &&
+        policy["transports"]["docker-archive"].contains("")) {
+        return evaluateRequirements(policy["transports"]["docker-archive"][""], "");
+    }
+    return evaluateRequirements(policy["default"], "default");
+}
+
+namespace {
+
+bool pathExists(const fs::path& path) {
+    std::error_code ec;
+    return fs::exists(path, ec);
+}
+
+template <typename Evaluate>
+void checkAllowed(const Config& config, const std::string& home, const std::string& what, Evaluate evaluate) {
+    auto file = applicablePolicyFile(config, home);
+    auto policy = parseJsonFile(file);  // its errors name the file
+    PolicyDecision decision;
+    try {
+        decision = evaluate(policy);
+    } catch (const Error& e) {
+        throw Error(file.string() + ": " + e.what());
+    }
+    if (!decision.accepted) {
+        throw Error(what + " is not allowed by " + file.string() + ": " + decision.reason);
+    }
+}
+
+}  // namespace
+
+fs::path applicablePolicyFile(const Config& config, const std::string& home, const fs::path& systemPolicy) {
+    fs::path sitePolicy;
+    bool enforce = false;
     auto it = config.json().find("containersPolicy");
-    if (it == config.json().end()) {
-        return std::nullopt;
-    }
-    fs::path sitePolicy = it->value("path", "");
-    if (sitePolicy.empty()) {
-        throw Error(config.file().string() + ": containersPolicy needs a \"path\"");
-    }
-    if (!it->value("enforce", false) && !home.empty()) {
-        auto userPolicy = fs::path(home) / ".config" / "containers" / "policy.json";
-        std::error_code ec;
-        if (fs::exists(userPolicy, ec)) {
-            return userPolicy;
+    if (it != config.json().end()) {
+        sitePolicy = it->value("path", "");
+        if (sitePolicy.empty()) {
+            throw Error(config.file().string() + ": containersPolicy needs a \"path\"");
         }
+        std::error_code ec;
+        if (!fs::is_regular_file(sitePolicy, ec)) {
+            throw Error("Custom containers policy file '" + sitePolicy.string() +
+                        "' configured in sarus.json is not a regular file. Please contact your system administrator.");
+        }
+        enforce = it->value("enforce", false);
     }
-    return sitePolicy;
+    if (enforce) {
+        return sitePolicy;
+    }
+    if (!home.empty() && pathExists(fs::path(home) / ".config" / "containers" / "policy.json")) {
+        return fs::path(home) / ".config" / "containers" / "policy.json";
+    }
+    if (pathExists(systemPolicy)) {
+        return systemPolicy;
+    }
+    if (!sitePolicy.empty()) {
+        return sitePolicy;
+    }
+    throw Error("Failed to detect default containers policy files and no fallback policy file defined in "
+                "sarus.json. Please contact your system administrator.");
+}
+
+void checkRegistriesDirectory(const Config& config) {
+    auto it = config.json().find("containersRegistries.dPath");
+    if (it == config.json().end() || !it->is_string()) {
+        return;
+    }
+    std::error_code ec;
+    if (!fs::is_directory(it->get<std::string>(), ec)) {
+        throw Error("Custom containers registries.d path '" + it->get<std::string>() +
+                    "' configured in sarus.json is not a directory. Please contact your system administrator.");
+    }
 }
 
 void checkPullAllowed(const Config& config, const ImageReference& reference, const std::string& home) {
-    auto file = applicablePolicyFile(config, home);
-    if (!file) {
-        return;
-    }
-    auto policy = parseJsonFile(*file);  // its errors name the file
-    PolicyDecision decision;
-    try {
-        decision = evaluatePolicy(policy, reference);
-    } catch (const Error& e) {
-        throw Error(file->string() + ": " + e.what());
-    }
-    if (!decision.accepted) {
-        throw Error("pulling " + reference.normalized() + " is not allowed by " + file->string() + ": " +
-                    decision.reason);
-    }
+    checkRegistriesDirectory(config);
+    checkAllowed(config, home, "pulling " + reference.normalized(),
+                 [&](const json& policy) { return evaluatePolicy(policy, reference); });
+}
+
+void checkLoadAllowed(const Config& config, const fs::path& archive, const std::string& home) {
+    checkRegistriesDirectory(config);
+    checkAllowed(config, home, "loading " + archive.string(),
+                 [](const json& policy) { return evaluateArchivePolicy(policy); });
 }
 
 }  // namespace sarus

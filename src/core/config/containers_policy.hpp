@@ -1,5 +1,7 @@
-// The image trust policy of `sarus pull`: a containers-policy.json(5) file,
-// chosen as Sarus 1.7 does with "containersPolicy": {"path", "enforce"}.
+// The image trust policy of `sarus pull` and `sarus load`: a
+// containers-policy.json(5) file, chosen as Sarus 1.7 chooses the one it
+// gives skopeo (the user's, the system's, "containersPolicy": {"path",
+// "enforce"}).
 // sarus verifies no signatures, so only the policy requirements that need
 // none can be met: insecureAcceptAnything accepts, reject rejects, and a
 // requirement of signatures (signedBy, sigstoreSigned) rejects with a
@@ -11,7 +13,6 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
-#include <optional>
 #include <string>
 
 namespace sarus {
@@ -31,13 +32,22 @@ struct PolicyDecision {
 // Throws sarus::Error for a malformed policy document.
 PolicyDecision evaluatePolicy(const nlohmann::json& policy, const ImageReference& reference);
 
-// Which policy file applies: none without containersPolicy; its path when
-// enforce is true; otherwise the user's ~/.config/containers/policy.json
-// when it exists, else the path.
-std::optional<std::filesystem::path> applicablePolicyFile(const Config& config, const std::string& home);
+// The same for a docker archive (`sarus load`): the docker-archive
+// transport knows no scope but its "" one, else "default" applies.
+PolicyDecision evaluateArchivePolicy(const nlohmann::json& policy);
 
-// Throws sarus::Error naming the policy file and scope unless the policy
-// that applies accepts the reference.
+// Which policy file applies: containersPolicy's path when enforce is true;
+// otherwise the user's ~/.config/containers/policy.json, else systemPolicy,
+// when one exists; else containersPolicy's path. Throws sarus::Error when
+// there is none, or when containersPolicy's path is not a regular file.
+std::filesystem::path applicablePolicyFile(const Config& config, const std::string& home,
+                                           const std::filesystem::path& systemPolicy = "/etc/containers/policy.json");
+
+// Throw sarus::Error naming the policy file and scope unless the policy
+// that applies accepts the reference, or the archive; and when sarus.json's
+// containersRegistries.dPath is not a directory, as Sarus 1.7 does (sarus
+// verifies no signatures, so it reads nothing there).
 void checkPullAllowed(const Config& config, const ImageReference& reference, const std::string& home);
+void checkLoadAllowed(const Config& config, const std::filesystem::path& archive, const std::string& home);
 
 }  // namespace sarus
