@@ -134,3 +134,22 @@ TEST_F(PolicyFileChoice, NoneAtAllOrASiteFileThatIsNoneAreErrors) {
     touch(system());
     EXPECT_THROW(choose(sitePolicy(false)), sarus::Error);  // the site's path names no file
 }
+
+TEST_F(PolicyFileChoice, ARegistriesDirectoryThatIsNoneIsAnError) {
+    touch(site());
+    auto file = dir.path() / "sarus.json";
+    std::ofstream(file) << R"({"securityChecks": false, "OCIBundleDir": "/b", "rootfsFolder": "rootfs",
+        "prefixDir": "/opt/sarus", "tempDir": "/tmp", "localRepositoryBaseDir": "/home", "ramFilesystemType": "tmpfs",
+        "containersRegistries.dPath": ")" << site().string() << R"(", "containersPolicy": {"path": ")"
+                        << site().string() << R"(", "enforce": true}})";
+    auto config = sarus::Config::load(file, fs::path(SARUS_SOURCE_DIR) / "etc" / "sarus.schema.json");
+    try {
+        sarus::checkLoadAllowed(config, "/some/archive.tar", home().string());
+        FAIL() << "a registries.d path naming a file was accepted";
+    } catch (const sarus::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("Custom containers registries.d path '" + site().string() +
+                                             "' configured in sarus.json is not a directory"),
+                  std::string::npos)
+            << e.what();
+    }
+}
