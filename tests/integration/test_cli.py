@@ -108,7 +108,8 @@ def test_run_help_shows_sarus_options(sarus):
      "The working directory 'invalid' is invalid, it needs to be an absolute path.\nSee 'sarus help run'"),
     (["run", "--mount=xyz", "alpine", "true"], "Invalid mount request 'xyz': 'type' must be specified"),
     (["run", "--ssh", "--pid=host", "alpine", "true"],
-     "The use of '--ssh' is incompatible with '--pid=host'. The SSH hook requires the use of a private PID namespace"),
+     "The use of '--ssh' is incompatible with '--pid=host'. The SSH hook requires the use of a private PID namespace"
+     "\nSee 'sarus help run'"),
     (["run", "--pid=private", "--pid", "host", "alpine", "true"],
      "option '--pid' cannot be specified more than once\nSee 'sarus help run'"),
     (["run", "--pid", "alpine", "true"],
@@ -150,6 +151,12 @@ def test_run_help_shows_sarus_options(sarus):
     (["run", "--device=/dev/fuse:ra", "alpine", "true"],
      "Invalid device request '/dev/fuse:ra': Input string for device access 'ra' contains an invalid character. "
      "Device access must be entered as a combination of 'rwm' characters, with no repetitions"),
+    # checked before the image is looked up, as in Sarus
+    (["run", "--device=/dev/non-existing-device", "alpine", "true"],
+     "Invalid device request '/dev/non-existing-device': Failed to check if file \"/dev/non-existing-device\" "
+     "is a device file. Stat failed: No such file or directory"),
+    (["run", "--device=/home", "alpine", "true"],
+     "Invalid device request '/home': Source path \"/home\" is not a device file"),
     (["ssh-keygen", "--invalid-option"], "unrecognised option '--invalid-option'\nSee 'sarus help ssh-keygen'"),
     (["ssh-keygen", "extra-argument"], "Too many arguments for command 'ssh-keygen'\nSee 'sarus help ssh-keygen'"),
     (["version", "--invalid-option"], "Command 'version' doesn't support options\nSee 'sarus help version'"),
@@ -169,11 +176,6 @@ def test_image_not_available(sarus):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["run", "--device=/dev/non-existing-device", "load/library/busybox", "true"],
-     "Invalid device request '/dev/non-existing-device': Failed to check if file \"/dev/non-existing-device\" "
-     "is a device file. Stat failed: No such file or directory"),
-    (["run", "--device=/home", "load/library/busybox", "true"],
-     "Invalid device request '/home': Source path \"/home\" is not a device file"),
     (["run", "--mount=src=/invalid-s87dfs9,dst=/dst,type=bind", "load/library/busybox", "true"],
      "Failed to bind mount /invalid-s87dfs9 on container's /dst: "
      "Failed to find real path for mount source: No such file or directory"),

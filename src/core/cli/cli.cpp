@@ -125,7 +125,8 @@ struct Parsers {
                        "Enable MPI support for a specific MPI implementation. Implies '--mpi' and '--glibc'");
         app.add_option("-n,--name", run.name, "Assign a name to the container");
         app.add_option("--pid", run.pid,
-                       "Set the PID namespace mode for the container. Supported values: 'host', 'private'");
+                       "Set the PID namespace mode for the container. Supported values: 'host', 'private'. "
+                       "Default: 'private' (Sarus 1.7: the host's PID namespace)");
         app.add_flag("--ssh", run.ssh, "Enable SSH in the container. Implies '--pid=private'");
         app.add_flag("-t,--tty", run.tty, "Allocate a pseudo-TTY in the container");
         app.add_option("-w,--workdir", run.workdir, "Set working directory inside the container");
@@ -258,8 +259,9 @@ void validateRunOptions(const RunOptions& options) {
                          "run");
     }
     if (options.ssh && options.pid == "host") {
-        throw Error("The use of '--ssh' is incompatible with '--pid=host'. "
-                    "The SSH hook requires the use of a private PID namespace");
+        throw usageError("The use of '--ssh' is incompatible with '--pid=host'. "
+                         "The SSH hook requires the use of a private PID namespace",
+                         "run");
     }
     // The syntax of every value, by the same pure functions that use them later.
     buildEnvironment({}, {}, nlohmann::json(), options.env);
@@ -267,8 +269,10 @@ void validateRunOptions(const RunOptions& options) {
     for (const auto& mount : options.mounts) {
         parseMount(mount);
     }
+    // As Sarus does, before the image is looked up; the backends check the
+    // node again when they use it.
     for (const auto& device : options.devices) {
-        parseDevice(device);
+        statDeviceNode(parseDevice(device));
     }
 }
 
