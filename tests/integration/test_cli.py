@@ -20,9 +20,14 @@ def error_of(sarus, *args, **kw):
 
 
 def test_version_is_the_bare_version_number(sarus):
+    """The Sarus release whose command line sarus implements: site scripts
+    turn features on by it (ps, kill and --name need 1.7)."""
     for args in (["--version"], ["version"]):
         r = sarus.ok(*args)
         assert re.fullmatch(r"\d+\.\d+\.\d+(-.+)*\n", r.stdout), r.stdout
+        assert tuple(int(n) for n in r.stdout.split("-")[0].split(".")) >= (1, 7, 0), r.stdout
+    r = sarus.ok("--verbose", "version")
+    assert r.stdout == "1.7.0\n" and "the sarus engine " in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("args", [["--help"], ["help"], []], ids=["--help", "help", "nothing"])

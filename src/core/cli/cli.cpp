@@ -325,6 +325,7 @@ int runCommand(const std::string& name, const std::vector<std::string>& args, Pa
         return 0;
     }
     if (name == "version") {
+        log::verbose("the sarus engine " SARUS_ENGINE_VERSION ", with the command line of Sarus " SARUS_VERSION);
         std::printf("%s\n", SARUS_VERSION);
         return 0;
     }

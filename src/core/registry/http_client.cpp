@@ -194,7 +194,7 @@ Response Client::perform(const Request& request) {
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "sarus/" SARUS_VERSION);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "sarus/" SARUS_ENGINE_VERSION);
     curl_easy_setopt(h, CURLOPT_PROXY, proxyFor(request.url, processEnv).c_str());
     if (!impl_->options.verifyTls) {
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
