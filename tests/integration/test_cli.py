@@ -191,6 +191,23 @@ def test_errors_about_the_host(sarus, test_images, args, message):
     assert error_of(sarus, *args) == message
 
 
+def test_unambiguous_prefixes_of_long_options_are_the_options(sarus, test_images):
+    """Sarus's parser (boost's unix_style) guesses long options from an
+    unambiguous prefix; job scripts written for it use them."""
+    r = sarus.ok("--verb", "version")
+    assert r.stdout == "1.7.0\n" and "the sarus engine" in r.stderr, r.stderr
+    assert error_of(sarus, "--ver", "version") == (
+        "option '--ver' is ambiguous and matches '--verbose', and '--version'\nSee 'sarus help'")
+    assert error_of(sarus, "run", "--work=rel", "alpine", "true") == (
+        "The working directory 'rel' is invalid, it needs to be an absolute path.\nSee 'sarus help run'")
+    assert error_of(sarus, "run", "--m", "alpine", "true") == (
+        "option '--m' is ambiguous and matches '--mount', '--mpi', and '--mpi-type'\nSee 'sarus help run'")
+    sarus.ok("load", os.path.join(test_images, "busybox.oci.tar"), "busybox")
+    r = sarus.ok("run", "--ent", "", "--work", "/tmp", "load/library/busybox", "sh", "-c", 'echo "$(pwd) $1"', "sh",
+                 "--work")
+    assert r.stdout == "/tmp --work\n", "the container's own arguments stay as they are"
+
+
 def test_verbose_adds_context(sarus):
     quiet = sarus("load", "/nonexistent.tar", "x")
     verbose = sarus("--verbose", "load", "/nonexistent.tar", "x")

@@ -160,20 +160,62 @@ bool takesValue(const CLI::App& app, const std::string& name) {
     return option != nullptr && option->get_type_size() != 0 && option->get_expected_max() != 0;
 }
 
-// `--mpi-type=` names an empty value, as for Sarus (boost's parser), but
-// CLI11 reads it as a missing one and takes the next argument instead (the
+// Sarus's parser (boost's, unix_style) takes an unambiguous prefix of a
+// long option for the option (`--verb`, `--work=/x`); an exact name wins
+// (`--mpi` over `--mpi-type`). Returns name itself when nothing matches.
+std::string fullOptionName(const std::string& name, const std::vector<std::string>& longNames,
+                           const std::string& command) {
+    if (name.size() < 3 || name.compare(0, 2, "--") != 0 || name[2] == '-' ||
+        std::find(longNames.begin(), longNames.end(), name) != longNames.end()) {
+        return name;
+    }
+    std::vector<std::string> matches;
+    for (const auto& full : longNames) {
+        if (full.compare(0, name.size(), name) == 0) {
+            matches.push_back(full);
+        }
+    }
+    if (matches.size() > 1) {  // in boost's words
+        std::sort(matches.begin(), matches.end());
+        std::string listed;
+        for (std::size_t i = 0; i + 1 < matches.size(); ++i) {
+            listed += "'" + matches[i] + "', ";
+        }
+        throw usageError("option '" + name + "' is ambiguous and matches " + listed + "and '" + matches.back() + "'",
+                         command);
+    }
+    return matches.empty() ? name : matches.front();
+}
+
+std::vector<std::string> longNamesOf(const CLI::App& app) {
+    std::vector<std::string> names;
+    for (const auto* option : app.get_options()) {
+        for (const auto& name : option->get_lnames()) {
+            names.push_back("--" + name);
+        }
+    }
+    return names;
+}
+
+// Prefixes of long options become their names (see fullOptionName), and
+// `--mpi-type=` names an empty value, as for Sarus (boost's parser), where
+// CLI11 reads a missing one and takes the next argument instead (the
 // image): it becomes `--mpi-type ""`. Only the options before the first
 // positional argument: what follows the image is the container's command.
-std::vector<std::string> withEmptyValuesExplicit(const CLI::App& app, const std::vector<std::string>& args) {
+std::vector<std::string> normalizedOptions(const CLI::App& app, const std::string& command,
+                                           const std::vector<std::string>& args) {
+    auto longNames = longNamesOf(app);
     std::vector<std::string> out;
     std::size_t i = 0;
     for (; i < args.size(); ++i) {
-        const auto& arg = args[i];
+        auto arg = args[i];
         if (arg == "--" || arg.size() < 2 || arg[0] != '-') {
             break;
         }
         auto equals = arg.find('=');
-        auto name = arg.substr(0, equals);
+        auto name = fullOptionName(arg.substr(0, equals), longNames, command);
+        arg = name + (equals == std::string::npos ? "" : arg.substr(equals));
+        equals = arg.find('=');
         if (equals == arg.size() - 1 && arg.compare(0, 2, "--") == 0 && takesValue(app, name)) {
             out.push_back(name);
             out.emplace_back();
@@ -304,7 +346,7 @@ int runCommand(const std::string& name, const std::vector<std::string>& args, Pa
         } else {
             refuseArguments(name, args);
         }
-    } else if (!parseCommand(app, name, withEmptyValuesExplicit(app, args))) {
+    } else if (!parseCommand(app, name, normalizedOptions(app, name, args))) {
         std::printf("%s", commandHelp(description, app).c_str());
         return 0;
     }
@@ -428,7 +470,7 @@ int runCli(int argc, char** argv) {
         bool debug = false;
         std::size_t next = 0;
         for (; next < args.size() && isSarusOption(args[next]); ++next) {
-            const auto& option = args[next];
+            auto option = fullOptionName(args[next], {"--debug", "--help", "--verbose", "--version"}, "");
             if (option == "--help") {
                 std::printf("%s", generalHelp().c_str());
                 return 0;
