@@ -6,6 +6,7 @@
 #include "namespaces.hpp"
 #include "runtime/mount_options.hpp"
 #include "runtime/path_in_root.hpp"
+#include "runtime/root_directory.hpp"
 #include "common/process.hpp"
 
 #include <algorithm>
@@ -39,12 +40,15 @@ std::string runCommand(const std::vector<std::string>& argv, sarus::SpawnOptions
 namespace {
 
 // For ldconfig run by the host's root: in a mount namespace of its own,
-// every mount below rootfs but the container's own root is read-only.
-// ldconfig writes the cache and soname links wherever the image's symlinks
-// and ld.so.conf lead, and those may lead into a bind-mounted host
-// directory that the user may only read; and chroot does not hold procfs'
+// every mount below rootfs but the container's own root is read-only, and
+// every one is nodev. ldconfig writes the cache and soname links wherever
+// the image's symlinks and ld.so.conf lead, and those may lead into a
+// bind-mounted host directory that the user may only read; it opens what
+// they name, and a device node there (--device puts the host's nodes
+// anywhere, with their modes, allowed in the container's cgroup, which the
+// hook is in) would be opened by root; and chroot does not hold procfs'
 // magic links. Runs in the child (no allocation).
-const char* confineWritesToTheRootMount(const char* rootfs, const std::vector<std::string>& procMounts) {
+const char* confineToTheContainersFiles(const char* rootfs, const std::vector<std::string>& procMounts) {
     if (::unshare(CLONE_NEWNS) != 0) {
         return "enter a mount namespace of its own for";
     }
@@ -57,9 +61,9 @@ const char* confineWritesToTheRootMount(const char* rootfs, const std::vector<st
         return "bind the container's root for";
     }
     mount_attr readOnly{};
-    readOnly.attr_set = MOUNT_ATTR_RDONLY;
+    readOnly.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV;
     if (::mount_setattr(AT_FDCWD, rootfs, AT_RECURSIVE, &readOnly, sizeof readOnly) != 0) {
-        return "make the container's mounts read-only for";
+        return "make the container's mounts read-only and nodev for";
     }
     mount_attr writable{};
     writable.attr_clr = MOUNT_ATTR_RDONLY;
@@ -90,22 +94,30 @@ std::vector<std::string> procMountsBelow(const std::string& rootfs) {
     return found;
 }
 
-}  // namespace
-
-void updateLdCache(const std::string& ldconfigPath, const std::filesystem::path& rootfs) {
-    sarus::SpawnOptions options;
-    // As a user (userns mode, rootless engines) the kernel checks the
-    // user's own permissions: nothing to confine.
+// Runs "<ldconfig> -r <rootfs> [args]", confined as the host's root (see
+// confineToTheContainersFiles). As a user (userns mode, rootless engines)
+// the kernel checks the user's own permissions: nothing to confine.
+std::string runLdconfig(const std::string& ldconfigPath, const std::filesystem::path& rootfs,
+                        const std::vector<std::string>& args) {
     std::string root = rootfs.lexically_normal().string();
     if (root.size() > 1 && root.back() == '/') {
         root.pop_back();
     }
+    sarus::SpawnOptions options;
     std::vector<std::string> procMounts;
     if (isHostRoot()) {
         procMounts = procMountsBelow(root);
-        options.prepareChild = [&root, &procMounts] { return confineWritesToTheRootMount(root.c_str(), procMounts); };
+        options.prepareChild = [&root, &procMounts] { return confineToTheContainersFiles(root.c_str(), procMounts); };
     }
-    runCommand({ldconfigPath, "-r", root}, std::move(options));
+    std::vector<std::string> argv{ldconfigPath, "-r", root};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return runCommand(argv, std::move(options));
+}
+
+}  // namespace
+
+void updateLdCache(const std::string& ldconfigPath, const std::filesystem::path& rootfs) {
+    runLdconfig(ldconfigPath, rootfs, {});
     log::info("updated the dynamic linker cache of the container with " + ldconfigPath);
 }
 
@@ -117,7 +129,7 @@ std::vector<CachedLibrary> listCachedLibraries(const std::string& ldconfigPath, 
         log::debug("the container has no /etc/ld.so.cache: no library known to its dynamic linker");
         return entries;  // a static image; ldconfig -p would fail
     }
-    std::istringstream lines(runCommand({ldconfigPath, "-r", rootfs.string(), "-p"}));
+    std::istringstream lines(runLdconfig(ldconfigPath, rootfs, {"-p"}));
     std::string line;
     while (std::getline(lines, line)) {
         auto name = line.find_first_not_of(" \t");
@@ -141,9 +153,9 @@ std::string findLibrary(const std::string& ldconfigPath, const std::filesystem::
 }
 
 std::string findLibraryInCacheFile(const std::filesystem::path& rootfs, const std::string& soname) {
-    auto cache = cacheFile(rootfs);
-    std::ifstream in(cache, std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // a regular file inside the root, read with a bound: never a device node
+    // or FIFO a user or an image put there
+    auto text = sarus::RootDirectory(rootfs).readFile("/etc/ld.so.cache");
     size_t start = 0;
     for (size_t end = text.find('\0'); end != std::string::npos; start = end + 1, end = text.find('\0', start)) {
         std::string_view entry(text.data() + start, end - start);

@@ -643,6 +643,79 @@ def test_ldconfig_of_a_hook_cannot_reach_the_host_through_proc(ldconfig_hook, te
         os.remove(archive)
 
 
+@pytest.fixture
+def root_only_device():
+    """A loop device only root may open, whose content is an ld.so.conf
+    naming a secret directory: (device, secret directory)."""
+    secret = f"/opt/leak{uuid.uuid4().hex[:8]}"
+    backing = f"/var/tmp/sarus-device-{uuid.uuid4().hex[:8]}.img"
+    with open(backing, "wb") as f:
+        f.write((secret + "\n").encode().ljust(4096, b"\n"))
+    os.chmod(backing, 0o600)
+    device = subprocess.run(["losetup", "--find", "--show", backing], stdout=subprocess.PIPE, text=True,
+                            check=True).stdout.strip()
+    os.chmod(device, 0o600)
+    try:
+        yield device, secret
+    finally:
+        subprocess.run(["losetup", "-d", device], check=True)
+        os.remove(backing)
+
+
+def test_ldconfig_of_a_hook_opens_no_device_node(ldconfig_hook, root_only_device):
+    """--device puts a host node anywhere in the container, with its mode,
+    and allows it in the container's cgroup, which the hooks run in: root's
+    ldconfig read a device the user may not open as /etc/ld.so.conf, and
+    the container's cache showed what it says."""
+    device, secret = root_only_device
+    assert run_as(ldconfig_hook.user, ["dd", f"if={device}", "of=/dev/null", "count=1"]).returncode != 0
+    libs = f"/var/tmp/sarus-libs-{uuid.uuid4().hex[:8]}"
+    os.mkdir(libs, 0o755)
+    shutil.copy("/lib/x86_64-linux-gnu/libz.so.1.2.13", os.path.join(libs, "libz.so.1"))
+    try:
+        r = ldconfig_hook("run", f"--device={device}:/etc/ld.so.conf", "--mount",
+                          f"type=bind,src={libs},dst={secret}", BUSYBOX,
+                          "sh", "-c", f"grep -q {secret} /etc/ld.so.cache && echo leaked; echo ran")
+        assert "leaked" not in r.stdout, "root's ldconfig read a device the user may not open"
+        assert r.returncode == 0 and r.stdout == "ran\n", r.stdout + r.stderr
+    finally:
+        shutil.rmtree(libs)
+
+
+def test_ldconfig_listing_of_a_hook_cannot_reach_the_host_through_proc(suid, test_images):
+    """The mount hook's <FI_PROVIDER_PATH> lists the cache with `ldconfig
+    -p` as root: with the image's /etc/ld.so.cache a symlink through
+    /proc/1/root (the runtime's PID 1 is still on the host's root), root
+    opened a host FIFO and hung on it."""
+    fifo = f"/var/tmp/sarus-fifo-{uuid.uuid4().hex[:8]}"
+    os.mkfifo(fifo, 0o644)
+    archive = f"/var/tmp/sarus-proccache-{uuid.uuid4().hex[:8]}.tar"
+    same_path = tarfile.TarInfo(fifo.lstrip("/"))  # passes the hook's check that the cache exists
+    opened = []
+    try:
+        busybox_with_layer(test_images, archive, symlink_entries("etc/ld.so.cache", f"/proc/1/root{fifo}") +
+                           [(same_path, b"")])
+        for sarus in private_hooks_dir(suid, "ldconfiglist"):
+            hook_json(sarus, "mount.json", {"path": os.path.join(sarus.prefix, "bin", "mount_hook"),
+                                            "args": ["mount_hook", "--mount=type=bind,src=/usr/share/zoneinfo,"
+                                                     "dst=<FI_PROVIDER_PATH>/zoneinfo"],
+                                            "env": ["LDCONFIG_PATH=/sbin/ldconfig"]})
+            sarus.ok("load", archive, "proccache")
+            p = popen_as(sarus.user, [sarus.binary, "run", "load/library/proccache", "true"],
+                         env={"SARUS_CONFIG_FILE": sarus.config_file})
+            while p.poll() is None:
+                try:  # succeeds only while a reader has the FIFO open
+                    os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+                    opened.append(True)
+                except OSError:
+                    time.sleep(0.01)
+            p.communicate()
+            assert not opened, "root's ldconfig opened a host FIFO through the container's /proc"
+    finally:
+        os.remove(fifo)
+        os.remove(archive)
+
+
 def hook_json(sarus, name, hook):
     with open(os.path.join(sarus.hooks_dir, name), "w") as f:
         json.dump({"version": "1.0.0", "hook": hook, "when": {"always": True}, "stages": ["createRuntime"]}, f)

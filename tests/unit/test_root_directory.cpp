@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <fcntl.h>
+#include <thread>
 #include <fstream>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -93,6 +96,28 @@ TEST_F(RootDirectoryTest, ReadingAFifoDoesNotHang) {
     ASSERT_EQ(::mkfifo((rootPath / "fifo").c_str(), 0644), 0);
     sarus::RootDirectory root(rootPath);
     EXPECT_EQ(root.readFile("/fifo"), "");
+}
+
+TEST_F(RootDirectoryTest, ReadingOpensNothingButARegularFile) {
+    // A writer blocked in open() goes on only when a reader opens the FIFO:
+    // the reader must not open what it will not read (a device node's open
+    // alone may rewind a tape or arm a watchdog).
+    auto fifo = rootPath / "fifo";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+    std::atomic<bool> writerOpened{false};
+    std::thread writer([&] {
+        int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+        writerOpened = true;
+        ::close(fd);
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the writer waits in open()
+    sarus::RootDirectory root(rootPath);
+    EXPECT_EQ(root.readFile("/fifo"), "");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_FALSE(writerOpened) << "readFile opened the FIFO";
+    int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // lets the writer go
+    writer.join();
+    ::close(reader);
 }
 
 TEST_F(RootDirectoryTest, SymlinkIsCreatedOnceAndAnExistingEntryWins) {

@@ -330,19 +330,23 @@ bool RootDirectory::createSymlink(int parent, const std::string& name, const std
 }
 
 std::string RootDirectory::readFile(const std::string& containerPath) const {
-    // O_NONBLOCK: a FIFO planted in an image must not hang the reader.
-    auto fd = openIfExists(containerPath, O_RDONLY | O_NONBLOCK | O_NOCTTY);
-    if (!fd) {
+    // Typed before it is opened for reading: opening a device node (one a
+    // user put there with --device) or a FIFO does things of its own, which
+    // root must never do for the image or the user.
+    auto node = openIfExists(containerPath, O_PATH);
+    struct stat st {};
+    if (!node || ::fstat(node->get(), &st) != 0 || !S_ISREG(st.st_mode)) {
         return "";
     }
-    struct stat st {};
-    if (::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    auto procPath = "/proc/self/fd/" + std::to_string(node->get());
+    FileDescriptor fd(::open(procPath.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+    if (fd.get() < 0) {
         return "";
     }
     std::string content;
     char buffer[8192];
     ssize_t n;
-    while (content.size() < maxReadSize && (n = ::read(fd->get(), buffer, sizeof buffer)) > 0) {
+    while (content.size() < maxReadSize && (n = ::read(fd.get(), buffer, sizeof buffer)) > 0) {
         content.append(buffer, static_cast<std::size_t>(n));
     }
     return content;
