@@ -121,7 +121,8 @@ bool createSymlinkIfMissing(const ContainerState& state, const std::string& dire
 bool whitelistDevice(pid_t pid, char type, unsigned major, unsigned minor, const std::string& access) {
     auto path = cgroupPath(pid);
     if (path.empty()) {
-        log::info("no devices cgroup v1 controller for the container (cgroup v2?): "
+        // warnings, as every degraded outcome: sarus shows hooks' WARN lines by default
+        log::warn("no devices cgroup v1 controller for the container (cgroup v2?): "
                   "device access left to the runtime's configuration");
         return false;
     }
@@ -131,7 +132,7 @@ bool whitelistDevice(pid_t pid, char type, unsigned major, unsigned minor, const
     rule << type << ' ' << major << ':' << minor << ' ' << access;
     out << rule.str() << std::flush;
     if (!out) {
-        log::info("cannot write '" + rule.str() + "' to " + allow.string() + ": device not whitelisted");
+        log::warn("cannot write '" + rule.str() + "' to " + allow.string() + ": device not whitelisted");
         return false;
     }
     log::info("whitelisted '" + rule.str() + "' in " + allow.string());
@@ -145,7 +146,7 @@ void deviceMount(const ContainerState& state, const sarus::DeviceMount& device, 
     auto inRoot = attachOnto(state, tree.get(), device.source, device.destination, 0);
     log::info("device " + device.source + " mounted at " + inRoot);
     if (rootless) {
-        log::info("rootless: device " + device.source + " not whitelisted in the devices cgroup");
+        log::warn("rootless: device " + device.source + " not whitelisted in the devices cgroup");
         return;
     }
     whitelistDevice(state.pid, node.type, node.major, node.minor, device.access);

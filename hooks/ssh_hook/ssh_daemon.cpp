@@ -324,7 +324,9 @@ private:
         try {
             // Its network too: an engine may give the container its own.
             bool inNetwork = joinNamespaceOf(state_.pid, "net", CLONE_NEWNET);
-            joinNamespaceOf(state_.pid, "user", CLONE_NEWUSER);
+            if (!joinNamespaceOf(state_.pid, "user", CLONE_NEWUSER)) {
+                log::warn("the SSH daemon is not in the container's user namespace");
+            }
             if (!inNetwork && !joinNamespaceOf(state_.pid, "net", CLONE_NEWNET)) {
                 log::warn("the SSH daemon is not in the container's network namespace");
             }

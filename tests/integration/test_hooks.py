@@ -351,6 +351,15 @@ def test_mount_hook_fi_provider_path_wildcard(hooks, host_files, env, expected):
     assert r.stdout == "from the host\n"
 
 
+def test_a_device_left_out_of_the_cgroup_is_said_without_verbose(hooks):
+    """A hook that degrades says so at sarus's default level (WARN), never
+    silently: the device is there, but opening it may fail."""
+    add_hook(hooks, "device.json", "mount_hook", ["--device=/dev/fuse"], env=["HOOK_ROOTLESS=TRUE"])
+    r = hooks.ok("run", BUSYBOX, "test", "-c", "/dev/fuse")
+    assert "[Mount hook] [WARN] rootless: device /dev/fuse not whitelisted in the devices cgroup" in r.stderr, \
+        r.stderr
+
+
 def test_hook_rootless_switches_off_cgroup_writes(hooks):
     add_hook(hooks, "device.json", "mount_hook", ["--device=/dev/fuse"],
              env=["HOOK_ROOTLESS=TRUE", "HOOK_LOG_LEVEL=debug"])

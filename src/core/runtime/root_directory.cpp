@@ -341,7 +341,7 @@ std::string RootDirectory::readFile(const std::string& containerPath) const {
     auto procPath = "/proc/self/fd/" + std::to_string(node->get());
     FileDescriptor fd(::open(procPath.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
     if (fd.get() < 0) {
-        return "";
+        throw systemError("cannot open " + containerPath + " in the container", errno);
     }
     std::string content;
     char buffer[8192];
