@@ -162,6 +162,10 @@ def test_run_help_shows_sarus_options(sarus):
      "is a device file. Stat failed: No such file or directory"),
     (["run", "--device=/home", "alpine", "true"],
      "Invalid device request '/home': Source path \"/home\" is not a device file"),
+    # stricter than Sarus 1.7, which ignores these (docs/parity.md)
+    (["ps", "a"], "Too many arguments for command 'ps'\nSee 'sarus help ps'"),
+    (["ps", "--x"], "Command 'ps' doesn't support options\nSee 'sarus help ps'"),
+    (["kill", "--x", "name"], "unrecognised option '--x'\nSee 'sarus help kill'"),
     (["ssh-keygen", "--invalid-option"], "unrecognised option '--invalid-option'\nSee 'sarus help ssh-keygen'"),
     (["ssh-keygen", "extra-argument"], "Too many arguments for command 'ssh-keygen'\nSee 'sarus help ssh-keygen'"),
     (["version", "--invalid-option"], "Command 'version' doesn't support options\nSee 'sarus help version'"),
