@@ -25,6 +25,7 @@ protected:
     void SetUp() override {
         char pattern[] = "/tmp/sarus-hook-test-XXXXXX";
         dir = ::mkdtemp(pattern);
+        fs::create_directories(dir / "rootfs");  // a bundle has its root
         std::ofstream(dir / "config.json") << R"({"root": {"path": "rootfs"},
             "process": {"args": ["/bin/sh"], "env": ["PATH=/bin", "FI_PROVIDER_PATH=/opt/prov"]},
             "annotations": {"from": "config"}})";

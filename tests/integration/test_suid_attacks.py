@@ -133,7 +133,7 @@ def test_a_mount_through_an_earlier_mount_stays_in_the_container(suid, marker, l
 
 def configure_site_mount(suid, source):
     """sarus.json with one site mount, of source on /site."""
-    suid.config["siteMounts"] = [{"source": source, "destination": "/site"}]
+    suid.config["siteMounts"] = [{"type": "bind", "source": source, "destination": "/site"}]
     suid.write_config()
 
 

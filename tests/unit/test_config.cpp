@@ -192,6 +192,16 @@ TEST_F(ConfigTest, SchemaViolationNamesKeyAndRule) {
     badMount.insert(1, R"("siteMounts": [{"source": "/a", "destination": 3}],)");
     auto mountError = errorOf(badMount);
     EXPECT_NE(mountError.find("siteMounts[0].destination"), std::string::npos) << mountError;
+
+    // as Sarus 1.7's mount parser: the type is required, readonly the only flag
+    for (const char* entry : {R"({"source": "/a", "destination": "/b"})",
+                              R"({"type": "bind", "source": "/a", "destination": "/b",
+                                  "flags": {"bind-propagation": "slave"}})"}) {
+        std::string mount = minimal;
+        mount.insert(1, std::string(R"("siteMounts": [)") + entry + "],");
+        auto error = errorOf(mount);
+        EXPECT_NE(error.find("siteMounts[0]"), std::string::npos) << entry << ": " << error;
+    }
 }
 
 TEST_F(ConfigTest, MalformedJsonNamesFileAndPosition) {

@@ -498,7 +498,7 @@ TEST_F(ContainerSpecTest, CombinesAllRules) {
     auto cfg = config(R"(,
         "defaultMPIType": "mpich",
         "environment": {"set": {"SITE": "1"}, "unset": ["SECRET"]},
-        "siteMounts": [{"source": "/scratch", "destination": "/scratch", "flags": {}}],
+        "siteMounts": [{"type": "bind", "source": "/scratch", "destination": "/scratch", "flags": {}}],
         "siteDevices": [{"source": "/dev/fuse", "access": "rw"}],
         "userMounts": {"notAllowedPrefixesOfPath": ["/etc"], "notAllowedPaths": ["/opt"]})");
     sarus::ImageMetadata meta;
@@ -581,7 +581,7 @@ TEST_F(ContainerSpecTest, ForbiddenPathIsCheckedAfterNormalisation) {
 
 TEST_F(ContainerSpecTest, SiteMountsAreNotSubjectToUserRestrictions) {
     auto cfg = config(R"(,
-        "siteMounts": [{"source": "/etc/site", "destination": "/etc/site"}],
+        "siteMounts": [{"type": "bind", "source": "/etc/site", "destination": "/etc/site"}],
         "userMounts": {"notAllowedPrefixesOfPath": ["/etc"]})");
     sarus::RunOptions options;
     options.command = {"true"};
