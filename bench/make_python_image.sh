@@ -8,7 +8,8 @@ set -euo pipefail
 out=${1:?usage: make_python_image.sh OUTDIR}
 here=$(cd "$(dirname "$0")" && pwd)
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-mkdir -p "$out"
+. "$here/../tests/images/own_directory.sh"
+own_directory "$out"
 if [[ -f $out/python-numpy.docker.tar && -f $out/python-numpy.oci.tar ]]; then
     echo "make_python_image: $out/python-numpy.{docker,oci}.tar exist"
     exit 0

@@ -34,7 +34,10 @@ fi
 suite=$1 outdir=$2
 shift 2
 
+. "$(dirname "$0")/own_directory.sh"
 base=/var/tmp/sarus-test-debs/$suite
+own_directory /var/tmp/sarus-test-debs
+own_directory "$base"
 mkdir -p "$base/etc/apt.conf.d" "$base/etc/preferences.d" "$base/lists/partial" \
          "$base/cache/archives/partial" "$base/download" "$outdir"
 # apt-get downloads as the unprivileged _apt user when started as root: give

@@ -21,7 +21,9 @@ import hashlib
 import io
 import json
 import os
+import pwd
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -283,9 +285,7 @@ class Packages:
     def __init__(self, outdir, tmpdir):
         self.root = os.path.join(tmpdir, "pkgroot")
         os.makedirs(self.root)
-        debdir = os.path.join(outdir, "debs")
-        os.makedirs(debdir, exist_ok=True)
-        os.chmod(debdir, 0o755)
+        debdir = own_directory(os.path.join(outdir, "debs"))
         for pkg in ("busybox-static", "libc6"):
             deb = self._find_deb(debdir, pkg)
             if deb:
@@ -797,19 +797,32 @@ def up_to_date(path):
     return os.path.exists(path) and os.path.getmtime(path) > os.path.getmtime(SCRIPT)
 
 
+def own_directory(path):
+    """Creates path (0755) unless it is there, and exits naming its owner
+    unless it is a directory of ours that nobody else may write to: these
+    builders run as root in /var/tmp, which is everyone's, and what they
+    chmod, load and run there must be theirs alone."""
+    os.umask(0o022)
+    os.makedirs(path, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        try:
+            owner = pwd.getpwuid(st.st_uid).pw_name
+        except KeyError:
+            owner = f"uid {st.st_uid}"
+        sys.exit(f"{path} belongs to {owner} or others may write to it (mode {stat.S_IMODE(st.st_mode):o}): "
+                 "refusing to build images there; remove it and retry")
+    os.chmod(path, 0o755)
+    return path
+
+
 def output_directory(argv, usage, default):
-    """OUTDIR, the only argument (default when absent), created and made
-    readable by the test users when it is ours; None after printing usage
-    for any other command line."""
+    """OUTDIR, the only argument (default when absent), made by own_directory;
+    None after printing usage for any other command line."""
     if len(argv) > 2 or (len(argv) == 2 and argv[1].startswith("-")):
         print(usage, file=sys.stderr)
         return None
-    outdir = os.path.abspath(argv[1] if len(argv) == 2 else default)
-    os.umask(0o022)
-    os.makedirs(outdir, exist_ok=True)
-    if os.stat(outdir).st_uid == os.geteuid():
-        os.chmod(outdir, 0o755)
-    return outdir
+    return own_directory(os.path.abspath(argv[1] if len(argv) == 2 else default))
 
 
 def write_atomic(path, data, mode=0o644):
@@ -829,10 +842,7 @@ def main(argv):
     if len(argv) != 2 or argv[1].startswith("-"):
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
-    outdir = os.path.abspath(argv[1])
-    os.umask(0o022)
-    os.makedirs(outdir, exist_ok=True)
-    os.chmod(outdir, 0o755)
+    outdir = own_directory(os.path.abspath(argv[1]))
     todo = [name for name, _ in MANIFEST if not up_to_date(os.path.join(outdir, name))]
     if not todo and up_to_date(os.path.join(outdir, "MANIFEST.txt")):
         log(f"all archives in {outdir} are up to date")

@@ -153,8 +153,7 @@ class Inputs:
 
     @functools.cached_property
     def busybox(self):
-        debdir = os.path.join(self.outdir, "debs")
-        os.makedirs(debdir, exist_ok=True)
+        debdir = mi.own_directory(os.path.join(self.outdir, "debs"))
         # the same host-apt download (with its fallbacks) as make_images.py
         deb = mi.Packages._find_deb(debdir, "busybox-static")
         if not deb:
