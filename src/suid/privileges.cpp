@@ -3,6 +3,7 @@
 #include "common/error.hpp"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -18,6 +19,19 @@ gid_t realGid = 0;
 bool Privileges::initialize() {
     realUid = ::getuid();
     realGid = ::getgid();
+    // Set-user-ID to another account than root (a prefix that was never
+    // made root's): nothing of sarus may run as that account for its caller.
+    uid_t effective = ::geteuid();
+    if ((effective != 0 && effective != realUid) || (::getegid() != realGid && effective != 0)) {
+        if (::setresgid(realGid, realGid, realGid) != 0 || ::setresuid(realUid, realUid, realUid) != 0) {
+            std::abort();
+        }
+        std::fprintf(stderr,
+                     "sarus is set-user-ID or set-group-ID to another account than root (uid %u): "
+                     "the installation was not finished; ask your administrator to run configure_installation.sh\n",
+                     static_cast<unsigned>(effective));
+        std::exit(1);
+    }
     suidRoot = ::geteuid() == 0 && realUid != 0;
     if (suidRoot) {
         // Act as the caller from the first instruction on; root stays only in

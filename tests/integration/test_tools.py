@@ -1,0 +1,155 @@
+"""The scripts an admin runs as root: configure_installation.sh and the
+image builders. Root writes by path there, so a user who owns or made a
+directory on the way must not be able to lead those writes, and a site's
+configuration must survive the reruns every upgrade needs."""
+
+import json
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import uuid
+
+import pytest
+
+from conftest import MAKE_IMAGES, REPO, run_as
+
+BUILD = os.path.join(REPO, "build")
+
+
+def install(prefix):
+    subprocess.run(["cmake", "--install", BUILD, "--prefix", prefix], stdout=subprocess.DEVNULL, check=True)
+    os.chmod(prefix, 0o755)
+
+
+def configure(prefix, *args, via=None):
+    return subprocess.run([os.path.join(prefix, "configure_installation.sh"), *args, via or prefix],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def prefix():
+    path = f"/opt/sarus-tools-test-{uuid.uuid4().hex[:8]}"
+    install(path)
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.fixture
+def victim():
+    """A root-only file that nothing here may touch."""
+    path = f"/var/tmp/sarus-victim-{uuid.uuid4().hex[:8]}"
+    with open(path, "w") as f:
+        f.write("root's\n")
+    os.chmod(path, 0o600)
+    yield path
+    os.remove(path)
+
+
+def untouched(path):
+    st = os.stat(path)
+    return stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == 0 and open(path).read() == "root's\n"
+
+
+def chown_tree(path, user):
+    pw = pwd.getpwnam(user)
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
+            os.lchown(name, pw.pw_uid, pw.pw_gid)
+
+
+def test_the_mode_may_come_after_the_prefix(prefix):
+    r = subprocess.run([os.path.join(prefix, "configure_installation.sh"), prefix, "--mode", "userns"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert r.returncode == 0, r.stderr
+    assert not os.stat(os.path.join(prefix, "bin", "sarus")).st_mode & stat.S_ISUID, "a userns request made SUID"
+    assert json.load(open(os.path.join(prefix, "etc", "sarus.json")))["mode"] == "userns"
+    r = subprocess.run([os.path.join(prefix, "configure_installation.sh"), prefix, "--mode", "userns", "extra"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert r.returncode == 1 and "one PREFIX only" in r.stderr, r.stderr
+
+
+def test_root_writes_nothing_through_a_users_prefix(prefix, victim):
+    """A userns prefix a user owns: root's configure would write the passwd
+    cache wherever the user's symlink leads."""
+    chown_tree(prefix, "sarustest")
+    run_as("sarustest", ["ln", "-s", victim, os.path.join(prefix, "etc", "passwd")], check=True)
+    r = configure(prefix, "--mode", "userns")
+    assert untouched(victim), "root wrote through the user's symlink"
+    assert r.returncode == 1 and "run this as its owner" in r.stderr, r.stderr
+    # its owner may configure it, without any privilege
+    r = run_as("sarustest", [os.path.join(prefix, "configure_installation.sh"), "--mode", "userns", prefix])
+    assert r.returncode == 0, r.stderr
+    assert untouched(victim) and not os.path.islink(os.path.join(prefix, "etc", "passwd"))
+
+
+def test_a_symlinked_prefix_becomes_roots_before_it_is_made_suid(prefix):
+    """chown -R does not follow the symlink it is given: sarus became SUID
+    to the account that had installed it."""
+    chown_tree(prefix, "sarustest")
+    link = prefix + "-link"
+    os.symlink(prefix, link)
+    try:
+        r = configure(prefix, via=link)
+        assert r.returncode == 0, r.stderr
+        sarus = os.stat(os.path.join(prefix, "bin", "sarus"))
+        assert sarus.st_uid == 0 and sarus.st_mode & stat.S_ISUID, "sarus is SUID to another user"
+        for dirpath, dirnames, filenames in os.walk(prefix):
+            for name in [dirpath] + [os.path.join(dirpath, n) for n in filenames]:
+                assert os.lstat(name).st_uid == 0, f"{name} is not root's"
+    finally:
+        os.remove(link)
+
+
+def test_a_sites_configuration_survives_an_upgrade(prefix):
+    """Every `cmake --install` clears the SUID bit, so configure runs after
+    every upgrade: it must not put the template back over the site's file."""
+    assert configure(prefix).returncode == 0
+    config = os.path.join(prefix, "etc", "sarus.json")
+    site = json.load(open(config))
+    site["seccompProfile"] = "/etc/site-seccomp.json"
+    with open(config, "w") as f:
+        json.dump(site, f)
+    install(prefix)  # the upgrade
+    assert not os.stat(os.path.join(prefix, "bin", "sarus")).st_mode & stat.S_ISUID
+    for _ in range(2):
+        r = configure(prefix)
+        assert r.returncode == 0 and "Kept the existing" in r.stdout, r.stdout + r.stderr
+    assert json.load(open(config))["seccompProfile"] == "/etc/site-seccomp.json", "the site's setting is gone"
+    assert os.stat(os.path.join(prefix, "bin", "sarus")).st_mode & stat.S_ISUID
+    r = configure(prefix, "--mode", "userns")  # another mode: a new file, the old one kept
+    assert r.returncode == 0, r.stderr
+    assert json.load(open(config))["mode"] == "userns"
+    backups = [n for n in os.listdir(os.path.dirname(config)) if n.startswith("sarus.json.bak-")]
+    assert len(backups) == 1
+    assert json.load(open(os.path.join(prefix, "etc", backups[0])))["seccompProfile"] == "/etc/site-seccomp.json"
+
+
+def test_image_builders_refuse_a_directory_another_user_made(victim):
+    """/var/tmp is everyone's: a directory of the images made first by a
+    user, with a symlink in it, had root chmod what the link names (and
+    load the user's archives in the quickstart)."""
+    outdir = f"/var/tmp/sarus-images-{uuid.uuid4().hex[:8]}"
+    run_as("sarustest", ["mkdir", "-m", "755", outdir], check=True)
+    run_as("sarustest", ["mkdir", "-m", "755", os.path.join(outdir, "debs")], check=True)
+    run_as("sarustest", ["ln", "-s", victim, os.path.join(outdir, "debs", "busybox-static_9_amd64.deb")], check=True)
+    try:
+        r = subprocess.run(["/usr/bin/python3", MAKE_IMAGES, outdir], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        assert untouched(victim), "root changed a file through the user's directory"
+        assert r.returncode != 0 and f"{outdir} belongs to sarustest" in r.stdout, r.stdout
+    finally:
+        shutil.rmtree(outdir)
+
+
+def test_a_sarus_set_user_id_to_another_account_refuses_to_run(prefix):
+    """An installation never made root's (a configure that failed, or was
+    forgotten) but with the SUID bit: every caller's sarus ran as the
+    account that had installed it."""
+    sarus = os.path.join(prefix, "bin", "sarus")
+    chown_tree(prefix, "sarustest")
+    os.chmod(sarus, 0o4755)
+    r = run_as("sarusnosub", [sarus, "version"])
+    assert r.returncode == 1 and r.stdout == "", r.stdout
+    assert "set-user-ID or set-group-ID to another account than root" in r.stderr, r.stderr
