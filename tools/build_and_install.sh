@@ -29,4 +29,12 @@ else
     rm -rf "$build_dir/crun"
 fi
 cmake --install "$build_dir" >/dev/null
+# An earlier install's copies must not stay what the prefix runs (as root in
+# suid mode) once they are turned off, e.g. to take a Debian security update.
+if [[ ${SARUS_WITH_CRUN:-1} == 0 ]]; then
+    rm -f "$prefix/libexec/sarus/crun"
+fi
+if [[ ${SARUS_WITH_DROPBEAR:-1} == 0 ]]; then
+    rm -rf "$prefix/dropbear"
+fi
 echo "Installed sarus into $prefix"

@@ -122,7 +122,12 @@ as_installed() {
 if [[ -f $config && $reset_config -eq 0 ]] && ! as_installed; then
     configured=$(sed -n 's/^ *"mode": *"\([a-z]*\)".*/\1/p' "$config" | head -1)
     if [[ ${configured:-suid} == "$mode" ]]; then
-        echo "Kept the existing $config ($mode mode; --reset-config makes a new one from the template)"
+        runtime_key=$([[ $mode == suid ]] && echo runcPath || echo crunPath)
+        kept_runtime=$(sed -n "s/^ *\"$runtime_key\": *\"\\([^\"]*\\)\".*/\\1/p" "$config" | head -1)
+        if [[ -n $kept_runtime && ! -x $kept_runtime ]]; then
+            fail "$config names the runtime $kept_runtime ($runtime_key), which is gone: rerun with --reset-config, or set $runtime_key"
+        fi
+        echo "Kept the existing $config ($mode mode, runtime ${kept_runtime:-default}; --reset-config makes a new one from the template)"
         echo "To execute sarus commands run first:"
         echo "export PATH=$prefix/bin:\${PATH}"
         exit 0

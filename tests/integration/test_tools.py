@@ -153,3 +153,18 @@ def test_a_sarus_set_user_id_to_another_account_refuses_to_run(prefix):
     r = run_as("sarusnosub", [sarus, "version"])
     assert r.returncode == 1 and r.stdout == "", r.stdout
     assert "set-user-ID or set-group-ID to another account than root" in r.stderr, r.stderr
+
+
+def test_a_kept_configuration_naming_a_runtime_that_is_gone_is_refused(prefix):
+    """SARUS_WITH_CRUN=0 removes the prefix's static crun (to take Debian's
+    security update): the sarus.json configure keeps must not name it."""
+    assert configure(prefix).returncode == 0
+    config = os.path.join(prefix, "etc", "sarus.json")
+    static = os.path.join(prefix, "libexec", "sarus", "crun")
+    assert json.load(open(config))["runcPath"] == static
+    os.remove(static)
+    r = configure(prefix)
+    assert r.returncode == 1 and f"names the runtime {static} (runcPath), which is gone" in r.stderr, r.stderr
+    r = configure(prefix, "--reset-config")
+    assert r.returncode == 0, r.stderr
+    assert json.load(open(config))["runcPath"] == "/usr/bin/crun"
