@@ -31,7 +31,7 @@ fi
 if [[ -c /dev/fuse ]]; then
     if [[ $(stat -c %a /dev/fuse) != 666 ]]; then
         say "chmod 0666 /dev/fuse"
-        chmod 0666 /dev/fuse
+        chmod 0666 /dev/fuse || { warn "chmod 0666 /dev/fuse failed: userns mode cannot mount images"; fail=1; }
     fi
     say "/dev/fuse: $(stat -c '%A %U:%G' /dev/fuse)"
 else
@@ -82,19 +82,26 @@ else
 fi
 
 # --- user namespaces ------------------------------------------------------
+# Sets a sysctl and reads it back: a read-only /proc/sys (a container) fails.
+set_sysctl() {
+    local key=$1 value=$2
+    say "sysctl $key=$value"
+    sysctl -q -w "$key=$value" 2>/dev/null
+    if [[ $(sysctl -n "$key" 2>/dev/null) != "$value" ]]; then
+        warn "could not set $key=$value: unprivileged user namespaces stay restricted"
+        fail=1
+    fi
+}
 if [[ -e /proc/sys/kernel/unprivileged_userns_clone ]] \
         && [[ $(cat /proc/sys/kernel/unprivileged_userns_clone) != 1 ]]; then
-    say "sysctl kernel.unprivileged_userns_clone=1"
-    sysctl -q -w kernel.unprivileged_userns_clone=1
+    set_sysctl kernel.unprivileged_userns_clone 1
 fi
 if [[ -e /proc/sys/kernel/apparmor_restrict_unprivileged_userns ]] \
         && [[ $(cat /proc/sys/kernel/apparmor_restrict_unprivileged_userns) != 0 ]]; then
-    say "sysctl kernel.apparmor_restrict_unprivileged_userns=0"
-    sysctl -q -w kernel.apparmor_restrict_unprivileged_userns=0
+    set_sysctl kernel.apparmor_restrict_unprivileged_userns 0
 fi
 if [[ $(cat /proc/sys/user/max_user_namespaces) -eq 0 ]]; then
-    say "sysctl user.max_user_namespaces=15000"
-    sysctl -q -w user.max_user_namespaces=15000
+    set_sysctl user.max_user_namespaces 15000
 fi
 say "user.max_user_namespaces = $(cat /proc/sys/user/max_user_namespaces)"
 

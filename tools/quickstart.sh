@@ -11,7 +11,10 @@ prefix=${1:-/opt/sarus}
 step() { printf '\n=== %s\n' "$*"; }
 
 step "Installing dependencies (Debian packages)"
-"$repo/tools/install_dependencies.sh" --tests
+# build and runtime packages only: the test suite's (a registry, Slurm, munge)
+# would start services sarus does not need; make_images.py downloads
+# busybox-static with apt-get download
+"$repo/tools/install_dependencies.sh"
 
 step "Building and installing sarus into $prefix"
 "$repo/tools/build_and_install.sh" "$prefix"

@@ -168,3 +168,20 @@ def test_a_kept_configuration_naming_a_runtime_that_is_gone_is_refused(prefix):
     r = configure(prefix, "--reset-config")
     assert r.returncode == 0, r.stderr
     assert json.load(open(config))["runcPath"] == "/usr/bin/crun"
+
+
+def test_prepare_host_says_when_it_could_not_open_dev_fuse():
+    """/dev/fuse it cannot make 0666 (read-only here) leaves userns mode
+    unable to mount images: the script must fail, not say 'host ready'."""
+    node = f"/var/tmp/sarus-fuse-{uuid.uuid4().hex[:8]}"
+    os.mknod(node, 0o600 | stat.S_IFCHR, os.makedev(10, 229))
+    try:
+        script = (f"mount --bind {node} /dev/fuse && mount -o remount,bind,ro /dev/fuse && "
+                  f"exec {os.path.join(REPO, 'tools', 'prepare_host.sh')}")
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "chmod 0666 /dev/fuse failed" in r.stderr and "host ready" not in r.stdout, r.stdout + r.stderr
+    finally:
+        os.remove(node)
+    assert stat.S_IMODE(os.stat("/dev/fuse").st_mode) == 0o666
