@@ -97,7 +97,10 @@ SarusInvocation sarusInvocation(const nlohmann::json& config, const std::string&
     }
     SarusInvocation invocation;
     auto& argv = invocation.argv;
-    argv = {sarusPath, "run", "--entrypoint=", "-n", id};
+    // sarus's container names are Docker's: no '@'
+    auto name = id;
+    std::replace(name.begin(), name.end(), '@', '_');
+    argv = {sarusPath, "run", "--entrypoint=", "-n", name};
     if (annotation(annotations, repositoryAnnotation) == "centralized") {
         argv.push_back("--centralized-repository");
     }
@@ -143,16 +146,18 @@ SarusInvocation sarusInvocation(const nlohmann::json& config, const std::string&
 }
 
 void checkId(const std::string& id) {
+    // '@': Slurm's %u of a site whose users are named fully qualified (sssd's
+    // alice@ad.example.org)
     auto allowed = [](char c, bool first) {
         bool alphanumeric = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        return alphanumeric || (!first && (c == '_' || c == '.' || c == '-'));
+        return alphanumeric || (!first && (c == '_' || c == '.' || c == '-' || c == '@'));
     };
     bool valid = !id.empty() && id.size() <= 128;
     for (std::size_t i = 0; valid && i < id.size(); ++i) {
         valid = allowed(id[i], i == 0);
     }
     if (!valid) {
-        throw RuntimeError("invalid container id '" + id + "': use letters, digits, '_', '.', '-'");
+        throw RuntimeError("invalid container id '" + id + "': use letters, digits, '_', '.', '-', '@'");
     }
 }
 

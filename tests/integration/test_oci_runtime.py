@@ -390,7 +390,7 @@ def test_errors_are_one_line(images, bundle):
     assert error_of("run", "--bundle", spool, cid) == ("sarus-oci-runtime: config.json has no annotation "
                                                        "com.sarus.image: make the bundle with 'sarus bundle IMAGE DIR'")
     assert error_of("state", "../x") == \
-        "sarus-oci-runtime: invalid container id '../x': use letters, digits, '_', '.', '-'"
+        "sarus-oci-runtime: invalid container id '../x': use letters, digits, '_', '.', '-', '@'"
     assert error_of("kill", cid, "SIGNOPE") == "sarus-oci-runtime: unknown signal 'SIGNOPE'"
     assert error_of("kill", cid) == f"sarus-oci-runtime: container '{cid}' is not running"
     assert error_of("create", cid).startswith("sarus-oci-runtime: unknown command 'create'")

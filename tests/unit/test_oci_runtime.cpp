@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -222,6 +223,11 @@ TEST(OciRuntime, RefusesWhatIsNotASarusBundle) {
 TEST(OciRuntime, Ids) {
     EXPECT_NO_THROW(sarus::oci::checkId("node1.sarustest.17.0.0"));
     EXPECT_NO_THROW(sarus::oci::checkId("node1.sarustest.17.0.-1"));  // Slurm's query after a step
+    EXPECT_NO_THROW(sarus::oci::checkId("node1.alice@ad.example.org.17.0.0"));  // sssd's qualified names
+    auto argv = sarus::oci::sarusInvocation(bundleConfig(), sarusPath, "node1.alice@ad.17.0.0", {}).argv;
+    auto name = std::find(argv.begin(), argv.end(), "-n");
+    ASSERT_NE(name, argv.end());
+    EXPECT_EQ(*(name + 1), "node1.alice_ad.17.0.0");  // a name `sarus run -n` takes
     for (const auto& bad : std::vector<std::string>{"", "../x", "a/b", ".hidden", "-x", "a b", std::string(129, 'a')}) {
         EXPECT_THROW(sarus::oci::checkId(bad), RuntimeError) << bad;
     }
