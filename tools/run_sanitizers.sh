@@ -13,4 +13,4 @@ for source in "$repo"/tests/unit/test_*.cpp "$repo"/hooks/tests/test_*.cpp; do
 done
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]}" >/dev/null
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-(cd "$build" && ctest --output-on-failure)
+"$repo/tools/run_ctest.sh" "$build"

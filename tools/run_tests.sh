@@ -37,7 +37,7 @@ temp_entries() { find /tmp /var/tmp -mindepth 1 -maxdepth 1 | sort; }
 before=$(temp_entries)
 
 echo "=== unit tests"
-(cd "$repo/build" && ctest --output-on-failure)
+"$repo/tools/run_ctest.sh" "$repo/build"
 
 echo "=== unit tests under AddressSanitizer and UndefinedBehaviorSanitizer"
 "$repo/tools/run_sanitizers.sh"

@@ -185,3 +185,17 @@ def test_prepare_host_says_when_it_could_not_open_dev_fuse():
     finally:
         os.remove(node)
     assert stat.S_IMODE(os.stat("/dev/fuse").st_mode) == 0o666
+
+
+def test_a_skipped_unit_test_fails_the_run(tmp_path):
+    """GTEST_SKIP exits 0, which CTest counts as a pass."""
+    (tmp_path / "CTestTestfile.cmake").write_text(
+        'add_test(skips "/bin/sh" "-c" "echo \'[  SKIPPED ] Suite.Name (0 ms)\'")\n'
+        'add_test(passes "/bin/true")\n')
+    script = os.path.join(REPO, "tools", "run_ctest.sh")
+    env = {k: v for k, v in os.environ.items() if k != "SARUS_TESTS_ALLOW_SKIPS"}
+    r = subprocess.run([script, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert r.returncode == 1 and "Suite.Name" in r.stderr, r.stdout + r.stderr
+    r = subprocess.run([script, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       env={**env, "SARUS_TESTS_ALLOW_SKIPS": "1"})
+    assert r.returncode == 0, r.stdout + r.stderr
