@@ -2,14 +2,16 @@
 the caller, no user input steers a privileged path, the installation is
 checked before it is trusted, and concurrent ranks share the node safely."""
 
+import json
 import os
 import shutil
 import stat
 import subprocess
+import uuid
 
 import pytest
 
-from conftest import loaded_image_file, popen_as, run_as, run_concurrently, wait_for_no_leftovers
+from conftest import loaded_image_file, popen_as, private_hooks_dir, run_as, run_concurrently, wait_for_no_leftovers
 
 BUSYBOX = "load/library/busybox"
 
@@ -160,13 +162,30 @@ def test_config_file_cannot_be_chosen_by_the_user(suid):
 
 
 def test_annotations_and_env_naming_host_files_write_nothing(suid):
+    """The timestamp hook (root, in suid mode) writes where the admin's hook
+    file says, never where the caller's annotations or environment do."""
     target = "/etc/sarus-test-must-not-exist"
-    r = suid("run", "--annotation", f"com.hooks.logging.file={target}",
-             "--annotation", f"com.hooks.timestamp.logfile={target}",
-             "-e", f"TIMESTAMP_HOOK_LOGFILE={target}", "-e", f"HOOK_LOGFILE={target}",
-             BUSYBOX, "true", env={"TIMESTAMP_HOOK_LOGFILE": target})
-    assert r.returncode == 0, r.stderr
-    assert not os.path.exists(target)
+    admin_log = os.path.join(suid.prefix, "var", f"timestamps-{uuid.uuid4().hex[:8]}.log")
+    open(admin_log, "w").close()
+    try:
+        for sarus in private_hooks_dir(suid, "timestamp"):
+            with open(os.path.join(sarus.hooks_dir, "timestamp.json"), "w") as f:
+                json.dump({"version": "1.0.0",
+                           "hook": {"path": os.path.join(sarus.prefix, "bin", "timestamp_hook"),
+                                    "args": ["timestamp_hook"],
+                                    "env": [f"TIMESTAMP_HOOK_LOGFILE={admin_log}", "TIMESTAMP_HOOK_MESSAGE=ran"]},
+                           "when": {"always": True}, "stages": ["createRuntime"]}, f)
+            r = sarus("run", "--annotation", f"com.hooks.logging.file={target}",
+                      "--annotation", f"com.hooks.timestamp.logfile={target}",
+                      "-e", f"TIMESTAMP_HOOK_LOGFILE={target}", "-e", f"HOOK_LOGFILE={target}",
+                      BUSYBOX, "true", env={"TIMESTAMP_HOOK_LOGFILE": target})
+            assert r.returncode == 0, r.stderr
+            assert "Timestamp hook: ran" in open(admin_log).read(), "the hook did not run"
+            assert not os.path.exists(target)
+    finally:
+        os.remove(admin_log)
+        if os.path.exists(target):
+            os.remove(target)
 
 
 def test_symlink_planted_in_the_repository_is_not_followed_by_root(suid, test_images):
@@ -178,11 +197,14 @@ def test_symlink_planted_in_the_repository_is_not_followed_by_root(suid, test_im
         run_as(suid.user, ["mkdir", "-p", image_dir], check=True)
         run_as(suid.user, ["ln", "-s", victim, os.path.join(image_dir, "latest.squashfs")], check=True)
         run_as(suid.user, ["ln", "-s", victim, os.path.join(image_dir, "latest.meta")], check=True)
-        suid("load", os.path.join(test_images, "busybox.docker.tar"), "planted")
+        r = suid("load", os.path.join(test_images, "busybox.docker.tar"), "planted")
+        assert r.returncode == 0, r.stderr  # the image is written next to the links, which it replaces
+        assert not os.path.islink(os.path.join(image_dir, "latest.squashfs"))
         index = os.path.join(suid.repository, "metadata.json")
         os.rename(index, index + ".orig")
         run_as(suid.user, ["ln", "-s", victim, index], check=True)
-        suid("load", os.path.join(test_images, "busybox.docker.tar"), "other")
+        r = suid("load", os.path.join(test_images, "busybox.docker.tar"), "other")
+        assert r.returncode == 1 and "metadata.json" in r.stderr, r.stderr
         with open(victim) as f:
             assert f.read() == "precious\n"
         assert os.stat(victim).st_uid == 0

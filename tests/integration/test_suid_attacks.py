@@ -434,7 +434,11 @@ def test_image_labels_reach_the_runtime_only_as_hook_annotations(dumping, test_i
         assert not report["annotations"].get(key, "").startswith(HOSTILE_DIR), key
 
 
-def test_seccomp_plugin_annotation_loads_nothing_as_root(suid, marker):
+@pytest.mark.parametrize("runtime", ["installed", "/usr/bin/crun"])
+def test_seccomp_plugin_annotation_loads_nothing_as_root(suid, marker, runtime):
+    """crun dlopens the libraries of run.oci.seccomp.plugins (Debian's crun;
+    the installation's static one has no dlopen and fails the container
+    instead): the annotation must never reach it."""
     profile = os.path.join(suid.prefix, "etc", f"seccomp-test-{uuid.uuid4().hex[:8]}.json")
     with open(profile, "w") as f:
         json.dump({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": []}, f)
@@ -445,9 +449,12 @@ def test_seccomp_plugin_annotation_loads_nothing_as_root(suid, marker):
     run_as(suid.user, ["gcc", "-shared", "-fPIC", "-o", library, source], check=True)
     try:
         suid.config["seccompProfile"] = profile
+        if runtime != "installed":
+            suid.config["runcPath"] = runtime
         suid.write_config()
-        suid("run", "--annotation", f"run.oci.seccomp.plugins={library}", BUSYBOX, "true")
+        r = suid("run", "--annotation", f"run.oci.seccomp.plugins={library}", BUSYBOX, "true")
         assert not os.path.exists(marker), "root loaded the user's library"
+        assert r.returncode == 0, r.stderr  # the runtime never saw the annotation
     finally:
         os.remove(profile)
 
