@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import TEST_USERS, _make_sarus, _sarus_session, popen_as, tree_snapshot
+from conftest import TEST_USERS, _make_sarus, _sarus_session, popen_as, run_as, tree_snapshot
 import reference_flatten
 import registry_helpers as rh
 
@@ -933,7 +933,8 @@ def test_containers_policy_decides_what_may_be_pulled(sarus, registries):
     user_dir = os.path.join(home, ".config", "containers")
     user_policy = os.path.join(user_dir, "policy.json")
     assert not os.path.exists(user_policy), "the test user has a policy of its own"
-    os.makedirs(user_dir, exist_ok=True)
+    made = [d for d in (os.path.dirname(user_dir), user_dir) if not os.path.exists(d)]
+    run_as(sarus.user, ["mkdir", "-p", user_dir], check=True)
     try:
         write_policy(user_policy, {})
         with system_policy(None):
@@ -953,8 +954,11 @@ def test_containers_policy_decides_what_may_be_pulled(sarus, registries):
             f.write("{\"default\": ")
         line = one_line_error(sarus("pull", f"{server}/sarus-tests/layered"))
         assert line.startswith(f"{site_policy}: invalid JSON")
-    finally:
-        shutil.rmtree(os.path.join(home, ".config"), ignore_errors=True)
+    finally:  # only what the test made: the user's other settings stay
+        if os.path.exists(user_policy):
+            os.remove(user_policy)
+        for directory in reversed(made):
+            os.rmdir(directory)
 
 
 def test_without_any_policy_file_pull_and_load_refuse_as_sarus_does(sarus, registries, test_images):

@@ -145,8 +145,10 @@ def test_the_hosts_home_ssh_directory_is_never_written(ssh):
     ssh.ok("ssh-keygen")
     pw = pwd.getpwnam(ssh.user)
     home_ssh = os.path.join(pw.pw_dir, ".ssh")
+    made = not os.path.exists(home_ssh)
     os.makedirs(home_ssh, exist_ok=True)
     marker = os.path.join(home_ssh, "config")
+    saved = open(marker).read() if os.path.exists(marker) else None  # the user's own, put back after
     with open(marker, "w") as f:
         f.write("# the user's own\n")
     for path in (home_ssh, marker):
@@ -159,7 +161,13 @@ def test_the_hosts_home_ssh_directory_is_never_written(ssh):
         assert "# the user's own" in r.stdout and "id_dropbear" in r.stdout and r.stdout.endswith("ok\n")
         assert sorted(os.listdir(home_ssh)) == before
     finally:
-        os.remove(marker)
+        if saved is None:
+            os.remove(marker)
+        else:
+            with open(marker, "w") as f:
+                f.write(saved)
+        if made:
+            os.rmdir(home_ssh)
 
 
 def test_a_pidfile_on_the_host_is_written_as_the_user(ssh):
@@ -185,6 +193,9 @@ def test_annotations_never_let_root_touch_a_host_path_for_the_user(ssh, annotati
     assert not os.path.exists("/etc/sarus-ssh-attack.pid")
     assert "root:" not in r.stdout
     assert dropbear_processes(ssh.user) == []
+    # refused where the user was refused: the hook opened the path as the user
+    path = annotation.split("=", 1)[1]
+    assert "[SSH hook] [ERROR]" in r.stderr and path in r.stderr and "Permission denied" in r.stderr, r.stderr
 
 
 def test_the_container_pidfile_is_read_as_the_user(ssh):
@@ -385,3 +396,4 @@ def test_standalone_in_rootless_podman(test_images):
         assert r.stdout.strip() == f"remote-{pwd.getpwnam('sarustest').pw_uid}", (r.stderr, open(log).read())
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        run_as("sarustest", ["podman", "rmi", "-f", "sarus-tests/busybox"])  # not kept in the user's storage
