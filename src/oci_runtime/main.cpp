@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <pwd.h>
+#include <sys/syscall.h>
 #include <thread>
 #include <unistd.h>
 
@@ -146,12 +147,33 @@ int run(StateDirectory& states, const std::string& id, const std::string& bundle
     throw RuntimeError("cannot run " + sarus + ": " + std::strerror(err));
 }
 
+// A descriptor of the recorded process, taken before it is checked: the
+// signal then reaches that process even if it ends and its pid is reused in
+// between (Slurm runs kill and delete as root). -1 when it is gone.
+int pidfdOfRunning(const StateRecord& record, uid_t owner) {
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, record.pid, 0));
+    if (pidfd >= 0 && !isRunning(record, owner)) {
+        ::close(pidfd);
+        return -1;
+    }
+    return pidfd;
+}
+
+int signalPidfd(int pidfd, int signal) {
+    int result = static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0));
+    int error = errno;
+    ::close(pidfd);
+    errno = error;
+    return result;
+}
+
 int kill(const StateDirectory& states, const std::string& id, int signal) {
     auto record = states.find(id);
-    if (!record || !isRunning(*record, states.owner())) {
+    int pidfd = record ? pidfdOfRunning(*record, states.owner()) : -1;
+    if (pidfd < 0) {
         throw RuntimeError("container '" + id + "' is not running");
     }
-    if (::kill(record->pid, signal) != 0) {
+    if (signalPidfd(pidfd, signal) != 0) {
         throw RuntimeError("cannot signal container '" + id + "' (pid " + std::to_string(record->pid) +
                            "): " + std::strerror(errno));
     }
@@ -160,11 +182,13 @@ int kill(const StateDirectory& states, const std::string& id, int signal) {
 
 int remove(const StateDirectory& states, const std::string& id, bool force) {
     auto record = states.find(id);
-    if (record && isRunning(*record, states.owner())) {
+    int pidfd = record ? pidfdOfRunning(*record, states.owner()) : -1;
+    if (pidfd >= 0) {
         if (!force) {
+            ::close(pidfd);
             throw RuntimeError("container '" + id + "' is running: kill it first, or delete --force");
         }
-        ::kill(record->pid, SIGKILL);
+        signalPidfd(pidfd, SIGKILL);
         for (int i = 0; i < 100 && isRunning(*record, states.owner()); ++i) {
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
