@@ -119,20 +119,32 @@ as_installed() {
     return 1
 }
 
+# The string value of a top-level key of the kept sarus.json ("" when it has
+# none), whatever the file's layout.
+config_value() {
+    { grep -o "\"$1\"[[:space:]]*:[[:space:]]*\"[^\"]*\"" "$config" || true; } | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/'
+}
+
 if [[ -f $config && $reset_config -eq 0 ]] && ! as_installed; then
-    configured=$(sed -n 's/^ *"mode": *"\([a-z]*\)".*/\1/p' "$config" | head -1)
-    if [[ ${configured:-suid} == "$mode" ]]; then
+    configured=$(config_value mode)
+    configured=${configured:-userns}  # sarus's default, as in a Sarus 1.7 sarus.json
+    if [[ $configured == "$mode" ]]; then
         runtime_key=$([[ $mode == suid ]] && echo runcPath || echo crunPath)
-        kept_runtime=$(sed -n "s/^ *\"$runtime_key\": *\"\\([^\"]*\\)\".*/\\1/p" "$config" | head -1)
+        kept_runtime=$(config_value "$runtime_key")
         if [[ -n $kept_runtime && ! -x $kept_runtime ]]; then
             fail "$config names the runtime $kept_runtime ($runtime_key), which is gone: rerun with --reset-config, or set $runtime_key"
+        fi
+        if ! grep -q '"containersPolicy"' "$config" && [[ ! -e /etc/containers/policy.json ]]; then
+            echo "configure_installation.sh: WARNING: $config has no containersPolicy and this host no" \
+                 "/etc/containers/policy.json: pull and load will refuse every image; add" \
+                 "\"containersPolicy\": {\"path\": \"$prefix/etc/policy.json\"} (or rerun with --reset-config)" >&2
         fi
         echo "Kept the existing $config ($mode mode, runtime ${kept_runtime:-default}; --reset-config makes a new one from the template)"
         echo "To execute sarus commands run first:"
         echo "export PATH=$prefix/bin:\${PATH}"
         exit 0
     fi
-    echo "$config is for ${configured:-suid} mode: making a new one for $mode mode"
+    echo "$config is for $configured mode: making a new one for $mode mode"
 fi
 if [[ -f $config ]] && ! as_installed; then
     backup=$config.bak-$(date +%Y%m%d-%H%M%S)

@@ -32,7 +32,8 @@ std::string findLibrary(const std::string& ldconfigPath, const std::filesystem::
 // The same from the container's /etc/ld.so.cache file itself, without
 // running anything: its string table holds the absolute paths of the
 // libraries (old and new glibc formats alike). "" when there is none, or
-// when the cache is not a regular file (never opened then).
+// when the cache is not a regular file (never opened then); throws when a
+// regular one cannot be opened (the hook then fails the container).
 std::string findLibraryInCacheFile(const std::filesystem::path& rootfs, const std::string& soname);
 
 // Runs argv, returns its stdout; throws sarus::Error when it fails.

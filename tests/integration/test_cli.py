@@ -210,6 +210,8 @@ def test_unambiguous_prefixes_of_long_options_are_the_options(sarus, test_images
     r = sarus.ok("run", "--ent", "", "--work", "/tmp", "load/library/busybox", "sh", "-c", 'echo "$(pwd) $1"', "sh",
                  "--work")
     assert r.stdout == "/tmp --work\n", "the container's own arguments stay as they are"
+    r = sarus.ok("run", "--entrypoint", "--work", "/tmp", "load/library/busybox", "pwd")  # no entrypoint value
+    assert r.stdout == "/tmp\n"
 
 
 def test_verbose_adds_context(sarus):

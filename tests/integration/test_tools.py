@@ -199,3 +199,27 @@ def test_a_skipped_unit_test_fails_the_run(tmp_path):
     r = subprocess.run([script, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                        env={**env, "SARUS_TESTS_ALLOW_SKIPS": "1"})
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_kept_configuration_is_read_whatever_its_layout(prefix):
+    """A sarus.json without "mode" (Sarus 1.7's) is userns mode, as sarus
+    reads it; compact JSON is read as well as the template's layout; one
+    without containersPolicy on a host without a system policy is said."""
+    config = os.path.join(prefix, "etc", "sarus.json")
+    assert configure(prefix, "--mode", "userns").returncode == 0
+    site = json.load(open(config))
+    del site["mode"], site["containersPolicy"]
+    with open(config, "w") as f:
+        json.dump(site, f, separators=(",", ":"))
+    saved = "/etc/containers/policy.json.sarus-tools-test"
+    os.rename("/etc/containers/policy.json", saved)
+    try:
+        r = configure(prefix, "--mode", "userns")
+    finally:
+        os.rename(saved, "/etc/containers/policy.json")
+    assert r.returncode == 0 and "Kept the existing" in r.stdout, r.stdout + r.stderr
+    assert f"runtime {os.path.join(prefix, 'libexec', 'sarus', 'crun')}" in r.stdout, r.stdout
+    assert "has no containersPolicy" in r.stderr and "pull and load will refuse" in r.stderr, r.stderr
+    r = configure(prefix)  # suid: another mode than the kept file's
+    assert r.returncode == 0 and "is for userns mode: making a new one for suid mode" in r.stdout, r.stdout
+    assert json.load(open(config))["mode"] == "suid"

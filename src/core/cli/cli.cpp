@@ -160,6 +160,13 @@ bool takesValue(const CLI::App& app, const std::string& name) {
     return option != nullptr && option->get_type_size() != 0 && option->get_expected_max() != 0;
 }
 
+// `--entrypoint` may go without its value: CLI11 then takes no option-like
+// argument for it.
+bool valueIsOptional(const CLI::App& app, const std::string& name) {
+    const auto* option = app.get_option_no_throw(name);
+    return option != nullptr && option->get_expected_min() == 0;
+}
+
 // Sarus's parser (boost's, unix_style) takes an unambiguous prefix of a
 // long option for the option (`--verb`, `--work=/x`); an exact name wins
 // (`--mpi` over `--mpi-type`). Returns name itself when nothing matches.
@@ -222,7 +229,8 @@ std::vector<std::string> normalizedOptions(const CLI::App& app, const std::strin
             continue;
         }
         out.push_back(arg);
-        if (equals == std::string::npos && takesValue(app, name) && i + 1 < args.size()) {
+        if (equals == std::string::npos && takesValue(app, name) && i + 1 < args.size() &&
+            !(valueIsOptional(app, name) && args[i + 1].size() > 1 && args[i + 1][0] == '-')) {
             out.push_back(args[++i]);  // its value, whatever it looks like
         }
     }
