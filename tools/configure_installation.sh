@@ -44,7 +44,8 @@ check_directories_of_root_only() {
     local dir=$1
     while :; do
         [[ $(owner_of "$dir") -eq 0 ]] || fail "$dir belongs to uid $(owner_of "$dir"), not root: a $mode installation must be root's along its whole path"
-        if [[ $(( 0$(stat -c %a "$dir") & 022 )) -ne 0 && $(( 0$(stat -c %a "$dir") & 01000 )) -eq 0 ]]; then
+        # as the SUID sarus checks them on every call: sticky is not enough
+        if [[ $(( 0$(stat -c %a "$dir") & 022 )) -ne 0 ]]; then
             fail "$dir is writable by group or others"
         fi
         [[ $dir == / ]] && break
@@ -127,7 +128,10 @@ config_value() {
 
 if [[ -f $config && $reset_config -eq 0 ]] && ! as_installed; then
     configured=$(config_value mode)
-    configured=${configured:-userns}  # sarus's default, as in a Sarus 1.7 sarus.json
+    if [[ -z $configured && $mode != userns ]]; then
+        fail "$config has no \"mode\" (a Sarus 1.7 file?), which sarus reads as userns: add \"mode\": \"$mode\" to keep it, or rerun with --reset-config for a new one"
+    fi
+    configured=${configured:-userns}  # sarus's default
     if [[ $configured == "$mode" ]]; then
         runtime_key=$([[ $mode == suid ]] && echo runcPath || echo crunPath)
         kept_runtime=$(config_value "$runtime_key")

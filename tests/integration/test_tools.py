@@ -220,6 +220,20 @@ def test_a_kept_configuration_is_read_whatever_its_layout(prefix):
     assert r.returncode == 0 and "Kept the existing" in r.stdout, r.stdout + r.stderr
     assert f"runtime {os.path.join(prefix, 'libexec', 'sarus', 'crun')}" in r.stdout, r.stdout
     assert "has no containersPolicy" in r.stderr and "pull and load will refuse" in r.stderr, r.stderr
-    r = configure(prefix)  # suid: another mode than the kept file's
-    assert r.returncode == 0 and "is for userns mode: making a new one for suid mode" in r.stdout, r.stdout
-    assert json.load(open(config))["mode"] == "suid"
+    kept = open(config).read()
+    r = configure(prefix)  # suid: the file may be a Sarus 1.7 one, meant for suid mode
+    assert r.returncode == 1 and 'has no "mode" (a Sarus 1.7 file?)' in r.stderr, r.stdout + r.stderr
+    assert open(config).read() == kept
+
+
+def test_a_suid_prefix_below_a_directory_others_may_write_to_is_refused():
+    """The SUID sarus refuses to run below such a directory, sticky or not:
+    the script must not make it SUID there."""
+    prefix = f"/var/tmp/sarus-tools-test-{uuid.uuid4().hex[:8]}"
+    install(prefix)
+    try:
+        r = configure(prefix)
+        assert r.returncode == 1 and "/var/tmp is writable by group or others" in r.stderr, r.stdout + r.stderr
+        assert not os.stat(os.path.join(prefix, "bin", "sarus")).st_mode & stat.S_ISUID
+    finally:
+        shutil.rmtree(prefix)
