@@ -45,12 +45,19 @@ source_build_init() {
     # revalidates the index (If-Modified-Since), it does not download it again.
     aptdir=$cache/apt
     mkdir -p "$aptdir/lists/partial" "$aptdir/cache/archives/partial"
+    # As root, apt's download methods run as _apt, as for the system's apt:
+    # network code never runs as root.
+    sandbox_user=$(id -un)
+    if [[ $(id -u) -eq 0 ]] && id _apt >/dev/null 2>&1; then
+        sandbox_user=_apt
+        chown _apt "$aptdir/lists/partial" "$aptdir/cache/archives/partial"
+    fi
     echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian $suite main" > "$aptdir/sources.list"
     apt_opts=(
         -o "Dir::Etc::SourceList=$aptdir/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
         -o "Dir::State::Lists=$aptdir/lists" -o "Dir::Cache=$aptdir/cache"
         -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache="
-        -o "APT::Sandbox::User=$(id -un)"
+        -o "APT::Sandbox::User=$sandbox_user"
     )
     # apt's update of the shared lists is not safe for two packages at once.
     version=
@@ -80,10 +87,29 @@ source_build_fetch() {
     trap 'rm -rf "$work"' EXIT
     build_start=$(date +%s.%N)
     log "building $package $version (Debian $suite) in $work"
-    (cd "$work" && apt-get -qq "${apt_opts[@]}" source "$package=$version" >apt-source.log 2>&1) ||
+    # The download methods write into a directory of their own; root builds
+    # only from its own copy of what they fetched, whose .dsc is checked
+    # against the signed index again (dpkg-source then checks the tarballs
+    # against the .dsc).
+    mkdir "$work/download" "$work/source"
+    [[ $sandbox_user != _apt ]] || chown _apt "$work/download"
+    (cd "$work/download" && apt-get -qq "${apt_opts[@]}" source --download-only "$package=$version" \
+        >"$work/apt-source.log" 2>&1) ||
         { cat "$work/apt-source.log" >&2; die "apt-get source $package=$version failed"; }
-    src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name "$package-*" | head -n1)
-    [[ -n $src ]] || die "no unpacked $package source in $work"
+    find "$work/download" -maxdepth 1 -type f -exec cp -- {} "$work/source/" \;
+    dsc=$(find "$work/source" -maxdepth 1 -name "*.dsc" | head -n1)
+    [[ -n $dsc ]] || die "apt-get source fetched no .dsc for $package $version"
+    expected=$(apt-cache "${apt_opts[@]}" showsrc "$package" 2>/dev/null | awk -v version="$version" -v dsc="$(basename "$dsc")" '
+        /^$/ { ours = 0; sums = 0 }
+        /^Version: / { ours = ($2 == version) }
+        /^[^ ]/ { sums = /^Checksums-Sha256:/; next }
+        ours && sums && $3 == dsc { print $1 }' | head -n1)
+    [[ -n $expected && $(sha256sum "$dsc" | cut -d' ' -f1) == "$expected" ]] ||
+        die "$(basename "$dsc") does not match Debian's signed index"
+    (cd "$work/source" && dpkg-source -x "$(basename "$dsc")" >>"$work/apt-source.log" 2>&1) ||
+        { cat "$work/apt-source.log" >&2; die "dpkg-source -x $(basename "$dsc") failed"; }
+    src=$(find "$work/source" -mindepth 1 -maxdepth 1 -type d -name "$package-*" | head -n1)
+    [[ -n $src ]] || die "no unpacked $package source in $work/source"
 }
 
 # Fails unless every program named is statically linked.
