@@ -22,7 +22,7 @@ bool Privileges::initialize() {
     // Set-user-ID to another account than root (a prefix that was never
     // made root's): nothing of sarus may run as that account for its caller.
     uid_t effective = ::geteuid();
-    if ((effective != 0 && effective != realUid) || (::getegid() != realGid && effective != 0)) {
+    if (effective != 0 && (effective != realUid || ::getegid() != realGid)) {
         if (::setresgid(realGid, realGid, realGid) != 0 || ::setresuid(realUid, realUid, realUid) != 0) {
             std::abort();
         }

@@ -58,33 +58,32 @@ PolicyDecision evaluateRequirements(const json& requirements, const std::string&
     return {true, scope, ""};
 }
 
-}  // namespace
-
-PolicyDecision evaluatePolicy(const json& policy, const ImageReference& reference) {
+// The requirements of the first of scopes (most specific first) that the
+// policy names for transport, else its "default".
+PolicyDecision evaluateForTransport(const json& policy, const std::string& transport,
+                                    const std::vector<std::string>& scopes) {
     if (!policy.is_object() || !policy.contains("default")) {
         throw Error("a policy needs a \"default\" list of requirements");
     }
-    if (policy.contains("transports") && policy["transports"].contains("docker")) {
-        const auto& docker = policy["transports"]["docker"];
-        for (const auto& scope : dockerScopes(reference)) {
-            if (docker.contains(scope)) {
-                return evaluateRequirements(docker[scope], scope);
+    if (policy.contains("transports") && policy["transports"].contains(transport)) {
+        const auto& named = policy["transports"][transport];
+        for (const auto& scope : scopes) {
+            if (named.contains(scope)) {
+                return evaluateRequirements(named[scope], scope);
             }
         }
     }
     return evaluateRequirements(policy["default"], "default");
 }
 
+}  // namespace
+
+PolicyDecision evaluatePolicy(const json& policy, const ImageReference& reference) {
+    return evaluateForTransport(policy, "docker", dockerScopes(reference));
+}
+
 PolicyDecision evaluateArchivePolicy(const json& policy) {
-    if (!policy.is_object() || !policy.contains("default")) {
-        throw Error("a policy needs a \"default\" list of requirements");
-    }
-    // docker-archive has no scope but the transport's own ""
-    if (policy.contains("transports") && policy["transports"].contains("docker-archive") &&
-        policy["transports"]["docker-archive"].contains("")) {
-        return evaluateRequirements(policy["transports"]["docker-archive"][""], "");
-    }
-    return evaluateRequirements(policy["default"], "default");
+    return evaluateForTransport(policy, "docker-archive", {""});  // its only scope is the transport's own
 }
 
 namespace {
@@ -130,8 +129,9 @@ fs::path applicablePolicyFile(const Config& config, const std::string& home, con
     if (enforce) {
         return sitePolicy;
     }
-    if (!home.empty() && pathExists(fs::path(home) / ".config" / "containers" / "policy.json")) {
-        return fs::path(home) / ".config" / "containers" / "policy.json";
+    auto userPolicy = fs::path(home) / ".config" / "containers" / "policy.json";
+    if (!home.empty() && pathExists(userPolicy)) {
+        return userPolicy;
     }
     if (pathExists(systemPolicy)) {
         return systemPolicy;

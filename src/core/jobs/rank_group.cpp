@@ -44,7 +44,6 @@ fs::path installedAgent() {
     return Config::installPrefix() / "libexec" / "sarus" / "sarus-rank-agent";
 }
 
-
 // The caller's directory of groups and the group's own, both only the
 // caller's (lstat: no one else's link is followed). The last group to end
 // removes them, so they may go between the two steps: then again.

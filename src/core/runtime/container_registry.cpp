@@ -32,7 +32,6 @@ bool alive(pid_t pid, const std::string& startTime = "") {
     return status && status->name == "sarus" && (startTime.empty() || status->startTime == startTime);
 }
 
-
 bool isNameCharacter(char c, bool first) {
     bool alphanumeric = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
     return alphanumeric || (!first && (c == '_' || c == '.' || c == '-'));
