@@ -122,6 +122,15 @@ import tempfile
 import threading
 
 TEST_USERS = ("sarustest", "sarusnosub")
+
+
+def chown_tree(path, user):
+    """path and everything in it given to user (symlinks themselves, not
+    what they name)."""
+    pw = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(path):
+        for name in [root] + [os.path.join(root, n) for n in dirs + files]:
+            os.lchown(name, pw.pw_uid, pw.pw_gid)
 MODES = ("userns", "suid")
 
 

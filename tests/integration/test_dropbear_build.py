@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import CLEAN_PATH, MODES, run_as, sarus_prefix
+from conftest import CLEAN_PATH, MODES, chown_tree, run_as, sarus_prefix
 
 PROGRAMS = ("dropbear", "dbclient", "dropbearkey")
 VERSION = "2022.83"
@@ -51,13 +51,6 @@ def workdir():
     os.chmod(directory, 0o755)
     yield directory
     shutil.rmtree(directory, ignore_errors=True)
-
-
-def chown_tree(path, user):
-    pw = pwd.getpwnam(user)
-    for root, dirs, files in os.walk(path):
-        for name in [root] + [os.path.join(root, n) for n in dirs + files]:
-            os.lchown(name, pw.pw_uid, pw.pw_gid)
 
 
 def free_port():

@@ -311,21 +311,30 @@ def test_a_killed_leader_takes_the_container_and_its_ranks(ranks):
     assert "ended before this rank did" in err, err
 
 
+def signal_the_whole_step(ranks, label, script, signum):
+    """A leader and a member of one group run script; every process of the
+    step gets signum, as from Slurm. Returns each rank's (exit code, stdout,
+    stderr)."""
+    with leader_and_member(ranks, f"{label}-{os.getpid()}", script) as step:
+        signal_every_process_of(step, signum)
+        ended = []
+        for rank in step:
+            out, err = rank.communicate(timeout=30)
+            ended.append((rank.returncode, out, err))
+        return ended
+
+
 def test_a_checkpoint_signal_to_every_process_of_the_step_reaches_the_ranks_and_ends_nothing(ranks):
     """`scancel -s USR1` (or --signal=USR1@T) signals every process of the
     step: the sandbox relays it to the shared container's first process,
     the rank agent, which leaves it to the ranks instead of being ended in
     place of a PID 1 without a handler."""
-    group = f"usr1-{os.getpid()}"
     script = ("trap 'echo usr1' USR1; echo ready; i=0; "
               "while [ $i -lt 40 ]; do sleep 0.1; i=$((i+1)); done; echo done")
-    with leader_and_member(ranks, group, script) as step:
-        signal_every_process_of(step, signal.SIGUSR1)
-        for rank in step:
-            out, err = rank.communicate(timeout=30)
-            assert rank.returncode == 0, err
-            # once from the test, once more relayed by its sarus, as Slurm's signal would reach it
-            assert "usr1" in out.split() and out.split()[-1] == "done", out
+    for returncode, out, err in signal_the_whole_step(ranks, "usr1", script, signal.SIGUSR1):
+        assert returncode == 0, err
+        # once from the test, once more relayed by its sarus, as Slurm's signal would reach it
+        assert "usr1" in out.split() and out.split()[-1] == "done", out
 
 
 def test_scancel_gives_every_rank_its_sigterm_and_its_own_exit(ranks):
@@ -333,15 +342,11 @@ def test_scancel_gives_every_rank_its_sigterm_and_its_own_exit(ranks):
     container's first process (the rank agent) too: it passes the signal on
     and waits for the ranks, which save their work and exit with their own
     code, instead of ending and having the kernel SIGKILL them."""
-    group = f"term-{os.getpid()}"
     script = ("trap 'sleep 0.5; echo saved; exit 7' TERM; echo ready; i=0; "
               "while [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; echo done")
-    with leader_and_member(ranks, group, script) as step:
-        signal_every_process_of(step, signal.SIGTERM)
-        for rank in step:
-            out, err = rank.communicate(timeout=30)
-            assert "saved" in out.split() and "done" not in out.split(), (out, err)
-            assert rank.returncode == 7, (out, err)
+    for returncode, out, err in signal_the_whole_step(ranks, "term", script, signal.SIGTERM):
+        assert "saved" in out.split() and "done" not in out.split(), (out, err)
+        assert returncode == 7, (out, err)
 
 
 def test_the_group_of_a_step_killed_whole_goes_with_the_next_leader(ranks):

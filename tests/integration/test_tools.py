@@ -5,7 +5,6 @@ configuration must survive the reruns every upgrade needs."""
 
 import json
 import os
-import pwd
 import shutil
 import stat
 import subprocess
@@ -13,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import MAKE_IMAGES, REPO, run_as
+from conftest import MAKE_IMAGES, REPO, chown_tree, run_as
 
 BUILD = os.path.join(REPO, "build")
 
@@ -50,13 +49,6 @@ def victim():
 def untouched(path):
     st = os.stat(path)
     return stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == 0 and open(path).read() == "root's\n"
-
-
-def chown_tree(path, user):
-    pw = pwd.getpwnam(user)
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
-            os.lchown(name, pw.pw_uid, pw.pw_gid)
 
 
 def test_the_mode_may_come_after_the_prefix(prefix):
