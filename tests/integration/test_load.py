@@ -249,6 +249,45 @@ def test_malicious_layer_error_names_layer_and_entry(sarus, test_images):
     assert "layer" in r.stderr and "passwd-link" in r.stderr, r.stderr
 
 
+def rewrite_member(archive, name, change):
+    """The archive with member name's bytes passed through change."""
+    import io
+    with tarfile.open(archive) as tar:
+        members = [(m, tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers()]
+    with tarfile.open(archive, "w") as tar:
+        for info, data in members:
+            if info.name == name:
+                data = change(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+
+
+def test_a_layer_that_differs_from_its_diff_id_is_refused(sarus, test_images):
+    """A `docker save` archive before Docker 25 names its layers by no
+    digest: the configuration's diff id is what the layer's bytes must hash
+    to, as Docker's and Skopeo's load check."""
+    content = b"the layer's file\n" * 64
+    archive = f"/var/tmp/sarus-diffid-{uuid.uuid4().hex[:8]}.docker.tar"
+    try:
+        info = tarfile.TarInfo("data.txt")
+        info.mode = 0o644
+        busybox_with_layer(test_images, archive, [(info, content)])
+        sarus.ok("load", archive, "keep")
+        before = tree_snapshot(sarus.repository)
+
+        def flip_a_byte_of_the_file(layer):
+            at = layer.index(content) + 100  # in the file's data: the tar stays valid
+            return layer[:at] + bytes([layer[at] ^ 0x20]) + layer[at + 1:]
+        rewrite_member(archive, "extra-layer/layer.tar", flip_a_byte_of_the_file)
+        r = sarus("load", archive, "keep")
+        assert r.returncode == 1, r.stdout
+        assert r.stderr.count("\n") == 1, r.stderr
+        assert "layer extra-layer/layer.tar is corrupt" in r.stderr and "does not match" in r.stderr, r.stderr
+        assert tree_snapshot(sarus.repository) == before
+        assert partial_files(sarus.repository) == []
+    finally:
+        os.remove(archive)
+
+
 def test_missing_archive_file(sarus):
     r = sarus("load", "/nonexistent/archive.tar", "x")
     assert r.returncode == 1

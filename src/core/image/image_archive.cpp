@@ -178,6 +178,25 @@ nlohmann::json ImageArchive::jsonMember(const std::string& name) const {
     }
 }
 
+namespace {
+
+// The configuration's rootfs.diff_ids, one per layer; a configuration
+// without them (hand-made archives) leaves nothing to compare.
+std::vector<std::string> diffIdsOf(const nlohmann::json& config) {
+    std::vector<std::string> ids;
+    auto rootfs = config.find("rootfs");
+    if (rootfs == config.end() || !rootfs->is_object() || !rootfs->contains("diff_ids") ||
+        !(*rootfs)["diff_ids"].is_array()) {
+        return ids;
+    }
+    for (const auto& id : (*rootfs)["diff_ids"]) {
+        ids.push_back(id.is_string() ? id.get<std::string>() : "");
+    }
+    return ids;
+}
+
+}  // namespace
+
 void ImageArchive::resolveDockerArchive() {
     auto manifest = jsonMember("manifest.json");
     if (!manifest.is_array() || manifest.empty() || !manifest[0].is_object()) {
@@ -192,6 +211,7 @@ void ImageArchive::resolveDockerArchive() {
         const auto& configText = member(configName);
         configDigest_ = Sha256::of(configText);
         imageConfig_ = jsonMember(configName);
+        auto diffIds = diffIdsOf(imageConfig_);
         for (const auto& layer : manifest[0].at("Layers")) {
             auto name = normalizeMemberName(layer.get<std::string>());
             if (!memberSizes_.count(name)) {
@@ -202,7 +222,8 @@ void ImageArchive::resolveDockerArchive() {
             if (name.rfind("blobs/sha256/", 0) == 0) {
                 digest = "sha256:" + name.substr(13);
             }
-            layers_.push_back({name, "", digest, memberSizes_[name]});
+            auto index = layers_.size();
+            layers_.push_back({name, "", digest, index < diffIds.size() ? diffIds[index] : "", memberSizes_[name]});
         }
     } catch (const nlohmann::json::exception& e) {
         throw Error(file_.string() + ": malformed manifest.json: " + e.what());
@@ -292,7 +313,7 @@ void ImageArchive::resolveOciArchive() {
             if (!memberSizes_.count(path)) {
                 throw Error(file_.string() + ": layer blob " + path + " is missing");
             }
-            layers_.push_back({path, mediaType, digest, memberSizes_[path]});
+            layers_.push_back({path, mediaType, digest, "", memberSizes_[path]});
         }
     } catch (const nlohmann::json::exception& e) {
         throw Error(file_.string() + ": malformed OCI image layout: " + e.what());
@@ -333,11 +354,18 @@ void ImageArchive::forEachLayer(
         const void* ignored;
         while (readMember(inner.get(), &stream, &ignored) > 0) {
         }
-        if (!layer.digest.empty()) {
+        // `docker save` before Docker 25 names a layer by no digest: the
+        // configuration's diff id is the digest of its bytes when they are
+        // plain tar, as they are in every docker-archive Docker and Skopeo write.
+        auto expected = layer.digest;
+        if (expected.empty() && archive_filter_code(inner.get(), 0) == ARCHIVE_FILTER_NONE) {
+            expected = layer.diffId;
+        }
+        if (!expected.empty()) {
             auto actual = stream.hash.digest();
-            if (actual != layer.digest) {
+            if (actual != expected) {
                 throw Error(file_.string() + ": layer " + layer.member + " is corrupt: digest " + actual +
-                            " does not match the expected " + layer.digest);
+                            " does not match the expected " + expected);
             }
         }
         if (!consumeError.empty()) {

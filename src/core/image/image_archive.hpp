@@ -19,6 +19,7 @@ struct ArchiveLayer {
     std::string member;     // path of the layer inside the archive
     std::string mediaType;  // empty for docker-archive (compression is detected)
     std::string digest;     // expected digest of the member's bytes, if known
+    std::string diffId;     // the configuration's digest of the layer as plain tar, if given
     std::uint64_t size = 0;
 };
 
