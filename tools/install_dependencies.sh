@@ -28,6 +28,8 @@ test_packages=(
     clang libclang-rt-14-dev
     # test_hooks.py delays crun's writes to force a race a hook can win
     strace
+    # test_pull.py pushes zstd layers
+    zstd
     # the Slurm test cluster (tests/integration/slurm_cluster.py): Slurm 22.05
     # daemons and clients, munge, iproute2 for its bridge and veths, and Open
     # MPI 4.1 (PMIx only, through libpmix2) next to MPICH (PMI-2). Open MPI

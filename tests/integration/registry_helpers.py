@@ -31,6 +31,8 @@ MT_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 MT_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 MT_OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+MT_OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 def free_port():
@@ -280,24 +282,27 @@ class Registry:
             assert r.status == 201, r.status
         return sha256(body), len(body)
 
-    def push_image(self, repository, tag, layers, config=None, architecture="amd64", variant=None):
+    def push_image(self, repository, tag, layers, config=None, architecture="amd64", variant=None,
+                   diff_ids=None):
         """Pushes an OCI image made of gzip layers given as tar bytes (or
-        already compressed when bytes start with the gzip magic). Returns
-        (manifest digest, manifest size, [layer digests])."""
-        blobs = [layer if layer[:2] == b"\x1f\x8b" else gzip.compress(layer, 6, mtime=0) for layer in layers]
+        already compressed when bytes start with the gzip or zstd magic), and
+        the diff ids of their content unless given. Returns (manifest digest,
+        manifest size, [layer digests])."""
+        blobs = [layer if layer[:2] == b"\x1f\x8b" or layer[:4] == ZSTD_MAGIC else gzip.compress(layer, 6, mtime=0)
+                 for layer in layers]
         layer_digests = [self.put_blob(repository, blob) for blob in blobs]
         image_config = {"architecture": architecture, "os": "linux",
                         "config": config or {"Cmd": ["/bin/sh"]},
                         "rootfs": {"type": "layers",
-                                   "diff_ids": [sha256(gzip.decompress(b)) for b in blobs]}}
+                                   "diff_ids": diff_ids or [sha256(decompress(b)) for b in blobs]}}
         if variant:
             image_config["variant"] = variant
         config_bytes = json.dumps(image_config).encode()
         config_digest = self.put_blob(repository, config_bytes)
         manifest = {"schemaVersion": 2, "mediaType": MT_OCI_MANIFEST,
                     "config": {"mediaType": MT_OCI_CONFIG, "digest": config_digest, "size": len(config_bytes)},
-                    "layers": [{"mediaType": MT_OCI_LAYER_GZIP, "digest": d, "size": len(b)}
-                               for d, b in zip(layer_digests, blobs)]}
+                    "layers": [{"mediaType": MT_OCI_LAYER_ZSTD if b[:4] == ZSTD_MAGIC else MT_OCI_LAYER_GZIP,
+                                "digest": d, "size": len(b)} for d, b in zip(layer_digests, blobs)]}
         digest, size = self.put_manifest(repository, tag, manifest, MT_OCI_MANIFEST)
         return digest, size, layer_digests
 
@@ -307,6 +312,16 @@ class Registry:
                  "manifests": [{"mediaType": MT_OCI_MANIFEST, "digest": d, "size": s, "platform": p}
                                for d, s, p in entries]}
         return self.put_manifest(repository, tag, index, MT_OCI_INDEX)[0]
+
+
+def zstd_compress(data):
+    return subprocess.run(["zstd", "-q", "-c"], input=data, stdout=subprocess.PIPE, check=True).stdout
+
+
+def decompress(blob):
+    if blob[:4] == ZSTD_MAGIC:
+        return subprocess.run(["zstd", "-q", "-dc"], input=blob, stdout=subprocess.PIPE, check=True).stdout
+    return gzip.decompress(blob)
 
 
 def make_layer(files):

@@ -113,6 +113,15 @@ def registries(test_images):
             chunk = f.read(64)
             f.seek(os.path.getsize(path) // 2)
             f.write(bytes(b ^ 0xFF for b in chunk))
+        # A layer whose content is not what the configuration's diff id says,
+        # and an image with a zstd layer.
+        r.mislabelled = r.plain.push_image("mislabelled", "latest", [
+            rh.make_layer({"good.txt": b"good\n"}), rh.make_layer({"bad.txt": b"bad\n"})],
+            diff_ids=[rh.sha256(rh.make_layer({"good.txt": b"good\n"})),
+                      rh.sha256(rh.make_layer({"bad.txt": b"not what was pushed\n"}))])
+        r.zstd_layer = {"zstd/data.bin": rh.pseudo_random("zstd", 200000), "zstd/text.txt": b"zstd\n" * 1000}
+        r.zstd = r.plain.push_image("zstd", "latest", [rh.make_layer({"gzip.txt": b"gzip\n"}),
+                                                       rh.zstd_compress(rh.make_layer(r.zstd_layer))])
         # Three big incompressible layers, for transfers that take a while.
         r.big = r.plain.push_image("big", "latest", [
             rh.make_layer({f"big/{i}.bin": rh.pseudo_random(f"big{i}", BIG_LAYER)}) for i in range(3)])
@@ -682,6 +691,36 @@ def test_corrupt_blob_fails_naming_it_and_is_not_kept(sarus, registries):
     assert not os.path.exists(os.path.join(sarus.repository, "cache", blob))
     assert partial_files(sarus.repository) == [] and os.listdir(temp) == []
     assert registries.plain.log_text().count(f"GET /v2/damaged/blobs/{blob}") >= 2
+
+
+def test_a_layer_that_is_not_its_diff_id_is_refused(sarus, registries):
+    """As Sarus 1.7's umoci ("diffid mismatch"): each layer's content must
+    hash to the diff id its image configuration gives; the blob itself is
+    what its manifest says, so only its decoded content can tell."""
+    temp = configure(sarus, registries)
+    server = registries.plain.address
+    sarus.ok("pull", f"{server}/sarus-tests/busybox")
+    before = store_without_cache(sarus)
+    for _ in range(2):  # a blob cached by the first attempt is checked again
+        line = one_line_error(sarus("pull", f"{server}/mislabelled"))
+        assert "layer 2 does not match the image configuration" in line, line
+        assert "rootfs.diff_ids gives" in line, line
+    assert store_without_cache(sarus) == before
+    assert partial_files(sarus.repository) == [] and os.listdir(temp) == []
+
+
+def test_a_zstd_layer_is_pulled_and_checked_against_its_diff_id(sarus, registries):
+    configure(sarus, registries)
+    server = registries.plain.address
+    sarus.ok("pull", f"{server}/zstd")
+    blob = os.path.join(sarus.repository, "cache", registries.zstd[2][1])
+    assert os.getxattr(blob, "user.sarus.diffid").decode().startswith("sha256:"), "the content check left no stamp"
+    image = image_path(sarus, server, "zstd")
+    def content(name):
+        return subprocess.run(["unsquashfs", "-cat", image, name], stdout=subprocess.PIPE, check=True).stdout
+    assert content("gzip.txt") == b"gzip\n"
+    for name, data in registries.zstd_layer.items():
+        assert content(name) == data, name
 
 
 def pulled_then_removed(sarus, registries):

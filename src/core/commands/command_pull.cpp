@@ -152,23 +152,21 @@ nlohmann::json fetchImageConfig(RegistryClient& registry, http::Client& client,
 
 // Flattens every layer as soon as its download streams in.
 FlattenStats flattenLayers(LayerDownloads& downloads, const manifest::Manifest& image,
-                           LayerFlattener& flattener, PullProgress& progress) {
+                           const std::vector<std::string>& diffIds, LayerFlattener& flattener,
+                           PullProgress& progress) {
     std::vector<LayerStream*> streams;
     for (std::size_t i = 0; i < image.layers.size(); ++i) {
         streams.push_back(&downloads.stream(i));
     }
-    LayerDecoder decoder(streams);
+    LayerDecoder decoder(streams, diffIds);
     for (std::size_t i = 0; i < image.layers.size(); ++i) {
         const auto& layer = image.layers[i];
-        auto& stream = downloads.stream(i);
         progress.flattening(i);
         auto name = "layer " + std::to_string(i + 1) + " (" + layer.digest + ")";
         try {
             LayerReader reader(decoder, i, name);
             flattener.addLayer(reader.get(), name);
-            // The tar reader stops at the end-of-archive marker: the digest
-            // check needs the whole blob.
-            stream.waitUntilDone();
+            decoder.finishLayer(i);
         } catch (const Error& e) {
             cancellation::throwIfRequested();
             auto cause = downloads.firstFailure();
@@ -264,6 +262,12 @@ int pull(const Config& config, const PullOptions& options, const ImageReference&
     }
     auto imageConfig = fetchImageConfig(registry, *client, resolved.manifest.config);
     auto metadata = ImageMetadata::fromImageConfig(imageConfig);
+    auto diffIds = layerDiffIds(imageConfig);
+    if (!diffIds.empty() && diffIds.size() != resolved.manifest.layers.size()) {
+        throw Error("the image configuration " + resolved.manifest.config.digest + " gives " +
+                    std::to_string(diffIds.size()) + " diff ids for " +
+                    std::to_string(resolved.manifest.layers.size()) + " layers");
+    }
 
     // The image is written unnamed at the top of the images directory and
     // only linked to its place in the store once complete: a failed pull
@@ -280,7 +284,7 @@ int pull(const Config& config, const PullOptions& options, const ImageReference&
         PullProgress progress(progressLayers(resolved.manifest),
                               PullProgress::stdoutIsInteractive() && !log::enabled(log::Level::verbose));
         LayerDownloads downloads(registry, cache, resolved.manifest.layers, parallelism(config), progress);
-        stats = flattenLayers(downloads, resolved.manifest, flattener, progress);
+        stats = flattenLayers(downloads, resolved.manifest, diffIds, flattener, progress);
         progress.stop();
         downloaded = progress.bytesDownloaded();
         fromCache = progress.layersFromCache();

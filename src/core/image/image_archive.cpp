@@ -5,6 +5,7 @@
 #include "common/log.hpp"
 #include "registry/manifest.hpp"
 #include "common/sha256.hpp"
+#include "image/image_metadata.hpp"
 
 #include <archive.h>
 #include <initializer_list>
@@ -178,25 +179,6 @@ nlohmann::json ImageArchive::jsonMember(const std::string& name) const {
     }
 }
 
-namespace {
-
-// The configuration's rootfs.diff_ids, one per layer; a configuration
-// without them (hand-made archives) leaves nothing to compare.
-std::vector<std::string> diffIdsOf(const nlohmann::json& config) {
-    std::vector<std::string> ids;
-    auto rootfs = config.find("rootfs");
-    if (rootfs == config.end() || !rootfs->is_object() || !rootfs->contains("diff_ids") ||
-        !(*rootfs)["diff_ids"].is_array()) {
-        return ids;
-    }
-    for (const auto& id : (*rootfs)["diff_ids"]) {
-        ids.push_back(id.is_string() ? id.get<std::string>() : "");
-    }
-    return ids;
-}
-
-}  // namespace
-
 void ImageArchive::resolveDockerArchive() {
     auto manifest = jsonMember("manifest.json");
     if (!manifest.is_array() || manifest.empty() || !manifest[0].is_object()) {
@@ -211,7 +193,7 @@ void ImageArchive::resolveDockerArchive() {
         const auto& configText = member(configName);
         configDigest_ = Sha256::of(configText);
         imageConfig_ = jsonMember(configName);
-        auto diffIds = diffIdsOf(imageConfig_);
+        auto diffIds = layerDiffIds(imageConfig_);
         for (const auto& layer : manifest[0].at("Layers")) {
             auto name = normalizeMemberName(layer.get<std::string>());
             if (!memberSizes_.count(name)) {

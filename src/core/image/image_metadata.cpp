@@ -76,4 +76,19 @@ nlohmann::json ImageMetadata::toJson() const {
     return json;
 }
 
+std::vector<std::string> layerDiffIds(const nlohmann::json& imageConfig) {
+    std::vector<std::string> ids;
+    if (!imageConfig.is_object() || !imageConfig.contains("rootfs") || !imageConfig["rootfs"].is_object()) {
+        return ids;
+    }
+    const auto& rootfs = imageConfig["rootfs"];
+    if (!rootfs.contains("diff_ids") || !rootfs["diff_ids"].is_array()) {
+        return ids;
+    }
+    for (const auto& id : rootfs["diff_ids"]) {
+        ids.push_back(id.is_string() ? id.get<std::string>() : "");
+    }
+    return ids;
+}
+
 }  // namespace sarus

@@ -24,4 +24,9 @@ struct ImageMetadata {
     nlohmann::json toJson() const;
 };
 
+// The configuration's rootfs.diff_ids: the digest of each layer as plain
+// tar, in layer order. Empty when the configuration gives none; an entry
+// that is not a string is empty (and matches no layer).
+std::vector<std::string> layerDiffIds(const nlohmann::json& imageConfig);
+
 }  // namespace sarus

@@ -2,8 +2,10 @@
 // and ahead of the flattener. Gzip (nearly every registry layer) is the one
 // step of a pull that cannot be spread over cores; here it overlaps with the
 // flattener's tar parsing and squashfs writing of the same layer and, once
-// a layer is decoded, runs on into the next. Zstd and plain tar pass through
-// for libarchive. Decoded bytes waiting for the flattener are bounded.
+// a layer is decoded, runs on into the next. Every layer comes out as plain
+// tar (gzip, zstd or plain in), hashed on the way and checked against the
+// diff id its image configuration gives, as Sarus 1.7's umoci checks it.
+// Decoded bytes waiting for the flattener are bounded.
 #pragma once
 
 #include "image/layer_stream.hpp"
@@ -14,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -21,7 +24,10 @@ namespace sarus {
 
 class LayerDecoder {
 public:
-    explicit LayerDecoder(std::vector<LayerStream*> streams, std::size_t maxBuffered = std::size_t(16) << 20);
+    // diffIds: one per stream, or none (nothing to check); an empty one is
+    // not checked.
+    LayerDecoder(std::vector<LayerStream*> streams, std::vector<std::string> diffIds,
+                 std::size_t maxBuffered = std::size_t(16) << 20);
     // Stops the thread; a layer it still reads is abandoned (its stream fails).
     ~LayerDecoder();
     LayerDecoder(const LayerDecoder&) = delete;
@@ -30,6 +36,11 @@ public:
     // The next decoded bytes of layer, valid until the next call; 0 at its
     // end. Throws sarus::Error when the layer's download or decoding failed.
     std::size_t next(std::size_t layer, const char** data);
+    // The flattener is done with layer (the tar reader stops at the end
+    // marker): what it left is dropped, and the layer's end awaited, so that
+    // the checks at its end (the blob's digest, gzip's trailer, the diff id)
+    // count. Throws sarus::Error when one failed.
+    void finishLayer(std::size_t layer);
 
 private:
     struct Chunk {
@@ -43,12 +54,19 @@ private:
     };
     struct Stopped {};
 
+    class ContentCheck;
+
     void run();
     void decode(std::size_t layer);
+    void decodeGzip(std::size_t layer, std::string_view first, ContentCheck& check);
+    void decodeZstd(std::size_t layer, std::string_view first, ContentCheck& check);
+    void passThrough(std::size_t layer, std::string_view first, ContentCheck& check);
+    void emit(std::size_t layer, Chunk chunk, ContentCheck& check);
     void push(std::size_t layer, Chunk chunk);
     void finish(std::size_t layer, const std::string& error);
 
     std::vector<LayerStream*> streams_;
+    std::vector<std::string> diffIds_;
     std::size_t maxBuffered_;
     std::mutex mutex_;
     std::condition_variable changed_;

@@ -52,6 +52,18 @@ void LayerStream::fail(const std::string& message) {
     changed_.notify_all();
 }
 
+bool LayerStream::contentVerifiedBefore(const std::string& diffId) const {
+    std::lock_guard lock(mutex_);
+    return fd_.get() >= 0 && BlobCache::isContentMarkedVerified(fd_.get(), diffId);
+}
+
+void LayerStream::recordContentVerified(const std::string& diffId) const {
+    std::lock_guard lock(mutex_);
+    if (fd_.get() >= 0 && state_ == State::done) {
+        BlobCache::markContentVerified(fd_.get(), diffId);
+    }
+}
+
 std::string LayerStream::failure() const {
     std::lock_guard lock(mutex_);
     return state_ == State::failed ? error_ : "";

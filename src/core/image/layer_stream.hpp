@@ -35,6 +35,11 @@ public:
     void waitUntilDone();
     // The producer's error message, if it failed.
     std::string failure() const;
+    // Whether the blob's decoded content was found to hash to diffId by an
+    // earlier pull (a stamp on the cached blob), and the stamp itself, for a
+    // complete blob.
+    bool contentVerifiedBefore(const std::string& diffId) const;
+    void recordContentVerified(const std::string& diffId) const;
 
 private:
     enum class State { waiting, streaming, done, failed };

@@ -61,6 +61,7 @@ void BlobCache::remove(const std::string& digest) const {
 namespace {
 
 const char* const verifiedAttribute = "user.sarus.verified";
+const char* const contentVerifiedAttribute = "user.sarus.diffid";
 
 std::string verifiedStamp(int fd, const std::string& digest) {
     struct stat st {};
@@ -71,19 +72,33 @@ std::string verifiedStamp(int fd, const std::string& digest) {
            std::to_string(st.st_mtim.tv_nsec);
 }
 
-}  // namespace
-
-void BlobCache::markVerified(int fd, const std::string& digest) {
-    auto stamp = verifiedStamp(fd, digest);
-    if (!stamp.empty() && ::fsetxattr(fd, verifiedAttribute, stamp.data(), stamp.size(), 0) != 0) {
-        log::debug("no verification stamp on the cached blob " + digest + ": " + std::strerror(errno));
+void stamp(int fd, const char* attribute, const std::string& digest) {
+    auto value = verifiedStamp(fd, digest);
+    if (!value.empty() && ::fsetxattr(fd, attribute, value.data(), value.size(), 0) != 0) {
+        log::debug("no verification stamp on the cached blob for " + digest + ": " + std::strerror(errno));
     }
 }
 
-bool BlobCache::isMarkedVerified(int fd, const std::string& digest) {
+bool isStamped(int fd, const char* attribute, const std::string& digest) {
     char value[256];
-    auto n = ::fgetxattr(fd, verifiedAttribute, value, sizeof value);
+    auto n = ::fgetxattr(fd, attribute, value, sizeof value);
     return n > 0 && std::string(value, static_cast<std::size_t>(n)) == verifiedStamp(fd, digest);
+}
+
+}  // namespace
+
+void BlobCache::markVerified(int fd, const std::string& digest) { stamp(fd, verifiedAttribute, digest); }
+
+bool BlobCache::isMarkedVerified(int fd, const std::string& digest) {
+    return isStamped(fd, verifiedAttribute, digest);
+}
+
+void BlobCache::markContentVerified(int fd, const std::string& diffId) {
+    stamp(fd, contentVerifiedAttribute, diffId);
+}
+
+bool BlobCache::isContentMarkedVerified(int fd, const std::string& diffId) {
+    return isStamped(fd, contentVerifiedAttribute, diffId);
 }
 
 }  // namespace sarus

@@ -38,6 +38,10 @@ public:
     // Without extended attributes there is no stamp and blobs are hashed.
     static void markVerified(int fd, const std::string& digest);
     static bool isMarkedVerified(int fd, const std::string& digest);
+    // The same for the blob's decoded content, found to hash to the diff id
+    // the image configuration gives.
+    static void markContentVerified(int fd, const std::string& diffId);
+    static bool isContentMarkedVerified(int fd, const std::string& diffId);
 
 private:
     std::filesystem::path directory_;
