@@ -4,6 +4,7 @@
 #include "common/file_utils.hpp"
 #include "hook_log.hpp"
 #include "hook_main.hpp"
+#include "namespaces.hpp"
 
 #include <cerrno>
 #include <fstream>
@@ -34,6 +35,23 @@ std::string userNameFromPasswdFile(const std::filesystem::path& passwdFile, uid_
 
 namespace {
 
+std::optional<unsigned> outsideIdOfInside(const char* file, unsigned inside);
+std::optional<unsigned> insideIdOfOutside(const char* file, unsigned outside);
+
+// The host account of a container's user. sarus, root engines and keep-id
+// user namespaces write the user's host id into config.json. A rootless
+// engine's container run as its root (rootless Podman's default) says 0, an
+// id of the engine's own user namespace, where the host's root is not
+// mapped: every container of that engine belongs to the user who runs it,
+// the host id of the hook's own.
+uid_t hostUidOfUser(const ContainerState& state) {
+    if (inInitialUserNamespace() || state.uid != 0 || insideIdOfOutside("/proc/self/uid_map", 0)) {
+        return state.uid;
+    }
+    auto outside = outsideIdOfInside("/proc/self/uid_map", ::geteuid());
+    return outside ? *outside : state.uid;
+}
+
 std::filesystem::path checkedUserHookDirectory(const std::string& hookDirectory, uid_t uid, uid_t uidSeenHere) {
     std::filesystem::path base = absolutePathFromEnvironment("HOOK_BASE_DIR", true);
     std::filesystem::path passwd = absolutePathFromEnvironment("PASSWD_FILE", true);
@@ -49,7 +67,7 @@ std::filesystem::path userHookDirectory(const std::string& hookDirectory, uid_t 
 }
 
 std::filesystem::path userHookDirectory(const std::string& hookDirectory, const ContainerState& state) {
-    return checkedUserHookDirectory(hookDirectory, state.uid, hostUserSeenHere(state).uid);
+    return checkedUserHookDirectory(hookDirectory, hostUidOfUser(state), hostUserSeenHere(state).uid);
 }
 
 namespace {
@@ -71,6 +89,15 @@ std::optional<unsigned> insideIdOfOutside(const char* file, unsigned outside) {
     for (const auto& r : idMap(file)) {
         if (outside >= r.outside && outside - r.outside < r.count) {
             return static_cast<unsigned>(r.inside + (outside - r.outside));
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<unsigned> outsideIdOfInside(const char* file, unsigned inside) {
+    for (const auto& r : idMap(file)) {
+        if (inside >= r.inside && inside - r.inside < r.count) {
+            return static_cast<unsigned>(r.outside + (inside - r.inside));
         }
     }
     return std::nullopt;

@@ -21,7 +21,8 @@ std::string userNameFromPasswdFile(const std::filesystem::path& passwdFile, uid_
 // them, since another user may make them in between.
 std::filesystem::path userHookDirectory(const std::string& hookDirectory, uid_t uid);
 // The same for the user of a container, whose ids this hook may see through
-// a user namespace.
+// a user namespace; for a rootless engine's container run as its root, the
+// user who runs the engine.
 std::filesystem::path userHookDirectory(const std::string& hookDirectory, const ContainerState& state);
 
 struct UserIds {

@@ -20,10 +20,31 @@ std::string timestampLine(const timespec& now, const std::string& hostname, pid_
                                      "Timestamp hook: " + message);
 }
 
+namespace {
+
+// The runtime writes the container state to every hook's stdin. crun up to
+// 1.8 (Debian's, which Podman and a standalone crun use) fails the container
+// with "writing to pipe: Broken pipe" when a hook ends before that write.
+void readTheStateToItsEnd() {
+    if (::isatty(STDIN_FILENO)) {
+        return;  // run by hand
+    }
+    char buffer[4096];
+    for (;;) {
+        auto n = ::read(STDIN_FILENO, buffer, sizeof buffer);
+        if (n == 0 || (n < 0 && errno != EINTR)) {
+            return;
+        }
+    }
+}
+
+}  // namespace
+
 int runTimestampHook() {
     log::setSubsystem("Timestamp hook");
     timespec now {};
     ::clock_gettime(CLOCK_REALTIME, &now);
+    readTheStateToItsEnd();
     const char* message = std::getenv("TIMESTAMP_HOOK_MESSAGE");
     auto line = timestampLine(now, sarus::hostName(), ::getpid(), message == nullptr ? "" : message);
     // Only the hook's own environment (the admin's hook JSON) names the log
@@ -38,8 +59,11 @@ int runTimestampHook() {
         }
         fd = ::open(logFile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0) {
-            log::error(std::string("cannot open ") + logFile + ": " + std::strerror(errno));
-            return 1;
+            // A rootless engine's hook may not write the admin's log (the
+            // template's /var/log): a timestamp is no reason to stop a job.
+            log::warn(std::string("cannot open ") + logFile + ": " + std::strerror(errno) +
+                      ": the timestamp goes to stderr");
+            fd = STDERR_FILENO;
         }
     }
     // one write(2) with O_APPEND: lines of concurrent hooks never interleave

@@ -358,10 +358,12 @@ def test_ssh_implies_the_sync_hook_and_a_private_pid_namespace(ssh):
     assert "[Slurm global sync hook] [INFO] the container does not run under Slurm" in r.stderr
 
 
-def test_standalone_in_rootless_podman(test_images):
-    """The same ssh_hook from rootless Podman's --hooks-dir (keep-id user
-    namespace, a network namespace of its own): the daemon joins the
-    container's namespaces and runs as the user."""
+@pytest.mark.parametrize("userns", [["--userns=keep-id"], []], ids=["keep-id", "default"])
+def test_standalone_in_rootless_podman(test_images, userns):
+    """The same ssh_hook from rootless Podman's --hooks-dir (a network
+    namespace of its own): the daemon joins the container's namespaces and
+    runs as the container's user. Under Podman's default user namespace that
+    user is root inside, and the keys are still the user's who runs Podman."""
     import json
     import shutil
     import tempfile
@@ -389,11 +391,12 @@ def test_standalone_in_rootless_podman(test_images):
         assert keygen.returncode == 0, keygen.stderr
         loaded = run_as("sarustest", ["podman", "load", "-q", "-i", os.path.join(test_images, "busybox.docker.tar")])
         assert loaded.returncode == 0, loaded.stderr
-        r = run_as("sarustest", ["podman", "--hooks-dir", hooks_dir, "run", "--rm", "--network=none",
-                                 "--userns=keep-id", "--annotation", "com.hooks.ssh.enabled=true",
+        r = run_as("sarustest", ["podman", "--hooks-dir", hooks_dir, "run", "--rm", "--network=none", *userns,
+                                 "--annotation", "com.hooks.ssh.enabled=true",
                                  "--annotation", f"run.oci.hooks.stderr={log}", "sarus-tests/busybox",
                                  "sh", "-c", "ssh 127.0.0.1 'echo remote-$(id -u)' 2>/dev/null"], timeout=120)
-        assert r.stdout.strip() == f"remote-{pwd.getpwnam('sarustest').pw_uid}", (r.stderr, open(log).read())
+        inside = pwd.getpwnam("sarustest").pw_uid if userns else 0
+        assert r.stdout.strip() == f"remote-{inside}", (r.stderr, open(log).read())
     finally:
         shutil.rmtree(work, ignore_errors=True)
         run_as("sarustest", ["podman", "rmi", "-f", "sarus-tests/busybox"])  # not kept in the user's storage
