@@ -101,6 +101,9 @@ bool isRootless() {
         log::debug("HOOK_ROOTLESS=true: no identity switches, no cgroup writes");
         return true;
     }
+    if (value != nullptr && ::strcasecmp(value, "false") != 0) {
+        log::warn(std::string("HOOK_ROOTLESS='") + value + "' is neither true nor false: taken as false");
+    }
     if (!isHostRoot()) {
         log::debug("rootless container (not root of the initial user namespace): "
                    "no identity switches, no cgroup writes");

@@ -222,7 +222,7 @@ private:
                 throw;
             }
             // A rootless engine may give its hooks no right to mount.
-            log::warn(std::string("HOOK_ROOTLESS: no private ~/.ssh (") + e.what() +
+            log::warn(std::string("rootless: no private ~/.ssh (") + e.what() +
                       "): the keys are written into the container's " + sshPath);
             previous_.reset();
             return existing;

@@ -361,6 +361,12 @@ def test_mount_hook_fi_provider_path_wildcard(hooks, host_files, env, expected):
     assert r.stdout == "from the host\n"
 
 
+def test_a_hook_rootless_value_it_does_not_know_is_said(hooks):
+    add_hook(hooks, "device.json", "mount_hook", ["--device=/dev/fuse"], env=["HOOK_ROOTLESS=1"])
+    r = hooks.ok("run", BUSYBOX, "test", "-c", "/dev/fuse")
+    assert "[Mount hook] [WARN] HOOK_ROOTLESS='1' is neither true nor false: taken as false" in r.stderr, r.stderr
+
+
 def test_a_device_left_out_of_the_cgroup_is_said_without_verbose(hooks):
     """A hook that degrades says so at sarus's default level (WARN), never
     silently: the device is there, but opening it may fail."""
