@@ -32,6 +32,14 @@
 #define LISTEN_FD 3
 #define MAX_RANKS 1024
 
+/* The signals that end the container (passed on to every rank), and those
+ * sarus forwards (src/core/common/process.hpp) that are the ranks' alone. */
+static const int ending_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+static const int rank_signals[] = {SIGABRT, SIGUSR1, SIGUSR2, SIGALRM, SIGSTKFLT, SIGCONT, SIGTSTP,
+                                   SIGTTIN, SIGTTOU, SIGURG, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF,
+                                   SIGWINCH, SIGIO, SIGPWR};
+#define COUNT(array) (sizeof(array) / sizeof((array)[0]))
+
 struct rank {
     int connection; /* -1 once its client hung up */
     pid_t pid;      /* 0 until started, -1 when it is to be dropped */
@@ -178,8 +186,11 @@ static void exec_rank(int *fds, int count, char *cwd, char **argv, char **envp,
     }
     /* The agent's handlers do nothing but note a signal: one that arrives
      * before the exec must do to the rank what it would do to the program. */
-    for (int i = 0, caught[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}; i < 6; ++i) {
-        signal(caught[i], SIG_DFL);
+    for (size_t i = 0; i < COUNT(ending_signals); ++i) {
+        signal(ending_signals[i], SIG_DFL);
+    }
+    for (size_t i = 0; i < COUNT(rank_signals); ++i) {
+        signal(rank_signals[i], SIG_DFL);
     }
     sigset_t none;
     sigemptyset(&none);
@@ -313,10 +324,12 @@ static void end_container(int signal_number) {
     ending_signal = signal_number;
 }
 
-/* SIGUSR1 and SIGUSR2 (a job's checkpoint signals, e.g. `scancel -s USR1`)
- * are for the ranks: handled here, they neither end the container nor make
- * sarus end it in place of a PID 1 that lacks a handler (runtime_signals.hpp);
- * a handler, unlike SIG_IGN, is not inherited by the ranks' programs. */
+/* The other signals sarus forwards (a job's checkpoint signals, e.g.
+ * `scancel -s USR1` or `--signal=ALRM@60`) are for the ranks, which each
+ * rank's sarus passes on: handled here, they neither end the container nor
+ * make sarus end it in place of a PID 1 that lacks a handler
+ * (runtime_signals.hpp); a handler, unlike SIG_IGN, is not inherited by the
+ * ranks' programs. */
 static void leave_to_the_ranks(int signal_number) {
     (void)signal_number;
 }
@@ -327,16 +340,17 @@ int main(void) {
     sigemptyset(&ending.sa_mask);
     sigset_t ends;
     sigemptyset(&ends);
-    for (int s = 0, names[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT}; s < 4; ++s) {
-        sigaction(names[s], &ending, NULL);
-        sigaddset(&ends, names[s]);
+    for (size_t s = 0; s < COUNT(ending_signals); ++s) {
+        sigaction(ending_signals[s], &ending, NULL);
+        sigaddset(&ends, ending_signals[s]);
     }
     struct sigaction unused = {0};
     unused.sa_handler = leave_to_the_ranks;
     sigemptyset(&unused.sa_mask);
     unused.sa_flags = SA_RESTART;
-    sigaction(SIGUSR1, &unused, NULL);
-    sigaction(SIGUSR2, &unused, NULL);
+    for (size_t s = 0; s < COUNT(rank_signals); ++s) {
+        sigaction(rank_signals[s], &unused, NULL);
+    }
     sigset_t child;
     sigemptyset(&child);
     sigaddset(&child, SIGCHLD);

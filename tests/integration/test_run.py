@@ -143,6 +143,45 @@ def test_signals_are_forwarded(images):
     assert "got TERM" in out
 
 
+@pytest.mark.parametrize("name", ["ALRM", "XCPU", "PWR", "TSTP", "USR2"])
+def test_every_signal_a_job_may_get_is_forwarded(images, name):
+    """As Sarus, which forwards every signal but SIGCHLD and SIGPIPE: Slurm's
+    `--signal=ALRM@60` (a checkpoint trigger), SIGXCPU of a CPU limit, a
+    terminal's SIGTSTP. Before, sarus died of the signal or stopped, and the
+    container never saw it."""
+    p = popen_as(images.user, [images.binary, "run", BUSYBOX, "sh", "-c",
+                               f"trap 'echo got {name}; exit 42' {name}; echo ready; "
+                               "while true; do sleep 0.1; done"],
+                 env={"SARUS_CONFIG_FILE": images.config_file})
+    try:
+        assert p.stdout.readline() == "ready\n"
+        p.send_signal(getattr(signal, "SIG" + name))
+        out, _ = p.communicate(timeout=20)
+        assert (p.returncode, out) == (42, f"got {name}\n")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_a_forwarded_signal_without_a_handler_ends_the_container_as_it_would_a_process(images):
+    # SIGALRM ends a process by default: so the container's PID 1, with the
+    # exit code of the signal, as under Sarus's host PID namespace
+    p = popen_as(images.user, [images.binary, "run", BUSYBOX, "sh", "-c", "echo ready; exec sleep 60"],
+                 env={"SARUS_CONFIG_FILE": images.config_file})
+    try:
+        assert p.stdout.readline() == "ready\n"
+        time.sleep(0.2)  # exec'd
+        p.send_signal(signal.SIGALRM)
+        p.communicate(timeout=20)
+        assert p.returncode == 128 + signal.SIGALRM
+        assert wait_for_no_leftovers(images.user, timeout=5) == []
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def _alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:

@@ -204,9 +204,10 @@ pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& options) {
     }
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
-    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT, SIGWINCH, SIGPIPE}) {
+    for (int s : forwardedSignals) {
         ::sigaction(s, &dfl, nullptr);
     }
+    ::sigaction(SIGPIPE, &dfl, nullptr);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);

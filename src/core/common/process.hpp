@@ -65,8 +65,13 @@ void detachFromCaller(const std::vector<int>& keep);
 // Closes every descriptor >= 3 except those listed.
 void closeDescriptorsExcept(const std::vector<int>& keep);
 
-// What a container gets of the signals sarus receives.
-inline constexpr int forwardedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT, SIGWINCH};
+// What a container gets of the signals sarus receives: as Sarus, every
+// signal but SIGCHLD and SIGPIPE (a job's `--signal=ALRM@60`, SIGXCPU of a
+// CPU limit, SIGTSTP), less those the kernel raises for a fault of sarus's
+// own, which no handler may return from.
+inline constexpr int forwardedSignals[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGABRT, SIGUSR1,   SIGUSR2, SIGALRM,
+                                           SIGTERM, SIGSTKFLT, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG,
+                                           SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGWINCH, SIGIO, SIGPWR};
 
 // Forwards forwardedSignals to the given pid until reset.
 void forwardSignalsTo(pid_t pid);

@@ -25,7 +25,9 @@ namespace {
 
 bool endsAProcessByDefault(int sig) {
     switch (sig) {
-        case SIGHUP: case SIGINT: case SIGQUIT: case SIGTERM: case SIGUSR1: case SIGUSR2:
+        case SIGHUP: case SIGINT: case SIGQUIT: case SIGABRT: case SIGUSR1: case SIGUSR2: case SIGALRM:
+        case SIGTERM: case SIGSTKFLT: case SIGXCPU: case SIGXFSZ: case SIGVTALRM: case SIGPROF: case SIGIO:
+        case SIGPWR:
             return true;
         default:
             return false;
