@@ -311,6 +311,22 @@ def test_host_environment_is_transferred(images):
     assert env_of(images, env={"FROM_HOST": "h1"})["FROM_HOST"] == "h1"
 
 
+def test_what_glibc_keeps_from_set_user_id_programs_stays_on_the_host(images):
+    """In both modes, as in Sarus, whose set-user-ID binary never sees them:
+    a host LD_PRELOAD or LD_LIBRARY_PATH would load host libraries into the
+    image's programs, a job's TMPDIR names a host directory."""
+    env = env_of(images, env={"LD_PRELOAD": "/host/lib.so", "LD_LIBRARY_PATH": "/host/lib", "TMPDIR": "/scratch/job",
+                              "MALLOC_CHECK_": "3", "FROM_HOST": "h1"})
+    assert env["FROM_HOST"] == "h1"
+    assert [name for name in ("LD_PRELOAD", "LD_LIBRARY_PATH", "TMPDIR", "MALLOC_CHECK_") if name in env] == []
+
+
+def test_init_is_a_subreaper_in_the_hosts_pid_namespace(images):
+    r = images("run", "--init", "--pid=host", BUSYBOX, "sh", "-c", "echo $TINI_SUBREAPER")
+    assert (r.returncode, r.stdout) == (0, "1\n"), r.stderr
+    assert "Tini is not running as PID 1 and isn't registered as a child subreaper" not in r.stderr, r.stderr
+
+
 def test_image_environment_overrides_host(images):
     env = env_of(images, env={"IMAGE_VAR": "from-host"})
     assert env["IMAGE_VAR"] == "from-image"

@@ -32,8 +32,8 @@ std::string errorOf(const std::function<void()>& fn) {
 }
 
 Strings env(const Strings& host, const Strings& image = {}, const json& config = json(),
-            const Strings& cli = {}) {
-    return sarus::buildEnvironment(host, image, config, cli);
+            const Strings& cli = {}, bool init = false) {
+    return sarus::buildEnvironment(host, image, config, cli, init);
 }
 
 sarus::ImageMetadata image(std::optional<Strings> entrypoint, std::optional<Strings> cmd) {
@@ -109,38 +109,73 @@ TEST(BuildEnvironment, NullOrNonObjectConfigEnvironmentIsIgnored) {
     EXPECT_EQ(env({"A=1"}, {}, json::array({"x"})), (Strings{"A=1"}));
 }
 
+const std::string allCapabilities = "NVIDIA_DRIVER_CAPABILITIES=all";
+
 TEST(BuildEnvironment, CudaDevicesFromHostBecomeNvidiaDevicesAndAreRenumbered) {
     EXPECT_EQ(env({"CUDA_VISIBLE_DEVICES=1,3"}),
-              (Strings{"CUDA_VISIBLE_DEVICES=0,1", "NVIDIA_VISIBLE_DEVICES=1,3"}));
+              (Strings{"CUDA_VISIBLE_DEVICES=0,1", "NVIDIA_VISIBLE_DEVICES=1,3", allCapabilities}));
 }
 
 TEST(BuildEnvironment, CudaDevicesRenumberingKeepsHostOrder) {
     EXPECT_EQ(env({"CUDA_VISIBLE_DEVICES=3,1,2"}),
-              (Strings{"CUDA_VISIBLE_DEVICES=2,0,1", "NVIDIA_VISIBLE_DEVICES=3,1,2"}));
+              (Strings{"CUDA_VISIBLE_DEVICES=2,0,1", "NVIDIA_VISIBLE_DEVICES=3,1,2", allCapabilities}));
 }
 
 TEST(BuildEnvironment, CudaDevicesNumericOrderNotLexical) {
     EXPECT_EQ(env({"CUDA_VISIBLE_DEVICES=10,2"}),
-              (Strings{"CUDA_VISIBLE_DEVICES=1,0", "NVIDIA_VISIBLE_DEVICES=10,2"}));
+              (Strings{"CUDA_VISIBLE_DEVICES=1,0", "NVIDIA_VISIBLE_DEVICES=10,2", allCapabilities}));
 }
 
-TEST(BuildEnvironment, NoHostCudaDevicesRemovesImageNvidiaDevices) {
-    EXPECT_EQ(env({"A=1"}, {"NVIDIA_VISIBLE_DEVICES=all"}), (Strings{"A=1"}));
+TEST(BuildEnvironment, AnImagesDriverCapabilitiesAreKeptWithGpus) {
+    EXPECT_EQ(env({"CUDA_VISIBLE_DEVICES=0"}, {"NVIDIA_DRIVER_CAPABILITIES=compute,utility"}),
+              (Strings{"CUDA_VISIBLE_DEVICES=0", "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
+                       "NVIDIA_VISIBLE_DEVICES=0"}));
+}
+
+// As Sarus: without GPUs from the host, nothing of an image may ask the
+// NVIDIA hook for GPUs (a legacy image's CUDA_VERSION asks for them all).
+TEST(BuildEnvironment, NoHostCudaDevicesRemovesWhatWouldAskForGpus) {
+    EXPECT_EQ(env({"A=1"}, {"NVIDIA_VISIBLE_DEVICES=all", "CUDA_VERSION=11.0", "CUDA_VISIBLE_DEVICES=0",
+                            "NVIDIA_DRIVER_CAPABILITIES=compute", "B=2"}),
+              (Strings{"A=1", "B=2"}));
 }
 
 TEST(BuildEnvironment, EmptyHostCudaDevicesRemovesNvidiaDevices) {
-    EXPECT_EQ(env({"CUDA_VISIBLE_DEVICES="}, {"NVIDIA_VISIBLE_DEVICES=all"}),
-              (Strings{"CUDA_VISIBLE_DEVICES="}));
+    EXPECT_EQ(env({"CUDA_VISIBLE_DEVICES="}, {"NVIDIA_VISIBLE_DEVICES=all"}), (Strings{}));
 }
 
 TEST(BuildEnvironment, NoDevFilesRemovesNvidiaDevices) {
-    EXPECT_EQ(env({"CUDA_VISIBLE_DEVICES=NoDevFiles"}, {"NVIDIA_VISIBLE_DEVICES=all"}),
-              (Strings{"CUDA_VISIBLE_DEVICES=NoDevFiles"}));
+    EXPECT_EQ(env({"CUDA_VISIBLE_DEVICES=NoDevFiles"}, {"NVIDIA_VISIBLE_DEVICES=all"}), (Strings{}));
 }
 
 TEST(BuildEnvironment, HostCudaDevicesOverrideImageNvidiaDevices) {
     EXPECT_EQ(env({"CUDA_VISIBLE_DEVICES=0"}, {"NVIDIA_VISIBLE_DEVICES=all"}),
-              (Strings{"CUDA_VISIBLE_DEVICES=0", "NVIDIA_VISIBLE_DEVICES=0"}));
+              (Strings{"CUDA_VISIBLE_DEVICES=0", "NVIDIA_VISIBLE_DEVICES=0", allCapabilities}));
+}
+
+TEST(BuildEnvironment, TheSitesEnvironmentComesAfterTheGpuRewriting) {
+    auto config = json::parse(R"({"set": {"NVIDIA_DRIVER_CAPABILITIES": "compute"}})");
+    EXPECT_EQ(env({"CUDA_VISIBLE_DEVICES=0"}, {}, config),
+              (Strings{"CUDA_VISIBLE_DEVICES=0", "NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_DRIVER_CAPABILITIES=compute"}));
+}
+
+TEST(BuildEnvironment, WhatGlibcKeepsFromSetUserIdProgramsIsNotPassed) {
+    EXPECT_EQ(env({"LD_PRELOAD=/x.so", "A=1", "LD_LIBRARY_PATH=/lib", "TMPDIR=/scratch", "MALLOC_CHECK_=3",
+                   "LD_BIND_NOW=1"}),
+              (Strings{"A=1", "LD_BIND_NOW=1"}));
+    // asked for by name, or set by the image or the site, they are
+    EXPECT_EQ(env({"TMPDIR=/scratch"}, {"LD_LIBRARY_PATH=/image"}, json(), {"TMPDIR"}),
+              (Strings{"LD_LIBRARY_PATH=/image", "TMPDIR=/scratch"}));
+}
+
+TEST(BuildEnvironment, AnImagesPmixVariablesAreNotApplied) {
+    EXPECT_EQ(env({"PMIX_SERVER_URI=host"}, {"PMIX_SERVER_URI=image", "PMIX_MCA_x=1", "A=1"}),
+              (Strings{"PMIX_SERVER_URI=host", "A=1"}));
+}
+
+TEST(BuildEnvironment, InitMakesTiniASubreaper) {
+    EXPECT_EQ(env({"A=1"}, {}, json(), {}, true), (Strings{"A=1", "TINI_SUBREAPER=1"}));
+    EXPECT_EQ(env({"A=1"}), (Strings{"A=1"}));
 }
 
 TEST(BuildEnvironment, CliNameValueOverridesEverything) {
@@ -154,7 +189,7 @@ TEST(BuildEnvironment, CliNameValueMayBeEmpty) {
 
 TEST(BuildEnvironment, CliNameValueOverridesCudaRewriting) {
     EXPECT_EQ(env({"CUDA_VISIBLE_DEVICES=4"}, {}, json(), {"CUDA_VISIBLE_DEVICES=7"}),
-              (Strings{"CUDA_VISIBLE_DEVICES=7", "NVIDIA_VISIBLE_DEVICES=4"}));
+              (Strings{"CUDA_VISIBLE_DEVICES=7", "NVIDIA_VISIBLE_DEVICES=4", allCapabilities}));
 }
 
 TEST(BuildEnvironment, CliNameAloneTakesTheHostValue) {
@@ -521,7 +556,7 @@ TEST_F(ContainerSpecTest, CombinesAllRules) {
     auto spec = sarus::buildContainerSpec(cfg, meta, options, {"HOME=/home/alice", "SECRET=x"}, alice());
     EXPECT_EQ(spec.args, (Strings{"/ep", "run", "me"}));
     EXPECT_EQ(spec.cwd, "/app");
-    EXPECT_EQ(spec.env, (Strings{"HOME=/home/alice", "IMG=1", "SITE=1", "CLI=2"}));
+    EXPECT_EQ(spec.env, (Strings{"HOME=/home/alice", "IMG=1", "TINI_SUBREAPER=1", "SITE=1", "CLI=2"}));
     EXPECT_EQ(spec.annotations.at("com.hooks.mpi.type"), "mpich");
     EXPECT_EQ(spec.annotations.at("l"), "v");
     EXPECT_EQ(spec.selectingAnnotations.count("l"), 0u) << "a label chooses no hook";

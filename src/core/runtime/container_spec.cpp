@@ -106,7 +106,12 @@ void applyCudaDevices(EnvMap& env, const std::vector<std::string>& hostEnv) {
         }
     }
     if (!haveHostDevices || hostDevices.empty() || hostDevices == "NoDevFiles") {
-        unsetVariable(env, "NVIDIA_VISIBLE_DEVICES");
+        // An image's CUDA_VERSION alone makes legacy (nvidia-docker 1)
+        // images ask the NVIDIA hook for every GPU of the node.
+        for (const char* name : {"CUDA_VERSION", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
+                                 "NVIDIA_DRIVER_CAPABILITIES"}) {
+            unsetVariable(env, name);
+        }
         return;
     }
     std::vector<std::string> ids;
@@ -126,7 +131,23 @@ void applyCudaDevices(EnvMap& env, const std::vector<std::string>& hostEnv) {
         containerDevices += (containerDevices.empty() ? "" : ",") + std::to_string(position);
     }
     setVariable(env, "NVIDIA_VISIBLE_DEVICES", hostDevices);
+    if (!lookup(env, "NVIDIA_DRIVER_CAPABILITIES")) {
+        setVariable(env, "NVIDIA_DRIVER_CAPABILITIES", "all");
+    }
     setVariable(env, "CUDA_VISIBLE_DEVICES", containerDevices);
+}
+
+// What glibc removes from the environment of a set-user-ID program such as
+// Sarus's (its "unsecure" variables, and MALLOC_CHECK_): Sarus's containers
+// never get them from the host, nor do suid mode's; userns mode follows.
+bool removedForSetUserIdPrograms(const std::string& name) {
+    static const std::set<std::string> names = {
+        "GCONV_PATH",   "GETCONF_DIR",     "GLIBC_TUNABLES", "HOSTALIASES",      "LD_AUDIT",
+        "LD_DEBUG",     "LD_DEBUG_OUTPUT", "LD_DYNAMIC_WEAK", "LD_HWCAP_MASK",   "LD_LIBRARY_PATH",
+        "LD_ORIGIN_PATH", "LD_PRELOAD",    "LD_PROFILE",     "LD_SHOW_AUXV",     "LD_USE_LOAD_BIAS",
+        "LOCALDOMAIN",  "LOCPATH",         "MALLOC_CHECK_",  "MALLOC_TRACE",     "NIS_PATH",
+        "NLSPATH",      "RESOLV_HOST_CONF", "RES_OPTIONS",   "TMPDIR",           "TZDIR"};
+    return names.count(name) > 0;
 }
 
 std::vector<std::string> splitWords(const std::string& text) {
@@ -143,18 +164,26 @@ std::vector<std::string> splitWords(const std::string& text) {
 std::vector<std::string> buildEnvironment(const std::vector<std::string>& hostEnv,
                                           const std::vector<std::string>& imageEnv,
                                           const nlohmann::json& configEnvironment,
-                                          const std::vector<std::string>& cliEnv) {
+                                          const std::vector<std::string>& cliEnv, bool init) {
     EnvMap env;
     for (const auto& entry : hostEnv) {
         auto [name, value] = splitVariable(entry);
-        setVariable(env, name, value);
+        if (!removedForSetUserIdPrograms(name)) {
+            setVariable(env, name, value);
+        }
     }
     for (const auto& entry : imageEnv) {
         auto [name, value] = splitVariable(entry);
-        setVariable(env, name, value);
+        // the launcher's PMIx settings, never an image's
+        if (name.rfind("PMIX_", 0) != 0) {
+            setVariable(env, name, value);
+        }
+    }
+    applyCudaDevices(env, hostEnv);
+    if (init) {
+        setVariable(env, "TINI_SUBREAPER", "1");  // tini reaps under --pid=host too
     }
     applyConfigEnvironment(env, configEnvironment);
-    applyCudaDevices(env, hostEnv);
     for (const auto& entry : cliEnv) {
         if (entry.empty()) {
             throw Error("Invalid environment variable requested from CLI: empty option value");
@@ -352,7 +381,7 @@ ContainerSpec buildContainerSpec(const Config& config, const ImageMetadata& imag
     spec.args = buildArgs(image, options);
     spec.cwd = buildWorkingDirectory(image, options);
     spec.env = buildEnvironment(hostEnv, image.env, config.json().value("environment", nlohmann::json()),
-                                options.env);
+                                options.env, options.init);
     spec.annotations = buildAnnotations(image, options, config.stringOr("defaultMPIType", ""));
     spec.selectingAnnotations = buildAnnotations({}, options, config.stringOr("defaultMPIType", ""));
     spec.requestedHookAnnotations = requestedHookAnnotations(options);

@@ -46,13 +46,14 @@ struct ContainerSpec {
     SecurityProfiles security;
 };
 
-// Host environment, then the image's Env, then sarus.json "environment"
-// (set, prepend, append, unset), then -e/--env; CUDA_VISIBLE_DEVICES from the
-// host is turned into NVIDIA_VISIBLE_DEVICES as Sarus does.
+// As Sarus: the host environment (without what glibc keeps from set-user-ID
+// programs), then the image's Env (but PMIX_*), CUDA_VISIBLE_DEVICES from
+// the host turned into NVIDIA_VISIBLE_DEVICES, TINI_SUBREAPER with init, then
+// sarus.json "environment" (set, prepend, append, unset), then -e/--env.
 std::vector<std::string> buildEnvironment(const std::vector<std::string>& hostEnv,
                                           const std::vector<std::string>& imageEnv,
                                           const nlohmann::json& configEnvironment,
-                                          const std::vector<std::string>& cliEnv);
+                                          const std::vector<std::string>& cliEnv, bool init = false);
 
 // Entrypoint/Cmd rules of the Sarus documentation.
 std::vector<std::string> buildArgs(const ImageMetadata& image, const RunOptions& options);
