@@ -182,6 +182,62 @@ def test_a_forwarded_signal_without_a_handler_ends_the_container_as_it_would_a_p
             p.wait()
 
 
+def _wait_for_process(tag, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = [pid for pid, command, _ in processes() if command.strip() == f"sleep {tag}"]
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"sleep {tag} never started")
+
+
+def test_with_the_hosts_pid_namespace_the_container_ends_with_its_first_process(images):
+    """As runc ends them through the container's cgroup for Sarus: crun,
+    without a cgroup manager, waited for a background process of the
+    container, and sarus with it, however long it ran."""
+    tag = str(random.randint(100000, 999999))
+    p = popen_as(images.user, [images.binary, "run", "--pid=host", BUSYBOX, "sh", "-c", f"sleep {tag} & echo started"],
+                 env={"SARUS_CONFIG_FILE": images.config_file})
+    try:
+        out, err = p.communicate(timeout=20)
+        assert (p.returncode, out) == (0, "started\n"), err
+        assert not [pid for pid, command, _ in processes() if command.strip() == f"sleep {tag}"]
+        assert wait_for_no_leftovers(images.user, timeout=5) == []
+    except subprocess.TimeoutExpired:
+        raise AssertionError("sarus run waited for the container's background process")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        for pid, command, _ in processes():
+            if command.strip() == f"sleep {tag}":
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_with_the_hosts_pid_namespace_a_killed_runtime_leaves_no_process(images):
+    tag = str(random.randint(100000, 999999))
+    p = popen_as(images.user, [images.binary, "run", "--pid=host", BUSYBOX, "sleep", tag],
+                 env={"SARUS_CONFIG_FILE": images.config_file})
+    try:
+        container = _wait_for_process(tag)
+        with open(f"/proc/{container}/stat") as f:
+            runtime = int(f.read().rsplit(")", 1)[1].split()[1])
+        with open(f"/proc/{runtime}/cmdline", "rb") as f:
+            assert f.read().split(b"\0")[0].endswith(b"crun")
+        os.kill(runtime, signal.SIGKILL)
+        p.communicate(timeout=20)
+        deadline = time.time() + 5
+        while _alive(container) and time.time() < deadline:
+            time.sleep(0.05)
+        assert not _alive(container)
+        assert wait_for_no_leftovers(images.user, timeout=5) == []
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def _alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:

@@ -163,6 +163,31 @@ std::vector<pid_t> childrenOf(pid_t pid) {
     return children;
 }
 
+std::vector<pid_t> childrenInOtherSessions(pid_t parent) {
+    std::vector<pid_t> found;
+    pid_t own = ::getsid(parent);
+    if (own < 0) {
+        return found;
+    }
+    for (pid_t child : childrenOf(parent)) {
+        pid_t theirs = ::getsid(child);
+        if (theirs >= 0 && theirs != own) {
+            found.push_back(child);
+        }
+    }
+    return found;
+}
+
+std::vector<pid_t> killChildrenInOtherSessions(pid_t parent) {
+    std::vector<pid_t> killed;
+    for (pid_t child : childrenInOtherSessions(parent)) {
+        if (::kill(child, SIGKILL) == 0) {
+            killed.push_back(child);
+        }
+    }
+    return killed;
+}
+
 void detachFromCaller(const std::vector<int>& keep) {
     ::setsid();
     int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -129,4 +129,10 @@ std::string hostName();
 // first; none when pid is gone.
 std::vector<pid_t> childrenOf(pid_t pid);
 
+// The children of parent in another session than parent's own (the
+// processes of a container, which its runtime starts in a session of their
+// own, not the hooks it runs), and a SIGKILL to each of them.
+std::vector<pid_t> childrenInOtherSessions(pid_t parent);
+std::vector<pid_t> killChildrenInOtherSessions(pid_t parent);
+
 }  // namespace sarus

@@ -64,8 +64,36 @@ bool droppedAsNamespaceInit(pid_t pid, int sig) {
     return namespaceInit && (dealtWith & (1ULL << (sig - 1))) == 0;
 }
 
+namespace {
+
+// The container's first process, once the runtime wrote its pid: a
+// descriptor readable once it ended, or -1 while there is no pid yet.
+class FirstProcessWatch {
+public:
+    explicit FirstProcessWatch(std::string pidFile) : pidFile_(std::move(pidFile)) {}
+    int fd() {
+        if (exited_.get() < 0 && !gone_) {
+            std::ifstream in(pidFile_);
+            pid_t pid = 0;
+            if (in >> pid && pid > 0) {
+                exited_ = FileDescriptor(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+                gone_ = exited_.get() < 0;  // ended before we looked
+            }
+        }
+        return exited_.get();
+    }
+    bool gone() const { return gone_; }
+
+private:
+    std::string pidFile_;
+    FileDescriptor exited_;
+    bool gone_ = false;
+};
+
+}  // namespace
+
 int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal, HooksOutputRelay* hooksOutput,
-                        EntrypointPrefetch* prefetch) {
+                        EntrypointPrefetch* prefetch, const std::string& firstProcessPidFile) {
     sigset_t relayed, previous;
     sigemptyset(&relayed);
     for (int s : forwardedSignals) {
@@ -91,8 +119,20 @@ int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal, HooksOutputRelay
         substituted = sig;
     };
     std::vector<pollfd> watched;
+    bool hostPid = !firstProcessPidFile.empty();
+    FirstProcessWatch first(firstProcessPidFile);
+    bool firstEnded = false;
     for (bool running = true; running;) {
-        watched = {{signals.get(), POLLIN, 0}, {exited.get(), POLLIN, 0}};
+        int firstFd = hostPid && !firstEnded ? first.fd() : -1;
+        firstEnded = firstEnded || (hostPid && first.gone());
+        int timeout = -1;
+        if (hostPid && firstEnded) {
+            killChildrenInOtherSessions(runtime);  // and those they leave to the runtime
+            timeout = 50;
+        } else if (hostPid && firstFd < 0) {
+            timeout = 20;  // the runtime has not made it yet
+        }
+        watched = {{signals.get(), POLLIN, 0}, {exited.get(), POLLIN, 0}, {firstFd, POLLIN, 0}};
         bool prefetching = prefetch && prefetch->exitFd() >= 0;
         if (prefetching) {
             watched.push_back({prefetch->exitFd(), POLLIN, 0});
@@ -103,7 +143,7 @@ int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal, HooksOutputRelay
         if (hooksOutput) {
             hooksOutput->watch(watched);
         }
-        if (::poll(watched.data(), watched.size(), -1) < 0) {
+        if (::poll(watched.data(), watched.size(), timeout) < 0) {
             if (errno == EINTR) {
                 continue;  // nothing is lost: the signals wait in the descriptor
             }
@@ -120,7 +160,8 @@ int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal, HooksOutputRelay
             endIfIgnoredByPid1(sig, false);
         }
         running = !(watched[1].revents & POLLIN);
-        if (prefetching && (watched[2].revents & POLLIN)) {
+        firstEnded = firstEnded || (watched[2].revents & POLLIN);
+        if (prefetching && (watched[3].revents & POLLIN)) {
             prefetch->reapIfDone();
         }
         if (terminal) {

@@ -2,6 +2,7 @@
 // Signals sarus relays to the running OCI runtime, which passes them on to
 // the container's first process.
 
+#include <string>
 #include <sys/types.h>
 
 namespace sarus {
@@ -27,8 +28,16 @@ class TerminalRelay;
 // first process in the same way. With a hooks output relay, it copies what
 // the hooks print as they print it. With a read-ahead helper, it reaps the
 // helper as soon as it is done.
+//
+// In the host's PID namespace no kernel ends the container's other processes
+// with its first one: runc kills them through the container's cgroup, crun
+// without a cgroup manager waits for them (it is their subreaper). Given
+// the file where the runtime writes the first process's pid (--pid-file),
+// once that process has ended they are killed here: the runtime's children
+// in another session than its own (crun starts the container in a session
+// of its own), which spares the hooks it runs.
 int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal = nullptr, HooksOutputRelay* hooksOutput = nullptr,
-                        EntrypointPrefetch* prefetch = nullptr);
+                        EntrypointPrefetch* prefetch = nullptr, const std::string& firstProcessPidFile = "");
 
 // True when pid is PID 1 of its PID namespace and neither handles nor
 // ignores sig (from /proc/PID/status): the kernel drops sig for it.

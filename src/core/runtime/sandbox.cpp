@@ -4,6 +4,7 @@
 #include "common/file_descriptor.hpp"
 #include "common/file_utils.hpp"
 #include "common/log.hpp"
+#include "common/process.hpp"
 #include "common/setup_clock.hpp"
 #include "config/config.hpp"
 #include "runtime/path_in_root.hpp"
@@ -25,6 +26,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace sarus {
@@ -333,6 +335,25 @@ void protectRuntimeBinary(const std::string& runtime, SpawnOptions& options) {
     options.env->push_back("_LIBCONTAINER_CLONED_BINARY=1");
 }
 
+namespace {
+
+// In the host's PID namespace, what is left of a container whose runtime
+// is gone (killed): the sandbox's children in another session.
+void endOrphanedContainerProcesses() {
+    for (int round = 0; round < 100; ++round) {
+        auto killed = killChildrenInOtherSessions(::getpid());
+        if (killed.empty()) {
+            return;
+        }
+        for (pid_t orphan : killed) {
+            ::waitpid(orphan, nullptr, 0);  // its own children come here in turn
+        }
+    }
+    log::warn("processes of the container kept starting while it was ended");
+}
+
+}  // namespace
+
 int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const fs::path& bundleDir,
                const ContainerSpec& spec, SpawnOptions options, EntrypointPrefetch* prefetch) {
     auto runtimeLog = bundleDir / "runtime.log";
@@ -343,6 +364,16 @@ int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const f
     }
     for (const auto& option : preserveFdsArguments(spec)) {
         argv.push_back(option);
+    }
+    // runc ends the rest of a container in the host's PID namespace with its
+    // first process, through the container's cgroup; for crun the sandbox does
+    bool endTheRest = spec.pidHost && fs::path(argv[0]).filename() == "crun";
+    auto pidFile = bundleDir / "container.pid";
+    if (endTheRest) {
+        argv.push_back("--pid-file");
+        argv.push_back(pidFile.string());
+        // what a runtime killed before its container leaves comes here
+        ::prctl(PR_SET_CHILD_SUBREAPER, 1);
     }
     std::unique_ptr<TerminalRelay> terminal;
     if (spec.tty && fs::path(argv[0]).filename() == "crun") {  // runc takes a console socket only when detached
@@ -357,7 +388,10 @@ int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const f
     }
     log::verbose(setup_clock::secondsMessage("Successfully set up container in", setup_clock::secondsSinceSetupBegin()));
     auto pid = spawn(argv, options);
-    int code = waitRelayingSignals(pid, terminal.get(), &hooksOutput, prefetch);
+    int code = waitRelayingSignals(pid, terminal.get(), &hooksOutput, prefetch, endTheRest ? pidFile.string() : "");
+    if (endTheRest) {
+        endOrphanedContainerProcesses();
+    }
     terminal.reset();
     log::debug("sandbox: " + argv[0] + " exited with " + std::to_string(code));
     if (code != 0) {
