@@ -45,9 +45,19 @@ void ContainerMounts::mountDev() {
     attachMountTree(shm.get(), target.get(), "/dev/shm");
 }
 
+namespace {
+
+// As Sarus: what is made for a mount or device belongs to the user, who may
+// then work beside it (the rest of the image is the user's too).
+CreationPolicy ownedByTheCaller(const CreationPolicy& policy) {
+    return {policy.caller, policy.caller, policy.callerGroups};
+}
+
+}  // namespace
+
 std::string ContainerMounts::attach(int tree, const BindMount& mount, const std::string& what,
                                     const UserMountRestrictions* rules) {
-    auto target = root_.ensureMountPoint(mount.destination, isDirectory(tree), policy_);
+    auto target = root_.ensureMountPoint(mount.destination, isDirectory(tree), ownedByTheCaller(policy_));
     auto resolved = root_.containerPathOf(target.get());
     if (rules != nullptr && !mount.launcher) {
         checkUserMountDestination(resolved, *rules, mount.request, [&](const std::string& path) {
@@ -100,7 +110,7 @@ void ContainerMounts::createDevice(const DeviceMount& device) {
         throw systemError("cannot create the device node of " + device.source, errno);
     }
     auto tree = cloneMountTree(deviceNodes_.get(), name, "device " + device.source);
-    auto target = root_.ensureMountPoint(device.destination, false, policy_);
+    auto target = root_.ensureMountPoint(device.destination, false, ownedByTheCaller(policy_));
     auto resolved = root_.containerPathOf(target.get());
     checkNotRuntimeMountPoint(resolved, "device destination '" + device.destination + "'");
     setMountTreeAttributes(tree.get(), MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, "device " + device.source);

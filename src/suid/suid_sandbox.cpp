@@ -163,7 +163,7 @@ int runSuidSandbox(SandboxPlan& plan, const ContainerCgroups& cgroups, int paren
     if (plan.readAhead) {
         prefetch.emplace(rootfs, spec, caller.uid, caller.gid);
     }
-    provideEtcFiles(rootfs, spec.identity, plan.hostFiles);
+    provideEtcFiles(rootfs, spec.identity, plan.hostFiles, caller.uid, caller.gid);
 
     ContainerMounts mounts(root, policy, plan.bundleDir / "devices");
     mounts.mountDev();

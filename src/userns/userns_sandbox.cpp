@@ -154,10 +154,10 @@ int runUsernsSandbox(SandboxPlan plan, int parentAliveFd) {
     if (plan.readAhead) {
         prefetch.emplace(rootfs, plan.spec, plan.ids.callerUidInside, plan.ids.callerGidInside);
     }
-    provideEtcFiles(rootfs, plan.spec.identity, plan.hostFiles);
+    provideEtcFiles(rootfs, plan.spec.identity, plan.hostFiles, plan.ids.callerUidInside, plan.ids.callerGidInside);
     Owner callerInside{plan.ids.callerUidInside, plan.ids.callerGidInside};
     makeSystemDirectoriesReal(RootDirectory(rootfs), {{0, 0}, callerInside, std::nullopt});
-    prepareMountPoints(plan.spec, rootfs, plan.userMountRules);
+    prepareMountPoints(plan.spec, rootfs, plan.userMountRules, plan.ids.callerUidInside, plan.ids.callerGidInside);
     stageUserMounts(plan.spec, plan.bundleDir);
     createDirectoryInRoot(rootfs, plan.spec.cwd, plan.ids.callerUidInside, plan.ids.callerGidInside);
 

@@ -123,6 +123,24 @@ def test_the_user_can_write_anywhere_in_the_rootfs(images):
     assert "No such file" in r.stdout
 
 
+def test_what_sarus_makes_in_the_container_is_the_users(images):
+    """As in Sarus: /etc/hosts and the other files sarus writes, and the
+    directories it makes for a mount, belong to the user, so a job script
+    may add to /etc/hosts or write beside a mount point."""
+    import tempfile
+    data = tempfile.mkdtemp(prefix="sarus-mount-owner-", dir="/var/tmp")
+    try:
+        os.chmod(data, 0o755)
+        r = images("run", f"--mount=type=bind,src={data},dst=/newdir/sub", BUSYBOX, "sh", "-c",
+                   "set -e; echo '10.0.0.1 node1' >> /etc/hosts; grep node1 /etc/hosts; touch /newdir/beside; "
+                   "echo ok >> /etc/passwd; stat -c %u /etc/resolv.conf /etc/group /newdir")
+    finally:
+        shutil.rmtree(data)
+    assert r.returncode == 0, r.stderr
+    uid = str(pwd.getpwnam(images.user).pw_uid)
+    assert r.stdout.split() == ["10.0.0.1", "node1", uid, uid, uid], r.stdout
+
+
 def test_no_capabilities_and_no_new_privileges(images):
     # as Sarus's test_capabilities.py: every set empty, the bounding set too
     r = images.ok("run", BUSYBOX, "grep", "-E", "^(Cap[A-Za-z]+|NoNewPrivs):", "/proc/self/status")

@@ -60,7 +60,8 @@ void makeDirectory(const fs::path& path) {
     }
 }
 
-std::string prepareMountPoint(const fs::path& rootfs, const std::string& source, const std::string& destination) {
+std::string prepareMountPoint(const fs::path& rootfs, const std::string& source, const std::string& destination,
+                              uid_t uid, gid_t gid) {
     auto resolved = resolveInRoot(rootfs, destination);
     if (resolved == "/") {
         throw Error("mount destination '" + destination + "' resolves to the container's root");
@@ -72,9 +73,9 @@ std::string prepareMountPoint(const fs::path& rootfs, const std::string& source,
     struct stat st {};
     bool directory = ::stat(source.c_str(), &st) != 0 || S_ISDIR(st.st_mode);
     if (directory) {
-        createDirectoryInRoot(rootfs, resolved, 0, 0);
+        createDirectoryInRoot(rootfs, resolved, uid, gid);
     } else {
-        writeFileInRoot(rootfs, resolved, "", 0644, 0, 0);
+        writeFileInRoot(rootfs, resolved, "", 0644, uid, gid);
     }
     return resolved;
 }
@@ -269,29 +270,33 @@ void makeSystemDirectoriesReal(const RootDirectory& root, const CreationPolicy& 
     }
 }
 
-void provideEtcFiles(const fs::path& rootfs, const Identity& identity, const HostFiles& files) {
-    writeFileInRoot(rootfs, "/etc/hosts", files.hosts, 0644, 0, 0);
-    writeFileInRoot(rootfs, "/etc/resolv.conf", files.resolvConf, 0644, 0, 0);
+void provideEtcFiles(const fs::path& rootfs, const Identity& identity, const HostFiles& files, uid_t owner,
+                     gid_t group) {
+    // the user's, as in Sarus: job scripts add to /etc/hosts
+    writeFileInRoot(rootfs, "/etc/hosts", files.hosts, 0644, owner, group);
+    writeFileInRoot(rootfs, "/etc/resolv.conf", files.resolvConf, 0644, owner, group);
     writeFileInRoot(rootfs, "/etc/passwd",
-                    mergePasswd(readFileInRoot(rootfs, "/etc/passwd"), identity, files.passwdDatabase), 0644, 0, 0);
+                    mergePasswd(readFileInRoot(rootfs, "/etc/passwd"), identity, files.passwdDatabase), 0644, owner,
+                    group);
     writeFileInRoot(rootfs, "/etc/group",
                     mergeGroup(readFileInRoot(rootfs, "/etc/group"), identity, files.callerGroups, files.groupDatabase),
-                    0644, 0, 0);
+                    0644, owner, group);
     // lookups go to the files above, whatever services the image's names
     if (!files.nsswitchConf.empty()) {
-        writeFileInRoot(rootfs, "/etc/nsswitch.conf", files.nsswitchConf, 0644, 0, 0);
+        writeFileInRoot(rootfs, "/etc/nsswitch.conf", files.nsswitchConf, 0644, owner, group);
     }
 }
 
-void prepareMountPoints(ContainerSpec& spec, const fs::path& rootfs, const UserMountRestrictions& rules) {
+void prepareMountPoints(ContainerSpec& spec, const fs::path& rootfs, const UserMountRestrictions& rules, uid_t owner,
+                        gid_t group) {
     for (auto& mount : spec.userMounts) {
-        mount.destination = prepareMountPoint(rootfs, mount.source, mount.destination);
+        mount.destination = prepareMountPoint(rootfs, mount.source, mount.destination, owner, group);
         if (!mount.launcher) {
             checkUserMountDestination(mount.destination, rules, mount.request);
         }
     }
     for (auto& mount : spec.siteMounts) {
-        mount.destination = prepareMountPoint(rootfs, mount.source, mount.destination);
+        mount.destination = prepareMountPoint(rootfs, mount.source, mount.destination, owner, group);
     }
     for (auto& device : spec.devices) {
         device.destination = resolveInRoot(rootfs, device.destination);

@@ -97,13 +97,14 @@ void makeSystemDirectoriesReal(const RootDirectory& root, const CreationPolicy& 
 
 // /etc/hosts, /etc/resolv.conf, /etc/passwd, /etc/group and (when the
 // installation has one) /etc/nsswitch.conf of the container.
-void provideEtcFiles(const std::filesystem::path& rootfs, const Identity& identity, const HostFiles& files);
+void provideEtcFiles(const std::filesystem::path& rootfs, const Identity& identity, const HostFiles& files,
+                     uid_t owner, gid_t group);
 
 // Resolves every mount destination inside the rootfs (image symlinks are
 // followed there, never on the host), checks user mounts against userMounts
 // again, and creates the mount points. Rewrites the destinations in spec.
-void prepareMountPoints(ContainerSpec& spec, const std::filesystem::path& rootfs,
-                        const UserMountRestrictions& rules);
+void prepareMountPoints(ContainerSpec& spec, const std::filesystem::path& rootfs, const UserMountRestrictions& rules,
+                        uid_t owner, gid_t group);
 
 void writeBundleConfig(const std::filesystem::path& bundleDir, const ContainerSpec& spec,
                        const OciConfigOptions& options);
