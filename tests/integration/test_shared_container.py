@@ -361,9 +361,17 @@ def test_the_group_of_a_step_killed_whole_goes_with_the_next_leader(ranks):
             p.wait(timeout=30)
         assert wait_for_no_leftovers(ranks.user, timeout=15) == []
         assert set(os.listdir(groups_directory(ranks))) == before, "a group killed whole stays"
+        # as a leader killed while it rewrote leader.json leaves it
+        (killed,) = before
+        planted = os.path.join(groups_directory(ranks), killed, f"leader.json.tmp-{step[0].pid}")
+        with open(planted, "w") as f:
+            f.write("{")
+        pw = pwd.getpwnam(ranks.user)
+        os.chown(planted, pw.pw_uid, pw.pw_gid)
         r = run_as(ranks.user, [ranks.binary, "run", BUSYBOX, "true"],
                    env={"SARUS_CONFIG_FILE": ranks.config_file, "SARUS_RANK_GROUP": group + "-next"})
         assert r.returncode == 0, r.stderr
+        assert not os.path.exists(os.path.join(groups_directory(ranks), killed)), "the killed group is still there"
 
 
 def test_a_joining_rank_gets_no_privilege(ranks):

@@ -98,3 +98,22 @@ TEST_F(ContainerRegistryTest, ARecordOfAnEarlierProcessWithTheSamePidIsStale) {
     ::close(ready[0]);
     ::close(ready[1]);
 }
+
+// A kill -9 between writeFileAtomically's write and rename leaves its
+// temporary file; nothing else would ever remove it.
+TEST_F(ContainerRegistryTest, TheTemporaryFileOfAKilledWriterIsRemoved) {
+    registry.add(container("kept"));  // makes the directory
+    pid_t dead = ::fork();
+    if (dead == 0) {
+        ::_exit(0);
+    }
+    ::waitpid(dead, nullptr, 0);
+    auto left = dir.path() / "sarus" / ("sarus-container-x.json.tmp-" + std::to_string(dead));
+    auto ours = dir.path() / "sarus" / ("sarus-container-y.json.tmp-" + std::to_string(::getpid()));
+    std::ofstream(left) << "{";
+    std::ofstream(ours) << "{";
+    registry.list();
+    EXPECT_FALSE(fs::exists(left));
+    EXPECT_TRUE(fs::exists(ours));  // its writer may still rename it
+}
+

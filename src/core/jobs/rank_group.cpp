@@ -181,6 +181,12 @@ void removeDeadGroups(const fs::path& ranksDir, const fs::path& own) {
         }
         if (!fs::exists(groupDir / "leader.json")) {
             log::debug("shared container: removing the group of an ended step " + groupDir.string());
+            // what a leader killed while it wrote leader.json left (nobody holds the lock)
+            for (const auto& file : fs::directory_iterator(groupDir, ec)) {
+                if (file.path().filename().string().rfind("leader.json.tmp-", 0) == 0) {
+                    fs::remove(file.path(), ec);
+                }
+            }
             ::unlink((groupDir / "lock").c_str());
             ::rmdir(groupDir.c_str());
         }

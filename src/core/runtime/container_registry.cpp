@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
+#include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <thread>
@@ -76,6 +78,22 @@ bool ContainerRegistry::takenByAnother() const { return sarus::takenByAnother(di
 
 fs::path ContainerRegistry::fileOf(const std::string& name) const { return directory_ / (name + ".json"); }
 
+namespace {
+
+// writeFileAtomically's <record>.tmp-<pid> of a process killed before its
+// rename (this directory is the node's own /tmp, so the pid is of this node).
+bool isLeftOverTemporaryFile(const fs::path& path) {
+    auto name = path.filename().string();
+    auto marker = name.rfind(".json.tmp-");
+    if (marker == std::string::npos) {
+        return false;
+    }
+    auto pid = std::atoi(name.c_str() + marker + std::strlen(".json.tmp-"));
+    return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+}  // namespace
+
 std::vector<RunningContainer> ContainerRegistry::list() const {
     std::vector<RunningContainer> containers;
     if (takenByAnother()) {
@@ -83,6 +101,10 @@ std::vector<RunningContainer> ContainerRegistry::list() const {
     }
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(directory_, ec)) {
+        if (isLeftOverTemporaryFile(entry.path())) {
+            fs::remove(entry.path(), ec);
+            continue;
+        }
         if (entry.path().extension() != ".json") {
             continue;
         }
