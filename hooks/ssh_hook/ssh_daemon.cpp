@@ -133,6 +133,10 @@ std::string parentOf(const std::string& path) {
     return parent.empty() ? "/" : parent;
 }
 
+// The daemon's child failed before Dropbear ran (Dropbear's own failures,
+// such as a port in use, exit 1).
+constexpr int daemonSetupFailed = 126;
+
 class SshSetup {
 public:
     SshSetup(const ContainerState& state, DaemonSettings settings)
@@ -311,7 +315,11 @@ private:
         if (child == 0) {
             execDaemon(argv, verbose);
         }
-        if (sarus::waitForExit(child) != 0) {
+        int status = sarus::waitForExit(child);
+        if (status == daemonSetupFailed) {
+            throw sarus::Error("the SSH daemon was not started: its set-up in the container failed (the error above)");
+        }
+        if (status != 0) {
             throw sarus::Error("the SSH daemon did not start on port " + std::to_string(settings_.port) +
                                " (is the port in use?)" + (verbose ? "" : "; --debug shows its messages"));
         }
@@ -321,6 +329,9 @@ private:
     // The child: into the container's user namespace (single-id maps keep
     // the user's id there), chroot into the rootfs, become the user, exec.
     [[noreturn]] void execDaemon(const std::vector<std::string>& argv, bool verbose) const {
+        // the daemon's stderr is /dev/null unless debugging; a failure before
+        // it runs is still said
+        int errors = ::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
         try {
             // Its network too: an engine may give the container its own.
             bool inNetwork = joinNamespaceOf(state_.pid, "net", CLONE_NEWNET);
@@ -358,9 +369,12 @@ private:
             ::execve(args[0], args.data(), env);
             throw sarus::systemError("cannot execute " + argv[0] + " in the container", errno);
         } catch (const std::exception& e) {
+            if (errors >= 0) {
+                ::dup2(errors, STDERR_FILENO);
+            }
             log::error(e.what());
         }
-        ::_exit(1);
+        ::_exit(daemonSetupFailed);
     }
 
     // Whether this process is (now) in pid's namespace of that type.

@@ -338,6 +338,31 @@ def test_a_root_owned_symlink_below_the_hook_base_is_followed(ssh):
     assert dropbear_processes(ssh.user) == []
 
 
+def test_a_daemon_that_cannot_start_in_the_container_is_not_blamed_on_the_port(ssh):
+    """A failure of the daemon's set-up (here a Dropbear the container
+    cannot execute) said "is the port in use?", which sent users after the
+    wrong cause."""
+    import shutil
+    dropbear = os.path.join(ssh.prefix, f"dropbear-broken-{uuid.uuid4().hex[:8]}")
+    try:
+        os.makedirs(os.path.join(dropbear, "bin"))
+        for path in (dropbear, os.path.join(dropbear, "bin")):
+            os.chmod(path, 0o755)
+        with open(os.path.join(dropbear, "bin", "dropbear"), "w") as f:
+            f.write("#!/nonexistent/interpreter\n")
+        os.chmod(os.path.join(dropbear, "bin", "dropbear"), 0o755)
+        shutil.copy(os.path.join(ssh.prefix, "dropbear", "bin", "dbclient"), os.path.join(dropbear, "bin"))
+        install_ssh_hook(ssh, extra_env=[f"DROPBEAR_DIR={dropbear}"])
+        ssh.ok("ssh-keygen")
+        r = in_netns(ssh, "run", "--ssh", BUSYBOX, "true")
+        assert r.returncode != 0
+        assert "cannot execute /opt/oci-hooks/ssh/dropbear/bin/dropbear in the container" in r.stderr, r.stderr
+        assert "the SSH daemon was not started: its set-up in the container failed" in r.stderr, r.stderr
+        assert "is the port in use" not in r.stderr, r.stderr
+    finally:
+        shutil.rmtree(dropbear, ignore_errors=True)
+
+
 def test_keygen_makes_private_directories_whatever_the_umask(ssh):
     prefix, env, pw = _as_user(ssh.user, {"SARUS_CONFIG_FILE": ssh.config_file})
     r = subprocess.run(prefix + ["sh", "-c", 'umask 000 && exec "$0" ssh-keygen', ssh.binary], env=env,
