@@ -35,8 +35,36 @@ std::string userNameFromPasswdFile(const std::filesystem::path& passwdFile, uid_
 
 namespace {
 
-std::optional<unsigned> outsideIdOfInside(const char* file, unsigned inside);
-std::optional<unsigned> insideIdOfOutside(const char* file, unsigned outside);
+struct IdRange {
+    unsigned long inside, outside, count;
+};
+
+std::vector<IdRange> idMap(const char* file) {
+    std::vector<IdRange> ranges;
+    std::ifstream in(file);
+    for (IdRange r{}; in >> r.inside >> r.outside >> r.count;) {
+        ranges.push_back(r);
+    }
+    return ranges;
+}
+
+std::optional<unsigned> insideIdOfOutside(const char* file, unsigned outside) {
+    for (const auto& r : idMap(file)) {
+        if (outside >= r.outside && outside - r.outside < r.count) {
+            return static_cast<unsigned>(r.inside + (outside - r.outside));
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<unsigned> outsideIdOfInside(const char* file, unsigned inside) {
+    for (const auto& r : idMap(file)) {
+        if (inside >= r.inside && inside - r.inside < r.count) {
+            return static_cast<unsigned>(r.outside + (inside - r.inside));
+        }
+    }
+    return std::nullopt;
+}
 
 // The host account of a container's user. sarus, root engines and keep-id
 // user namespaces write the user's host id into config.json. A rootless
@@ -72,46 +100,6 @@ std::filesystem::path userHookDirectory(const std::string& hookDirectory, const 
 
 namespace {
 
-struct IdRange {
-    unsigned long inside, outside, count;
-};
-
-std::vector<IdRange> idMap(const char* file) {
-    std::vector<IdRange> ranges;
-    std::ifstream in(file);
-    for (IdRange r{}; in >> r.inside >> r.outside >> r.count;) {
-        ranges.push_back(r);
-    }
-    return ranges;
-}
-
-std::optional<unsigned> insideIdOfOutside(const char* file, unsigned outside) {
-    for (const auto& r : idMap(file)) {
-        if (outside >= r.outside && outside - r.outside < r.count) {
-            return static_cast<unsigned>(r.inside + (outside - r.outside));
-        }
-    }
-    return std::nullopt;
-}
-
-std::optional<unsigned> outsideIdOfInside(const char* file, unsigned inside) {
-    for (const auto& r : idMap(file)) {
-        if (inside >= r.inside && inside - r.inside < r.count) {
-            return static_cast<unsigned>(r.outside + (inside - r.inside));
-        }
-    }
-    return std::nullopt;
-}
-
-bool isMappedInside(const char* file, unsigned inside) {
-    for (const auto& r : idMap(file)) {
-        if (inside >= r.inside && inside - r.inside < r.count) {
-            return true;
-        }
-    }
-    return false;
-}
-
 void become(uid_t uid, gid_t gid) {
     if (::setgroups(1, &gid) != 0 || ::setresgid(gid, gid, gid) != 0 || ::setresuid(uid, uid, uid) != 0) {
         throw sarus::systemError("cannot become user " + std::to_string(uid) + ":" + std::to_string(gid), errno);
@@ -138,8 +126,8 @@ void becomeUserOnHost(const ContainerState& state) {
 }
 
 void becomeContainerUser(const ContainerState& state) {
-    if (::geteuid() == 0 && state.uid != 0 && isMappedInside("/proc/self/uid_map", state.uid) &&
-        isMappedInside("/proc/self/gid_map", state.gid)) {
+    if (::geteuid() == 0 && state.uid != 0 && outsideIdOfInside("/proc/self/uid_map", state.uid) &&
+        outsideIdOfInside("/proc/self/gid_map", state.gid)) {
         become(state.uid, state.gid);
     }
 }

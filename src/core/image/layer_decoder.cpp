@@ -8,7 +8,6 @@
 #include <archive.h>
 
 #include <algorithm>
-#include <cerrno>
 
 namespace sarus {
 
@@ -79,20 +78,26 @@ LayerDecoder::~LayerDecoder() {
     thread_.join();
 }
 
-std::size_t LayerDecoder::next(std::size_t layer, const char** data) {
-    std::unique_lock lock(mutex_);
-    // The flattener moved on: what it left of earlier layers (the tar's
-    // padding after its end marker) must not hold buffer space, now or later.
-    if (layer > consumerLayer_) {
-        consumerLayer_ = layer;
-        changed_.notify_all();
-    }
+// The flattener moved on to layer: what it left of earlier layers (the tar's
+// padding after its end marker) must not hold buffer space, now or later.
+void LayerDecoder::moveConsumerTo(std::size_t layer) {
+    bool changed = layer > consumerLayer_;
+    consumerLayer_ = std::max(consumerLayer_, layer);
     for (std::size_t earlier = 0; earlier < layer; ++earlier) {
         for (const auto& chunk : layers_[earlier].chunks) {
             buffered_ -= chunk.size;
+            changed = true;
         }
         layers_[earlier].chunks.clear();
     }
+    if (changed) {
+        changed_.notify_all();  // the decoding thread may wait for either
+    }
+}
+
+std::size_t LayerDecoder::next(std::size_t layer, const char** data) {
+    std::unique_lock lock(mutex_);
+    moveConsumerTo(layer);
     auto& l = layers_.at(layer);
     changed_.wait(lock, [&] { return !l.chunks.empty() || l.done; });
     if (l.chunks.empty()) {
@@ -112,14 +117,7 @@ std::size_t LayerDecoder::next(std::size_t layer, const char** data) {
 
 void LayerDecoder::finishLayer(std::size_t layer) {
     std::unique_lock lock(mutex_);
-    consumerLayer_ = std::max(consumerLayer_, layer + 1);
-    for (std::size_t read = 0; read <= layer; ++read) {
-        for (const auto& chunk : layers_[read].chunks) {
-            buffered_ -= chunk.size;
-        }
-        layers_[read].chunks.clear();
-    }
-    changed_.notify_all();
+    moveConsumerTo(layer + 1);
     auto& l = layers_.at(layer);
     changed_.wait(lock, [&] { return l.done; });
     if (!l.error.empty()) {

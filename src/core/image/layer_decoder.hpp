@@ -56,6 +56,7 @@ private:
 
     class ContentCheck;
 
+    void moveConsumerTo(std::size_t layer);  // with mutex_ held
     void run();
     void decode(std::size_t layer);
     void decodeGzip(std::size_t layer, std::string_view first, ContentCheck& check);

@@ -124,17 +124,4 @@ long LayerStream::read(archive* reader, void* self, const void** buffer) {
     }
 }
 
-void LayerStream::waitUntilDone() {
-    std::unique_lock lock(mutex_);
-    while (state_ != State::done) {
-        if (state_ == State::failed) {
-            throw Error(error_);
-        }
-        changed_.wait_for(lock, std::chrono::milliseconds(100));
-        lock.unlock();
-        cancellation::throwIfRequested();
-        lock.lock();
-    }
-}
-
 }  // namespace sarus

@@ -31,8 +31,6 @@ public:
     std::size_t next(const char** data, std::size_t atLeast = 1);
     // The same as a libarchive read callback (this object as client data).
     static long read(archive* reader, void* self, const void** buffer);
-    // Waits until the producer finished; throws sarus::Error if it failed.
-    void waitUntilDone();
     // The producer's error message, if it failed.
     std::string failure() const;
     // Whether the blob's decoded content was found to hash to diffId by an
