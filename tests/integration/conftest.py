@@ -14,6 +14,7 @@
   root, or directly when they do not.
 """
 
+import contextlib
 import os
 import pwd
 import subprocess
@@ -512,6 +513,30 @@ def symlink_entries(path, target):
     link = tarfile.TarInfo("/".join(parts))
     link.type, link.linkname = tarfile.SYMTYPE, target
     return entries + [link]
+
+
+def podman_hooks_dir(work, name, hook):
+    """<work>/hooks.d holding the one hook file name (a hook JSON document),
+    for rootless Podman's --hooks-dir: every user who runs Podman reads it."""
+    hooks_dir = os.path.join(work, "hooks.d")
+    os.makedirs(hooks_dir)
+    with open(os.path.join(hooks_dir, name), "w") as f:
+        json.dump(hook, f)
+    os.chmod(hooks_dir, 0o755)
+    os.chmod(os.path.join(hooks_dir, name), 0o644)
+    return hooks_dir
+
+
+@contextlib.contextmanager
+def busybox_in_podman(user, test_images):
+    """busybox.docker.tar in user's Podman storage (as sarus-tests/busybox)
+    while the block runs; not kept there afterwards."""
+    loaded = run_as(user, ["podman", "load", "-q", "-i", os.path.join(test_images, "busybox.docker.tar")])
+    assert loaded.returncode == 0, loaded.stderr
+    try:
+        yield "sarus-tests/busybox"
+    finally:
+        run_as(user, ["podman", "rmi", "-f", "sarus-tests/busybox"])
 
 
 def busybox_with_layer(test_images, out_path, entries, labels=None):

@@ -538,37 +538,30 @@ def test_enroot_adapter_in_a_simulated_enroot_hook():
 
 def test_standalone_in_rootless_podman(test_images):
     """The same mount_hook, unchanged, from rootless Podman's --hooks-dir."""
-    from conftest import run_as, sarus_prefix
+    from conftest import busybox_in_podman, podman_hooks_dir, run_as, sarus_prefix
     work = tempfile.mkdtemp(prefix="sarus-podman-", dir="/var/tmp")
     try:
-        hooks_dir = os.path.join(work, "hooks.d")
         source = os.path.join(work, "data")
-        os.makedirs(hooks_dir)
         os.makedirs(source)
         with open(os.path.join(source, "file"), "w") as f:
             f.write("from-host-via-hook\n")
-        hook = {"version": "1.0.0",
-                "hook": {"path": os.path.join(sarus_prefix("userns"), "bin", "mount_hook"),
-                         "args": ["mount_hook", f"--mount=type=bind,src={source},dst=/hooked,readonly"],
-                         "env": ["HOOK_ROOTLESS=true"]},
-                "when": {"always": True}, "stages": ["createRuntime"]}
-        with open(os.path.join(hooks_dir, "mount.json"), "w") as f:
-            json.dump(hook, f)
-        for root, dirs, files in os.walk(work):
-            os.chmod(root, 0o755)
-            for name in files:
-                os.chmod(os.path.join(root, name), 0o644)
-        loaded = run_as("sarustest", ["podman", "load", "-q", "-i",
-                                      os.path.join(test_images, "busybox.docker.tar")])
-        assert loaded.returncode == 0, loaded.stderr
-        r = run_as("sarustest", ["podman", "--hooks-dir", hooks_dir, "run", "--rm", "--network=none",
-                                 "sarus-tests/busybox", "sh", "-c", "cat /hooked/file; touch /hooked/x"])
+        for path in (work, source):
+            os.chmod(path, 0o755)
+        os.chmod(os.path.join(source, "file"), 0o644)
+        hooks_dir = podman_hooks_dir(work, "mount.json", {
+            "version": "1.0.0",
+            "hook": {"path": os.path.join(sarus_prefix("userns"), "bin", "mount_hook"),
+                     "args": ["mount_hook", f"--mount=type=bind,src={source},dst=/hooked,readonly"],
+                     "env": ["HOOK_ROOTLESS=true"]},
+            "when": {"always": True}, "stages": ["createRuntime"]})
+        with busybox_in_podman("sarustest", test_images) as image:
+            r = run_as("sarustest", ["podman", "--hooks-dir", hooks_dir, "run", "--rm", "--network=none",
+                                     image, "sh", "-c", "cat /hooked/file; touch /hooked/x"])
         assert "from-host-via-hook" in r.stdout, r.stderr
         assert "Read-only file system" in r.stderr
         assert not os.path.exists(os.path.join(source, "x"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        run_as("sarustest", ["podman", "rmi", "-f", "sarus-tests/busybox"])  # not kept in the user's storage
 
 
 def test_debug_level_of_sarus_reaches_the_hooks(hooks, host_files):

@@ -104,42 +104,33 @@ def test_standalone_in_rootless_podman_the_task_is_the_users(test_images, user):
     """From rootless Podman's default user namespace the container's user is
     root inside: the hook's directory is still that of the user who runs
     Podman (not HOOK_BASE_DIR/root, which a second user could not use)."""
-    import json
     import pwd
     import shutil
     import tempfile
-    from conftest import run_as, sarus_prefix
+    from conftest import busybox_in_podman, podman_hooks_dir, run_as, sarus_prefix
     work = tempfile.mkdtemp(prefix="sarus-podman-sync-", dir="/var/tmp")
     try:
-        hooks_dir = os.path.join(work, "hooks.d")
         base = os.path.join(work, "base")
-        os.makedirs(hooks_dir)
         os.makedirs(base)
-        with open(os.path.join(hooks_dir, "sync.json"), "w") as f:
-            json.dump({"version": "1.0.0",
-                       "hook": {"path": os.path.join(sarus_prefix("userns"), "bin", "slurm_global_sync_hook"),
-                                "args": ["slurm_global_sync_hook"],
-                                "env": [f"HOOK_BASE_DIR={base}", "PASSWD_FILE=/etc/passwd",
-                                        "SLURM_GLOBAL_SYNC_TIMEOUT=10", "HOOK_LOG_LEVEL=debug"]},
-                       "when": {"always": True}, "stages": ["createRuntime"]}, f)
-        for path in (work, hooks_dir):
-            os.chmod(path, 0o755)
-        os.chmod(os.path.join(hooks_dir, "sync.json"), 0o644)
+        hooks_dir = podman_hooks_dir(work, "sync.json", {
+            "version": "1.0.0",
+            "hook": {"path": os.path.join(sarus_prefix("userns"), "bin", "slurm_global_sync_hook"),
+                     "args": ["slurm_global_sync_hook"],
+                     "env": [f"HOOK_BASE_DIR={base}", "PASSWD_FILE=/etc/passwd",
+                             "SLURM_GLOBAL_SYNC_TIMEOUT=10", "HOOK_LOG_LEVEL=debug"]},
+            "when": {"always": True}, "stages": ["createRuntime"]})
+        os.chmod(work, 0o755)
         os.chmod(base, 0o1777)
         log = os.path.join(work, f"hooks-{user}.log")
         open(log, "w").close()
         os.chown(log, pwd.getpwnam(user).pw_uid, -1)
-        loaded = run_as(user, ["podman", "load", "-q", "-i", os.path.join(test_images, "busybox.docker.tar")])
-        assert loaded.returncode == 0, loaded.stderr
-        try:
+        with busybox_in_podman(user, test_images) as image:
             for job in ("71", "72"):  # a second task finds the directory the first made
                 r = run_as(user, ["podman", "--hooks-dir", hooks_dir, "run", "--rm", "--network=none",
                                   "-e", f"SLURM_JOB_ID={job}", "-e", "SLURM_STEP_ID=0", "-e", "SLURM_PROCID=0",
                                   "-e", "SLURM_NTASKS=1", "--annotation", f"run.oci.hooks.stderr={log}",
-                                  "sarus-tests/busybox", "true"], timeout=120)
+                                  image, "true"], timeout=120)
                 assert r.returncode == 0, (r.stderr, open(log).read() if os.path.exists(log) else "")
-        finally:
-            run_as(user, ["podman", "rmi", "-f", "sarus-tests/busybox"])
         assert sorted(os.listdir(base)) == [user]
         assert os.stat(os.path.join(base, user)).st_uid == pwd.getpwnam(user).pw_uid
         with open(log) as f:

@@ -389,39 +389,32 @@ def test_standalone_in_rootless_podman(test_images, userns):
     namespace of its own): the daemon joins the container's namespaces and
     runs as the container's user. Under Podman's default user namespace that
     user is root inside, and the keys are still the user's who runs Podman."""
-    import json
     import shutil
     import tempfile
-    from conftest import run_as, sarus_prefix
+    from conftest import busybox_in_podman, podman_hooks_dir, sarus_prefix
     prefix = sarus_prefix("userns")
     work = tempfile.mkdtemp(prefix="sarus-podman-ssh-", dir="/var/tmp")
     try:
-        hooks_dir = os.path.join(work, "hooks.d")
-        os.makedirs(hooks_dir)
         log = os.path.join(work, "hooks.log")
-        with open(os.path.join(hooks_dir, "ssh.json"), "w") as f:
-            json.dump({"version": "1.0.0",
-                       "hook": {"path": os.path.join(prefix, "bin", "ssh_hook"),
-                                "args": ["ssh_hook", "start-ssh-daemon"],
-                                "env": [f"HOOK_BASE_DIR={work}", "PASSWD_FILE=/etc/passwd",
-                                        f"DROPBEAR_DIR={prefix}/dropbear", "HOOK_ROOTLESS=true"]},
-                       "when": {"annotations": {"^com.hooks.ssh.enabled$": "^true$"}},
-                       "stages": ["createRuntime"]}, f)
+        hooks_dir = podman_hooks_dir(work, "ssh.json", {
+            "version": "1.0.0",
+            "hook": {"path": os.path.join(prefix, "bin", "ssh_hook"),
+                     "args": ["ssh_hook", "start-ssh-daemon"],
+                     "env": [f"HOOK_BASE_DIR={work}", "PASSWD_FILE=/etc/passwd",
+                             f"DROPBEAR_DIR={prefix}/dropbear", "HOOK_ROOTLESS=true"]},
+            "when": {"annotations": {"^com.hooks.ssh.enabled$": "^true$"}},
+            "stages": ["createRuntime"]})
         os.chmod(work, 0o1777)  # a shared scratch as HOOK_BASE_DIR: sticky, or the hook refuses it
-        os.chmod(hooks_dir, 0o755)
-        os.chmod(os.path.join(hooks_dir, "ssh.json"), 0o644)
         keygen = run_as("sarustest", [os.path.join(prefix, "bin", "ssh_hook"), "keygen"],
                         env={"HOOK_BASE_DIR": work, "PASSWD_FILE": "/etc/passwd",
                              "DROPBEAR_DIR": f"{prefix}/dropbear"})
         assert keygen.returncode == 0, keygen.stderr
-        loaded = run_as("sarustest", ["podman", "load", "-q", "-i", os.path.join(test_images, "busybox.docker.tar")])
-        assert loaded.returncode == 0, loaded.stderr
-        r = run_as("sarustest", ["podman", "--hooks-dir", hooks_dir, "run", "--rm", "--network=none", *userns,
-                                 "--annotation", "com.hooks.ssh.enabled=true",
-                                 "--annotation", f"run.oci.hooks.stderr={log}", "sarus-tests/busybox",
-                                 "sh", "-c", "ssh 127.0.0.1 'echo remote-$(id -u)' 2>/dev/null"], timeout=120)
+        with busybox_in_podman("sarustest", test_images) as image:
+            r = run_as("sarustest", ["podman", "--hooks-dir", hooks_dir, "run", "--rm", "--network=none", *userns,
+                                     "--annotation", "com.hooks.ssh.enabled=true",
+                                     "--annotation", f"run.oci.hooks.stderr={log}", image,
+                                     "sh", "-c", "ssh 127.0.0.1 'echo remote-$(id -u)' 2>/dev/null"], timeout=120)
         inside = pwd.getpwnam("sarustest").pw_uid if userns else 0
         assert r.stdout.strip() == f"remote-{inside}", (r.stderr, open(log).read())
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        run_as("sarustest", ["podman", "rmi", "-f", "sarus-tests/busybox"])  # not kept in the user's storage
