@@ -4,6 +4,7 @@
 #include "common/file_utils.hpp"
 #include "common/log.hpp"
 #include "common/mountinfo.hpp"
+#include "common/process.hpp"
 #include "runtime/mount_options.hpp"
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <csignal>
 #include <dirent.h>
 #include <fcntl.h>
+#include <iterator>
 #include <linux/openat2.h>
 #include <sstream>
 #include <sys/stat.h>
@@ -131,12 +133,19 @@ void killMembers(int dirfd) {
             killMembers(sub.get());
         }
     }
+    // A member that exits after cgroup.procs was read leaves its pid free for
+    // any process: each pid is signalled only while still listed.
+    auto stillAMember = [dirfd](pid_t pid) {
+        std::istringstream members(readText(dirfd, "cgroup.procs"));
+        return std::find(std::istream_iterator<pid_t>(members), std::istream_iterator<pid_t>(), pid) !=
+               std::istream_iterator<pid_t>();
+    };
     auto deadline = Clock::now() + std::chrono::seconds(5);
     for (;;) {
         std::istringstream pids(readText(dirfd, "cgroup.procs"));
         bool any = false;
         for (pid_t pid; pids >> pid;) {
-            ::kill(pid, SIGKILL);
+            signalPinnedProcess(pid, SIGKILL, stillAMember);
             any = true;
         }
         if (!any || Clock::now() > deadline) {

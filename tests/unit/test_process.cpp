@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <cstdio>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -60,4 +63,94 @@ TEST(CloseDescriptorsExcept, ClosesEveryOtherDescriptorAboveStderr) {
     for (int fd : {a, b, c, high}) {
         ::close(fd);
     }
+}
+
+namespace {
+
+pid_t forkPausing() {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::pause();
+        ::_exit(0);
+    }
+    return pid;
+}
+
+bool stillRunning(pid_t pid) {
+    return ::waitpid(pid, nullptr, WNOHANG) == 0;
+}
+
+// In a PID namespace of its own, where only this code forks, ns_last_pid
+// hands a pid that was just freed to the next child.
+pid_t forkWithPid(pid_t wanted) {
+    std::FILE* last = std::fopen("/proc/sys/kernel/ns_last_pid", "w");
+    if (last == nullptr) {
+        return -1;
+    }
+    std::fprintf(last, "%d", wanted - 1);
+    std::fclose(last);
+    return forkPausing();
+}
+
+// Runs body as PID 1 of a new PID namespace; its exit code is returned.
+int inNewPidNamespace(int (*body)()) {
+    pid_t outer = ::fork();
+    if (outer == 0) {
+        if (::unshare(CLONE_NEWPID) != 0) {
+            ::_exit(100);
+        }
+        pid_t init = ::fork();
+        if (init == 0) {
+            ::_exit(body());
+        }
+        int status = 0;
+        ::waitpid(init, &status, 0);
+        ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 101);
+    }
+    int status = 0;
+    ::waitpid(outer, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 102;
+}
+
+}  // namespace
+
+TEST(SignalPinnedProcess, SignalsTheTargetWhileItIsStillTheTarget) {
+    pid_t target = forkPausing();
+    EXPECT_TRUE(sarus::signalPinnedProcess(target, SIGKILL, [](pid_t) { return true; }));
+    int status = 0;
+    ASSERT_EQ(::waitpid(target, &status, 0), target);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+TEST(SignalPinnedProcess, APidThatNoLongerNamesTheTargetIsNotSignalled) {
+    pid_t other = forkPausing();
+    EXPECT_FALSE(sarus::signalPinnedProcess(other, SIGKILL, [](pid_t) { return false; }));
+    EXPECT_TRUE(stillRunning(other));
+    ::kill(other, SIGKILL);
+    ::waitpid(other, nullptr, 0);
+}
+
+// The race a root sweep loses with kill(): the target ends, and its pid goes
+// to another process, between the check and the signal.
+TEST(SignalPinnedProcess, AProcessThatGotThePidAfterTheCheckIsNotSignalled) {
+    if (::geteuid() != 0) {
+        GTEST_SKIP() << "a PID namespace and ns_last_pid need root";
+    }
+    int code = inNewPidNamespace([] {
+        pid_t target = forkPausing();
+        pid_t successor = -1;
+        bool signalled = sarus::signalPinnedProcess(target, SIGKILL, [&](pid_t pid) {
+            ::kill(pid, SIGKILL);  // the target ends after its check...
+            ::waitpid(pid, nullptr, 0);
+            successor = forkWithPid(pid);  // ...and another process gets its pid
+            return true;
+        });
+        if (successor != target) {
+            return 3;  // the pid was not reused: nothing shown
+        }
+        int code = signalled ? 1 : stillRunning(successor) ? 0 : 2;
+        ::kill(successor, SIGKILL);
+        return code;
+    });
+    EXPECT_EQ(code, 0) << "1: reported as signalled, 2: the successor was killed, 3: pid not reused, 10x: namespace";
 }

@@ -1,6 +1,7 @@
 #include "common/process.hpp"
 
 #include "common/error.hpp"
+#include "common/file_descriptor.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -163,6 +164,23 @@ std::vector<pid_t> childrenOf(pid_t pid) {
     return children;
 }
 
+bool signalPinnedProcess(pid_t pid, int sig, const std::function<bool(pid_t)>& stillTheTarget) {
+    FileDescriptor pinned(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    if (pinned.get() < 0 || !stillTheTarget(pid)) {
+        return false;
+    }
+    return ::syscall(SYS_pidfd_send_signal, pinned.get(), sig, nullptr, 0) == 0;
+}
+
+namespace {
+
+bool inOtherSessionThan(pid_t child, pid_t parentSession) {
+    pid_t theirs = ::getsid(child);
+    return theirs >= 0 && theirs != parentSession;
+}
+
+}  // namespace
+
 std::vector<pid_t> childrenInOtherSessions(pid_t parent) {
     std::vector<pid_t> found;
     pid_t own = ::getsid(parent);
@@ -170,8 +188,7 @@ std::vector<pid_t> childrenInOtherSessions(pid_t parent) {
         return found;
     }
     for (pid_t child : childrenOf(parent)) {
-        pid_t theirs = ::getsid(child);
-        if (theirs >= 0 && theirs != own) {
+        if (inOtherSessionThan(child, own)) {
             found.push_back(child);
         }
     }
@@ -180,8 +197,13 @@ std::vector<pid_t> childrenInOtherSessions(pid_t parent) {
 
 std::vector<pid_t> killChildrenInOtherSessions(pid_t parent) {
     std::vector<pid_t> killed;
+    pid_t own = ::getsid(parent);
+    auto stillSuchAChild = [&](pid_t child) {
+        auto status = readProcessStatus(child);
+        return status && status->parent == parent && inOtherSessionThan(child, own);
+    };
     for (pid_t child : childrenInOtherSessions(parent)) {
-        if (::kill(child, SIGKILL) == 0) {
+        if (signalPinnedProcess(child, SIGKILL, stillSuchAChild)) {
             killed.push_back(child);
         }
     }

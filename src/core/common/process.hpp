@@ -129,9 +129,17 @@ std::string hostName();
 // first; none when pid is gone.
 std::vector<pid_t> childrenOf(pid_t pid);
 
+// Sends sig to pid only if stillTheTarget(pid) holds once a pidfd holds the
+// process: a pid read from /proc or cgroup.procs names whatever process got
+// it since, and a plain kill() as root would hit that one. Checked after
+// the pidfd is open, a pid reused before is refused; reused after, the
+// pidfd still names the old process, which is gone (false either way).
+bool signalPinnedProcess(pid_t pid, int sig, const std::function<bool(pid_t)>& stillTheTarget);
+
 // The children of parent in another session than parent's own (the
 // processes of a container, which its runtime starts in a session of their
-// own, not the hooks it runs), and a SIGKILL to each of them.
+// own, not the hooks it runs), and a SIGKILL to each of them that is still
+// such a child when signalled.
 std::vector<pid_t> childrenInOtherSessions(pid_t parent);
 std::vector<pid_t> killChildrenInOtherSessions(pid_t parent);
 

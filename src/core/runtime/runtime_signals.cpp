@@ -115,8 +115,13 @@ int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal, HooksOutputRelay
             (onlyInForeground && ::getpgid(container) != terminal->foregroundGroup())) {
             return;
         }
-        ::kill(container, SIGKILL);
-        substituted = sig;
+        auto stillTheRuntimesChild = [runtime](pid_t pid) {
+            auto status = readProcessStatus(pid);
+            return status && status->parent == runtime;
+        };
+        if (signalPinnedProcess(container, SIGKILL, stillTheRuntimesChild)) {
+            substituted = sig;
+        }
     };
     std::vector<pollfd> watched;
     bool hostPid = !firstProcessPidFile.empty();
