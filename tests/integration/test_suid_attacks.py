@@ -600,6 +600,57 @@ def test_image_symlinks_on_dev_proc_sys_are_not_followed_on_the_host(sarus, test
     assert r.stdout.strip() == "/proc/self/status"
 
 
+ETC_FILES_SARUS_WRITES = ["hosts", "resolv.conf", "passwd", "group", "nsswitch.conf"]
+
+
+def etc_symlink_layers(victims, layout):
+    """Layer entries of an image whose /etc files (layout "files"), or /etc
+    itself ("directory"), are symlinks to victims on the host: absolute
+    and climbing with .. in turn."""
+    climb = "../" * 12 + victims.lstrip("/")
+    if layout == "directory":
+        return symlink_entries("etc", victims)
+    etc = tarfile.TarInfo("etc")
+    etc.type, etc.mode = tarfile.DIRTYPE, 0o755
+    entries = [etc]
+    for i, name in enumerate(ETC_FILES_SARUS_WRITES):
+        link = tarfile.TarInfo(f"etc/{name}")
+        link.type, link.linkname = tarfile.SYMTYPE, f"{victims}/{name}" if i % 2 else f"{climb}/{name}"
+        entries.append(link)
+    return entries
+
+
+@pytest.mark.parametrize("layout", ["files", "directory"])
+def test_image_symlinks_at_the_etc_files_root_writes_lead_nowhere_on_the_host(suid, test_images, layout):
+    """Root writes /etc/hosts, resolv.conf, passwd, group and nsswitch.conf
+    into the container and gives them to the caller: with an image whose
+    files there lead to host files, root must neither write nor chown those."""
+    tag = uuid.uuid4().hex[:8]
+    victims = f"/var/tmp/sarus-etcvictim-{tag}"
+    archive = f"/var/tmp/sarus-etclinks-{tag}.tar"
+    os.makedirs(victims)
+    os.chmod(victims, 0o755)
+    for name in ETC_FILES_SARUS_WRITES:
+        with open(os.path.join(victims, name), "w") as f:
+            f.write("root's own\n")
+        os.chmod(os.path.join(victims, name), 0o644)
+    try:
+        busybox_with_layer(test_images, archive, etc_symlink_layers(victims, layout))
+        suid.ok("load", archive, f"etclinks{layout}")
+        r = suid("run", f"load/library/etclinks{layout}", "sh", "-c",
+                 "stat -c %u /etc/hosts /etc/passwd && grep -c . /etc/passwd")
+        found = {name: (os.stat(os.path.join(victims, name)).st_uid, open(os.path.join(victims, name)).read())
+                 for name in sorted(os.listdir(victims))}
+    finally:
+        shutil.rmtree(victims)
+        if os.path.exists(archive):
+            os.remove(archive)
+    assert found == {name: (0, "root's own\n") for name in ETC_FILES_SARUS_WRITES}, found
+    assert r.returncode == 0, r.stderr
+    uid = str(pwd.getpwnam(suid.user).pw_uid)
+    assert r.stdout.split()[:2] == [uid, uid], r.stdout
+
+
 # --- hooks --------------------------------------------------------------------------
 
 @pytest.fixture
