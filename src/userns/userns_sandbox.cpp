@@ -16,6 +16,7 @@
 #include <linux/capability.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -25,6 +26,12 @@ namespace sarus::userns {
 namespace fs = std::filesystem;
 
 namespace {
+
+bool hostHasMqueueMount() {
+    constexpr long mqueueMagic = 0x19800202;  // MQUEUE_MAGIC of the kernel's ipc/mqueue.c
+    struct statfs fs {};
+    return ::statfs("/dev/mqueue", &fs) == 0 && fs.f_type == mqueueMagic;
+}
 
 dev_t deviceOf(const fs::path& path) {
     struct stat st {};
@@ -167,6 +174,7 @@ int runUsernsSandbox(SandboxPlan plan, int parentAliveFd) {
     options.uidMappings = plan.ids.nestedUidMap;
     options.gidMappings = plan.ids.nestedGidMap;
     options.initPath = plan.initPath;
+    options.hostMqueue = hostHasMqueueMount();
     options.hooks = plan.hooks;
     writeBundleConfig(plan.bundleDir, plan.spec, options);
 

@@ -141,6 +141,49 @@ def test_what_sarus_makes_in_the_container_is_the_users(images):
     assert r.stdout.split() == ["10.0.0.1", "node1", uid, uid, uid], r.stdout
 
 
+@pytest.fixture
+def host_mqueue():
+    """/dev/mqueue with the host's message queues, as a systemd host mounts
+    it; mounted for the test where this host has none."""
+    mounted = False
+    if not os.path.ismount("/dev/mqueue"):
+        os.makedirs("/dev/mqueue", exist_ok=True)
+        subprocess.run(["mount", "-t", "mqueue", "mqueue", "/dev/mqueue"], check=True)
+        mounted = True
+    yield "/dev/mqueue"
+    if mounted:
+        subprocess.run(["umount", "/dev/mqueue"], check=True)
+        os.rmdir("/dev/mqueue")
+
+
+def test_posix_message_queues_are_the_hosts(images, host_mqueue):
+    """As in Sarus: /dev/mqueue shows the queues of the IPC namespace the
+    container shares with the host (a file made there is a queue)."""
+    queue = f"sarus-test-{uuid.uuid4().hex[:8]}"
+    try:
+        r = images("run", BUSYBOX, "sh", "-c", f"touch /dev/mqueue/{queue} && ls /dev/mqueue")
+        on_host = os.path.exists(os.path.join(host_mqueue, queue))
+    finally:
+        if os.path.exists(os.path.join(host_mqueue, queue)):
+            os.remove(os.path.join(host_mqueue, queue))
+    assert r.returncode == 0, r.stderr
+    assert queue in r.stdout.split()
+    assert on_host
+
+
+def test_kernel_interfaces_are_masked_or_read_only_as_in_sarus(images):
+    r = images("run", BUSYBOX, "sh", "-c",
+               "wc -c < /proc/timer_list; ls /sys/firmware | wc -l; "
+               "grep -E ' /proc/(sys|sysrq-trigger|bus|fs|irq) ' /proc/self/mountinfo | cut -d' ' -f5,6")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().split("\n")
+    assert lines[:2] == ["0", "0"], r.stdout  # /proc/timer_list and /sys/firmware masked
+    read_only = {line.split()[0]: line.split()[1].split(",")[0] for line in lines[2:]}
+    # those of them this kernel has
+    assert read_only == {path: "ro" for path in ("/proc/sys", "/proc/sysrq-trigger", "/proc/bus", "/proc/fs",
+                                                 "/proc/irq") if os.path.exists(path)}, r.stdout
+
+
 def test_no_capabilities_and_no_new_privileges(images):
     # as Sarus's test_capabilities.py: every set empty, the bounding set too
     r = images.ok("run", BUSYBOX, "grep", "-E", "^(Cap[A-Za-z]+|NoNewPrivs):", "/proc/self/status")

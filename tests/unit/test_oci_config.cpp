@@ -129,9 +129,12 @@ TEST(OciConfig, SystemMountsNotRootless) {
     // the host's: MPI ranks in separate containers share memory through it
     EXPECT_EQ(config["mounts"][3], json({{"destination", "/dev/shm"}, {"type", "bind"}, {"source", "/dev/shm"},
                                          {"options", {"rbind", "nosuid", "nodev", "rprivate"}}}));
-    EXPECT_EQ(config["mounts"][4], json({{"destination", "/sys"}, {"type", "sysfs"}, {"source", "sysfs"},
+    // as Sarus: the message queues of the IPC namespace it shares with the host
+    EXPECT_EQ(config["mounts"][4], json({{"destination", "/dev/mqueue"}, {"type", "mqueue"}, {"source", "mqueue"},
+                                         {"options", {"nosuid", "noexec", "nodev"}}}));
+    EXPECT_EQ(config["mounts"][5], json({{"destination", "/sys"}, {"type", "sysfs"}, {"source", "sysfs"},
                                          {"options", {"nosuid", "noexec", "nodev", "ro"}}}));
-    EXPECT_EQ(config["mounts"].size(), 5u);
+    EXPECT_EQ(config["mounts"].size(), 6u);
 }
 
 TEST(OciConfig, SystemMountsRootless) {
@@ -142,6 +145,27 @@ TEST(OciConfig, SystemMountsRootless) {
     EXPECT_EQ(*findMount(config, "/sys"), json({{"destination", "/sys"}, {"type", "bind"}, {"source", "/sys"},
                                                 {"options", {"rbind", "nosuid", "noexec", "nodev", "ro", "rprivate"}}}));
     EXPECT_EQ((*findMount(config, "/proc"))["type"], "proc");
+    EXPECT_EQ(findMount(config, "/dev/mqueue"), nullptr);
+}
+
+TEST(OciConfig, RootlessGetsTheHostsMessageQueuesWhereTheHostHasThem) {
+    auto options = rootless();
+    options.hostMqueue = true;
+    auto config = sarus::generateOciConfig(spec(), options);
+    EXPECT_EQ(*findMount(config, "/dev/mqueue"),
+              json({{"destination", "/dev/mqueue"}, {"type", "bind"}, {"source", "/dev/mqueue"},
+                    {"options", {"rbind", "nosuid", "noexec", "nodev", "rprivate"}}}));
+}
+
+TEST(OciConfig, KernelInterfacesAreMaskedOrReadOnlyAsInSarus) {
+    for (const auto& options : {rootful(), rootless()}) {
+        auto config = sarus::generateOciConfig(spec(), options);
+        EXPECT_EQ(config["linux"]["maskedPaths"],
+                  json({"/proc/kcore", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                        "/proc/sched_debug", "/sys/firmware", "/proc/scsi"}));
+        EXPECT_EQ(config["linux"]["readonlyPaths"],
+                  json({"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}));
+    }
 }
 
 TEST(OciConfig, PidNamespaceByDefault) {
@@ -171,10 +195,10 @@ TEST(OciConfig, SiteThenUserMountsAfterSystemMounts) {
     s.siteMounts = {{"/scratch", "/scratch", false}};
     s.userMounts = {{"/home/alice/data", "/data", true}};
     auto config = sarus::generateOciConfig(s, rootful());
-    ASSERT_EQ(config["mounts"].size(), 7u);
-    EXPECT_EQ(config["mounts"][5], json({{"destination", "/scratch"}, {"type", "bind"}, {"source", "/scratch"},
+    ASSERT_EQ(config["mounts"].size(), 8u);
+    EXPECT_EQ(config["mounts"][6], json({{"destination", "/scratch"}, {"type", "bind"}, {"source", "/scratch"},
                                          {"options", {"rbind", "nosuid", "nodev", "rprivate"}}}));
-    EXPECT_EQ(config["mounts"][6], json({{"destination", "/data"}, {"type", "bind"}, {"source", "/home/alice/data"},
+    EXPECT_EQ(config["mounts"][7], json({{"destination", "/data"}, {"type", "bind"}, {"source", "/home/alice/data"},
                                          {"options", {"rbind", "nosuid", "nodev", "rprivate", "ro"}}}));
 }
 
@@ -240,7 +264,7 @@ TEST(OciConfig, WithoutItsOwnMountNamespaceUnlessItMakesAUserNamespace) {
               (std::vector<std::string>{"mount", "pid", "user"}));
 }
 
-TEST(OciConfig, SandboxMountsLeaveOnlyProcSysAndPtsToTheRuntime) {
+TEST(OciConfig, SandboxMountsLeaveOnlyProcSysPtsAndMqueueToTheRuntime) {
     auto s = spec();
     s.init = true;
     s.siteMounts = {{"/scratch", "/scratch", false}};
@@ -254,7 +278,7 @@ TEST(OciConfig, SandboxMountsLeaveOnlyProcSysAndPtsToTheRuntime) {
     for (const auto& mount : config["mounts"]) {
         destinations.push_back(mount["destination"]);
     }
-    EXPECT_EQ(destinations, (std::vector<std::string>{"/proc", "/dev/pts", "/sys"}));
+    EXPECT_EQ(destinations, (std::vector<std::string>{"/proc", "/dev/pts", "/dev/mqueue", "/sys"}));
     EXPECT_EQ(config["linux"]["devices"], json::array());
     // still whitelisted, for a runtime that manages the devices cgroup (runc)
     EXPECT_EQ(config["linux"]["resources"]["devices"].size(), 2u);

@@ -82,6 +82,16 @@ json systemMounts(const ContainerSpec& spec, const OciConfigOptions& options) {
         mounts.push_back({{"destination", "/dev/shm"}, {"type", "bind"}, {"source", "/dev/shm"},
                           {"options", {"rbind", "nosuid", "nodev", "rprivate"}}});
     }
+    // As Sarus: the message queues of the host's IPC namespace, which the
+    // container shares. A user namespace may not mount that namespace's
+    // mqueue: it gets the host's mount, where there is one.
+    if (!options.rootless) {
+        mounts.push_back({{"destination", "/dev/mqueue"}, {"type", "mqueue"}, {"source", "mqueue"},
+                          {"options", {"nosuid", "noexec", "nodev"}}});
+    } else if (options.hostMqueue) {
+        mounts.push_back({{"destination", "/dev/mqueue"}, {"type", "bind"}, {"source", "/dev/mqueue"},
+                          {"options", {"rbind", "nosuid", "noexec", "nodev", "rprivate"}}});
+    }
     if (options.rootless) {
         mounts.push_back({{"destination", "/sys"}, {"type", "bind"}, {"source", "/sys"},
                           {"options", {"rbind", "nosuid", "noexec", "nodev", "ro", "rprivate"}}});
@@ -138,7 +148,13 @@ json generateOciConfig(const ContainerSpec& spec, const OciConfigOptions& option
     if (!spec.pidHost) {
         namespaces.push_back({{"type", "pid"}});
     }
-    json linux = {{"namespaces", namespaces}};
+    json linux = {{"namespaces", namespaces},
+                  // as Sarus: kernel interfaces a container has no business with
+                  {"maskedPaths",
+                   {"/proc/kcore", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                    "/proc/sched_debug", "/sys/firmware", "/proc/scsi"}},
+                  {"readonlyPaths", {"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                                     "/proc/sysrq-trigger"}}};
     if (!options.uidMappings.empty()) {
         linux["namespaces"].push_back({{"type", "user"}});
         linux["uidMappings"] = idMappings(options.uidMappings);

@@ -28,6 +28,8 @@ struct OciConfigOptions {
     std::vector<IdMap> uidMappings;
     std::vector<IdMap> gidMappings;
     std::string initPath;  // bind-mounted at /dev/init when spec.init
+    // rootless: the host has an mqueue filesystem on /dev/mqueue, bound there
+    bool hostMqueue = false;
     // The sandbox made /dev, /dev/shm, the site and user mounts, the devices
     // and /dev/init itself (suid mode): config.json lists none of them.
     bool sandboxMounts = false;
