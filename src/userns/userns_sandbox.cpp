@@ -4,6 +4,7 @@
 #include "common/error.hpp"
 #include "common/file_descriptor.hpp"
 #include "runtime/mount_tree.hpp"
+#include "runtime/mount_options.hpp"
 #include "common/log.hpp"
 #include "common/process.hpp"
 #include "squashfuse_mount.hpp"
@@ -147,6 +148,59 @@ void stageUserMounts(ContainerSpec& spec, const fs::path& bundle) {
     }
 }
 
+// Where a mount's destination lies inside an earlier bind mount, its mount
+// point is in that mount's source, a host directory. crun would make what is
+// missing there as root of our namespace: a subordinate id on the host, which
+// the user cannot remove. The user's own process makes it first. It stops at
+// a symlink or an error and leaves the rest to crun, whose resolution in the
+// container (and error) it does not second-guess.
+void makeNestedMountPointsAsCaller(const ContainerSpec& spec, Owner caller) {
+    std::vector<const BindMount*> mounts;
+    for (const auto* list : {&spec.siteMounts, &spec.userMounts}) {
+        for (const auto& mount : *list) {
+            mounts.push_back(&mount);
+        }
+    }
+    for (std::size_t j = 1; j < mounts.size(); ++j) {
+        const BindMount* enclosing = nullptr;
+        for (std::size_t i = 0; i < j; ++i) {
+            if (mounts[i]->destination != mounts[j]->destination &&
+                isSameOrBelow(mounts[j]->destination, mounts[i]->destination)) {
+                enclosing = mounts[i];  // the last one is on top
+            }
+        }
+        struct stat source {};
+        if (enclosing == nullptr || ::stat(mounts[j]->source.c_str(), &source) != 0) {
+            continue;
+        }
+        auto relative = fs::path(mounts[j]->destination).lexically_relative(enclosing->destination);
+        std::vector<std::string> components(relative.begin(), relative.end());
+        bool directory = S_ISDIR(source.st_mode);
+        pid_t child = ::fork();
+        if (child == 0) {
+            // only system calls here: the sandbox may have threads
+            int dir = ::open(enclosing->source.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (::setresgid(caller.gid, caller.gid, caller.gid) != 0 ||
+                ::setresuid(caller.uid, caller.uid, caller.uid) != 0) {
+                ::_exit(1);
+            }
+            for (std::size_t k = 0; dir >= 0 && k < components.size(); ++k) {
+                const char* name = components[k].c_str();
+                if (k + 1 == components.size() && !directory) {
+                    ::close(::openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+                    break;
+                }
+                ::mkdirat(dir, name, 0755);
+                dir = ::openat(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            }
+            ::_exit(0);
+        }
+        if (child > 0) {
+            ::waitpid(child, nullptr, 0);
+        }
+    }
+}
+
 }  // namespace
 
 int runUsernsSandbox(SandboxPlan plan, int parentAliveFd) {
@@ -166,6 +220,7 @@ int runUsernsSandbox(SandboxPlan plan, int parentAliveFd) {
     makeSystemDirectoriesReal(RootDirectory(rootfs), {{0, 0}, callerInside, std::nullopt});
     prepareMountPoints(plan.spec, rootfs, plan.userMountRules, plan.ids.callerUidInside, plan.ids.callerGidInside);
     stageUserMounts(plan.spec, plan.bundleDir);
+    makeNestedMountPointsAsCaller(plan.spec, callerInside);
     createDirectoryInRoot(rootfs, plan.spec.cwd, plan.ids.callerUidInside, plan.ids.callerGidInside);
 
     OciConfigOptions options;

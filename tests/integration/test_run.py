@@ -575,6 +575,27 @@ def host_dir(images):
     return path
 
 
+def test_mount_points_inside_an_earlier_mount_are_the_users_on_the_host(images):
+    """A mount inside another bind mount has its mount point in the earlier
+    mount's host directory: what is made there must be the user's, who can
+    then remove it (not a subordinate id of the user namespace)."""
+    outer = os.path.join(images.workdir, "outer")
+    inner = os.path.join(images.workdir, "inner")
+    single = os.path.join(images.workdir, "single-file")
+    run_as(images.user, ["sh", "-c", f"mkdir -p {outer} {inner} && echo one > {single}"], check=True)
+    r = images("run", "--mount", f"type=bind,src={outer},dst=/base",
+               "--mount", f"type=bind,src={inner},dst=/base/x/y",
+               "--mount", f"type=bind,src={single},dst=/base/x/f", BUSYBOX, "cat", "/base/x/f")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "one\n"
+    uid = pwd.getpwnam(images.user).pw_uid
+    made = {os.path.relpath(os.path.join(root, name), outer): os.lstat(os.path.join(root, name)).st_uid
+            for root, dirs, files in os.walk(outer) for name in dirs + files}
+    assert made == {"x": uid, "x/y": uid, "x/f": uid}, made
+    removed = run_as(images.user, ["rm", "-r", os.path.join(outer, "x")])
+    assert removed.returncode == 0, removed.stderr
+
+
 def test_supplementary_groups_are_the_callers(images):
     """Sarus's CI test_process_identity.py: uid, gid and supplementary gids of
     the host process. suid mode shows them as they are; in userns mode an
