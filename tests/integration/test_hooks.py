@@ -342,7 +342,7 @@ def test_sarus_hooks_mpi_lists_mpi_types_and_the_default(hooks):
     for name, mpi_type in (("050-mpich.json", "^mpich$"), ("051-openmpi.json", "^openmpi$")):
         add_hook(hooks, name, "mount_hook", ["--mount=type=bind,src=/etc,dst=/x"],
                  when={"annotations": {"^com.hooks.mpi.enabled$": "^true$", "^com.hooks.mpi.type$": mpi_type}})
-    add_hook(hooks, "060-other.json", "mount_hook", ["--mount=type=bind,src=/etc,dst=/x"],
+    add_hook(hooks, "060-other-with-a-long-name.json", "mount_hook", ["--mount=type=bind,src=/etc,dst=/x"],
              when={"annotations": {"^com.hooks.glibc.enabled$": "^true$"}})
     hooks.config["defaultMPIType"] = "mpich"
     hooks.write_config()
@@ -350,6 +350,10 @@ def test_sarus_hooks_mpi_lists_mpi_types_and_the_default(hooks):
         lines = hooks.ok("hooks", option).stdout.splitlines()
         assert [line.split() for line in lines] == [["NAME", "MPI", "TYPE"], ["050-mpich", "^mpich$", "(default)"],
                                                     ["051-openmpi", "^openmpi$"]]
+        # as Sarus, NAME is as wide as the longest name of all hooks, listed or not
+        width = len("060-other-with-a-long-name") + 3
+        assert lines[0] == "NAME".ljust(width) + "MPI TYPE", lines[0]
+        assert lines[1] == "050-mpich".ljust(width) + "^mpich$ (default)", lines[1]
 
 
 @pytest.mark.parametrize("env, expected", [([], "/usr/lib/prov.so"),

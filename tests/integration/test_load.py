@@ -57,6 +57,15 @@ def test_load_writes_image_metadata(sarus, test_images):
     assert meta["Labels"] == config["Labels"]
 
 
+def test_images_of_an_empty_repository_is_sarus_header(sarus):
+    # Sarus's widths: 10 or the longest value, IMAGE ID always 12, 3 spaces apart
+    r = sarus.ok("images")
+    assert r.stdout == "REPOSITORY   TAG          IMAGE ID       CREATED      SIZE         SERVER\n", repr(r.stdout)
+    r = sarus.ok("images", "--digests")
+    assert r.stdout == ("REPOSITORY   TAG          DIGEST       IMAGE ID       CREATED      SIZE         SERVER\n"), \
+        repr(r.stdout)
+
+
 def test_images_lists_loaded_images_like_sarus(sarus, test_images):
     sarus.ok("load", os.path.join(test_images, "busybox.docker.tar"), "busybox")
     sarus.ok("load", os.path.join(test_images, "layered.docker.tar"), "my/layered:2.0")

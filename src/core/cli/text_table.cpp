@@ -6,9 +6,13 @@
 
 namespace sarus {
 
-void printTable(const std::vector<std::vector<std::string>>& rows, std::size_t minimumCellWidth) {
+void printTable(const std::vector<std::vector<std::string>>& rows, std::size_t minimumCellWidth,
+                const std::vector<std::size_t>& columnMinimums) {
     constexpr std::size_t padding = 3;
     std::vector<std::size_t> widths(rows.empty() ? 0 : rows[0].size(), minimumCellWidth);
+    for (std::size_t i = 0; i < columnMinimums.size() && i < widths.size(); ++i) {
+        widths[i] = std::max(widths[i], columnMinimums[i]);
+    }
     for (const auto& row : rows) {
         for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i) {
             widths[i] = std::max(widths[i], row[i].size() + padding);

@@ -6,6 +6,7 @@
 #include "config/hooks_config.hpp"
 #include "cli/text_table.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <regex>
 
@@ -40,14 +41,16 @@ int commandHooks(const Config& config, bool mpiOnly) {
     std::vector<std::vector<std::string>> rows;
     rows.push_back(mpiOnly ? std::vector<std::string>{"NAME", "MPI TYPE"}
                            : std::vector<std::string>{"NAME", "PATH", "STAGES"});
+    std::size_t longestName = 0;  // of every hook: Sarus sizes the NAME column of --mpi by them all
     for (const auto& file : configuredHookFiles(config)) {
+        longestName = std::max(longestName, hookName(file).size());
         if (!mpiOnly) {
             rows.push_back({hookName(file), file.json["hook"]["path"].get<std::string>(), joined(file.json["stages"])});
         } else if (auto type = mpiTypeOf(file)) {
             rows.push_back({hookName(file), mpiTypeColumn(*type, defaultType)});
         }
     }
-    printTable(rows);
+    printTable(rows, 13, {longestName + 3});
     return 0;
 }
 

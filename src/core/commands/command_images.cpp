@@ -47,7 +47,10 @@ int commandImages(const Config& config, const ImagesOptions& options) {
                                image.reference.server});
         rows.push_back(row);
     }
-    printTable(rows);
+    // Sarus pads the IMAGE ID to its 12 characters, with or without images
+    std::vector<std::size_t> minimums(header.size(), 0);
+    minimums[options.digests ? 3 : 2] = 12 + 3;
+    printTable(rows, 13, minimums);
     return 0;
 }
 
