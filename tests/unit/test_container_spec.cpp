@@ -250,6 +250,13 @@ TEST(BuildArgs, EntrypointOptionReplacesEntrypointAndDiscardsCmd) {
               (Strings{"/bin/sh", "-c"}));
 }
 
+TEST(BuildArgs, EntrypointOptionSplitsAtRunsOfSpacesWithoutEmptyArguments) {
+    // Sarus splits at each space and passes the empty words on (parity.md)
+    sarus::RunOptions options;
+    options.entrypoint.emplace(" python3  -u ");
+    EXPECT_EQ(sarus::buildArgs(image(std::nullopt, std::nullopt), options), (Strings{"python3", "-u"}));
+}
+
 TEST(BuildArgs, EntrypointOptionWithCommand) {
     sarus::RunOptions options;
     options.entrypoint.emplace("env");
