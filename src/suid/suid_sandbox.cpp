@@ -8,6 +8,7 @@
 #include "common/log.hpp"
 #include "loop_device.hpp"
 #include "runtime/mount_tree.hpp"
+#include "standard_streams.hpp"
 #include "runtime/root_directory.hpp"
 
 #include <algorithm>
@@ -212,8 +213,14 @@ int runSuidSandbox(SandboxPlan& plan, const ContainerCgroups& cgroups, int paren
 
     cgroups.enter();
     runtime.executableFd = runtimeProgram.get();
-    return runRuntime(runtimeCommand(plan.runtimePath), plan.bundleDir, spec, runtime,
-                      prefetch ? &*prefetch : nullptr);
+    StandardStreamRelay streams(spec.identity.uid, spec.identity.gid, plan.callerGroups);
+    runtime.stdinFd = streams.runtimeFd(STDIN_FILENO);
+    runtime.stdoutFd = streams.runtimeFd(STDOUT_FILENO);
+    runtime.stderrFd = streams.runtimeFd(STDERR_FILENO);
+    int code = runRuntime(runtimeCommand(plan.runtimePath), plan.bundleDir, spec, runtime,
+                          prefetch ? &*prefetch : nullptr);
+    streams.finish();
+    return code;
 }
 
 }  // namespace sarus::suid

@@ -1121,6 +1121,70 @@ def test_a_terminal_gets_no_stray_bytes(sarus, test_images):
     assert output == b"hello\r\n"
 
 
+# --- standard streams ------------------------------------------------------------------
+
+def suid_shell(sarus, script):
+    """script run by the test user's shell, with "$@" the suid sarus and
+    the config file's variable set: the redirections are the user's own."""
+    return run_as(sarus.user, ["sh", "-c", script, "sh", sarus.binary],
+                  env={"SARUS_CONFIG_FILE": sarus.config_file})
+
+
+@pytest.fixture
+def roots_files():
+    """A root-owned directory with a root-owned file (0644) that any user
+    can open for reading."""
+    path = f"/var/tmp/sarus-roots-{uuid.uuid4().hex[:8]}"
+    os.makedirs(os.path.join(path, "dir"))
+    os.chmod(path, 0o755)
+    os.chmod(os.path.join(path, "dir"), 0o755)
+    with open(os.path.join(path, "file"), "w") as f:
+        f.write("root's own\n")
+    os.chmod(os.path.join(path, "file"), 0o644)
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.mark.parametrize("runtime", ["installed", "/usr/bin/runc"])
+@pytest.mark.parametrize("redirection", ["< {root}/file", "3< {root}/file >&3", "3< {root}/file 2>&3",
+                                         "< {root}/dir"], ids=["stdin", "stdout", "stderr", "directory"])
+def test_the_runtime_gives_the_caller_none_of_roots_files_on_its_streams(suid, roots_files, redirection, runtime):
+    """crun and runc chown the standard streams to the container's user; as
+    root, with the caller's own streams, that gave the caller any file or
+    directory it could open for reading (< /etc/passwd)."""
+    if runtime != "installed":
+        suid.config["runcPath"] = runtime
+        suid.write_config()
+    r = suid_shell(suid, f'"$1" run {BUSYBOX} true ' + redirection.format(root=roots_files))
+    owners = {name: (os.stat(os.path.join(roots_files, name)).st_uid, os.stat(os.path.join(roots_files, name)).st_gid)
+              for name in ("file", "dir")}
+    assert owners == {"file": (0, 0), "dir": (0, 0)}, owners
+    assert r.returncode == 0, r.stderr
+
+
+def test_streams_the_runtime_cannot_have_still_reach_the_container(suid, roots_files):
+    r = suid_shell(suid, f'"$1" run {BUSYBOX} sh -c "cat; echo to-stderr >&2; exit 7" '
+                   f'< {roots_files}/file 2>&1 | tr a-z A-Z')
+    assert r.stdout == "ROOT'S OWN\nTO-STDERR\n", (r.stdout, r.stderr)
+    # input that never ends holds up nothing once the container is done
+    r = suid_shell(suid, f'"$1" run {BUSYBOX} sh -c "head -c 5 | wc -c; exit 7" < /dev/zero')
+    assert r.returncode == 7 and r.stdout.strip() == "5", (r.returncode, r.stdout, r.stderr)
+
+
+def test_the_callers_own_output_file_keeps_its_group(suid, roots_files):
+    """A file of the caller's in another group (a project directory's) stays
+    in that group: the runtime would chown it to the caller's primary group."""
+    out = os.path.join(roots_files, "out")
+    with open(out, "w"):
+        pass
+    os.chown(out, pwd.getpwnam(suid.user).pw_uid, 0)
+    os.chmod(out, 0o644)
+    r = suid_shell(suid, f'"$1" run {BUSYBOX} echo appended >> {out}')
+    assert r.returncode == 0, r.stderr
+    with open(out) as f:
+        assert (os.stat(out).st_gid, f.read()) == (0, "appended\n")
+
+
 # --- hygiene ------------------------------------------------------------------------------
 
 CALLER_ENVIRONMENT = {"LD_PRELOAD": "/var/tmp/evil.so", "LD_LIBRARY_PATH": "/var/tmp/evil",

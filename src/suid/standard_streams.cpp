@@ -1,0 +1,202 @@
+#include "standard_streams.hpp"
+
+#include "common/error.hpp"
+#include "common/process.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/magic.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace sarus::suid {
+
+namespace {
+
+// One stream copied from one descriptor to another, through a buffer, so
+// that a full pipe on one stream never stops the others.
+struct Flow {
+    int from = -1;
+    int to = -1;
+    char buffer[65536];
+    ssize_t length = 0;
+    ssize_t offset = 0;
+    bool open() const { return from >= 0 || length > offset; }
+};
+
+void closeFlow(Flow& flow) {
+    if (flow.from >= 0) {
+        ::close(flow.from);
+    }
+    if (flow.to >= 0) {
+        ::close(flow.to);
+    }
+    flow.from = flow.to = -1;
+    flow.length = flow.offset = 0;
+}
+
+void readInto(Flow& flow) {
+    ssize_t n = ::read(flow.from, flow.buffer, sizeof flow.buffer);
+    if (n > 0) {
+        flow.length = n;
+        flow.offset = 0;
+    } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+        ::close(flow.from);
+        flow.from = -1;
+        if (flow.length <= flow.offset) {
+            closeFlow(flow);
+        }
+    }
+}
+
+void writeFrom(Flow& flow) {
+    ssize_t n = ::write(flow.to, flow.buffer + flow.offset, static_cast<size_t>(flow.length - flow.offset));
+    if (n > 0) {
+        flow.offset += n;
+        if (flow.offset == flow.length) {
+            flow.length = flow.offset = 0;
+            if (flow.from < 0) {
+                closeFlow(flow);
+            }
+        }
+    } else if (errno != EINTR && errno != EAGAIN) {
+        closeFlow(flow);  // the reader is gone
+    }
+}
+
+// Copies until the output streams end (every process of the container is
+// gone), or, where only the input is copied, until it ends. System calls
+// only: the sandbox may have threads.
+[[noreturn]] void relay(Flow (&flows)[3], bool relaysOutput) {
+    for (;;) {
+        bool done = relaysOutput ? !flows[1].open() && !flows[2].open() : !flows[0].open();
+        if (done) {
+            ::_exit(0);
+        }
+        pollfd watched[3];
+        for (int i = 0; i < 3; ++i) {
+            Flow& flow = flows[i];
+            bool pending = flow.length > flow.offset;
+            watched[i] = {!flow.open() ? -1 : pending ? flow.to : flow.from,
+                          static_cast<short>(pending ? POLLOUT : POLLIN), 0};
+        }
+        if (::poll(watched, 3, -1) < 0 && errno != EINTR) {
+            ::_exit(1);
+        }
+        for (int i = 0; i < 3; ++i) {
+            if (watched[i].fd < 0 || watched[i].revents == 0) {
+                continue;
+            }
+            if (flows[i].length > flows[i].offset) {
+                writeFrom(flows[i]);
+            } else {
+                readInto(flows[i]);
+            }
+        }
+    }
+}
+
+}  // namespace
+
+bool runtimeMayChown(int fd, uid_t uid, gid_t gid) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        return true;  // closed: nothing to give away
+    }
+    if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
+        // an anonymous pipe's or socket's inode is nobody's file (a named
+        // FIFO is one)
+        struct statfs fs {};
+        if (::fstatfs(fd, &fs) == 0 && (fs.f_type == PIPEFS_MAGIC || fs.f_type == SOCKFS_MAGIC)) {
+            return true;
+        }
+    }
+    return st.st_uid == uid && st.st_gid == gid;
+}
+
+StandardStreamRelay::StandardStreamRelay(uid_t uid, gid_t gid, const std::vector<gid_t>& groups) {
+    static Flow flows[3];  // the relay's: a child of a process that may have threads allocates nothing
+    bool any = false;
+    for (int stream = 0; stream < 3; ++stream) {
+        flows[stream] = Flow();
+        if (runtimeMayChown(stream, uid, gid)) {
+            continue;
+        }
+        int ends[2];
+        makePipe(ends);
+        bool input = stream == 0;
+        runtimeEnds_[stream] = FileDescriptor(input ? ends[0] : ends[1]);
+        flows[stream].from = input ? stream : ends[0];
+        flows[stream].to = input ? ends[1] : stream;
+        if (input) {
+            ::fcntl(ends[1], F_SETFL, O_NONBLOCK);  // a container that reads no input holds up no output
+        } else {
+            relaysOutput_ = true;
+        }
+        any = true;
+    }
+    if (!any) {
+        return;
+    }
+    std::vector<int> relayed;
+    for (const auto& flow : flows) {
+        for (int fd : {flow.from, flow.to}) {
+            if (fd >= 0) {
+                relayed.push_back(fd);
+            }
+        }
+    }
+    std::sort(relayed.begin(), relayed.end());
+    relay_ = ::fork();
+    if (relay_ < 0) {
+        throw systemError("cannot start the relay of the standard streams", errno);
+    }
+    if (relay_ == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        ::signal(SIGPIPE, SIG_IGN);
+        if (::setgroups(groups.size(), groups.data()) != 0 || ::setresgid(gid, gid, gid) != 0 ||
+            ::setresuid(uid, uid, uid) != 0) {
+            ::_exit(1);
+        }
+        // nothing else of root's stays open in a process of the caller's
+        unsigned first = 3;
+        for (int fd : relayed) {
+            if (static_cast<unsigned>(fd) > first) {
+                ::close_range(first, static_cast<unsigned>(fd) - 1, 0);
+            }
+            first = std::max(first, static_cast<unsigned>(fd) + 1);
+        }
+        ::close_range(first, ~0U, 0);
+        relay(flows, relaysOutput_);
+    }
+    for (int stream = 0; stream < 3; ++stream) {
+        if (runtimeEnds_[stream].get() >= 0) {
+            ::close(stream == 0 ? flows[stream].to : flows[stream].from);
+        }
+    }
+}
+
+void StandardStreamRelay::finish() {
+    for (auto& end : runtimeEnds_) {
+        end.reset();
+    }
+    if (relay_ <= 0) {
+        return;
+    }
+    if (!relaysOutput_) {
+        ::kill(relay_, SIGKILL);  // our child, not yet reaped: the pid is still the relay's
+    }
+    ::waitpid(relay_, nullptr, 0);
+    relay_ = -1;
+}
+
+StandardStreamRelay::~StandardStreamRelay() { finish(); }
+
+}  // namespace sarus::suid
