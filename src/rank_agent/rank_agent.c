@@ -12,6 +12,7 @@
  * Static, so that it runs in any image.
  */
 #define _GNU_SOURCE
+#include "common/forwarded_signals.h"
 #include "rank_agent_protocol.h"
 
 #include <errno.h>
@@ -33,11 +34,9 @@
 #define MAX_RANKS 1024
 
 /* The signals that end the container (passed on to every rank), and those
- * sarus forwards (src/core/common/process.hpp) that are the ranks' alone. */
-static const int ending_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
-static const int rank_signals[] = {SIGABRT, SIGUSR1, SIGUSR2, SIGALRM, SIGSTKFLT, SIGCONT, SIGTSTP,
-                                   SIGTTIN, SIGTTOU, SIGURG, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF,
-                                   SIGWINCH, SIGIO, SIGPWR};
+ * sarus forwards that are the ranks' alone. */
+static const int ending_signals[] = {SARUS_ENDING_SIGNALS};
+static const int rank_signals[] = {SARUS_OTHER_FORWARDED_SIGNALS};
 #define COUNT(array) (sizeof(array) / sizeof((array)[0]))
 
 struct rank {

@@ -3,6 +3,8 @@
 // is killed with SIGKILL: nothing outlives a sarus run.
 #pragma once
 
+#include "common/forwarded_signals.h"
+
 #include <csignal>
 #include <cstddef>
 #include <functional>
@@ -65,13 +67,8 @@ void detachFromCaller(const std::vector<int>& keep);
 // Closes every descriptor >= 3 except those listed.
 void closeDescriptorsExcept(const std::vector<int>& keep);
 
-// What a container gets of the signals sarus receives: as Sarus, every
-// signal but SIGCHLD and SIGPIPE (a job's `--signal=ALRM@60`, SIGXCPU of a
-// CPU limit, SIGTSTP), less those the kernel raises for a fault of sarus's
-// own, which no handler may return from.
-inline constexpr int forwardedSignals[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGABRT, SIGUSR1,   SIGUSR2, SIGALRM,
-                                           SIGTERM, SIGSTKFLT, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG,
-                                           SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGWINCH, SIGIO, SIGPWR};
+// What a container gets of the signals sarus receives (forwarded_signals.h).
+inline constexpr int forwardedSignals[] = {SARUS_ENDING_SIGNALS, SARUS_OTHER_FORWARDED_SIGNALS};
 
 // Forwards forwardedSignals to the given pid until reset.
 void forwardSignalsTo(pid_t pid);
