@@ -91,6 +91,11 @@ SarusInvocation sarusInvocation(const nlohmann::json& config, const std::string&
         throw RuntimeError("config.json has no annotation " + imageAnnotation +
                            ": make the bundle with 'sarus bundle IMAGE DIR'");
     }
+    // taken for an option of sarus's, it would be one the adapter never checked
+    if (image[0] == '-') {
+        throw RuntimeError("config.json: annotation " + imageAnnotation + " '" + image +
+                           "' is no image reference");
+    }
     auto args = stringList(member(process, "args"), "process.args");
     if (args.empty()) {
         throw RuntimeError("config.json: process.args is empty");
@@ -113,6 +118,9 @@ SarusInvocation sarusInvocation(const nlohmann::json& config, const std::string&
     if (annotations.is_object()) {
         for (const auto& [key, value] : annotations.items()) {
             if (key.rfind("com.hooks.", 0) == 0 && value.is_string()) {
+                if (key.find('=') != std::string::npos) {
+                    throw RuntimeError("config.json: annotation key '" + key + "' holds a '='");
+                }
                 argv.push_back("--annotation=" + key + "=" + value.get<std::string>());
             }
         }

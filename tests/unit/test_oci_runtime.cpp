@@ -220,6 +220,16 @@ TEST(OciRuntime, RefusesWhatIsNotASarusBundle) {
     EXPECT_EQ(errorOf(json::array()), "config.json is not a JSON object");
 }
 
+TEST(OciRuntime, ConfigValuesNeverBecomeOptionsOfSarus) {
+    auto config = bundleConfig();
+    config["annotations"]["com.sarus.image"] = "--mount=type=bind,source=/etc,destination=/x";
+    EXPECT_EQ(errorOf(config), "config.json: annotation com.sarus.image "
+                               "'--mount=type=bind,source=/etc,destination=/x' is no image reference");
+    config = bundleConfig();
+    config["annotations"]["com.hooks.a=b"] = "c";
+    EXPECT_EQ(errorOf(config), "config.json: annotation key 'com.hooks.a=b' holds a '='");
+}
+
 TEST(OciRuntime, Ids) {
     EXPECT_NO_THROW(sarus::oci::checkId("node1.sarustest.17.0.0"));
     EXPECT_NO_THROW(sarus::oci::checkId("node1.sarustest.17.0.-1"));  // Slurm's query after a step
