@@ -13,6 +13,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,9 +77,11 @@ void writeFrom(Flow& flow) {
 // only: the sandbox may have threads.
 [[noreturn]] void relay(Flow (&flows)[3], bool relaysOutput) {
     for (;;) {
-        bool done = relaysOutput ? !flows[1].open() && !flows[2].open() : !flows[0].open();
-        if (done) {
+        if (relaysOutput && !flows[1].open() && !flows[2].open()) {
             ::_exit(0);
+        }
+        if (!relaysOutput && !flows[0].open()) {
+            ::pause();  // no zombie while the container runs: the sandbox ends it
         }
         pollfd watched[3];
         for (int i = 0; i < 3; ++i) {
@@ -103,6 +106,11 @@ void writeFrom(Flow& flow) {
     }
 }
 
+bool isNullDevice(int fd) {
+    struct stat st {};
+    return ::fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
+}
+
 }  // namespace
 
 bool runtimeMayChown(int fd, uid_t uid, gid_t gid) {
@@ -121,7 +129,7 @@ bool runtimeMayChown(int fd, uid_t uid, gid_t gid) {
     return st.st_uid == uid && st.st_gid == gid;
 }
 
-StandardStreamRelay::StandardStreamRelay(uid_t uid, gid_t gid, const std::vector<gid_t>& groups) {
+StandardStreamRelay::StandardStreamRelay(uid_t uid, gid_t gid, const std::vector<gid_t>& groups, bool terminal) {
     static Flow flows[3];  // the relay's: a child of a process that may have threads allocates nothing
     bool any = false;
     for (int stream = 0; stream < 3; ++stream) {
@@ -132,6 +140,12 @@ StandardStreamRelay::StandardStreamRelay(uid_t uid, gid_t gid, const std::vector
         int ends[2];
         makePipe(ends);
         bool input = stream == 0;
+        if (input && (terminal || isNullDevice(stream))) {
+            // what reading /dev/null gives, without a relay
+            runtimeEnds_[stream] = FileDescriptor(ends[0]);
+            ::close(ends[1]);
+            continue;
+        }
         runtimeEnds_[stream] = FileDescriptor(input ? ends[0] : ends[1]);
         flows[stream].from = input ? stream : ends[0];
         flows[stream].to = input ? ends[1] : stream;

@@ -22,7 +22,10 @@ bool runtimeMayChown(int fd, uid_t uid, gid_t gid);
 
 class StandardStreamRelay {
 public:
-    StandardStreamRelay(uid_t uid, gid_t gid, const std::vector<gid_t>& groups);
+    // With a terminal (-t) the container's input comes from the sandbox's
+    // terminal relay: nothing else may read the caller's terminal, and the
+    // runtime gets no input.
+    StandardStreamRelay(uid_t uid, gid_t gid, const std::vector<gid_t>& groups, bool terminal);
     ~StandardStreamRelay();
     StandardStreamRelay(const StandardStreamRelay&) = delete;
     StandardStreamRelay& operator=(const StandardStreamRelay&) = delete;

@@ -213,13 +213,20 @@ int runSuidSandbox(SandboxPlan& plan, const ContainerCgroups& cgroups, int paren
 
     cgroups.enter();
     runtime.executableFd = runtimeProgram.get();
-    StandardStreamRelay streams(spec.identity.uid, spec.identity.gid, plan.callerGroups);
-    runtime.stdinFd = streams.runtimeFd(STDIN_FILENO);
-    runtime.stdoutFd = streams.runtimeFd(STDOUT_FILENO);
-    runtime.stderrFd = streams.runtimeFd(STDERR_FILENO);
+    // runc copies between its streams and pipes of its own, or a terminal
+    // of its own, which it gives the container: crun gives it the streams.
+    std::optional<StandardStreamRelay> streams;
+    if (fs::path(plan.runtimePath).filename() == "crun") {
+        streams.emplace(spec.identity.uid, spec.identity.gid, plan.callerGroups, spec.tty);
+        runtime.stdinFd = streams->runtimeFd(STDIN_FILENO);
+        runtime.stdoutFd = streams->runtimeFd(STDOUT_FILENO);
+        runtime.stderrFd = streams->runtimeFd(STDERR_FILENO);
+    }
     int code = runRuntime(runtimeCommand(plan.runtimePath), plan.bundleDir, spec, runtime,
                           prefetch ? &*prefetch : nullptr);
-    streams.finish();
+    if (streams) {
+        streams->finish();
+    }
     return code;
 }
 
