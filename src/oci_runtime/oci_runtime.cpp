@@ -287,9 +287,11 @@ bool isPrivateDirectoryOf(const fs::path& path, uid_t owner) {
 
 // An empty fallback goes with its last record, removed only by its owner's
 // own commands: root (Slurm's delete) removes no directory by a name in /tmp.
-// The owner's next run removes what root's delete left.
+// The owner's next run removes what root's delete left. Anyone may name a
+// directory /tmp/sarus-oci-0.*: root's own runs remove only root's.
 void removeIfEmptyFallback(const fs::path& path, uid_t owner) {
-    if (::geteuid() == owner && path.string().rfind(fallbackPrefix(owner), 0) == 0) {
+    if (::geteuid() == owner && path.string().rfind(fallbackPrefix(owner), 0) == 0 &&
+        isPrivateDirectoryOf(path, owner)) {
         ::rmdir(path.c_str());
     }
 }

@@ -332,6 +332,21 @@ TEST_F(OciRuntimeState, GarbageIsNoContainer) {
     EXPECT_FALSE(mine(base).find("c6"));
 }
 
+// Root's own containers (root submits the job) have fallbacks named
+// /tmp/sarus-oci-0.*, a name any user may take in /tmp.
+TEST(OciRuntimeStateDirectory, RootRemovesNoFallbackOfAnotherUser) {
+    if (::geteuid() != 0) {
+        GTEST_SKIP() << "needs root (root's fallbacks, chown)";
+    }
+    fs::path planted = "/tmp/sarus-oci-0.unit-" + std::to_string(::getpid());
+    ASSERT_EQ(::mkdir(planted.c_str(), 0700), 0);
+    ASSERT_EQ(::chown(planted.c_str(), 4000000000u, 4000000000u), 0);
+    sarus::oci::StateDirectory::ofUser(0).removeStale();
+    bool kept = fs::exists(planted);
+    fs::remove(planted);
+    EXPECT_TRUE(kept) << "root removed a directory another user made";
+}
+
 // As root, Slurm 22.05 asks about a user's container (--user %u): only what
 // that user wrote, in a directory of theirs, counts.
 TEST_F(OciRuntimeState, RootReadsOnlyWhatTheUserWrote) {
