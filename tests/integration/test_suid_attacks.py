@@ -1171,6 +1171,13 @@ def test_streams_the_runtime_cannot_have_still_reach_the_container(suid, roots_f
     assert r.returncode == 7 and r.stdout.strip() == "5", (r.returncode, r.stdout, r.stderr)
 
 
+def test_dev_null_on_the_streams_stays_roots(suid):
+    r = suid_shell(suid, f'"$1" run {BUSYBOX} sh -c "echo out; echo err >&2; cat" < /dev/null > /dev/null 2>&1')
+    st = os.stat("/dev/null")
+    assert (st.st_uid, st.st_gid, oct(st.st_mode & 0o777)) == (0, 0, "0o666")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+
+
 def test_the_callers_own_output_file_keeps_its_group(suid, roots_files):
     """A file of the caller's in another group (a project directory's) stays
     in that group: the runtime would chown it to the caller's primary group."""
