@@ -126,17 +126,13 @@ int run(StateDirectory& states, const std::string& id, const std::string& bundle
     auto sarus = (installPrefix() / "bin" / "sarus").string();
     auto invocation = sarusInvocation(config, sarus, id, ownEnvironment());
     states.removeStale();
-    if (auto existing = states.find(id); existing && isRunning(*existing, states.owner())) {
-        throw RuntimeError("a container with id '" + id + "' is running already (pid " +
-                           std::to_string(existing->pid) + ")");
-    }
     StateRecord record;
     record.id = id;
     record.pid = ::getpid();
     record.startTime = processStartTime(record.pid).value_or(0);
     record.bundle = bundle.string();
     record.image = config["annotations"][imageAnnotation].get<std::string>();
-    states.record(record);
+    states.claim(record);
     // This process becomes sarus: the recorded pid is the container's sarus.
     auto argv = pointers(invocation.argv);
     auto envp = pointers(invocation.env);

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -339,13 +340,16 @@ int StateDirectory::openDirectory(const fs::path& path) const {
 }
 
 fs::path StateDirectory::directoryForRecords() {
+    if (chosen_) {
+        return *chosen_;
+    }
     auto path = paths_.front();
     if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
         throw RuntimeError("cannot create " + path.string() + ": " + std::strerror(errno));
     }
     // In a shared /tmp another user could have made it first: never trust that.
     if (isPrivateDirectoryOf(path, owner_)) {
-        return path;
+        return *(chosen_ = path);
     }
     if (!mayFallBack_) {
         throw RuntimeError(path.string() + " is not a private directory of yours: remove it and retry");
@@ -356,7 +360,7 @@ fs::path StateDirectory::directoryForRecords() {
     if (std::find(paths_.begin(), paths_.end(), fallback) == paths_.end()) {
         paths_.push_back(fallback);  // where remove() must look too
     }
-    return fallback;
+    return *(chosen_ = fallback);
 }
 
 void StateDirectory::record(const StateRecord& record) {
@@ -372,6 +376,7 @@ void StateDirectory::record(const StateRecord& record) {
         int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0 && errno == ENOENT && path != paths_.front() && attempt < 3) {
             paths_.erase(std::remove(paths_.begin(), paths_.end(), path), paths_.end());
+            chosen_.reset();
             continue;
         }
         if (fd < 0) {
@@ -386,6 +391,29 @@ void StateDirectory::record(const StateRecord& record) {
         }
         return;
     }
+}
+
+void StateDirectory::claim(const StateRecord& record) {
+    auto path = directoryForRecords();
+    int lock = openDirectory(path);
+    if (lock < 0 || ::flock(lock, LOCK_EX) != 0) {
+        int err = errno;
+        if (lock >= 0) {
+            ::close(lock);
+        }
+        throw RuntimeError("cannot lock " + path.string() + ": " + std::strerror(err));
+    }
+    try {
+        if (auto existing = find(record.id); existing && isRunning(*existing, owner_)) {
+            throw RuntimeError("a container with id '" + record.id + "' is running already (pid " +
+                               std::to_string(existing->pid) + ")");
+        }
+        this->record(record);
+    } catch (...) {
+        ::close(lock);
+        throw;
+    }
+    ::close(lock);
 }
 
 std::optional<StateRecord> StateDirectory::find(const std::string& id) const {

@@ -116,6 +116,12 @@ public:
     // /tmp/sarus-oci-UID.XXXXXX, which ofUser finds by its name. Only the
     // owner records.
     void record(const StateRecord& record);
+    // Records it unless a container with its id runs already (then a
+    // RuntimeError). The check and the write hold a lock on the directory:
+    // two runs of one id at the same moment would both pass a bare check,
+    // and the second's record would hide the first container from state
+    // and kill.
+    void claim(const StateRecord& record);
     std::optional<StateRecord> find(const std::string& id) const;
     // Also removes a fallback left empty, unless root calls.
     void remove(const std::string& id) const;
@@ -126,10 +132,11 @@ private:
     StateDirectory() = default;
     int openDirectory(const std::filesystem::path& path) const;  // -1 unless a directory of the owner
     std::filesystem::path privateFallback() const;
-    std::filesystem::path directoryForRecords();  // made if needed
+    std::filesystem::path directoryForRecords();  // made if needed, chosen once
     std::vector<std::filesystem::path> paths_;  // the first is where records are written
     uid_t owner_ = 0;
     bool mayFallBack_ = false;  // the default place, not --root
+    std::optional<std::filesystem::path> chosen_;  // by directoryForRecords
 };
 
 }  // namespace sarus::oci

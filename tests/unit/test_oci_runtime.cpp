@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <vector>
 
 using json = nlohmann::json;
 namespace fs = std::filesystem;
@@ -303,6 +304,66 @@ TEST_F(OciRuntimeState, AReusedPidIsNotTheContainer) {
     EXPECT_FALSE(running(states.find("c2")));
     record.startTime -= 1;
     EXPECT_TRUE(sarus::oci::isRunning(record, ::geteuid()));
+}
+
+TEST_F(OciRuntimeState, ARunningIdIsClaimedOnce) {
+    auto states = mine(base);
+    auto self = sarus::oci::processStartTime(::getpid()).value();
+    states.claim({"c7", ::getpid(), self, "/b", ""});
+    EXPECT_THROW(mine(base).claim({"c7", ::getpid(), self, "/other", ""}), RuntimeError);
+    EXPECT_EQ(states.find("c7")->bundle, "/b");
+    states.record({"c8", ::getpid(), self + 1, "/b", ""});  // names no live process
+    states.claim({"c8", ::getpid(), self, "/new", ""});
+    EXPECT_EQ(states.find("c8")->bundle, "/new");
+}
+
+// Claimants that each live on as the container's process, all at once: the
+// record must name the one that won, or state and kill lose the container.
+TEST_F(OciRuntimeState, ConcurrentClaimsOfOneIdHaveOneWinner) {
+    constexpr int claimants = 8;
+    for (int round = 0; round < 20; ++round) {
+        auto id = "race" + std::to_string(round);
+        int start[2], results[2];
+        ASSERT_EQ(::pipe(start), 0);
+        ASSERT_EQ(::pipe(results), 0);
+        std::vector<pid_t> children;
+        for (int i = 0; i < claimants; ++i) {
+            pid_t child = ::fork();
+            if (child == 0) {
+                ::close(start[1]);
+                char go;
+                (void)!::read(start[0], &go, 1);
+                char won = 'y';
+                try {
+                    mine(base).claim({id, ::getpid(), sarus::oci::processStartTime(::getpid()).value(), "/b", ""});
+                } catch (const RuntimeError&) {
+                    won = 'n';
+                }
+                (void)!::write(results[1], &won, 1);
+                ::pause();  // the claimed container runs on
+                _exit(0);
+            }
+            children.push_back(child);
+        }
+        ::close(start[0]);
+        ::close(start[1]);  // all go
+        ::close(results[1]);
+        int winners = 0;
+        for (int i = 0; i < claimants; ++i) {
+            char won = 0;
+            ASSERT_EQ(::read(results[0], &won, 1), 1);
+            winners += won == 'y';
+        }
+        ::close(results[0]);
+        auto recorded = mine(base).find(id);
+        bool recordRuns = recorded && running(recorded);
+        for (pid_t child : children) {
+            ::kill(child, SIGKILL);
+            ::waitpid(child, nullptr, 0);
+        }
+        ASSERT_EQ(winners, 1) << "round " << round;
+        ASSERT_TRUE(recordRuns) << "round " << round;
+    }
 }
 
 TEST_F(OciRuntimeState, AProcessOfAnotherUserIsNotTheirContainer) {
