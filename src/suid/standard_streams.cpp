@@ -4,7 +4,6 @@
 #include "common/process.hpp"
 #include "runtime/mount_tree.hpp"
 
-#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
@@ -188,7 +187,6 @@ StandardStreamRelay::StandardStreamRelay(uid_t uid, gid_t gid, const std::vector
             }
         }
     }
-    std::sort(relayed.begin(), relayed.end());
     relay_ = ::fork();
     if (relay_ < 0) {
         throw systemError("cannot start the relay of the standard streams", errno);
@@ -201,14 +199,7 @@ StandardStreamRelay::StandardStreamRelay(uid_t uid, gid_t gid, const std::vector
             ::_exit(1);
         }
         // nothing else of root's stays open in a process of the caller's
-        unsigned first = 3;
-        for (int fd : relayed) {
-            if (static_cast<unsigned>(fd) > first) {
-                ::close_range(first, static_cast<unsigned>(fd) - 1, 0);
-            }
-            first = std::max(first, static_cast<unsigned>(fd) + 1);
-        }
-        ::close_range(first, ~0U, 0);
+        closeDescriptorsExcept(relayed.data(), relayed.size());
         relay(flows, relaysOutput_);
     }
     for (int stream = 0; stream < 3; ++stream) {

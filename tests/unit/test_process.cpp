@@ -114,6 +114,29 @@ int inNewPidNamespace(int (*body)()) {
 
 }  // namespace
 
+TEST(IsChildOf, OnlyTheParentOfALiveChild) {
+    pid_t child = forkPausing();
+    EXPECT_TRUE(sarus::isChildOf(child, ::getpid()));
+    EXPECT_FALSE(sarus::isChildOf(child, ::getppid()));
+    EXPECT_FALSE(sarus::isChildOf(::getpid(), child));
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    EXPECT_FALSE(sarus::isChildOf(child, ::getpid()));
+}
+
+// A pidfd keeps naming its process: once that has been reaped, a signal
+// through it reaches nobody, whoever has the pid now.
+TEST(PinProcess, ASignalThroughThePidfdOfAReapedProcessReachesNobody) {
+    pid_t child = forkPausing();
+    auto pinned = sarus::pinProcess(child);
+    ASSERT_GE(pinned.get(), 0);
+    EXPECT_TRUE(sarus::signalPinned(pinned, 0));
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    EXPECT_FALSE(sarus::signalPinned(pinned, SIGKILL));
+    EXPECT_LT(sarus::pinProcess(child).get(), 0);
+}
+
 TEST(SignalPinnedProcess, SignalsTheTargetWhileItIsStillTheTarget) {
     pid_t target = forkPausing();
     EXPECT_TRUE(sarus::signalPinnedProcess(target, SIGKILL, [](pid_t) { return true; }));

@@ -73,22 +73,19 @@ void makePipe(int fds[2]) {
 
 // Every descriptor >= 3 not kept is closed, whatever fails: this is what
 // keeps the caller's descriptors from root and root's from the container.
-void closeDescriptorsExcept(const std::vector<int>& keep) {
-    std::vector<int> kept;
-    for (int fd : keep) {
-        if (fd >= 3) {
-            kept.push_back(fd);
-        }
-    }
-    std::sort(kept.begin(), kept.end());
-    kept.erase(std::unique(kept.begin(), kept.end()), kept.end());
+void closeDescriptorsExcept(int* keep, std::size_t count) {
+    std::sort(keep, keep + count);
     unsigned first = 3;
     bool closed = true;
-    for (int fd : kept) {
-        if (static_cast<unsigned>(fd) > first) {
-            closed = closed && ::close_range(first, static_cast<unsigned>(fd) - 1, 0) == 0;
+    for (std::size_t i = 0; i < count; ++i) {
+        if (keep[i] < 3) {
+            continue;
         }
-        first = static_cast<unsigned>(fd) + 1;
+        auto fd = static_cast<unsigned>(keep[i]);
+        if (fd > first) {
+            closed = closed && ::close_range(first, fd - 1, 0) == 0;
+        }
+        first = std::max(first, fd + 1);
     }
     closed = closed && ::close_range(first, ~0U, 0) == 0;
     if (closed) {
@@ -100,10 +97,14 @@ void closeDescriptorsExcept(const std::vector<int>& keep) {
                     ? static_cast<long>(limit.rlim_cur)
                     : 1L << 20;
     for (long fd = 3; fd < last; ++fd) {
-        if (!std::binary_search(kept.begin(), kept.end(), static_cast<int>(fd))) {
+        if (!std::binary_search(keep, keep + count, static_cast<int>(fd))) {
             ::close(static_cast<int>(fd));
         }
     }
+}
+
+void closeDescriptorsExcept(std::vector<int> keep) {
+    closeDescriptorsExcept(keep.data(), keep.size());
 }
 
 std::string readToEnd(int fd) {
@@ -155,6 +156,11 @@ std::string processStartTime(pid_t pid) {
     return status ? status->startTime : "";
 }
 
+bool isChildOf(pid_t pid, pid_t parent) {
+    auto status = readProcessStatus(pid);
+    return status && status->parent == parent;
+}
+
 std::vector<pid_t> childrenOf(pid_t pid) {
     std::ifstream list("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
     std::vector<pid_t> children;
@@ -164,12 +170,17 @@ std::vector<pid_t> childrenOf(pid_t pid) {
     return children;
 }
 
+FileDescriptor pinProcess(pid_t pid) {
+    return FileDescriptor(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+}
+
+bool signalPinned(const FileDescriptor& pinned, int sig) {
+    return pinned.get() >= 0 && ::syscall(SYS_pidfd_send_signal, pinned.get(), sig, nullptr, 0) == 0;
+}
+
 bool signalPinnedProcess(pid_t pid, int sig, const std::function<bool(pid_t)>& stillTheTarget) {
-    FileDescriptor pinned(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-    if (pinned.get() < 0 || !stillTheTarget(pid)) {
-        return false;
-    }
-    return ::syscall(SYS_pidfd_send_signal, pinned.get(), sig, nullptr, 0) == 0;
+    auto pinned = pinProcess(pid);
+    return pinned.get() >= 0 && stillTheTarget(pid) && signalPinned(pinned, sig);
 }
 
 namespace {
@@ -198,10 +209,7 @@ std::vector<pid_t> childrenInOtherSessions(pid_t parent) {
 std::vector<pid_t> killChildrenInOtherSessions(pid_t parent) {
     std::vector<pid_t> killed;
     pid_t own = ::getsid(parent);
-    auto stillSuchAChild = [&](pid_t child) {
-        auto status = readProcessStatus(child);
-        return status && status->parent == parent && inOtherSessionThan(child, own);
-    };
+    auto stillSuchAChild = [&](pid_t child) { return isChildOf(child, parent) && inOtherSessionThan(child, own); };
     for (pid_t child : childrenInOtherSessions(parent)) {
         if (signalPinnedProcess(child, SIGKILL, stillSuchAChild)) {
             killed.push_back(child);
@@ -236,6 +244,9 @@ pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& options) {
         }
         envp.push_back(nullptr);
     }
+    // Room for what the child adds: it must not allocate between fork and exec.
+    std::vector<int> keep = options.keepFds;
+    keep.reserve(keep.size() + 1 + maxPassedDescriptors);
     pid_t parent = ::getpid();
     pid_t pid = ::fork();
     if (pid < 0) {
@@ -261,7 +272,6 @@ pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& options) {
     if (options.stdinFd >= 0 && ::dup2(options.stdinFd, 0) < 0) childFail("redirect stdin of", argv[0]);
     if (options.stdoutFd >= 0 && ::dup2(options.stdoutFd, 1) < 0) childFail("redirect stdout of", argv[0]);
     if (options.stderrFd >= 0 && ::dup2(options.stderrFd, 2) < 0) childFail("redirect stderr of", argv[0]);
-    std::vector<int> keep = options.keepFds;
     int executable = -1;
     if (options.executableFd >= 0) {
         // above every number passFds will take
@@ -282,7 +292,7 @@ pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& options) {
             keep.push_back(3 + static_cast<int>(i));
         }
     }
-    closeDescriptorsExcept(keep);
+    closeDescriptorsExcept(keep.data(), keep.size());
     if (options.prepareChild) {
         if (const char* failed = options.prepareChild()) {
             childFail(failed, argv[0]);

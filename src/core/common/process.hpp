@@ -3,6 +3,7 @@
 // is killed with SIGKILL: nothing outlives a sarus run.
 #pragma once
 
+#include "common/file_descriptor.hpp"
 #include "common/forwarded_signals.h"
 
 #include <csignal>
@@ -64,8 +65,11 @@ private:
 // descriptor closed but those listed.
 void detachFromCaller(const std::vector<int>& keep);
 
-// Closes every descriptor >= 3 except those listed.
-void closeDescriptorsExcept(const std::vector<int>& keep);
+// Closes every descriptor >= 3 except those listed. The first form
+// allocates nothing (it sorts keep in place): for a child between fork and
+// exec, or one that never execs.
+void closeDescriptorsExcept(int* keep, std::size_t count);
+void closeDescriptorsExcept(std::vector<int> keep);
 
 // What a container gets of the signals sarus receives (forwarded_signals.h).
 inline constexpr int forwardedSignals[] = {SARUS_ENDING_SIGNALS, SARUS_OTHER_FORWARDED_SIGNALS};
@@ -117,6 +121,8 @@ struct ProcessStatus {
 std::optional<ProcessStatus> readProcessStatus(pid_t pid);
 // Its start time alone, "" when pid is gone.
 std::string processStartTime(pid_t pid);
+// pid is alive (or a zombie) and parent's child.
+bool isChildOf(pid_t pid, pid_t parent);
 
 // This node's name (gethostname), "" when it cannot be read: what names a
 // node's own files and processes in a directory nodes may share.
@@ -125,6 +131,11 @@ std::string hostName();
 // The children of pid's main thread (/proc/PID/task/PID/children), oldest
 // first; none when pid is gone.
 std::vector<pid_t> childrenOf(pid_t pid);
+
+// A pidfd of pid (-1 when it is gone), and a signal through it: the pidfd
+// keeps naming that process after it ends, whatever process gets its pid.
+FileDescriptor pinProcess(pid_t pid);
+bool signalPinned(const FileDescriptor& pinned, int sig);
 
 // Sends sig to pid only if stillTheTarget(pid) holds once a pidfd holds the
 // process: a pid read from /proc or cgroup.procs names whatever process got

@@ -115,10 +115,7 @@ int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal, HooksOutputRelay
             (onlyInForeground && ::getpgid(container) != terminal->foregroundGroup())) {
             return;
         }
-        auto stillTheRuntimesChild = [runtime](pid_t pid) {
-            auto status = readProcessStatus(pid);
-            return status && status->parent == runtime;
-        };
+        auto stillTheRuntimesChild = [runtime](pid_t pid) { return isChildOf(pid, runtime); };
         if (signalPinnedProcess(container, SIGKILL, stillTheRuntimesChild)) {
             substituted = sig;
         }
