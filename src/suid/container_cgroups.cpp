@@ -126,6 +126,35 @@ std::vector<std::string> subdirectories(int dirfd) {
     return names;
 }
 
+std::vector<pid_t> members(int dirfd) {
+    std::istringstream listed(readText(dirfd, "cgroup.procs"));
+    std::vector<pid_t> pids{std::istream_iterator<pid_t>(listed), std::istream_iterator<pid_t>()};
+    std::sort(pids.begin(), pids.end());
+    return pids;
+}
+
+// A member that exits after cgroup.procs was read leaves its pid free for
+// any process: members are pinned with pidfds, the list is read once more,
+// and only those still on it are signalled. In batches, to bound the
+// descriptors a container with many processes makes the reaper hold.
+void killListedMembers(int dirfd, const std::vector<pid_t>& listed) {
+    constexpr std::size_t batch = 256;
+    for (std::size_t first = 0; first < listed.size(); first += batch) {
+        std::vector<std::pair<pid_t, FileDescriptor>> pinned;
+        for (std::size_t i = first; i < std::min(first + batch, listed.size()); ++i) {
+            if (auto fd = pinProcess(listed[i]); fd.get() >= 0) {
+                pinned.emplace_back(listed[i], std::move(fd));
+            }
+        }
+        auto still = members(dirfd);
+        for (const auto& [pid, fd] : pinned) {
+            if (std::binary_search(still.begin(), still.end(), pid)) {
+                signalPinned(fd, SIGKILL);
+            }
+        }
+    }
+}
+
 void killMembers(int dirfd) {
     for (const auto& name : subdirectories(dirfd)) {
         FileDescriptor sub(::openat(dirfd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
@@ -133,24 +162,9 @@ void killMembers(int dirfd) {
             killMembers(sub.get());
         }
     }
-    // A member that exits after cgroup.procs was read leaves its pid free for
-    // any process: each pid is signalled only while still listed.
-    auto stillAMember = [dirfd](pid_t pid) {
-        std::istringstream members(readText(dirfd, "cgroup.procs"));
-        return std::find(std::istream_iterator<pid_t>(members), std::istream_iterator<pid_t>(), pid) !=
-               std::istream_iterator<pid_t>();
-    };
     auto deadline = Clock::now() + std::chrono::seconds(5);
-    for (;;) {
-        std::istringstream pids(readText(dirfd, "cgroup.procs"));
-        bool any = false;
-        for (pid_t pid; pids >> pid;) {
-            signalPinnedProcess(pid, SIGKILL, stillAMember);
-            any = true;
-        }
-        if (!any || Clock::now() > deadline) {
-            return;
-        }
+    for (auto listed = members(dirfd); !listed.empty() && Clock::now() <= deadline; listed = members(dirfd)) {
+        killListedMembers(dirfd, listed);
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
 }
