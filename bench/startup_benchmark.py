@@ -70,20 +70,25 @@ def percentile(values, p):
 IN_USER_TIMER = r"""
 import json, subprocess, sys, time
 mode, commands, runs, warmup = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-def once(argv, env):
+def once(argv, env, out=None):
+    # out: None (/dev/null), "pipe", or a file to append to
+    target = {None: subprocess.DEVNULL, "pipe": subprocess.PIPE}.get(out) or open(out, "a")
     start = time.perf_counter()
-    r = subprocess.run(argv, env=env, cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    r = subprocess.run(argv, env=env, cwd="/", stdout=target, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if out not in (None, "pipe"):
+        target.close()
     if r.returncode != 0:
         sys.exit("benchmark command failed: " + " ".join(argv) + "\n" + r.stderr.decode(errors="replace"))
-    return time.perf_counter() - start
+    return elapsed
 if mode == "alternate":
-    for argv, env in commands.values():
+    for command in commands.values():
         for _ in range(warmup):
-            once(argv, env)
+            once(*command)
     times = {name: [] for name in commands}
     for _ in range(runs):
-        for name, (argv, env) in commands.items():
-            times[name].append(once(argv, env))
+        for name, command in commands.items():
+            times[name].append(once(*command))
     print(json.dumps(times))
 else:  # concurrent: `runs` copies of the one command at once
     (argv, env), = commands.values()
@@ -96,8 +101,9 @@ else:  # concurrent: `runs` copies of the one command at once
 
 
 def in_user_timer(user, mode, commands, runs, warmup=3):
-    """commands: {name: (argv, extra env)}; the environment is the user's."""
-    spec = {name: [argv, user.env(env)] for name, (argv, env) in commands.items()}
+    """commands: {name: (argv, extra env[, stdout])}; the environment is the
+    user's; stdout is /dev/null unless "pipe" or a file is given."""
+    spec = {name: [c[0], user.env(c[1])] + list(c[2:]) for name, c in commands.items()}
     r = user.run(["/usr/bin/python3", "-c", IN_USER_TIMER, mode, json.dumps(spec), str(runs), str(warmup)],
                  check=False)
     if r.returncode != 0:
@@ -231,6 +237,32 @@ def print_security_checks_cost(user, prefix, workdir, runs):
     print(f"  suid mode: cost of the security checks (securityChecks true - false, alternating): {ms(cost)}")
 
 
+def print_stream_relay_cost(user, suid, workdir, runs):
+    """What the standard-stream relay of suid mode costs: crun, as root,
+    would chown its stdio to the caller, so it gets the caller's stream only
+    where that changes nothing (a pipe), a private null node for /dev/null,
+    and a pipe copied by a relay process for anything else, e.g. a file of
+    the caller's in a project group. The three alternate run after run."""
+    argv = [suid, "run", "load/library/busybox", "true"]
+    commands = {"pipe": (argv, None, "pipe"), "null": (argv, None)}
+    groups = [g for g in os.getgrouplist(user.pw.pw_name, user.pw.pw_gid) if g != user.pw.pw_gid]
+    if groups:
+        relayed = os.path.join(workdir, "relayed-output")
+        open(relayed, "w").close()
+        os.chown(relayed, user.pw.pw_uid, groups[0])
+        commands["relayed"] = (argv, None, relayed)
+    results = measure_alternating(user, commands, runs)
+    pipe = results["pipe"][0]
+    line = (f"  suid mode, stdout of sarus run busybox true: on a pipe (crun gets it) {ms(pipe)}   "
+            f"on /dev/null (a private null node) {ms(results['null'][0])} ({results['null'][0] / pipe:.2f}x)")
+    if groups:
+        line += f"   on a file of a project group (relayed) {ms(results['relayed'][0])} " \
+                f"({results['relayed'][0] / pipe:.2f}x)"
+    else:
+        line += f"   (no relayed case: {user.pw.pw_name} has no supplementary group)"
+    print(line)
+
+
 def concurrent(user, argv, env, count):
     result = in_user_timer(user, "concurrent", {"one": (argv, env)}, count, 0)
     return result["total"], result["errors"]
@@ -292,6 +324,8 @@ def main():
             print(f"  suid mode: sarus run busybox true median {ms(suid_med)}   p90 {ms(suid_p90)}   "
                   f"ratio to the floor {suid_med / floor_med:.2f} (target: <= 1.1)")
             print_security_checks_cost(user, args.suid_prefix, workdir, args.runs)
+            with suid_config(args.suid_prefix, workdir):
+                print_stream_relay_cost(user, suid, workdir, args.runs)
         else:
             print(f"  suid mode: no SUID installation in {args.suid_prefix} (tools/run_tests.sh makes one)")
         if shutil.which("podman"):
