@@ -67,12 +67,24 @@ TEST(CloseDescriptorsExcept, ClosesEveryOtherDescriptorAboveStderr) {
 
 namespace {
 
+// Returns once the child has the default action for SIGTERM, not the
+// handler of a forwarder it may have been forked from.
 pid_t forkPausing() {
+    int ready[2];
+    if (::pipe(ready) != 0) {
+        return -1;
+    }
     pid_t pid = ::fork();
     if (pid == 0) {
+        ::signal(SIGTERM, SIG_DFL);
+        ::close(ready[1]);
         ::pause();
         ::_exit(0);
     }
+    ::close(ready[1]);
+    char none;
+    (void)!::read(ready[0], &none, 1);  // EOF: the child's end closed
+    ::close(ready[0]);
     return pid;
 }
 
@@ -176,4 +188,44 @@ TEST(SignalPinnedProcess, AProcessThatGotThePidAfterTheCheckIsNotSignalled) {
         return code;
     });
     EXPECT_EQ(code, 0) << "1: reported as signalled, 2: the successor was killed, 3: pid not reused, 10x: namespace";
+}
+
+// The supervisor forwards a signal that arrives after it has reaped the
+// sandbox (while it removes the cgroups): it must not reach the process
+// that got the sandbox's pid.
+TEST(ForwardSignalsTo, ASignalAfterTheTargetIsReapedReachesNotItsSuccessor) {
+    if (::geteuid() != 0) {
+        GTEST_SKIP() << "a PID namespace and ns_last_pid need root";
+    }
+    int code = inNewPidNamespace([] {
+        pid_t target = forkPausing();
+        sarus::forwardSignalsTo(target);
+        ::kill(target, SIGKILL);
+        ::waitpid(target, nullptr, 0);
+        pid_t successor = forkWithPid(target);
+        if (successor != target) {
+            return 3;
+        }
+        ::raise(SIGTERM);  // forwarded from the handler, before raise returns
+        ::usleep(20000);
+        int code = stillRunning(successor) ? 0 : 2;
+        ::kill(successor, SIGKILL);
+        return code;
+    });
+    EXPECT_EQ(code, 0) << "2: the successor got the signal, 3: pid not reused, 10x: namespace";
+}
+
+TEST(ForwardSignalsTo, ReachesTheLiveTarget) {
+    pid_t forwarder = ::fork();
+    if (forwarder == 0) {
+        pid_t target = forkPausing();
+        sarus::forwardSignalsTo(target);
+        ::raise(SIGTERM);
+        int status = 0;
+        ::waitpid(target, &status, 0);
+        ::_exit(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(forwarder, &status, 0), forwarder);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }

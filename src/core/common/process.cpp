@@ -26,12 +26,15 @@ namespace sarus {
 
 namespace {
 
-std::atomic<pid_t> forwardTarget{0};
+// A pidfd, not a pid: once the target is reaped its pid may name any
+// process, and a signal that arrives then (the supervisor forwards as root)
+// must reach nobody.
+std::atomic<int> forwardTarget{-1};
 
 void forwardSignal(int signal) {
-    pid_t target = forwardTarget.load();
-    if (target > 0) {
-        ::kill(target, signal);
+    int target = forwardTarget.load();
+    if (target >= 0) {
+        ::syscall(SYS_pidfd_send_signal, target, signal, nullptr, 0);
     }
 }
 
@@ -359,7 +362,21 @@ ReapedChild& ReapedChild::operator=(ReapedChild&& other) noexcept {
 }
 
 void forwardSignalsTo(pid_t pid) {
-    forwardTarget.store(pid);
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd < 0) {
+        throw systemError("cannot forward signals to process " + std::to_string(pid), errno);
+    }
+    sigset_t forwarded, previous;
+    sigemptyset(&forwarded);
+    for (int s : forwardedSignals) {
+        sigaddset(&forwarded, s);
+    }
+    ::sigprocmask(SIG_BLOCK, &forwarded, &previous);  // no handler holds the old pidfd while it closes
+    int old = forwardTarget.exchange(pidfd);
+    if (old >= 0) {
+        ::close(old);
+    }
+    ::sigprocmask(SIG_SETMASK, &previous, nullptr);
     struct sigaction action {};
     action.sa_handler = forwardSignal;
     sigemptyset(&action.sa_mask);

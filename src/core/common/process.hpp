@@ -74,7 +74,8 @@ void closeDescriptorsExcept(std::vector<int> keep);
 // What a container gets of the signals sarus receives (forwarded_signals.h).
 inline constexpr int forwardedSignals[] = {SARUS_ENDING_SIGNALS, SARUS_OTHER_FORWARDED_SIGNALS};
 
-// Forwards forwardedSignals to the given pid until reset.
+// Forwards forwardedSignals to the process pid names now (through a pidfd:
+// after it is reaped they reach nobody, whoever gets its pid).
 void forwardSignalsTo(pid_t pid);
 
 // Runs argv to completion; its stdout is returned, its stderr inherited.
