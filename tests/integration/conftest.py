@@ -373,6 +373,29 @@ def run_concurrently(sarus, count, *args):
     return results
 
 
+HOST_DEVICE_NODES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty")
+
+
+def host_device_nodes():
+    """Owner, group and mode of the host's common device nodes."""
+    return {path: (st.st_uid, st.st_gid, oct(st.st_mode)) for path in HOST_DEVICE_NODES
+            for st in [os.stat(path)]}
+
+
+@pytest.fixture(autouse=True)
+def host_device_nodes_stay_roots():
+    """crun chowns the container's standard streams to its user: run as
+    root with a host device as a stream (< /dev/zero), that would give the
+    device to the caller. Every test leaves these nodes root's, as it found
+    them; a node that is not root's before a test fails it too, so that what
+    an earlier process did is seen."""
+    before = host_device_nodes()
+    assert all(uid == 0 for uid, _, _ in before.values()), f"a host device node is not root's: {before}"
+    yield
+    after = host_device_nodes()
+    assert after == before, f"a host device node changed during the test: {before} -> {after}"
+
+
 def cgroup_leftovers():
     """Cgroups that sarus made for containers (named sarus-*), anywhere in
     any hierarchy."""
