@@ -4,12 +4,14 @@
 #include "config/hooks_config.hpp"
 #include "loop_keeper.hpp"
 #include "common/log.hpp"
+#include "common/process.hpp"
 #include "runtime/mount_tree.hpp"
 #include "privileges.hpp"
 #include "security_checks.hpp"
 #include "suid_sandbox.hpp"
 
 #include <cerrno>
+#include <csignal>
 #include <fcntl.h>
 #include <grp.h>
 #include <unistd.h>
@@ -17,6 +19,27 @@
 namespace sarus::suid {
 
 namespace {
+
+// sarus forwards signals to the supervisor, as root, from the moment it
+// exists; most of them end or stop a process by default. The supervisor
+// starts with all of them held and lets them through once it forwards them
+// in turn (superviseContainer), so none can end or stop root half-way.
+pid_t cloneSupervisor() {
+    sigset_t forwarded = forwardedSignalSet(), callerMask;
+    ::sigprocmask(SIG_BLOCK, &forwarded, &callerMask);
+    pid_t supervisor = -1;
+    try {
+        RootScope root;
+        supervisor = cloneSandbox(0, "cannot start the container's supervisor");
+    } catch (...) {
+        ::sigprocmask(SIG_SETMASK, &callerMask, nullptr);
+        throw;
+    }
+    if (supervisor != 0) {
+        ::sigprocmask(SIG_SETMASK, &callerMask, nullptr);
+    }
+    return supervisor;
+}
 
 std::string trustedTool(const Config& config, const std::string& key, const std::string& fallback) {
     auto path = config.stringOr(key, fallback);
@@ -83,11 +106,7 @@ int SuidBackend::run(const ContainerSpec& spec, const StoredImage& image) {
     }
 
     auto channels = makeSandboxChannels();
-    pid_t supervisor;
-    {
-        RootScope root;
-        supervisor = cloneSandbox(0, "cannot start the container's supervisor");
-    }
+    pid_t supervisor = cloneSupervisor();
     if (supervisor == 0) {
         runSandboxChild(channels, [&](int parentAliveFd) {
             return superviseContainer(plan, parentAliveFd, channels.status[1]);

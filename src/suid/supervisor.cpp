@@ -24,9 +24,6 @@ namespace sarus::suid {
 
 namespace {
 
-// Every forwarded signal whose default action ends a process: sarus relays
-// SIGUSR1 and SIGUSR2 too, from the moment the supervisor exists.
-const int endingSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
 // Root for good: the caller can no longer signal or trace this process, and
 // it stays when sarus dies (a credential change clears PDEATHSIG) so that it
@@ -134,14 +131,12 @@ std::optional<KeptMountClaim> claimKeptMount(SandboxPlan& plan, int parentAliveF
 }  // namespace
 
 int superviseContainer(SandboxPlan& plan, int parentAliveFd, int statusFd) {
-    // No signal may leave the cgroups half made: they are held until the
-    // sandbox exists and signals have somewhere to go.
-    sigset_t ending, previous;
-    sigemptyset(&ending);
-    for (int s : endingSignals) {
-        sigaddset(&ending, s);
-    }
-    ::sigprocmask(SIG_BLOCK, &ending, &previous);
+    // No signal may end or stop root with the cgroups half made, or with no
+    // reaper yet: every forwarded signal is held until the sandbox exists
+    // and signals have somewhere to go.
+    // (suid_backend.cpp starts this process with them held already.)
+    sigset_t forwarded = forwardedSignalSet();
+    ::sigprocmask(SIG_BLOCK, &forwarded, nullptr);
     becomeRootForGood();
     if (callerGone(parentAliveFd)) {
         return 1;
@@ -179,14 +174,14 @@ int superviseContainer(SandboxPlan& plan, int parentAliveFd, int statusFd) {
         }
         struct sigaction quit {};
         quit.sa_handler = [](int signal) { _exit(128 + signal); };
-        for (int s : endingSignals) {
+        for (int s : {SARUS_ENDING_SIGNALS, SIGUSR1, SIGUSR2}) {
             ::sigaction(s, &quit, nullptr);
         }
-        ::sigprocmask(SIG_SETMASK, &previous, nullptr);
+        ::sigprocmask(SIG_UNBLOCK, &forwarded, nullptr);
         _exit(runReporting(statusFd, [&] { return runSuidSandbox(plan, cgroups, parentAliveFd); }));
     }
     forwardSignalsTo(sandbox);
-    ::sigprocmask(SIG_SETMASK, &previous, nullptr);
+    ::sigprocmask(SIG_UNBLOCK, &forwarded, nullptr);
     // The process that orphaned the reaper exited right after its fork: no
     // <defunct> sarus while the container runs.
     orphaning = ReapedChild();

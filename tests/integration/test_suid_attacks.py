@@ -8,6 +8,7 @@ follows on the host, a cgroup outside the caller's limits, a container that
 outlives a killed sarus. A marker that only root can write (in /root)
 tells whether root ever ran the user's program."""
 
+import contextlib
 import hashlib
 import json
 import os
@@ -1244,11 +1245,33 @@ def test_signals_at_any_moment_of_the_start_leave_nothing(suid):
     assert wait_for_no_leftovers(suid.user) == []
 
 
-def test_a_barrage_of_forwarded_signals_during_the_start_leaves_nothing(suid):
-    """sarus relays SIGUSR1 and SIGUSR2 to the root supervisor; their default
-    action ended it between making the container's cgroups and starting the
-    reaper that removes them."""
-    for i in range(20):
+def process_status(pid):
+    """Name, ids and parent of a process, for a message."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return " ".join(line.split(":")[1].strip() for line in f
+                            if line.startswith(("Name:", "Uid:", "PPid:", "State:")))
+    except OSError:
+        return "gone"
+
+
+def process_state(pid):
+    """R, S, T (stopped)...; "" for a process that is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize("signals", [(signal.SIGUSR1, signal.SIGUSR2), (signal.SIGALRM, signal.SIGXCPU)],
+                         ids=["usr", "alrm-xcpu"])
+def test_a_barrage_of_forwarded_signals_during_the_start_leaves_nothing(suid, signals):
+    """sarus relays every forwarded signal to the root supervisor from the
+    moment it exists; the default action of most ends a process, and ended
+    the supervisor between making the container's cgroups and starting the
+    reaper that removes them (a window of about a millisecond: many runs)."""
+    for i in range(40):
         p = popen_as(suid.user, [suid.binary, "run", BUSYBOX, "true"])
         deadline = time.monotonic() + 10
         # From the moment the supervisor exists (sarus's own start is not
@@ -1257,12 +1280,41 @@ def test_a_barrage_of_forwarded_signals_during_the_start_leaves_nothing(suid):
             time.sleep(0.0005)
         while p.poll() is None and time.monotonic() < deadline:
             try:
-                p.send_signal(signal.SIGUSR1 if i % 2 else signal.SIGUSR2)
+                p.send_signal(signals[i % 2])
             except ProcessLookupError:
                 break
             time.sleep(0.001)
         p.wait()
         assert wait_for_no_leftovers(suid.user) == [], f"run {i}"
+
+
+def test_stop_signals_during_the_start_stop_no_root_process(suid):
+    """SIGTSTP, SIGTTIN and SIGTTOU stop a process by default, and sarus
+    relays them too: they stopped the root supervisor, which then stayed,
+    with its cgroups, after the caller killed its sarus, for as long as the
+    caller's process group lived (this test's)."""
+    for i in range(12):
+        p = popen_as(suid.user, [suid.binary, "run", BUSYBOX, "sleep", "1"])
+        deadline = time.monotonic() + 10
+        while p.poll() is None and len(process_tree(p.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        barrage = time.monotonic() + 0.05
+        while p.poll() is None and time.monotonic() < barrage:
+            try:
+                p.send_signal((signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)[i % 3])
+            except ProcessLookupError:
+                break
+            time.sleep(0.001)
+        # A root helper stopped on its way to exec the runtime is fine: it
+        # goes with the container. What must not be is one that outlives it.
+        stopped = [(pid, process_status(pid)) for pid in process_tree(p.pid)[1:] if process_state(pid) == "T"]
+        p.kill()  # the caller's own sarus, stopped or not
+        p.wait()
+        left = wait_for_no_leftovers(suid.user)
+        for pid, _ in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)  # lets a stopped supervisor clean up for the next run
+        assert left == [], f"run {i}: stopped before sarus was killed: {stopped}"
 
 
 def test_a_planted_shared_container_index_cannot_remove_root_files(suid, tmp_path):

@@ -361,16 +361,21 @@ ReapedChild& ReapedChild::operator=(ReapedChild&& other) noexcept {
     return *this;
 }
 
+sigset_t forwardedSignalSet() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : forwardedSignals) {
+        sigaddset(&set, s);
+    }
+    return set;
+}
+
 void forwardSignalsTo(pid_t pid) {
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
     if (pidfd < 0) {
         throw systemError("cannot forward signals to process " + std::to_string(pid), errno);
     }
-    sigset_t forwarded, previous;
-    sigemptyset(&forwarded);
-    for (int s : forwardedSignals) {
-        sigaddset(&forwarded, s);
-    }
+    sigset_t forwarded = forwardedSignalSet(), previous;
     ::sigprocmask(SIG_BLOCK, &forwarded, &previous);  // no handler holds the old pidfd while it closes
     int old = forwardTarget.exchange(pidfd);
     if (old >= 0) {

@@ -73,6 +73,8 @@ void closeDescriptorsExcept(std::vector<int> keep);
 
 // What a container gets of the signals sarus receives (forwarded_signals.h).
 inline constexpr int forwardedSignals[] = {SARUS_ENDING_SIGNALS, SARUS_OTHER_FORWARDED_SIGNALS};
+// The same as a set, for sigprocmask and signalfd.
+sigset_t forwardedSignalSet();
 
 // Forwards forwardedSignals to the process pid names now (through a pidfd:
 // after it is reaped they reach nobody, whoever gets its pid).

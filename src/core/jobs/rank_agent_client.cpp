@@ -100,11 +100,7 @@ void sendAll(int connection, const void* data, std::size_t size) {
 // a signalfd instead, so that they travel in order with nothing lost.
 class SignalReader {
 public:
-    SignalReader() {
-        sigemptyset(&set_);
-        for (int s : forwardedSignals) {
-            sigaddset(&set_, s);
-        }
+    SignalReader() : set_(forwardedSignalSet()) {
         ::sigprocmask(SIG_BLOCK, &set_, &previous_);
         fd_ = FileDescriptor(::signalfd(-1, &set_, SFD_CLOEXEC));
         if (fd_.get() < 0) {

@@ -94,11 +94,7 @@ private:
 
 int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal, HooksOutputRelay* hooksOutput,
                         EntrypointPrefetch* prefetch, const std::string& firstProcessPidFile) {
-    sigset_t relayed, previous;
-    sigemptyset(&relayed);
-    for (int s : forwardedSignals) {
-        sigaddset(&relayed, s);
-    }
+    sigset_t relayed = forwardedSignalSet(), previous;
     ::sigprocmask(SIG_BLOCK, &relayed, &previous);
     FileDescriptor signals(::signalfd(-1, &relayed, SFD_CLOEXEC | SFD_NONBLOCK));
     FileDescriptor exited(static_cast<int>(::syscall(SYS_pidfd_open, runtime, 0)));
