@@ -132,7 +132,7 @@ FileDescriptor privateNullDevice() {
 bool runtimeMayChown(int fd, uid_t uid, gid_t gid) {
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
-        return true;  // closed: nothing to give away
+        return errno == EBADF;  // closed: nothing to give away; anything else is not looked at
     }
     if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
         // an anonymous pipe's or socket's inode is nobody's file (a named
@@ -187,19 +187,24 @@ StandardStreamRelay::StandardStreamRelay(uid_t uid, gid_t gid, const std::vector
             }
         }
     }
+    pid_t sandbox = ::getpid();
     relay_ = ::fork();
     if (relay_ < 0) {
         throw systemError("cannot start the relay of the standard streams", errno);
     }
     if (relay_ == 0) {
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        // nothing of root's stays open once this process is the caller's
+        closeDescriptorsExcept(relayed.data(), relayed.size());
         ::signal(SIGPIPE, SIG_IGN);
         if (::setgroups(groups.size(), groups.data()) != 0 || ::setresgid(gid, gid, gid) != 0 ||
             ::setresuid(uid, uid, uid) != 0) {
             ::_exit(1);
         }
-        // nothing else of root's stays open in a process of the caller's
-        closeDescriptorsExcept(relayed.data(), relayed.size());
+        ::prctl(PR_SET_DUMPABLE, 0);  // not traceable by the caller, whatever fs.suid_dumpable says
+        // after the identity change, which clears the parent-death signal
+        if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != sandbox) {
+            ::_exit(1);
+        }
         relay(flows, relaysOutput_);
     }
     for (int stream = 0; stream < 3; ++stream) {

@@ -1193,6 +1193,35 @@ def test_the_callers_own_output_file_keeps_its_group(suid, roots_files):
         assert (os.stat(out).st_gid, f.read()) == (0, "appended\n")
 
 
+def test_the_stream_relay_is_not_traceable_by_the_caller(suid, roots_files):
+    """The relay was root's, with root's descriptors, before it took the
+    caller's ids: the caller must not trace it, whatever fs.suid_dumpable
+    says (with 1 the kernel leaves such a process dumpable)."""
+    out = os.path.join(roots_files, "out")
+    with open(out, "w"):
+        pass
+    uid = pwd.getpwnam(suid.user).pw_uid
+    os.chown(out, uid, 0)  # the caller's file in another group: relayed
+    with open("/proc/sys/fs/suid_dumpable") as f:
+        dumpable = f.read().strip()
+    with open("/proc/sys/fs/suid_dumpable", "w") as f:
+        f.write("1")
+    try:
+        p = popen_as(suid.user, ["sh", "-c", f'exec "$0" run {BUSYBOX} sleep 3 >> {out}', suid.binary],
+                     env={"SARUS_CONFIG_FILE": suid.config_file})
+        time.sleep(1.5)  # the container runs; short-lived helpers (read-ahead) are gone
+        callers = f"{uid}\t{uid}\t{uid}\t{uid}"
+        relays = [pid for pid in process_tree(p.pid)[1:]
+                  if process_status(pid).startswith("sarus ") and process_status(pid).endswith(callers)]
+        owners = {pid: os.stat(f"/proc/{pid}/fd").st_uid for pid in relays}  # root's when not dumpable
+        p.wait()
+    finally:
+        with open("/proc/sys/fs/suid_dumpable", "w") as f:
+            f.write(dumpable)
+    assert relays, "no relay process seen"
+    assert set(owners.values()) == {0}, f"the caller owns the relay's /proc entries: {owners}"
+
+
 # --- hygiene ------------------------------------------------------------------------------
 
 CALLER_ENVIRONMENT = {"LD_PRELOAD": "/var/tmp/evil.so", "LD_LIBRARY_PATH": "/var/tmp/evil",

@@ -153,8 +153,12 @@ EntrypointPrefetch::EntrypointPrefetch(const fs::path& rootfs, const ContainerSp
     if (helper < 0) {
         return;  // running without read-ahead is only slower
     }
-    // After the identity change, which clears the parent-death signal.
-    if (!takeIdentity(uid, gid) || ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) {
+    // Nothing of the sandbox's (root's, in suid mode) stays open or
+    // traceable once this process is the caller's; the parent-death signal
+    // after the identity change, which clears it.
+    closeDescriptorsExcept(nullptr, 0);
+    if (!takeIdentity(uid, gid) || ::prctl(PR_SET_DUMPABLE, 0) != 0 || ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 ||
+        ::getppid() != parent) {
         _exit(0);
     }
     try {
