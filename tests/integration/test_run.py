@@ -16,6 +16,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import tempfile
 import termios
 import time
 import uuid
@@ -169,6 +170,25 @@ def test_posix_message_queues_are_the_hosts(images, host_mqueue):
     assert r.returncode == 0, r.stderr
     assert queue in r.stdout.split()
     assert on_host
+
+
+def test_a_mount_onto_dev_mqueue_is_never_silently_covered(images):
+    """The runtime mounts /dev/mqueue after the user's mounts in suid mode
+    (the sandbox attaches them first): a --mount there would have been
+    hidden without a word, so it is refused; in userns mode it comes after
+    the runtime's and is what the container sees."""
+    source = tempfile.mkdtemp(prefix="sarus-mqueue-", dir="/var/tmp")
+    try:
+        os.chmod(source, 0o755)
+        open(os.path.join(source, "mine"), "w").close()
+        r = images("run", "--mount", f"type=bind,src={source},dst=/dev/mqueue", BUSYBOX, "ls", "/dev/mqueue")
+    finally:
+        shutil.rmtree(source)
+    if images.mode == "suid":
+        assert r.returncode != 0
+        assert "the runtime mounts /dev/mqueue over it" in r.stderr, r.stderr
+    else:
+        assert (r.returncode, r.stdout) == (0, "mine\n"), r.stderr
 
 
 def test_kernel_interfaces_are_masked_or_read_only_as_in_sarus(images):

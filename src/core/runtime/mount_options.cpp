@@ -300,7 +300,7 @@ void checkNotOntoRuntimeMounts(const std::string& resolved, const std::string& w
 }  // namespace
 
 void checkNotRuntimeMountPoint(const std::string& resolved, const std::string& what) {
-    checkNotOntoRuntimeMounts(resolved, what, {"/proc", "/sys", "/dev/pts"});
+    checkNotOntoRuntimeMounts(resolved, what, {"/proc", "/sys", "/dev/pts", "/dev/mqueue"});
 }
 
 void checkNotRuntimeMountPointForHook(const std::string& resolved, const std::string& what) {
