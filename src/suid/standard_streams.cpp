@@ -10,6 +10,7 @@
 #include <grp.h>
 #include <linux/magic.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -44,13 +45,15 @@ void closeFlow(Flow& flow) {
     flow.length = flow.offset = 0;
 }
 
-void readInto(Flow& flow) {
+void readInto(Flow& flow, bool keepSourceOpen) {
     ssize_t n = ::read(flow.from, flow.buffer, sizeof flow.buffer);
     if (n > 0) {
         flow.length = n;
         flow.offset = 0;
     } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-        ::close(flow.from);
+        if (!keepSourceOpen) {
+            ::close(flow.from);
+        }
         flow.from = -1;
         if (flow.length <= flow.offset) {
             closeFlow(flow);
@@ -73,26 +76,48 @@ void writeFrom(Flow& flow) {
     }
 }
 
-// Copies until the output streams end (every process of the container is
-// gone), or, where only the input is copied, until it ends. System calls
+// The caller's input the container did not read goes back where it was
+// read from: `while read line; do sarus run ...; done < list` loses no line
+// to the relay's read-ahead, as with input crun gets itself. Only a
+// seekable input (a file) can take it back.
+void giveBackUnreadInput(int input, const Flow& flow, int pipeReadEnd) {
+    int inPipe = 0;
+    if (::ioctl(pipeReadEnd, FIONREAD, &inPipe) != 0) {
+        inPipe = 0;
+    }
+    off_t unread = static_cast<off_t>(flow.length - flow.offset) + inPipe;
+    if (unread > 0) {
+        ::lseek(input, -unread, SEEK_CUR);
+    }
+}
+
+// Copies until the container is done (the sandbox closes `done`) and its
+// output streams have ended. The input pipe's read end stays open here too,
+// to tell how much of the input the container left unread. System calls
 // only: the sandbox may have threads.
-[[noreturn]] void relay(Flow (&flows)[3], bool relaysOutput) {
+[[noreturn]] void relay(Flow (&flows)[3], int done, int input, int pipeReadEnd) {
     for (;;) {
-        if (relaysOutput && !flows[1].open() && !flows[2].open()) {
+        if (done < 0 && !flows[1].open() && !flows[2].open()) {
             ::_exit(0);
         }
-        if (!relaysOutput && !flows[0].open()) {
-            ::pause();  // no zombie while the container runs: the sandbox ends it
-        }
-        pollfd watched[3];
+        pollfd watched[4];
         for (int i = 0; i < 3; ++i) {
             Flow& flow = flows[i];
             bool pending = flow.length > flow.offset;
             watched[i] = {!flow.open() ? -1 : pending ? flow.to : flow.from,
                           static_cast<short>(pending ? POLLOUT : POLLIN), 0};
         }
-        if (::poll(watched, 3, -1) < 0 && errno != EINTR) {
+        watched[3] = {done, POLLIN, 0};
+        if (::poll(watched, 4, -1) < 0 && errno != EINTR) {
             ::_exit(1);
+        }
+        if (done >= 0 && watched[3].revents != 0) {
+            if (input >= 0) {
+                giveBackUnreadInput(input, flows[0], pipeReadEnd);
+            }
+            closeFlow(flows[0]);
+            done = -1;
+            continue;
         }
         for (int i = 0; i < 3; ++i) {
             if (watched[i].fd < 0 || watched[i].revents == 0) {
@@ -101,7 +126,7 @@ void writeFrom(Flow& flow) {
             if (flows[i].length > flows[i].offset) {
                 writeFrom(flows[i]);
             } else {
-                readInto(flows[i]);
+                readInto(flows[i], i == 0);
             }
         }
     }
@@ -171,15 +196,17 @@ StandardStreamRelay::StandardStreamRelay(uid_t uid, gid_t gid, const std::vector
         flows[stream].to = input ? ends[1] : stream;
         if (input) {
             ::fcntl(ends[1], F_SETFL, O_NONBLOCK);  // a container that reads no input holds up no output
-        } else {
-            relaysOutput_ = true;
         }
         any = true;
     }
     if (!any) {
         return;
     }
-    std::vector<int> relayed;
+    int input = flows[0].from;
+    int pipeReadEnd = input >= 0 ? ::fcntl(runtimeEnds_[0].get(), F_DUPFD_CLOEXEC, 3) : -1;
+    int done[2];
+    makePipe(done);
+    std::vector<int> relayed = {done[0], pipeReadEnd};
     for (const auto& flow : flows) {
         for (int fd : {flow.from, flow.to}) {
             if (fd >= 0) {
@@ -190,7 +217,10 @@ StandardStreamRelay::StandardStreamRelay(uid_t uid, gid_t gid, const std::vector
     pid_t sandbox = ::getpid();
     relay_ = ::fork();
     if (relay_ < 0) {
-        throw systemError("cannot start the relay of the standard streams", errno);
+        int err = errno;
+        ::close(done[0]);
+        ::close(done[1]);
+        throw systemError("cannot start the relay of the standard streams", err);
     }
     if (relay_ == 0) {
         // nothing of root's stays open once this process is the caller's
@@ -205,7 +235,12 @@ StandardStreamRelay::StandardStreamRelay(uid_t uid, gid_t gid, const std::vector
         if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != sandbox) {
             ::_exit(1);
         }
-        relay(flows, relaysOutput_);
+        relay(flows, done[0], input, pipeReadEnd);
+    }
+    ::close(done[0]);
+    done_ = FileDescriptor(done[1]);
+    if (pipeReadEnd >= 0) {
+        ::close(pipeReadEnd);
     }
     for (int stream = 0; stream < 3; ++stream) {
         if (runtimeEnds_[stream].get() >= 0) {
@@ -218,11 +253,9 @@ void StandardStreamRelay::finish() {
     for (auto& end : runtimeEnds_) {
         end.reset();
     }
+    done_.reset();  // the container is done: the relay gives back unread input
     if (relay_ <= 0) {
         return;
-    }
-    if (!relaysOutput_) {
-        ::kill(relay_, SIGKILL);  // our child, not yet reaped: the pid is still the relay's
     }
     ::waitpid(relay_, nullptr, 0);
     relay_ = -1;

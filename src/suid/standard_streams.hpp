@@ -34,14 +34,15 @@ public:
     // caller's own.
     int runtimeFd(int stream) const { return runtimeEnds_[stream].get(); }
 
-    // Once the runtime has exited: the output is copied to its end, and the
-    // copy of the input stops.
+    // Once the runtime has exited: the output is copied to its end, the
+    // copy of the input stops, and input the container left unread goes
+    // back to a seekable source (a file), as if crun had read it itself.
     void finish();
 
 private:
     std::array<FileDescriptor, 3> runtimeEnds_;
+    FileDescriptor done_;  // closed once the container is done
     pid_t relay_ = -1;
-    bool relaysOutput_ = false;
 };
 
 }  // namespace sarus::suid

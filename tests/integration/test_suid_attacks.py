@@ -1193,6 +1193,22 @@ def test_the_callers_own_output_file_keeps_its_group(suid, roots_files):
         assert (os.stat(out).st_gid, f.read()) == (0, "appended\n")
 
 
+@pytest.mark.parametrize("group", ["own", "project"])
+def test_input_the_container_leaves_unread_stays_for_the_next_command(suid, roots_files, group):
+    """A list read line by line around sarus, as batch scripts do: with a
+    file crun gets itself (the caller's group) the container reads only
+    what it reads; a relayed one (a project group's) lost everything the
+    relay had read ahead."""
+    path = os.path.join(roots_files, "list")
+    with open(path, "w") as f:
+        f.write("a\nb\nc\n")
+    pw = pwd.getpwnam(suid.user)
+    os.chown(path, pw.pw_uid, pw.pw_gid if group == "own" else 0)
+    r = suid_shell(suid, f"{{ \"$1\" run {BUSYBOX} sh -c 'read x; echo got $x'; cat; }} < {path}; "
+                         f"while read l; do echo \"line $l\"; \"$1\" run {BUSYBOX} true; done < {path}")
+    assert (r.returncode, r.stdout) == (0, "got a\nb\nc\nline a\nline b\nline c\n"), r.stderr
+
+
 def test_the_stream_relay_is_not_traceable_by_the_caller(suid, roots_files):
     """The relay was root's, with root's descriptors, before it took the
     caller's ids: the caller must not trace it, whatever fs.suid_dumpable
