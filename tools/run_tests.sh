@@ -31,7 +31,7 @@ cmake --install "$repo/build" --prefix "$SARUS_SUID_PREFIX" >/dev/null
 # Whatever the run leaves in /tmp or /var/tmp fails it, except the image
 # caches and the per-user state directories that sarus, podman and the
 # tests keep on purpose.
-kept='^/(var/)?tmp/(sarus-[0-9]+|sarus-oci-[0-9]+|containers-user-[0-9]+|podman-run-[0-9]+|pytest-of-root|'\
+kept='^/(var/)?tmp/(sarus-[0-9]+|sarus-oci-[0-9]+|sarus-ranks-[0-9]+|containers-user-[0-9]+|podman-run-[0-9]+|pytest-of-root|'\
 'sarus-build\.lock|sarus-(test|bench|quickstart)-images|sarus-test-debs)$'
 temp_entries() { find /tmp /var/tmp -mindepth 1 -maxdepth 1 | sort; }
 before=$(temp_entries)

@@ -26,7 +26,9 @@ def ranks(sarus, test_images):
     yield sarus
     assert wait_for_no_leftovers(sarus.user) == []
     base = groups_directory(sarus)
-    assert not os.path.exists(base), f"left behind: {base} {os.listdir(base)}"
+    if os.path.exists(base):  # the caller's directory of groups stays, empty and private
+        st = os.lstat(base)
+        assert (os.listdir(base), st.st_uid, oct(st.st_mode)) == ([], pwd.getpwnam(sarus.user).pw_uid, "0o40700")
 
 
 def groups_directory(sarus):
@@ -131,6 +133,8 @@ def test_a_groups_directory_made_by_another_user_leaves_each_rank_a_container_of
     directory first. The job runs on, a container per rank, and says why."""
     other = "sarusnosub" if ranks.user == "sarustest" else "sarustest"
     base = groups_directory(ranks)
+    if os.path.exists(base):
+        os.rmdir(base)  # an earlier test's: the name is free again, as before the user's first job
     run_as(other, ["mkdir", "-m", "755", base], check=True)
     try:
         r = mpiexec(ranks, 2, ranks.binary, "run", BUSYBOX, "sh", "-c", NAMESPACES)
@@ -139,6 +143,24 @@ def test_a_groups_directory_made_by_another_user_leaves_each_rank_a_container_of
         assert r.stderr.count("is not a private directory of yours") == 2, r.stderr
     finally:
         os.rmdir(base)
+
+
+def test_the_callers_directory_of_groups_stays_so_no_one_else_takes_its_name(ranks):
+    """The last group to end removed the caller's directory of groups too:
+    another user could make it again at once (inotify on /tmp), and the
+    ranks about to meet there failed. It stays now, empty, and the name
+    cannot be taken."""
+    other = "sarusnosub" if ranks.user == "sarustest" else "sarustest"
+    base = groups_directory(ranks)
+    r = mpiexec(ranks, 2, ranks.binary, "run", BUSYBOX, "true")
+    assert r.returncode == 0, r.stderr
+    taken = run_as(other, ["mkdir", "-m", "755", base])
+    if taken.returncode == 0:
+        os.rmdir(base)
+    assert taken.returncode != 0, f"{other} made {base} after the job"
+    r = mpiexec(ranks, 2, ranks.binary, "run", BUSYBOX, "sh", "-c", NAMESPACES)
+    assert r.returncode == 0 and "is not a private directory" not in r.stderr, r.stderr
+    assert len({row[2] for row in rows(r.stdout)}) == 1, r.stdout
 
 
 def start_rank(sarus, group, *args, **kw):
@@ -372,6 +394,39 @@ def test_the_group_of_a_step_killed_whole_goes_with_the_next_leader(ranks):
                    env={"SARUS_CONFIG_FILE": ranks.config_file, "SARUS_RANK_GROUP": group + "-next"})
         assert r.returncode == 0, r.stderr
         assert not os.path.exists(os.path.join(groups_directory(ranks), killed)), "the killed group is still there"
+
+
+def test_the_ranks_sarus_keeps_no_root_while_its_rank_runs(ranks):
+    """In suid mode every sarus starts with root as its saved uid. A rank
+    that joins, and the leader's own rank once its container is started,
+    need no root: they keep none while they talk to the agent (a process
+    of the caller's) for as long as the rank runs."""
+    uid = pwd.getpwnam(ranks.user).pw_uid
+    env = {"SARUS_CONFIG_FILE": ranks.config_file}
+    launcher = popen_as(ranks.user, ["mpiexec.mpich", "-n", "3", ranks.binary, "run", BUSYBOX, "sleep", "3"],
+                        env=env)
+    try:
+        time.sleep(2)
+        found = {}
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+                with open(f"/proc/{status['PPid']}/comm") as f:
+                    parent = f.read().strip()
+            except (OSError, KeyError):
+                continue
+            ids = status["Uid"].split()
+            if status["Name"] == "sarus" and parent != "sarus" and ids[0] == str(uid):
+                found[pid] = ids  # a rank's own sarus (its parent is the launcher's proxy)
+        launcher.wait(timeout=60)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert len(found) == 3, found
+    assert all(ids == [str(uid)] * 4 for ids in found.values()), found
 
 
 def test_a_joining_rank_gets_no_privilege(ranks):

@@ -50,6 +50,18 @@ FileDescriptor connectToUnixSocket(const std::filesystem::path& socketPath) {
     return connection;
 }
 
+std::optional<FileDescriptor> connectUnlessNobodyListens(const std::filesystem::path& socketPath) {
+    auto address = socketAddress(socketPath);
+    auto connection = streamSocket();
+    if (::connect(connection.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+        return connection;
+    }
+    if (errno == ECONNREFUSED || errno == ENOENT) {
+        return std::nullopt;
+    }
+    throw systemError("cannot connect to " + socketPath.string(), errno);
+}
+
 ssize_t sendWithDescriptors(int connection, const void* data, std::size_t size, const std::vector<int>& fds) {
     if (fds.size() > maxSentDescriptors) {
         errno = EINVAL;

@@ -21,6 +21,11 @@ FileDescriptor listenOnUnixSocket(const std::filesystem::path& socketPath);
 // the errno of connect) when nobody does.
 FileDescriptor connectToUnixSocket(const std::filesystem::path& socketPath);
 
+// The same, but nullopt when nobody listens there (no such socket, or
+// connection refused): only then is a listener known to be gone. Any other
+// failure (out of descriptors or memory) throws.
+std::optional<FileDescriptor> connectUnlessNobodyListens(const std::filesystem::path& socketPath);
+
 // Who is at the other end of a connected unix socket (SO_PEERCRED, ids as
 // seen from this process's user namespace); nullopt when it cannot be told.
 std::optional<ucred> peerCredentials(int connection);

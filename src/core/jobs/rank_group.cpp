@@ -7,6 +7,7 @@
 #include "common/log.hpp"
 #include "common/process.hpp"
 #include "jobs/rank_agent_client.hpp"
+#include "suid/privileges.hpp"
 #include "common/unix_socket.hpp"
 #include "common/name_hash.hpp"
 
@@ -45,8 +46,8 @@ fs::path installedAgent() {
 }
 
 // The caller's directory of groups and the group's own, both only the
-// caller's (lstat: no one else's link is followed). The last group to end
-// removes them, so they may go between the two steps: then again.
+// caller's (lstat: no one else's link is followed). The last rank of a group
+// removes the group's, so it may go between the two steps: then again.
 void ensureGroupDirectory(const fs::path& groupDir) {
     for (;;) {
         ensurePrivateDirectory(groupDir.parent_path(), purpose);
@@ -139,9 +140,10 @@ void retireGeneration(const fs::path& groupDir, const fs::path& generation) {
     fs::remove_all(generation, ignored);
     if (!leader && !fs::exists(groupDir / "leader.json")) {
         ::unlink((groupDir / "lock").c_str());
-        if (::rmdir(groupDir.c_str()) == 0) {
-            ::rmdir(groupDir.parent_path().c_str());  // fails while another group is there
-        }
+        // The caller's directory of groups stays: in a shared /tmp another
+        // user could take its name the moment it went, and make the ranks
+        // that were about to meet there fail.
+        ::rmdir(groupDir.c_str());
     }
 }
 
@@ -168,9 +170,11 @@ void removeDeadGroups(const fs::path& ranksDir, const fs::path& own) {
                 continue;  // a rank or its leader is still there
             }
             try {
-                connectToUnixSocket(leader->directory / "agent.sock");
-                continue;
+                if (connectUnlessNobodyListens(leader->directory / "agent.sock")) {
+                    continue;
+                }
             } catch (const Error&) {
+                continue;  // not known to be dead
             }
             ::unlink((groupDir / "leader.json").c_str());
         }
@@ -233,10 +237,12 @@ public:
             if (!leader) {
                 return lead(std::move(lock));
             }
-            std::optional<FileDescriptor> connection;
-            try {
-                connection = connectToUnixSocket(leader->directory / "agent.sock");
-            } catch (const Error&) {
+            // Only a socket nobody listens on means the leader is gone: a
+            // rank out of descriptors or memory must not split the group
+            // (the first container would then wait for a stop that never
+            // comes).
+            auto connection = connectUnlessNobodyListens(leader->directory / "agent.sock");
+            if (!connection) {
                 log::debug("shared container: the leader of " + groupDir_.string() + " is gone, taking over");
                 std::error_code ignored;  // what is left is the dead leader's; a new one leads anyway
                 fs::remove_all(leader->directory, ignored);
@@ -251,6 +257,9 @@ public:
             if (::flock(members.get(), LOCK_SH | LOCK_NB) == 0) {
                 lock = FileDescriptor();
                 log::debug("shared container: joining " + leader->directory.string());
+                // A joining rank needs no root: in suid mode it keeps none
+                // while it talks to the agent, which is the caller's.
+                suid::Privileges::dropPermanently();
                 return runRankInAgent(*connection, spec_);
             }
             // Its leader is ending it: a new one starts once it is gone.
@@ -301,6 +310,7 @@ private:
         leaderEnds = FileDescriptor();
         listener = FileDescriptor();  // the container's now: its end closes the socket
         lock = FileDescriptor();
+        suid::Privileges::dropPermanently();  // the container's process has what root was needed for
 
         int code = 1;
         std::string failure;
