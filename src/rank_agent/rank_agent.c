@@ -90,9 +90,13 @@ static int receive_start(int connection, struct rank_agent_start *start, int *fd
         n = recvmsg(connection, &message, MSG_CMSG_CLOEXEC | MSG_WAITALL);
     } while (n < 0 && errno == EINTR);
     int count = 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&message); c; c = CMSG_NXTHDR(&message, c)) {
+    /* a failed recvmsg leaves the control buffer as it was: not read then */
+    for (struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&message) : NULL; c; c = CMSG_NXTHDR(&message, c)) {
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
             size_t got = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            if (got > (size_t)(RANK_AGENT_MAX_FDS - count)) {
+                got = (size_t)(RANK_AGENT_MAX_FDS - count); /* the kernel wrote no more than the buffer holds */
+            }
             memcpy(fds + count, CMSG_DATA(c), got * sizeof(int));
             count += (int)got;
         }
