@@ -297,6 +297,26 @@ void removeIfEmptyFallback(const fs::path& path, uid_t owner) {
     }
 }
 
+// An exclusive flock on an open directory, held while the object lives.
+class DirectoryLock {
+public:
+    DirectoryLock(int directory, const fs::path& path) : fd_(directory) {
+        if (fd_ < 0 || ::flock(fd_, LOCK_EX) != 0) {
+            int err = errno;
+            if (fd_ >= 0) {
+                ::close(fd_);
+            }
+            throw RuntimeError("cannot lock " + path.string() + ": " + std::strerror(err));
+        }
+    }
+    ~DirectoryLock() { ::close(fd_); }
+    DirectoryLock(const DirectoryLock&) = delete;
+    DirectoryLock& operator=(const DirectoryLock&) = delete;
+
+private:
+    int fd_;
+};
+
 }  // namespace
 
 StateDirectory StateDirectory::ofUser(uid_t owner) {
@@ -395,25 +415,12 @@ void StateDirectory::record(const StateRecord& record) {
 
 void StateDirectory::claim(const StateRecord& record) {
     auto path = directoryForRecords();
-    int lock = openDirectory(path);
-    if (lock < 0 || ::flock(lock, LOCK_EX) != 0) {
-        int err = errno;
-        if (lock >= 0) {
-            ::close(lock);
-        }
-        throw RuntimeError("cannot lock " + path.string() + ": " + std::strerror(err));
+    DirectoryLock lock(openDirectory(path), path);
+    if (auto existing = find(record.id); existing && isRunning(*existing, owner_)) {
+        throw RuntimeError("a container with id '" + record.id + "' is running already (pid " +
+                           std::to_string(existing->pid) + ")");
     }
-    try {
-        if (auto existing = find(record.id); existing && isRunning(*existing, owner_)) {
-            throw RuntimeError("a container with id '" + record.id + "' is running already (pid " +
-                               std::to_string(existing->pid) + ")");
-        }
-        this->record(record);
-    } catch (...) {
-        ::close(lock);
-        throw;
-    }
-    ::close(lock);
+    this->record(record);
 }
 
 std::optional<StateRecord> StateDirectory::find(const std::string& id) const {

@@ -24,7 +24,6 @@ namespace sarus::suid {
 
 namespace {
 
-
 // Root for good: the caller can no longer signal or trace this process, and
 // it stays when sarus dies (a credential change clears PDEATHSIG) so that it
 // can clean up after the container. Nothing of the caller's environment is

@@ -136,7 +136,7 @@ void runSandboxChild(SandboxChannels& channels, const std::function<int(int)>& b
     // the sandbox, and with it (PID 1, PDEATHSIG) every helper and mount.
     struct sigaction quit {};
     quit.sa_handler = [](int signal) { _exit(128 + signal); };
-    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) {
+    for (int s : {SARUS_ENDING_SIGNALS}) {
         ::sigaction(s, &quit, nullptr);
     }
     int code = runReporting(channels.status[1], [&] { return body(channels.go[0]); });
