@@ -39,9 +39,23 @@ static const int ending_signals[] = {SARUS_ENDING_SIGNALS};
 static const int rank_signals[] = {SARUS_OTHER_FORWARDED_SIGNALS};
 #define COUNT(array) (sizeof(array) / sizeof((array)[0]))
 
+/* The agent serves every rank from one loop, so it never waits for one
+ * client: a start message, or a signal number, that arrives in pieces is
+ * kept here until it is whole. A client that stalls (stopped, or any process
+ * of the user's that connects and sends half a message) holds up only its
+ * own rank, not the others' starts, exit codes, signals or the container's
+ * end. */
 struct rank {
     int connection; /* -1 once its client hung up */
     pid_t pid;      /* 0 until started, -1 when it is to be dropped */
+    struct rank_agent_start start;
+    size_t start_received;
+    int fds[RANK_AGENT_MAX_FDS];
+    int fd_count;
+    char *body; /* the strings, the CPU mask, the node mask */
+    size_t body_size, body_received;
+    unsigned char signal_number[sizeof(int32_t)];
+    size_t signal_received;
 };
 
 static struct rank ranks[MAX_RANKS];
@@ -54,62 +68,110 @@ static void fail(const char *what) {
     exit(1);
 }
 
-static int read_fully(int fd, void *buffer, size_t size) {
-    char *p = buffer;
-    while (size > 0) {
-        ssize_t n = read(fd, p, size);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return -1;
-        }
-        p += n;
-        size -= (size_t)n;
-    }
-    return 0;
-}
-
 static void close_received(int *fds, size_t count) {
     for (size_t i = 0; i < count; ++i) {
         close(fds[i]);
     }
 }
 
-/* The header and its descriptors; returns the number of descriptors or -1. */
-static int receive_start(int connection, struct rank_agent_start *start, int *fds) {
+/* What a rank's start message left: descriptors not yet handed on, its body. */
+static void release_start(struct rank *rank) {
+    close_received(rank->fds, (size_t)rank->fd_count);
+    rank->fd_count = 0;
+    free(rank->body);
+    rank->body = NULL;
+}
+
+/* Reads what has arrived, never waits: 1 once `size` bytes are in, 0 for
+ * more to come, -1 when the client hung up or failed. */
+static int receive_more(int connection, void *buffer, size_t size, size_t *received) {
+    while (*received < size) {
+        ssize_t n = recv(connection, (char *)buffer + *received, size - *received, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return 0;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        *received += (size_t)n;
+    }
+    return 1;
+}
+
+/* The header as it arrives, with the descriptors that come with its first
+ * byte. 1 when it is whole, 0 for more to come, -1 when it is not one. */
+static int receive_header(struct rank *rank) {
     union {
         struct cmsghdr align;
         char buffer[CMSG_SPACE(sizeof(int) * RANK_AGENT_MAX_FDS)];
     } control;
-    struct iovec iov = {start, sizeof *start};
+    memset(&control, 0, sizeof control);
+    struct iovec iov = {(char *)&rank->start + rank->start_received, sizeof rank->start - rank->start_received};
     struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buffer,
                              .msg_controllen = sizeof control.buffer};
     ssize_t n;
     do {
-        n = recvmsg(connection, &message, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+        n = recvmsg(rank->connection, &message, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
-    int count = 0;
-    /* a failed recvmsg leaves the control buffer as it was: not read then */
+    if (n < 0) {
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+    }
+    int too_many = 0;
+    /* read only after data arrived: a failed recvmsg leaves the buffer as it was */
     for (struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&message) : NULL; c; c = CMSG_NXTHDR(&message, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-            size_t got = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            if (got > (size_t)(RANK_AGENT_MAX_FDS - count)) {
-                got = (size_t)(RANK_AGENT_MAX_FDS - count); /* the kernel wrote no more than the buffer holds */
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+            continue;
+        }
+        size_t got = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        if (got > RANK_AGENT_MAX_FDS) {
+            got = RANK_AGENT_MAX_FDS; /* the kernel wrote no more than the buffer holds */
+        }
+        int received[RANK_AGENT_MAX_FDS];
+        memcpy(received, CMSG_DATA(c), got * sizeof(int));
+        for (size_t i = 0; i < got; ++i) {
+            if (rank->fd_count < RANK_AGENT_MAX_FDS) {
+                rank->fds[rank->fd_count++] = received[i];
+            } else {
+                close(received[i]);
+                too_many = 1;
             }
-            memcpy(fds + count, CMSG_DATA(c), got * sizeof(int));
-            count += (int)got;
         }
     }
-    /* every string takes at least its NUL: argc and envc are bounded by size */
-    if (n != (ssize_t)sizeof *start || start->magic != RANK_AGENT_MAGIC || (message.msg_flags & MSG_CTRUNC) ||
-        start->size > RANK_AGENT_MAX_SIZE || (start->argc > 0 && (uint64_t)start->argc + start->envc + 1 > start->size) ||
-        start->cpus > RANK_AGENT_MAX_CPU_BYTES || start->nodes > RANK_AGENT_MAX_NODE_BYTES ||
-        (start->argc > 0 && count < 3)) {
-        close_received(fds, (size_t)count);
+    if (n == 0 || too_many || (message.msg_flags & MSG_CTRUNC)) {
         return -1;
     }
-    return count;
+    rank->start_received += (size_t)n;
+    if (rank->start_received < sizeof rank->start) {
+        return 0;
+    }
+    const struct rank_agent_start *start = &rank->start;
+    /* every string takes at least its NUL: argc and envc are bounded by size */
+    if (start->magic != RANK_AGENT_MAGIC || start->size > RANK_AGENT_MAX_SIZE ||
+        (start->argc > 0 && (uint64_t)start->argc + start->envc + 1 > start->size) ||
+        start->cpus > RANK_AGENT_MAX_CPU_BYTES || start->nodes > RANK_AGENT_MAX_NODE_BYTES ||
+        (start->argc > 0 && rank->fd_count < 3)) {
+        return -1;
+    }
+    return 1;
+}
+
+/* The whole start message, in as many calls as it takes. */
+static int receive_start(struct rank *rank) {
+    if (rank->start_received < sizeof rank->start) {
+        int header = receive_header(rank);
+        if (header <= 0) {
+            return header;
+        }
+        rank->body_size = (size_t)rank->start.size + rank->start.cpus + rank->start.nodes;
+        rank->body = malloc(rank->body_size + 1);
+        if (!rank->body) {
+            return -1;
+        }
+    }
+    return receive_more(rank->connection, rank->body, rank->body_size, &rank->body_received);
 }
 
 /* Splits `size` bytes of NUL-terminated strings into out[0..wanted-1]. */
@@ -213,57 +275,41 @@ static void exec_rank(int *fds, int count, char *cwd, char **argv, char **envp,
     _exit(code);
 }
 
+/* A rank whose start message is whole: the container's end, or a command
+ * to fork and exec. */
 static void start_rank(struct rank *rank) {
-    struct rank_agent_start start;
-    int fds[RANK_AGENT_MAX_FDS];
-    int count = receive_start(rank->connection, &start, fds);
-    if (count < 0) {
-        rank->pid = -1; /* dropped below */
-        return;
-    }
-    if (start.argc > 0 && shutting_down) { /* ending: a rank that comes now is not started */
-        close_received(fds, (size_t)count);
+    const struct rank_agent_start *start = &rank->start;
+    if (start->argc > 0 && shutting_down) { /* ending: a rank that comes now is not started */
         reply(rank->connection, 128 + (ended_by_signal ? ended_by_signal : SIGTERM));
         rank->pid = -1;
         return;
     }
-    if (start.argc == 0) { /* the container's end: no new ranks */
-        close_received(fds, (size_t)count);
+    if (start->argc == 0) { /* the container's end: no new ranks */
         shutting_down = 1;
         rank->pid = -1;
         return;
     }
-    char *data = malloc(start.size + 1);
-    char **strings = calloc((size_t)start.argc + start.envc + 3, sizeof(char *));
-    char *cpus = malloc(start.cpus + 1);
-    char *nodes = malloc(start.nodes + 1);
-    if (!data || !strings || !cpus || !nodes || read_fully(rank->connection, data, start.size) != 0 ||
-        split_strings(data, start.size, strings, 1 + start.argc + start.envc) != 0 ||
-        read_fully(rank->connection, cpus, start.cpus) != 0 || read_fully(rank->connection, nodes, start.nodes) != 0) {
-        free(data);
+    char **strings = calloc((size_t)start->argc + start->envc + 3, sizeof(char *));
+    if (!strings || split_strings(rank->body, start->size, strings, 1 + start->argc + start->envc) != 0) {
         free(strings);
-        free(cpus);
-        free(nodes);
-        close_received(fds, (size_t)count);
         rank->pid = -1;
         return;
     }
     char *cwd = strings[0];
     char **argv = strings + 1;
-    char **envp = argv + start.argc + 1;
-    memmove(envp, argv + start.argc, start.envc * sizeof(char *));
-    argv[start.argc] = NULL;
-    envp[start.envc] = NULL;
+    char **envp = argv + start->argc + 1;
+    memmove(envp, argv + start->argc, start->envc * sizeof(char *));
+    argv[start->argc] = NULL;
+    envp[start->envc] = NULL;
+    const char *cpus = rank->body + start->size;
+    const char *nodes = cpus + start->cpus;
     pid_t pid = fork();
     if (pid == 0) {
         close(rank->connection);
-        exec_rank(fds, count, cwd, argv, envp, &start, cpus, nodes);
+        exec_rank(rank->fds, rank->fd_count, cwd, argv, envp, start, cpus, nodes);
     }
-    close_received(fds, (size_t)count);
-    free(data);
     free(strings);
-    free(cpus);
-    free(nodes);
+    release_start(rank);
     if (pid < 0) {
         reply(rank->connection, 126);
         rank->pid = -1;
@@ -272,20 +318,41 @@ static void start_rank(struct rank *rank) {
     rank->pid = pid;
 }
 
-/* A signal number from the client, or its hang-up. Returns -1 when it is gone. */
-static int serve_rank(struct rank *rank) {
-    int32_t signal_number;
-    if (read_fully(rank->connection, &signal_number, sizeof signal_number) != 0) {
-        kill(-rank->pid, SIGKILL);
-        return -1;
+/* Whatever arrived on a rank's connection: part or all of its start
+ * message, or once it runs, signal numbers for it or the client's hang-up. */
+static void serve_rank(struct rank *rank) {
+    if (rank->pid == 0) {
+        int received = receive_start(rank);
+        if (received < 0) {
+            rank->pid = -1;
+        } else if (received > 0) {
+            start_rank(rank);
+        }
+        return;
     }
-    if (signal_number > 0 && signal_number < NSIG) {
-        kill(-rank->pid, signal_number);
+    for (;;) {
+        int received = receive_more(rank->connection, rank->signal_number, sizeof rank->signal_number,
+                                    &rank->signal_received);
+        if (received == 0) {
+            return;
+        }
+        if (received < 0) {
+            kill(-rank->pid, SIGKILL);
+            close(rank->connection); /* killed; reaped later, nobody to tell */
+            rank->connection = -1;
+            return;
+        }
+        int32_t signal_number;
+        memcpy(&signal_number, rank->signal_number, sizeof signal_number);
+        rank->signal_received = 0;
+        if (signal_number > 0 && signal_number < NSIG) {
+            kill(-rank->pid, signal_number);
+        }
     }
-    return 0;
 }
 
 static void drop(size_t index) {
+    release_start(&ranks[index]);
     if (ranks[index].connection >= 0) {
         close(ranks[index].connection);
     }
@@ -403,26 +470,17 @@ int main(void) {
             continue; /* indices changed */
         }
         for (size_t i = rank_count; i-- > 0;) {
-            if (!polled[2 + i].revents) {
-                continue;
-            }
-            if (ranks[i].pid == 0) {
-                start_rank(&ranks[i]);
-            } else if (ranks[i].pid > 0 && serve_rank(&ranks[i]) == 0) {
-                continue;
-            } else if (ranks[i].pid > 0) {
-                close(ranks[i].connection); /* killed; reaped later, nobody to tell */
-                ranks[i].connection = -1;
-                continue;
+            if (polled[2 + i].revents && ranks[i].connection >= 0) {
+                serve_rank(&ranks[i]);
             }
             if (ranks[i].pid == -1) {
                 drop(i);
             }
         }
         if (polled[1].revents && rank_count < MAX_RANKS) {
-            int connection = accept4(LISTEN_FD, NULL, NULL, SOCK_CLOEXEC);
+            int connection = accept4(LISTEN_FD, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
             if (connection >= 0) {
-                ranks[rank_count++] = (struct rank){connection, 0};
+                ranks[rank_count++] = (struct rank){.connection = connection};
             }
         }
     }

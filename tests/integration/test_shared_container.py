@@ -217,6 +217,48 @@ def test_a_killed_rank_goes_and_the_others_stay(ranks):
                 p.wait()
 
 
+STALLER = """
+import socket, struct, sys, time
+client = socket.socket(socket.AF_UNIX)
+client.connect(sys.argv[1])
+if sys.argv[2] == "header":
+    client.send(struct.pack("=I", 0x53524132)[:3])
+else:  # a whole header (one argument, 100 bytes of strings, stdio), then 5 of those bytes
+    header = struct.pack("=IIIIIiI", 0x53524132, 1, 0, 100, 0, -1, 0)
+    socket.send_fds(client, [header], [0, 1, 2])
+    client.send(b"/\\0tru")
+print("stalled", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("part", ["header", "body"])
+def test_a_client_that_stalls_holds_up_no_other_rank(ranks, part):
+    """Any process of the user's may connect to the agent; one that sends
+    part of a start message and stops (or a rank's sarus stopped there)
+    froze the agent for every rank: no start, no exit code, no signal."""
+    group = f"stalled-{part}-{os.getpid()}"
+    leader = start_rank(ranks, group, BUSYBOX, "sh", "-c",
+                        "echo ready; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo done")
+    staller = None
+    try:
+        assert leader.stdout.readline() == "ready\n"
+        [socket_path] = glob.glob(os.path.join(groups_directory(ranks), "*", "gen-*", "agent.sock"))
+        staller = popen_as(ranks.user, ["/usr/bin/python3", "-c", STALLER, socket_path, part])
+        assert staller.stdout.readline() == "stalled\n"
+        env = {"SARUS_CONFIG_FILE": ranks.config_file, "SARUS_RANK_GROUP": group}
+        r = run_as(ranks.user, [ranks.binary, "run", BUSYBOX, "sh", "-c", "touch /tmp/go; exit 3"],
+                   env=env, timeout=30)
+        assert r.returncode == 3, r.stderr
+        out, err = leader.communicate(timeout=30)
+        assert (leader.returncode, out) == (0, "done\n"), err
+    finally:
+        for p in (staller, leader):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 IMPOSTOR = """
 import os, socket, sys
 server = socket.socket(socket.AF_UNIX)
