@@ -438,6 +438,26 @@ def test_the_group_of_a_step_killed_whole_goes_with_the_next_leader(ranks):
         assert not os.path.exists(os.path.join(groups_directory(ranks), killed)), "the killed group is still there"
 
 
+def test_a_generation_left_in_a_group_goes_with_the_groups_next_leader(ranks):
+    """A generation no one retired (a step killed whole while its leader
+    ended it, a leader killed before it named its generation) kept its
+    group's directory for good: each later leader of the group removed
+    only the lock, and then nobody could lock the group to clean it."""
+    group = f"left-{os.getpid()}"
+    pw = pwd.getpwnam(ranks.user)
+    with leader_and_member(ranks, group, "echo ready; sleep 1") as step:
+        [group_dir] = glob.glob(os.path.join(groups_directory(ranks), "*"))
+        left = os.path.join(group_dir, "gen-1")
+        os.mkdir(left, 0o700)
+        os.chown(left, pw.pw_uid, pw.pw_gid)
+        for p in step:
+            assert p.wait(timeout=30) == 0
+    r = run_as(ranks.user, [ranks.binary, "run", BUSYBOX, "true"],
+               env={"SARUS_CONFIG_FILE": ranks.config_file, "SARUS_RANK_GROUP": group})
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(group_dir), os.listdir(group_dir)
+
+
 def test_the_ranks_sarus_keeps_no_root_while_its_rank_runs(ranks):
     """In suid mode every sarus starts with root as its saved uid. A rank
     that joins, and the leader's own rank once its container is started,

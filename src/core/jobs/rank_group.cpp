@@ -122,6 +122,47 @@ FileDescriptor openMembers(const fs::path& generationDir) {
     return fd;
 }
 
+// What no leader or rank holds any more: generations whose members lock is
+// free (a step killed whole, a leader killed before it named its
+// generation or while it ended it) and the temporaries of leaders killed
+// while they wrote leader.json. Called with the group's lock held and no
+// live leader named in it.
+void removeLeftoversOfGroup(const fs::path& groupDir) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(groupDir, ec)) {
+        auto name = entry.path().filename().string();
+        if (name.rfind("leader.json.tmp-", 0) == 0) {
+            fs::remove(entry.path(), ec);
+            continue;
+        }
+        if (name.rfind("gen-", 0) != 0) {
+            continue;
+        }
+        FileDescriptor members(::open((entry.path() / "members").c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+        if (members.get() >= 0 && ::flock(members.get(), LOCK_EX | LOCK_NB) != 0) {
+            continue;  // its leader is ending it
+        }
+        fs::remove_all(entry.path(), ec);
+    }
+}
+
+// Removes the group's lock and directory when nothing else is left in it.
+// A group directory that keeps something keeps its lock too, so that a
+// later leader can still lock it and clean up.
+void removeGroupIfEmpty(const fs::path& groupDir) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(groupDir, ec)) {
+        if (entry.path().filename() != "lock") {
+            return;
+        }
+    }
+    ::unlink((groupDir / "lock").c_str());
+    // The caller's directory of groups stays: in a shared /tmp another
+    // user could take its name the moment it went, and make the ranks
+    // that were about to meet there fail.
+    ::rmdir(groupDir.c_str());
+}
+
 // Removes what a generation left in the group's directory, and the
 // directory itself once no generation leads. Idempotent: the leader calls it
 // after the container ended, the container's process once more in case the
@@ -139,11 +180,8 @@ void retireGeneration(const fs::path& groupDir, const fs::path& generation) {
     std::error_code ignored;
     fs::remove_all(generation, ignored);
     if (!leader && !fs::exists(groupDir / "leader.json")) {
-        ::unlink((groupDir / "lock").c_str());
-        // The caller's directory of groups stays: in a shared /tmp another
-        // user could take its name the moment it went, and make the ranks
-        // that were about to meet there fail.
-        ::rmdir(groupDir.c_str());
+        removeLeftoversOfGroup(groupDir);
+        removeGroupIfEmpty(groupDir);
     }
 }
 
@@ -158,7 +196,9 @@ void removeDeadGroups(const fs::path& ranksDir, const fs::path& own) {
         if (groupDir == own || !isPrivateDirectoryOfCaller(groupDir)) {
             continue;
         }
-        FileDescriptor lock(::open((groupDir / "lock").c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+        // made if missing: a group whose last leader left something behind
+        // and its lock gone is cleaned up too
+        FileDescriptor lock(::open((groupDir / "lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
         if (lock.get() < 0 || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
             continue;
         }
@@ -178,21 +218,10 @@ void removeDeadGroups(const fs::path& ranksDir, const fs::path& own) {
             }
             ::unlink((groupDir / "leader.json").c_str());
         }
-        for (const auto& generation : fs::directory_iterator(groupDir, ec)) {
-            if (generation.path().filename().string().rfind("gen-", 0) == 0) {
-                fs::remove_all(generation.path(), ec);
-            }
-        }
         if (!fs::exists(groupDir / "leader.json")) {
-            log::debug("shared container: removing the group of an ended step " + groupDir.string());
-            // what a leader killed while it wrote leader.json left (nobody holds the lock)
-            for (const auto& file : fs::directory_iterator(groupDir, ec)) {
-                if (file.path().filename().string().rfind("leader.json.tmp-", 0) == 0) {
-                    fs::remove(file.path(), ec);
-                }
-            }
-            ::unlink((groupDir / "lock").c_str());
-            ::rmdir(groupDir.c_str());
+            log::debug("shared container: removing what ended steps left in " + groupDir.string());
+            removeLeftoversOfGroup(groupDir);
+            removeGroupIfEmpty(groupDir);
         }
     }
 }
@@ -274,8 +303,9 @@ public:
 private:
     int lead(FileDescriptor lock) {
         removeDeadGroups(groupDir_.parent_path(), groupDir_);
+        removeLeftoversOfGroup(groupDir_);  // no live leader: what is here is the dead ones'
         auto generation = groupDir_ / ("gen-" + std::to_string(::getpid()));
-        std::error_code ignored;  // a stale one of a dead process with our pid: checked just below
+        std::error_code ignored;  // a stale one that is busy, with our pid: checked just below
         fs::remove_all(generation, ignored);
         ensurePrivateDirectory(generation, purpose);
         auto socketPath = generation / "agent.sock";
