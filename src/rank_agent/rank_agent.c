@@ -365,7 +365,9 @@ static void reap(void) {
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         for (size_t i = 0; i < rank_count; ++i) {
             if (ranks[i].pid == pid) {
-                kill(-pid, SIGKILL); /* nothing of the rank outlives it, as in a container of its own */
+                /* nothing of the rank's process group outlives it; a process that
+                 * left it (setsid) lives until the container ends (README) */
+                kill(-pid, SIGKILL);
                 reply(ranks[i].connection, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
                 drop(i);
                 break;

@@ -458,6 +458,44 @@ def test_a_generation_left_in_a_group_goes_with_the_groups_next_leader(ranks):
     assert not os.path.exists(group_dir), os.listdir(group_dir)
 
 
+def in_cgroup(path):
+    def move():
+        with open(os.path.join(path, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+    return move
+
+
+def test_ranks_of_another_job_never_join_this_jobs_container(ranks):
+    """A rank that joins runs in the leader's container, and so in its
+    cgroups. A SARUS_RANK_GROUP (or PMIx namespace) used again by another
+    job of the same user on the node ran that job's rank under this job's
+    limits, devices and accounting."""
+    group = f"jobs-{os.getpid()}"
+    jobs = [f"/sys/fs/cgroup/unified/sarus-test-job-{os.getpid()}-{n}" for n in (1, 2)]
+    started, namespaces = [], []
+    try:
+        for job in jobs:
+            os.mkdir(job)
+        for job in (jobs[0], jobs[1], jobs[0]):
+            started.append(start_rank(ranks, group, BUSYBOX, "sh", "-c", "readlink /proc/self/ns/pid; sleep 4",
+                                      preexec_fn=in_cgroup(job)))
+            namespaces.append(started[-1].stdout.readline())
+        for p in started:
+            _, err = p.communicate(timeout=30)
+            assert p.returncode == 0, err
+        assert all(n.startswith("pid:[") for n in namespaces), namespaces
+        assert namespaces[0] == namespaces[2] != namespaces[1], namespaces
+    finally:
+        for p in started:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        wait_for_no_leftovers(ranks.user, timeout=15)
+        for job in jobs:
+            with contextlib.suppress(FileNotFoundError):
+                os.rmdir(job)
+
+
 def test_the_ranks_sarus_keeps_no_root_while_its_rank_runs(ranks):
     """In suid mode every sarus starts with root as its saved uid. A rank
     that joins, and the leader's own rank once its container is started,

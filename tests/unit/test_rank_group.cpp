@@ -108,3 +108,21 @@ TEST(ReasonNotToShare, SshAndTheSyncHookWantAContainerPerRank) {
     off.annotations["com.hooks.ssh.enabled"] = "false";
     EXPECT_NE(reasonNotToShare(off), "--ssh");
 }
+
+TEST(CgroupsOfStep, TheTasksOfOneSlurmStepAreOneStep) {
+    // task/cgroup on cgroup v1 and on v2
+    EXPECT_EQ(cgroupsOfStep("4:memory:/slurm/uid_1001/job_5/step_0/task_0\n0::/\n"),
+              cgroupsOfStep("4:memory:/slurm/uid_1001/job_5/step_0/task_3\n0::/\n"));
+    EXPECT_EQ(cgroupsOfStep("0::/system.slice/slurmstepd.scope/job_5/step_0/user/task_1\n"),
+              cgroupsOfStep("0::/system.slice/slurmstepd.scope/job_5/step_0/user/task_12\n"));
+}
+
+TEST(CgroupsOfStep, OtherStepsAndJobsDiffer) {
+    EXPECT_NE(cgroupsOfStep("4:memory:/slurm/uid_1001/job_5/step_0/task_0\n"),
+              cgroupsOfStep("4:memory:/slurm/uid_1001/job_5/step_1/task_0\n"));
+    EXPECT_NE(cgroupsOfStep("0::/system.slice/slurmstepd.scope/job_5/step_0/user/task_0\n"),
+              cgroupsOfStep("0::/system.slice/slurmstepd.scope/job_6/step_0/user/task_0\n"));
+    EXPECT_NE(cgroupsOfStep("0::/user.slice/a\n"), cgroupsOfStep("0::/user.slice/b\n"));
+    // only a last level named task_ is the task's
+    EXPECT_NE(cgroupsOfStep("0::/task_1/x\n"), cgroupsOfStep("0::/task_2/x\n"));
+}

@@ -543,6 +543,35 @@ std::string gpuSelection() {
 
 }  // namespace
 
+std::string cgroupsOfStep(const std::string& procSelfCgroup) {
+    std::istringstream lines(procSelfCgroup);
+    std::string line, step;
+    while (std::getline(lines, line)) {
+        auto last = line.rfind('/');
+        if (last != std::string::npos && line.compare(last + 1, 5, "task_") == 0) {
+            line.erase(last);
+        }
+        step += line + "\n";
+    }
+    return step;
+}
+
+namespace {
+
+// A rank that joins runs in the leader's container and so in its cgroups:
+// only ranks of the same job step may. A SARUS_RANK_GROUP or a PMIx
+// namespace used again by another job of the same user on the node would
+// otherwise run that job's work under this job's limits, devices and
+// accounting.
+std::string callersStep() {
+    std::ifstream in("/proc/self/cgroup");
+    std::stringstream text;
+    text << in.rdbuf();
+    return cgroupsOfStep(text.str());
+}
+
+}  // namespace
+
 int runAsRankOfSharedContainer(const Config& config, const ContainerSpec& spec, const StoredImage& image,
                                Backend& backend, const std::string& key) {
     auto ranksDir = config.tempDir() / ("sarus-ranks-" + std::to_string(::getuid()));
@@ -556,7 +585,7 @@ int runAsRankOfSharedContainer(const Config& config, const ContainerSpec& spec, 
     }
     // One container per node: tempDir may be shared between nodes.
     auto gpus = gpuSelection();
-    auto groupKey = key + (gpus.empty() ? "" : "-gpus-" + nameHash(gpus));
+    auto groupKey = key + (gpus.empty() ? "" : "-gpus-" + nameHash(gpus)) + "-cgroups-" + nameHash(callersStep());
     return SharedContainerRank(ranksDir, spec, image, backend, groupKey + "@" + hostName()).run();
 }
 

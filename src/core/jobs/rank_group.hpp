@@ -18,8 +18,9 @@
 // Ranks meet in a directory of the caller's under tempDir, keyed by the job
 // step (Slurm's job and step ids, PMIx's namespace, or for Hydra and other
 // launchers the launcher process that started the rank), with an flock for
-// every decision. Ranks whose container options differ (image, mounts,
-// devices, annotations) get a clear error instead of a shared container.
+// every decision, and only within one job step's cgroups. Ranks whose
+// container options differ (image, mounts, devices, annotations) get a
+// clear error instead of a shared container.
 #pragma once
 
 #include "runtime/backend.hpp"
@@ -44,6 +45,11 @@ std::string reasonNotToShare(const ContainerSpec& spec);
 
 // What every rank of a shared container must have in common.
 std::string sharedContainerIdentity(const ContainerSpec& spec, const StoredImage& image);
+
+// The cgroups of a job step, from a rank's /proc/self/cgroup: Slurm's
+// task_N level, which differs from rank to rank, left out. Ranks share a
+// container only within one step.
+std::string cgroupsOfStep(const std::string& procSelfCgroup);
 
 // Runs spec as a rank of the group's container, starting the container if
 // this is the first rank; returns the rank's exit code.
