@@ -330,8 +330,16 @@ void checkInstallation(const Config& config) {
     }
     // The programs root runs or copies into containers: sarus and the hooks,
     // the helpers, and the Dropbear the SSH hook installs in containers.
-    for (const auto& directory : {config.prefixDir() / "bin", config.prefixDir() / "libexec" / "sarus",
-                                  config.prefixDir() / "dropbear" / "bin"}) {
+    std::vector<fs::path> directories{config.prefixDir() / "bin", config.prefixDir() / "libexec" / "sarus",
+                                      config.prefixDir() / "dropbear" / "bin"};
+    // The helpers root runs or mounts into containers (sarus-workdir,
+    // sarus-rank-agent) are those installed next to the running sarus: the
+    // same directory unless an admin set prefixDir elsewhere.
+    auto helpers = Config::installPrefix() / "libexec" / "sarus";
+    if (helpers != directories[1]) {
+        directories.push_back(helpers);
+    }
+    for (const auto& directory : directories) {
         checkDirectoryAndEntries(directory);
     }
     auto hooksDir = config.stringOr("hooksDir", "");

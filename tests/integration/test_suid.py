@@ -101,6 +101,30 @@ def test_group_writable_installation_files_are_refused(suid, restore_installatio
     assert path in r.stderr and "cannot be group- or world-writable" in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("helper", ["sarus-rank-agent", "sarus-workdir"])
+def test_the_helpers_next_to_sarus_are_checked_when_prefix_dir_is_elsewhere(suid, restore_installation, helper):
+    """Root mounts sarus-rank-agent into shared containers and runs
+    sarus-workdir from the directory of the running sarus, not from
+    prefixDir: with prefixDir set elsewhere, only prefixDir's files were
+    checked, and a helper anyone could write was used as root."""
+    elsewhere = "/opt/sarus-test-prefix"
+    for directory in ("bin", "libexec/sarus", "dropbear/bin"):
+        os.makedirs(os.path.join(elsewhere, directory), mode=0o755, exist_ok=True)
+    path = os.path.join(suid.prefix, "libexec", "sarus", helper)
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    restore_installation.append((path, mode))
+    try:
+        suid.config["prefixDir"] = elsewhere
+        suid.write_config()
+        assert suid("run", BUSYBOX, "true").returncode == 0  # only prefixDir changed: fine
+        os.chmod(path, mode | stat.S_IWOTH)
+        r = suid("run", BUSYBOX, "true")
+        assert r.returncode == 1
+        assert path in r.stderr and "cannot be group- or world-writable" in r.stderr, r.stderr
+    finally:
+        shutil.rmtree(elsewhere)
+
+
 def test_group_writable_runtime_is_refused(suid, tmp_path):
     runtime = "/opt/sarus-test-runtime/runc"
     os.makedirs(os.path.dirname(runtime), exist_ok=True)
