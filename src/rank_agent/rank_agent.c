@@ -166,7 +166,8 @@ static int receive_start(struct rank *rank) {
             return header;
         }
         rank->body_size = (size_t)rank->start.size + rank->start.cpus + rank->start.nodes;
-        rank->body = malloc(rank->body_size + 1);
+        /* zeroed beyond the node mask: set_mempolicy reads whole words */
+        rank->body = calloc(rank->body_size + sizeof(unsigned long) + 1, 1);
         if (!rank->body) {
             return -1;
         }
@@ -296,6 +297,13 @@ static void start_rank(struct rank *rank) {
         return;
     }
     char *cwd = strings[0];
+    if (cwd[0] != '/') {
+        dprintf(rank->fds[2], "sarus: the working directory '%s' is not absolute\n", cwd);
+        free(strings);
+        reply(rank->connection, 126);
+        rank->pid = -1;
+        return;
+    }
     char **argv = strings + 1;
     char **envp = argv + start->argc + 1;
     memmove(envp, argv + start->argc, start->envc * sizeof(char *));
@@ -360,18 +368,31 @@ static void drop(size_t index) {
 }
 
 static void reap(void) {
-    int status;
-    pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        for (size_t i = 0; i < rank_count; ++i) {
-            if (ranks[i].pid == pid) {
-                /* nothing of the rank's process group outlives it; a process that
-                 * left it (setsid) lives until the container ends (README) */
-                kill(-pid, SIGKILL);
-                reply(ranks[i].connection, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-                drop(i);
-                break;
-            }
+    for (;;) {
+        /* looked at before it is reaped: until then its pid, and so its
+         * process group's id, can be nobody else's */
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) {
+            return;
+        }
+        pid_t pid = info.si_pid;
+        size_t i = 0;
+        while (i < rank_count && ranks[i].pid != pid) {
+            ++i;
+        }
+        if (i < rank_count) {
+            /* nothing of the rank's process group outlives it; a process that
+             * left it (setsid) lives until the container ends (README) */
+            kill(-pid, SIGKILL);
+        }
+        int status = 0;
+        if (waitpid(pid, &status, 0) != pid) {
+            return;
+        }
+        if (i < rank_count) {
+            reply(ranks[i].connection, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+            drop(i);
         }
     }
 }

@@ -39,6 +39,15 @@ TEST(RankGroupKey, NothingToShareForTheOnlyRankOfANode) {
     EXPECT_EQ(keyOf(explicitGroup), "explicit:g");
 }
 
+TEST(RankGroupKey, HugeSlurmNodeCountsDoNotOverflow) {
+    std::vector<std::string> env{"SLURM_JOB_ID=7", "SLURM_STEP_ID=2", "SLURM_PROCID=5",
+                                 "SLURM_STEP_TASKS_PER_NODE=2(x9223372036854775807),1(x0),1",
+                                 "SLURM_NODEID=9223372036854775807"};
+    EXPECT_EQ(keyOf(env), "none");  // the last node: one task
+    env.back() = "SLURM_NODEID=9223372036854775806";
+    EXPECT_EQ(keyOf(env), "slurm:7.2.");
+}
+
 TEST(RankGroupKey, SlurmJobStepAndRestart) {
     EXPECT_EQ(keyOf({"SLURM_JOB_ID=7", "SLURM_STEP_ID=2", "SLURM_PROCID=5", "SLURM_RESTART_COUNT=1"}),
               "slurm:7.2.1");

@@ -10,6 +10,7 @@
 #include "suid/privileges.hpp"
 #include "common/unix_socket.hpp"
 #include "common/name_hash.hpp"
+#include "common/sha256.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -408,7 +409,10 @@ std::optional<long> slurmTasksOfNode(const std::string& perNode, long index) {
         if (end && std::strncmp(end, "(x", 2) == 0) {
             repeat = std::strtol(end + 2, nullptr, 10);
         }
-        if (index < node + repeat) {
+        if (repeat < 1) {
+            continue;  // no nodes
+        }
+        if (index - node < repeat) {  // never node + repeat: no overflow, whatever the environment says
             return tasks;
         }
         node += repeat;
@@ -521,7 +525,7 @@ std::string sharedContainerIdentity(const ContainerSpec& spec, const StoredImage
     json["gid"] = spec.identity.gid;
     json["seccomp"] = spec.security.seccomp;
     json["apparmor"] = spec.security.apparmorProfile;
-    return nameHash(json.dump());
+    return Sha256::of(json.dump());  // compared, not only a name: no 64-bit hash
 }
 
 namespace {
