@@ -185,10 +185,14 @@ int runRankInAgent(const FileDescriptor& connection, const ContainerSpec& spec) 
     }
 }
 
-void stopRankAgent(const std::filesystem::path& socketPath) {
-    auto connection = connectToUnixSocket(socketPath);
+bool stopRankAgent(const std::filesystem::path& socketPath) {
+    auto connection = connectUnlessNobodyListens(socketPath);
+    if (!connection) {
+        return false;
+    }
     rank_agent_start start{RANK_AGENT_MAGIC, 0, 0, 0, 0, -1, 0};
-    sendStart(connection.get(), start, {});
+    sendStart(connection->get(), start, {});
+    return true;
 }
 
 }  // namespace sarus

@@ -15,7 +15,9 @@ namespace sarus {
 // sarus::Error when the container ends before the rank reported its end.
 int runRankInAgent(const FileDescriptor& connection, const ContainerSpec& spec);
 
-// Asks the agent to end the container once no rank runs any more.
-void stopRankAgent(const std::filesystem::path& socketPath);
+// Asks the agent to end the container once no rank runs any more; false
+// when no agent listens there (the container is gone). Throws sarus::Error
+// when the agent could not be asked.
+bool stopRankAgent(const std::filesystem::path& socketPath);
 
 }  // namespace sarus

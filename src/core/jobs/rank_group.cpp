@@ -363,6 +363,7 @@ private:
         if (::flock(members.get(), LOCK_EX) != 0) {  // converts our shared lock: every other rank has left
             log::warn("cannot wait for the other ranks of the shared container: " + std::string(std::strerror(errno)));
         }
+        bool told = true;
         {
             auto lock = lockGroup(groupDir_);
             auto leader = readLeader(groupDir_);
@@ -370,13 +371,19 @@ private:
                 ::unlink((groupDir_ / "leader.json").c_str());
             }
             try {
-                stopRankAgent(generation / "agent.sock");
+                if (!stopRankAgent(generation / "agent.sock")) {
+                    log::debug("shared container already gone: " + generation.string());
+                }
             } catch (const Error& e) {
-                log::debug(std::string("shared container already gone: ") + e.what());
+                // Out of descriptors or memory: waiting would wait for ever
+                // for an agent that was never told. The container ends with
+                // this process instead, as when a leader is killed.
+                log::warn(std::string("cannot stop the shared container, it ends with this rank: ") + e.what());
+                told = false;
             }
         }
         int status = 0;
-        while (::waitpid(container, &status, 0) < 0 && errno == EINTR) {
+        while (told && ::waitpid(container, &status, 0) < 0 && errno == EINTR) {
         }
         retireGeneration(groupDir_, generation);
     }
