@@ -241,7 +241,7 @@ int runUsernsSandbox(SandboxPlan plan, int parentAliveFd) {
     // Cgroups cannot be delegated to an unprivileged user here; disabling
     // them also keeps crun away from hybrid-hierarchy refusals.
     return runRuntime({plan.crunPath, "--cgroup-manager=disabled"}, plan.bundleDir, plan.spec, runtime,
-                      prefetch ? &*prefetch : nullptr);
+                      prefetch ? &*prefetch : nullptr, parentAliveFd);
 }
 
 }  // namespace sarus::userns

@@ -437,6 +437,34 @@ def test_pid_host_sees_host_processes(images):
     assert private <= 3 < host
 
 
+@pytest.mark.parametrize("children", [0, 2])
+def test_kill_9_of_sarus_with_pid_host_leaves_no_container_process(images, children):
+    """With --pid=host no PID namespace ends the container with its sandbox.
+    In userns mode, where no cgroup holds it either, the container's
+    processes lived on after `kill -9` of sarus."""
+    tag = str(random.randint(100000, 999999))
+    script = f"for i in $(seq {children}); do sleep {tag} & done; echo ready; exec sleep {tag}"
+    p = popen_as(images.user, [images.binary, "run", "--pid=host", BUSYBOX, "sh", "-c", script],
+                 env={"SARUS_CONFIG_FILE": images.config_file})
+    try:
+        assert p.stdout.readline() == "ready\n"
+        deadline = time.time() + 5  # the background ones may not have run sleep yet
+        while len([c for _, c, _ in processes() if c.split() == ["sleep", tag]]) < children + 1:
+            assert time.time() < deadline, "the container's sleeps did not start"
+            time.sleep(0.02)
+    finally:
+        p.kill()
+        p.wait()
+    deadline = time.time() + 5
+    while [c for _, c, _ in processes() if c.split() == ["sleep", tag]] and time.time() < deadline:
+        time.sleep(0.05)
+    left = [(pid, c) for pid, c, _ in processes() if c.split() == ["sleep", tag]]
+    for pid, _ in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
+    assert wait_for_no_leftovers(images.user) == []
+
+
 # --- environment -----------------------------------------------------------
 
 def env_of(images, *args, env=None):

@@ -156,7 +156,8 @@ void ContainerRegistry::stop(const std::string& name, std::chrono::milliseconds 
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
         if (alive(container.pid, container.startTime)) {
-            // sarus dies, and PDEATHSIG takes the sandbox and everything in it along.
+            // sarus dies, and PDEATHSIG takes the sandbox and everything in it
+            // along (with --pid=host the sandbox ends the container first).
             ::kill(container.pid, SIGKILL);
         }
         return;

@@ -6,6 +6,7 @@
 
 #include "common/error.hpp"
 #include "common/file_descriptor.hpp"
+#include "common/log.hpp"
 #include "common/process.hpp"
 
 #include <cerrno>
@@ -93,7 +94,7 @@ private:
 }  // namespace
 
 int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal, HooksOutputRelay* hooksOutput,
-                        EntrypointPrefetch* prefetch, const std::string& firstProcessPidFile) {
+                        EntrypointPrefetch* prefetch, const std::string& firstProcessPidFile, int callerAliveFd) {
     sigset_t relayed = forwardedSignalSet(), previous;
     ::sigprocmask(SIG_BLOCK, &relayed, &previous);
     FileDescriptor signals(::signalfd(-1, &relayed, SFD_CLOEXEC | SFD_NONBLOCK));
@@ -130,7 +131,8 @@ int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal, HooksOutputRelay
         } else if (hostPid && firstFd < 0) {
             timeout = 20;  // the runtime has not made it yet
         }
-        watched = {{signals.get(), POLLIN, 0}, {exited.get(), POLLIN, 0}, {firstFd, POLLIN, 0}};
+        watched = {{signals.get(), POLLIN, 0}, {exited.get(), POLLIN, 0}, {firstFd, POLLIN, 0},
+                   {callerAliveFd, POLLIN, 0}};
         bool prefetching = prefetch && prefetch->exitFd() >= 0;
         if (prefetching) {
             watched.push_back({prefetch->exitFd(), POLLIN, 0});
@@ -159,7 +161,12 @@ int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal, HooksOutputRelay
         }
         running = !(watched[1].revents & POLLIN);
         firstEnded = firstEnded || (watched[2].revents & POLLIN);
-        if (prefetching && (watched[3].revents & POLLIN)) {
+        if (watched[3].revents) {
+            log::debug("sarus is gone: ending the container");
+            ::kill(runtime, SIGKILL);  // not yet reaped: still our child
+            callerAliveFd = -1;
+        }
+        if (prefetching && (watched[4].revents & POLLIN)) {
             prefetch->reapIfDone();
         }
         if (terminal) {

@@ -35,9 +35,13 @@ class TerminalRelay;
 // the file where the runtime writes the first process's pid (--pid-file),
 // once that process has ended they are killed here: the runtime's children
 // in another session than its own (crun starts the container in a session
-// of its own), which spares the hooks it runs.
+// of its own), which spares the hooks it runs. Given callerAliveFd (a pipe
+// whose other end sarus holds), the end of sarus (kill -9) kills the runtime
+// too, and its orphans come to this subreaper and are killed with the rest:
+// nothing else, no PID namespace or cgroup, would end them.
 int waitRelayingSignals(pid_t runtime, TerminalRelay* terminal = nullptr, HooksOutputRelay* hooksOutput = nullptr,
-                        EntrypointPrefetch* prefetch = nullptr, const std::string& firstProcessPidFile = "");
+                        EntrypointPrefetch* prefetch = nullptr, const std::string& firstProcessPidFile = "",
+                        int callerAliveFd = -1);
 
 // True when pid is PID 1 of its PID namespace and neither handles nor
 // ignores sig (from /proc/PID/status): the kernel drops sig for it.

@@ -360,7 +360,7 @@ void endOrphanedContainerProcesses() {
 }  // namespace
 
 int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const fs::path& bundleDir,
-               const ContainerSpec& spec, SpawnOptions options, EntrypointPrefetch* prefetch) {
+               const ContainerSpec& spec, SpawnOptions options, EntrypointPrefetch* prefetch, int callerAliveFd) {
     auto runtimeLog = bundleDir / "runtime.log";
     auto argv = runtimeWithGlobalOptions;
     for (const auto& argument : {std::string("--root"), (bundleDir / "state").string(), std::string("--log"),
@@ -380,6 +380,13 @@ int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const f
         // what a runtime killed before its container leaves comes here
         ::prctl(PR_SET_CHILD_SUBREAPER, 1);
     }
+    int watchedCaller = -1;
+    if (endTheRest && callerAliveFd >= 0) {
+        // Dying with sarus would leave the container's processes running:
+        // the sandbox ends them first (a pipe that hangs up tells it).
+        ::prctl(PR_SET_PDEATHSIG, 0);
+        watchedCaller = callerAliveFd;
+    }
     std::unique_ptr<TerminalRelay> terminal;
     if (spec.tty && fs::path(argv[0]).filename() == "crun") {  // runc takes a console socket only when detached
         terminal = std::make_unique<TerminalRelay>(bundleDir / "terminal.sock");
@@ -393,7 +400,8 @@ int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const f
     }
     log::verbose(setup_clock::secondsMessage("Successfully set up container in", setup_clock::secondsSinceSetupBegin()));
     auto pid = spawn(argv, options);
-    int code = waitRelayingSignals(pid, terminal.get(), &hooksOutput, prefetch, endTheRest ? pidFile.string() : "");
+    int code = waitRelayingSignals(pid, terminal.get(), &hooksOutput, prefetch, endTheRest ? pidFile.string() : "",
+                                   watchedCaller);
     if (endTheRest) {
         endOrphanedContainerProcesses();
     }

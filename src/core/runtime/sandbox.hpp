@@ -119,7 +119,11 @@ void protectRuntimeBinary(const std::string& runtime, SpawnOptions& options);
 // spec.passFds as descriptors 3..., forwards signals to it, waits, and turns
 // its confusing failures into messages.
 // prefetch: the read-ahead helper, reaped as soon as it is done.
+// callerAliveFd (userns mode, where no cgroup holds the container): with
+// --pid=host and crun, the sandbox outlives sarus to end the container's
+// processes itself when sarus ends (see waitRelayingSignals).
 int runRuntime(const std::vector<std::string>& runtimeWithGlobalOptions, const std::filesystem::path& bundleDir,
-               const ContainerSpec& spec, SpawnOptions options, EntrypointPrefetch* prefetch = nullptr);
+               const ContainerSpec& spec, SpawnOptions options, EntrypointPrefetch* prefetch = nullptr,
+               int callerAliveFd = -1);
 
 }  // namespace sarus
