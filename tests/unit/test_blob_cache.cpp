@@ -1,4 +1,5 @@
 #include "registry/blob_cache.hpp"
+#include "common/file_utils.hpp"
 
 #include <gtest/gtest.h>
 
@@ -15,18 +16,15 @@ namespace {
 const std::string digest = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
 
 struct BlobFile : ::testing::Test {
-    fs::path dir;
+    // not /tmp: the cache's stamps are user extended attributes
+    sarus::TempDirectory temp{"/var/tmp", "blob-cache-test"};
+    const fs::path dir = temp.path();
     int fd = -1;
     void SetUp() override {
-        char pattern[] = "/var/tmp/blob-cache-test-XXXXXX";
-        dir = ::mkdtemp(pattern);
         fd = ::open((dir / "blob").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
         ASSERT_EQ(::write(fd, "hello", 5), 5);
     }
-    void TearDown() override {
-        ::close(fd);
-        fs::remove_all(dir);
-    }
+    void TearDown() override { ::close(fd); }
 };
 
 }  // namespace

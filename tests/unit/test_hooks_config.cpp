@@ -1,4 +1,5 @@
 #include "common/error.hpp"
+#include "common/file_utils.hpp"
 #include "config/hooks_config.hpp"
 #include "runtime/oci_config.hpp"
 
@@ -159,14 +160,10 @@ TEST(HooksConfig, TheLastOfDuplicateVariablesWins) {
 
 class HookFiles : public ::testing::Test {
 protected:
-    void SetUp() override {
-        char pattern[] = "/tmp/sarus-hooks-test-XXXXXX";
-        dir = ::mkdtemp(pattern);
-    }
-    void TearDown() override { fs::remove_all(dir); }
     void write(const std::string& name, const std::string& text) { std::ofstream(dir / name) << text; }
     fs::path schema() const { return fs::path(SARUS_SOURCE_DIR) / "etc" / "hook.schema.json"; }
-    fs::path dir;
+    sarus::TempDirectory temp{fs::temp_directory_path(), "sarus-hooks-test"};
+    const fs::path dir = temp.path();
 };
 
 TEST_F(HookFiles, LoadedInFileNameOrder) {

@@ -1,4 +1,5 @@
 #include "image/layer_decoder.hpp"
+#include "common/file_utils.hpp"
 
 #include "common/error.hpp"
 #include "common/sha256.hpp"
@@ -18,11 +19,10 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Blobs : ::testing::Test {
-    fs::path dir;
+    sarus::TempDirectory temp{"/var/tmp", "layer-decoder-test"};
+    const fs::path dir = temp.path();
     std::string plain;
     void SetUp() override {
-        char pattern[] = "/var/tmp/layer-decoder-test-XXXXXX";
-        dir = ::mkdtemp(pattern);
         std::mt19937 random(42);
         for (int i = 0; i < 3 << 20; ++i) {
             plain.push_back(static_cast<char>(i % 7 == 0 ? random() : 'a' + i % 26));
@@ -31,7 +31,6 @@ struct Blobs : ::testing::Test {
         auto command = "gzip -c " + (dir / "plain").string() + " > " + (dir / "plain.gz").string();
         ASSERT_EQ(std::system(command.c_str()), 0);
     }
-    void TearDown() override { fs::remove_all(dir); }
 
     // A stream over a file, complete (as a finished download is).
     std::unique_ptr<sarus::LayerStream> stream(const std::string& name, std::uint64_t cut = 0) {

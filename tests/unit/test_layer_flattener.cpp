@@ -2,6 +2,7 @@
 // resulting squashfs with independent readers (unsquashfs from squashfs-tools,
 // rdsquashfs from squashfs-tools-ng, and the kernel when running as root).
 #include "image/image_archive.hpp"
+#include "common/file_utils.hpp"
 #include "image/layer_flattener.hpp"
 
 #include "common/error.hpp"
@@ -259,16 +260,6 @@ protected:
             GTEST_SKIP() << "unsquashfs (squashfs-tools) and rdsquashfs (squashfs-tools-ng) "
                             "are needed to check images";
         }
-        std::string templ = (fs::temp_directory_path() / "flattener-test-XXXXXX").string();
-        ASSERT_NE(mkdtemp(templ.data()), nullptr);
-        dir_ = templ;
-        image_ = dir_ / "image.sqfs";
-    }
-    void TearDown() override {
-        if (!dir_.empty()) {
-            std::error_code ignored;
-            fs::remove_all(dir_, ignored);
-        }
     }
 
     // Layers are named "layer1", "layer2", ... in errors.
@@ -299,8 +290,9 @@ protected:
         EXPECT_FALSE(fs::exists(image_)) << "partial image left behind";
     }
 
-    fs::path dir_;
-    fs::path image_;
+    sarus::TempDirectory temp_{fs::temp_directory_path(), "flattener-test"};
+    const fs::path dir_ = temp_.path();
+    const fs::path image_ = dir_ / "image.sqfs";
 };
 
 // ---- tests -----------------------------------------------------------------

@@ -1,4 +1,5 @@
 #include "common/error.hpp"
+#include "common/file_utils.hpp"
 #include "runtime/oci_config.hpp"
 #include "config/security_profiles.hpp"
 
@@ -365,8 +366,8 @@ TEST(OciConfig, HooksOnlyWhenGiven) {
 }
 
 TEST(SecurityProfiles, SeccompFileCheckedAndCopied) {
-    char pattern[] = "/tmp/sarus-seccomp-test-XXXXXX";
-    fs::path dir = ::mkdtemp(pattern);
+    sarus::TempDirectory temp{fs::temp_directory_path(), "sarus-seccomp-test"};
+    const fs::path& dir = temp.path();
     std::ofstream(dir / "good.json") << R"({"defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{"names": ["chdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]})";
     std::ofstream(dir / "no-default.json") << R"({"syscalls": []})";
@@ -396,15 +397,13 @@ TEST(SecurityProfiles, SeccompFileCheckedAndCopied) {
     sarus::applySecurityProfiles(untouched, sarus::SecurityProfiles{});
     EXPECT_FALSE(untouched["linux"].contains("seccomp"));
     EXPECT_FALSE(untouched["process"].contains("apparmorProfile"));
-    fs::remove_all(dir);
 }
 
 TEST(SecurityProfiles, AppArmorProfileMustBeLoaded) {
-    char pattern[] = "/tmp/sarus-apparmor-test-XXXXXX";
-    fs::path dir = ::mkdtemp(pattern);
+    sarus::TempDirectory temp{fs::temp_directory_path(), "sarus-apparmor-test"};
+    const fs::path& dir = temp.path();
     std::ofstream(dir / "profiles") << "sarus-default (enforce)\nother (complain)\n";
     EXPECT_TRUE(sarus::apparmorProfileLoaded("sarus-default", dir / "profiles"));
     EXPECT_FALSE(sarus::apparmorProfileLoaded("sarus", dir / "profiles"));
     EXPECT_THROW(sarus::apparmorProfileLoaded("x", dir / "missing"), sarus::Error);
-    fs::remove_all(dir);
 }

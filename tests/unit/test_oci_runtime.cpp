@@ -1,6 +1,7 @@
 // sarus-oci-runtime: config.json (as Slurm rewrites it) -> `sarus run`, and
 // the state records behind `state`, `kill` and `delete`.
 #include "oci_runtime.hpp"
+#include "common/file_utils.hpp"
 
 #include "commands/commands.hpp"
 #include "runtime/container_spec.hpp"
@@ -256,17 +257,12 @@ TEST(OciRuntime, Signals) {
 
 class OciRuntimeState : public ::testing::Test {
 protected:
-    void SetUp() override {
-        char pattern[] = "/tmp/test-oci-runtime-XXXXXX";
-        ASSERT_NE(::mkdtemp(pattern), nullptr);
-        base = pattern;
-    }
-    void TearDown() override { fs::remove_all(base); }
     sarus::oci::StateDirectory mine(const fs::path& path) { return {path, ::geteuid()}; }
     static bool running(const std::optional<sarus::oci::StateRecord>& record, uid_t owner = ::geteuid()) {
         return record && sarus::oci::isRunning(*record, owner);
     }
-    fs::path base;
+    sarus::TempDirectory temp{fs::temp_directory_path(), "test-oci-runtime"};
+    const fs::path base = temp.path();
 };
 
 TEST_F(OciRuntimeState, RunningWhileTheProcessLivesStoppedAfter) {

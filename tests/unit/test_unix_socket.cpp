@@ -2,6 +2,7 @@
 // (it then deletes the group's generation and leads a new container): only
 // "nobody listens" may say so.
 #include "common/error.hpp"
+#include "common/file_utils.hpp"
 #include "common/unix_socket.hpp"
 
 #include <gtest/gtest.h>
@@ -18,13 +19,8 @@ namespace {
 
 class UnixSocket : public ::testing::Test {
 protected:
-    void SetUp() override {
-        char pattern[] = "/tmp/test-unix-socket-XXXXXX";
-        ASSERT_NE(::mkdtemp(pattern), nullptr);
-        directory = pattern;
-    }
-    void TearDown() override { fs::remove_all(directory); }
-    fs::path directory;
+    sarus::TempDirectory temp{fs::temp_directory_path(), "test-unix-socket"};
+    const fs::path directory = temp.path();
 };
 
 }  // namespace
