@@ -225,7 +225,14 @@ private:
             if (!isRootless()) {
                 throw;
             }
-            // A rootless engine may give its hooks no right to mount.
+            // A rootless engine may give its hooks no right to mount. The
+            // keys then go into the container's own ~/.ssh, never into one
+            // mounted from the host, whose authorized_keys they would replace.
+            if (!root_.onRootMount(existing.get())) {
+                throw sarus::Error("rootless: cannot mount a private " + sshPath + " (" + e.what() +
+                                   "), and it is mounted from outside the container (a host home?), "
+                                   "whose keys would be overwritten: give the container a home of its own");
+            }
             log::warn(std::string("rootless: no private ~/.ssh (") + e.what() +
                       "): the keys are written into the container's " + sshPath);
             previous_.reset();
