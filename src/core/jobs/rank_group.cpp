@@ -10,7 +10,6 @@
 #include "suid/privileges.hpp"
 #include "common/unix_socket.hpp"
 #include "common/name_hash.hpp"
-#include "common/sha256.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -532,7 +531,7 @@ std::string sharedContainerIdentity(const ContainerSpec& spec, const StoredImage
     json["gid"] = spec.identity.gid;
     json["seccomp"] = spec.security.seccomp;
     json["apparmor"] = spec.security.apparmorProfile;
-    return Sha256::of(json.dump());  // compared, not only a name: no 64-bit hash
+    return json.dump();  // compared whole: a hash could collide (and OpenSSL costs every start)
 }
 
 namespace {
