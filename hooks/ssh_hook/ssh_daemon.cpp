@@ -12,6 +12,8 @@
 #include "ssh_keys.hpp"
 #include "user_hook_dir.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <dirent.h>
@@ -503,12 +505,23 @@ std::string withExistingShell(const std::string& passwd, uid_t uid,
     return result;
 }
 
+namespace {
+
+bool isShellName(const std::string& name) {
+    auto letter = [](char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; };
+    return !name.empty() && letter(name[0]) &&
+           std::all_of(name.begin(), name.end(),
+                       [&](char c) { return letter(c) || std::isdigit(static_cast<unsigned char>(c)); });
+}
+
+}  // namespace
+
 std::string environmentScript(const std::vector<std::string>& env) {
     std::string script = "#!/bin/sh\n";
     for (const auto& entry : env) {
         auto equals = entry.find('=');
-        if (equals == std::string::npos || equals == 0) {
-            continue;
+        if (equals == std::string::npos || !isShellName(entry.substr(0, equals))) {
+            continue;  // a shell cannot export it: it would run as a command
         }
         std::string quoted;
         for (char c : entry.substr(equals + 1)) {

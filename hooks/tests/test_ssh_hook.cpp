@@ -52,6 +52,11 @@ TEST(SshHook, EnvironmentScriptQuotesEveryValue) {
     EXPECT_EQ(script, "#!/bin/sh\nexport A='plain'\nexport B='it'\\''s $HOME'\n");
 }
 
+TEST(SshHook, EnvironmentScriptSkipsNamesAShellCannotExport) {
+    auto script = ssh::environmentScript({"a;touch /x;b=1", "1X=2", "OK_1=3", "with space=4", "_u=5"});
+    EXPECT_EQ(script, "#!/bin/sh\nexport OK_1='3'\nexport _u='5'\n");
+}
+
 TEST(SshHook, PublicKeyLineOfDropbearkeyOutput) {
     EXPECT_EQ(ssh::publicKeyLine("Public key portion is:\necdsa-sha2-nistp256 AAAA user@host\nFingerprint: x\n"),
               "ecdsa-sha2-nistp256 AAAA user@host");

@@ -139,6 +139,30 @@ def test_the_hook_removes_nothing_in_a_host_directory(ssh):
         shutil.rmtree(bin_dir)
 
 
+@pytest.mark.parametrize("destination", ["/opt/oci-hooks/ssh/dropbear/environment", "/opt/oci-hooks/ssh/dropbear/port",
+                                         "/opt/oci-hooks/ssh/dropbear/bin/dropbear", "/usr/bin/ssh"])
+def test_the_hook_writes_into_no_host_file_bound_where_it_writes(ssh, destination):
+    """Attack: a host file the user may only read (here root's, as
+    /etc/passwd is), bind-mounted onto a file the hook writes. Root opened
+    the name, which crosses into the mount, and wrote the host file: the
+    container's environment (the user's to choose, newlines included) or a
+    program, owned by root."""
+    ssh.ok("ssh-keygen")
+    victim = f"/var/tmp/sarus-victim-{uuid.uuid4().hex[:8]}"
+    with open(victim, "w") as f:
+        f.write("root:x:0:0::/root:/bin/sh\n")
+    os.chmod(victim, 0o644)
+    try:
+        r = in_netns(ssh, "run", "--ssh", "--mount", f"type=bind,src={victim},dst={destination}", BUSYBOX, "true")
+        st = os.stat(victim)
+        assert open(victim, "rb").read() == b"root:x:0:0::/root:/bin/sh\n", "the hook wrote a host file"
+        assert (st.st_uid, oct(st.st_mode)) == (0, "0o100644")
+        assert r.returncode != 0
+        assert f"cannot write {destination} in the container" in r.stderr, r.stderr
+    finally:
+        os.remove(victim)
+
+
 def test_the_hosts_home_ssh_directory_is_never_written(ssh):
     """Home bind-mounted from the host: the container sees the user's own
     ~/.ssh files, and the keys the hook adds stay in the container."""

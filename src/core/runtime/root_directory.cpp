@@ -286,7 +286,16 @@ void RootDirectory::writeFile(const std::string& containerPath, const std::strin
         if (::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
             ::unlinkat(parent.get(), name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
         }
-        fd = ::openat(parent.get(), name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+        // Never into a mount there: a file bind-mounted onto the name is
+        // the host's, which root would truncate and write (and chown).
+        struct open_how how {};
+        how.flags = O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC;
+        how.mode = mode;
+        how.resolve = RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH;
+        fd = static_cast<int>(::syscall(SYS_openat2, parent.get(), name.c_str(), &how, sizeof how));
+    }
+    if (fd < 0 && errno == EXDEV) {
+        throw Error("cannot write " + containerPath + " in the container: something is mounted there");
     }
     if (fd < 0) {
         throw systemError("cannot write " + containerPath + " in the container", errno);
