@@ -15,7 +15,9 @@
 #include <iterator>
 #include <sstream>
 #include <string_view>
+#include <linux/magic.h>
 #include <sys/mount.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 namespace hook {
@@ -71,10 +73,28 @@ const char* confineToTheContainersFiles(const char* rootfs, const std::vector<st
         return "make the container's root writable for";
     }
     // chroot does not hold procfs' magic links (/proc/1/root is the host's
-    // root): no proc mount may stay in ldconfig's view.
+    // root): no proc mount may stay in ldconfig's view. umount2 takes the
+    // topmost mount at a path, and a user may stack a mount of their own on
+    // a proc file system they bound: everything at the path goes, until it
+    // is no mount point any more.
     for (const auto& procMount : procMounts) {
-        if (::umount2(procMount.c_str(), MNT_DETACH) != 0) {
+        if (::umount2(procMount.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0) {
             return "detach a proc mount in the container's root for";
+        }
+        int stacked = 0;
+        while (::umount2(procMount.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) == 0) {
+            if (++stacked == 64) {
+                return "detach the mounts stacked on a proc mount in the container's root for";
+            }
+        }
+        if (errno != EINVAL) {
+            return "detach a proc mount in the container's root for";
+        }
+    }
+    for (const auto& procMount : procMounts) {
+        struct statfs left {};
+        if (::statfs(procMount.c_str(), &left) == 0 && left.f_type == PROC_SUPER_MAGIC) {
+            return "detach every proc mount in the container's root for";
         }
     }
     return nullptr;

@@ -707,6 +707,50 @@ def test_ldconfig_of_a_hook_cannot_reach_the_host_through_proc(ldconfig_hook, te
         os.remove(archive)
 
 
+@pytest.mark.parametrize("stacked", [False, True])
+def test_ldconfig_of_a_hook_cannot_reach_the_host_through_a_bound_proc(ldconfig_hook, test_images, stacked):
+    """The host's /proc bound into the container (its source is readable),
+    with the image's ld.so.conf including a root-only host file through
+    /PID/root of a process on the host's root. The hook detached proc
+    mounts by path, which takes only the topmost mount there: a second
+    --mount on the same destination kept procfs in the view of root's
+    ldconfig, which read the file and cached the libraries of the directory
+    it names, for the user to read."""
+    tag = uuid.uuid4().hex[:8]
+    secret_conf = f"/var/tmp/sarus-secretconf-{tag}"
+    with open(secret_conf, "w") as f:
+        f.write(f"/opt/leak{tag}\n")
+    os.chmod(secret_conf, 0o600)
+    libs = f"/var/tmp/sarus-libs-{tag}"
+    os.mkdir(libs, 0o755)
+    shutil.copy("/lib/x86_64-linux-gnu/libz.so.1.2.13", os.path.join(libs, "libz.so.1"))
+    empty = f"/var/tmp/sarus-empty-{tag}"
+    os.mkdir(empty, 0o755)
+    archive = f"/var/tmp/sarus-procconf-{tag}.tar"
+    conf = tarfile.TarInfo("etc/ld.so.conf")
+    conf.mode = 0o644
+    host_process = popen_as(ldconfig_hook.user, ["sleep", "60"])
+    try:
+        assert run_as(ldconfig_hook.user, ["cat", secret_conf]).returncode != 0
+        busybox_with_layer(test_images, archive,
+                           [(conf, f"include /mnt/p/{host_process.pid}/root{secret_conf}\n".encode())])
+        ldconfig_hook.ok("load", archive, "procconf")
+        mounts = ["--mount", f"type=bind,src={libs},dst=/opt/leak{tag}", "--mount", "type=bind,src=/proc,dst=/mnt/p"]
+        if stacked:
+            mounts += ["--mount", f"type=bind,src={empty},dst=/mnt/p"]
+        r = ldconfig_hook("run", *mounts, "load/library/procconf", "sh", "-c",
+                          f"grep -q {tag} /etc/ld.so.cache && echo leaked; echo ran")
+        assert "leaked" not in r.stdout, "root's ldconfig read a host file through a bound /proc"
+        assert r.returncode == 0 and r.stdout == "ran\n", r.stdout + r.stderr
+    finally:
+        host_process.kill()
+        host_process.wait()
+        os.remove(secret_conf)
+        shutil.rmtree(libs)
+        os.rmdir(empty)
+        os.remove(archive)
+
+
 @pytest.fixture
 def root_only_device():
     """A loop device only root may open, whose content is an ld.so.conf
