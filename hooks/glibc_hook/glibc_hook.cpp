@@ -1,4 +1,5 @@
 #include "glibc_hook.hpp"
+#include "runtime/root_directory.hpp"
 
 #include "container_state.hpp"
 #include "common/error.hpp"
@@ -94,7 +95,9 @@ int runGlibcHook() {
         auto containerLibraries = hook::containerLibraries(ldconfig, state.rootfs);
         const auto* containerLibc = findByLinkerName(containerLibraries, "libc.so");
         auto containerVersion =
-            containerLibc ? glibcVersion(inRootfs(state.rootfs, containerLibc->realPath)) : std::vector<unsigned long>{};
+            containerLibc ? glibcVersionOf(sarus::RootDirectory(state.rootfs).readFile(containerLibc->realPath),
+                                           fs::path(containerLibc->realPath).filename().string())
+                          : std::vector<unsigned long>{};
         if (containerVersion.empty()) {
             log::info("the container has no glibc (no glibc libc.so in its dynamic linker cache: a static, "
                       "musl or busybox image): glibc left alone");

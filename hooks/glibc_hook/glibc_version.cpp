@@ -32,7 +32,11 @@ std::vector<unsigned long> parseDotted(const std::string& text) {
 
 std::vector<unsigned long> glibcVersion(const std::filesystem::path& libcFile) {
     std::ifstream in(libcFile, std::ios::binary);
-    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return glibcVersionOf(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()),
+                          libcFile.filename().string());
+}
+
+std::vector<unsigned long> glibcVersionOf(const std::string& content, const std::string& fileName) {
     const std::string marker = "GNU C Library";
     for (auto at = content.find(marker); at != std::string::npos; at = content.find(marker, at + 1)) {
         auto end = content.find('\0', at);
@@ -47,8 +51,7 @@ std::vector<unsigned long> glibcVersion(const std::filesystem::path& libcFile) {
     }
     static const std::regex oldStyle(R"(libc-(\d+\.\d+)\.so)");
     std::smatch match;
-    auto name = libcFile.filename().string();
-    if (std::regex_match(name, match, oldStyle)) {
+    if (std::regex_match(fileName, match, oldStyle)) {
         return parseDotted(match[1]);
     }
     return {};

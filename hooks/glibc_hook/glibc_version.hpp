@@ -13,6 +13,11 @@ namespace hook {
 // not a glibc (musl's libc, say).
 std::vector<unsigned long> glibcVersion(const std::filesystem::path& libcFile);
 
+// The same from a libc's content and file name (the container's libc, which
+// root reads through RootDirectory: bounded, and never a file of procfs or
+// sysfs that a user bound where the image's cache points).
+std::vector<unsigned long> glibcVersionOf(const std::string& content, const std::string& fileName);
+
 std::string versionString(const std::vector<unsigned long>& version);
 
 }  // namespace hook

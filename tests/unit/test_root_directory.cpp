@@ -9,7 +9,10 @@
 #include <fcntl.h>
 #include <thread>
 #include <fstream>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -96,6 +99,32 @@ TEST_F(RootDirectoryTest, ReadingAFifoDoesNotHang) {
     ASSERT_EQ(::mkfifo((rootPath / "fifo").c_str(), 0644), 0);
     sarus::RootDirectory root(rootPath);
     EXPECT_EQ(root.readFile("/fifo"), "");
+}
+
+TEST_F(RootDirectoryTest, FilesOfProcfsBoundIntoTheRootAreNotRead) {
+    // As `--mount src=/proc` puts them there: /proc/kmsg would block root
+    // and take the kernel log from its readers.
+    fs::create_directories(rootPath / "p");
+    fs::create_directories(rootPath / "etc");
+    std::ofstream(rootPath / "etc" / "hosts") << "x";
+    pid_t child = ::fork();
+    if (child == 0) {
+        if (::unshare(CLONE_NEWNS) != 0 && ::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) {
+            _exit(2);
+        }
+        if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+            ::mount("/proc", (rootPath / "p").c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+            _exit(3);
+        }
+        sarus::RootDirectory root(rootPath);
+        bool procRead = !root.readFile("/p/self/status").empty();
+        bool ownRead = root.readFile("/etc/hosts") == "x";
+        _exit(procRead ? 4 : ownRead ? 0 : 5);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "2, 3: no mount namespace here; 4: a proc file was read";
 }
 
 TEST_F(RootDirectoryTest, ReadingOpensNothingButARegularFile) {

@@ -8,7 +8,9 @@
 #include <deque>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
+#include <sys/vfs.h>
 #include <sstream>
 #include <sys/fsuid.h>
 #include <sys/stat.h>
@@ -22,6 +24,24 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::size_t maxReadSize = 64 << 20;
+
+// A "regular" file of procfs, sysfs and the like, which a user may bind
+// into the container: reading one as root can block (/proc/kmsg), take
+// what others wait for (the kernel log, trace_pipe) or never end (kcore).
+bool isKernelInterface(int fd) {
+    struct statfs fs {};
+    if (::fstatfs(fd, &fs) != 0) {
+        return true;
+    }
+    switch (static_cast<unsigned long>(fs.f_type)) {
+    case PROC_SUPER_MAGIC: case SYSFS_MAGIC: case DEBUGFS_MAGIC: case TRACEFS_MAGIC: case SECURITYFS_MAGIC:
+    case CGROUP_SUPER_MAGIC: case CGROUP2_SUPER_MAGIC: case BPF_FS_MAGIC: case PSTOREFS_MAGIC:
+    case EFIVARFS_MAGIC: case 0x62656570 /* configfs */:
+        return true;
+    default:
+        return false;
+    }
+}
 
 int openat2InRoot(int rootFd, const std::string& relative, int flags) {
     struct open_how how {};
@@ -344,7 +364,7 @@ std::string RootDirectory::readFile(const std::string& containerPath) const {
     // root must never do for the image or the user.
     auto node = openIfExists(containerPath, O_PATH);
     struct stat st {};
-    if (!node || ::fstat(node->get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (!node || ::fstat(node->get(), &st) != 0 || !S_ISREG(st.st_mode) || isKernelInterface(node->get())) {
         return "";
     }
     auto procPath = "/proc/self/fd/" + std::to_string(node->get());

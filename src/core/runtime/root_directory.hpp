@@ -82,7 +82,8 @@ public:
     // returns whether it created it.
     bool createSymlink(int parent, const std::string& name, const std::string& target,
                        const CreationPolicy& policy) const;
-    // A regular file's content; "" when it is missing or not a regular file.
+    // A regular file's content (at most 64 MiB); "" when it is missing, not
+    // a regular file, or one of procfs, sysfs and the like.
     std::string readFile(const std::string& containerPath) const;
     // Replaces whatever containerPath names (a symlink, a file) by an empty
     // directory unless it is one already; the path's parent must exist.
