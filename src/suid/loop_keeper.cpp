@@ -23,7 +23,8 @@ namespace fs = std::filesystem;
 namespace {
 
 struct KeptLoopMount {
-    FileDescriptor image;  // the caller's open file: its identity, and whether it still has a name
+    FileDescriptor image;  // the caller's open file: whether it still has a name
+    struct stat identity;  // of that file when it was mounted
     FileDescriptor mount;  // detached; the loop device goes with its last user (LO_FLAGS_AUTOCLEAR)
 };
 
@@ -38,12 +39,11 @@ public:
             throw Error("a kept mount request must carry a regular image file");
         }
         for (const auto& [key, kept] : mounts_) {
-            struct stat st {};
-            if (::fstat(kept.image.get(), &st) == 0 && st.st_nlink > 0 && sameImageFile(st, image)) {
+            if (!outdated(key) && sameImageFile(kept.identity, image)) {
                 return {key, false};
             }
         }
-        KeptLoopMount kept{std::move(received[0]), FileDescriptor()};
+        KeptLoopMount kept{std::move(received[0]), image, FileDescriptor()};
         {
             LoopDevice loop(kept.image.get());
             kept.mount = newMount("squashfs", "source=" + loop.path() + ",ro",
@@ -59,10 +59,12 @@ public:
     std::vector<int> replyDescriptors(int key) override { return {mounts_.at(key).mount.get()}; }
 
     // A removed image, and one replaced by a new pull (a rename over it),
-    // leaves the open file without a name.
+    // leaves the open file without a name; one rewritten in place is no
+    // longer what the mount shows (its superblock and caches are the old).
     bool outdated(int key) override {
+        const auto& kept = mounts_.at(key);
         struct stat st {};
-        return ::fstat(mounts_.at(key).image.get(), &st) != 0 || st.st_nlink == 0;
+        return ::fstat(kept.image.get(), &st) != 0 || st.st_nlink == 0 || !sameImageFile(st, kept.identity);
     }
 
     void release(int key) override { mounts_.erase(key); }

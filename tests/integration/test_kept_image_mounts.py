@@ -202,6 +202,27 @@ def test_a_replaced_image_is_what_the_next_container_gets(kept, test_images):
     assert wait_until(lambda: len(image_mounts(kept)) == 1), "the replaced image's mount is released"
 
 
+def test_an_image_rewritten_in_place_is_what_the_next_container_gets(kept, test_images):
+    """The user's own image file, rewritten in place (the same inode; the
+    modification time set back): suid mode's keeper compared the file with
+    itself and went on serving the old mount to new containers."""
+    set_idle_time(kept, 600)
+    kept.ok("load", os.path.join(test_images, "busybox.oci.tar"), "kept")
+    kept.ok("load", os.path.join(test_images, "layered.docker.tar"), "layered")
+    assert "busybox test image" in kept.ok("run", "load/library/kept", "cat", "/etc/os-release").stdout
+    image = loaded_image_file(kept, "kept")
+    before = os.stat(image)
+    with open(loaded_image_file(kept, "layered"), "rb") as f:
+        replacement = f.read()
+    with open(image, "r+b") as f:  # same inode
+        f.truncate(0)
+        f.write(replacement)
+    os.utime(image, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(image).st_ino == before.st_ino
+    r = kept.ok("run", "--entrypoint", "", "load/library/kept", "cat", "/etc/os-release")
+    assert "sarus layered test image" in r.stdout, r.stdout
+
+
 def test_a_killed_keeper_takes_its_mounts_and_the_next_container_starts_anew(kept):
     running = start_sleeping_container(kept)
     try:

@@ -331,8 +331,10 @@ std::string receiveLine(int connection, std::vector<FileDescriptor>& descriptors
 }  // namespace
 
 bool sameImageFile(const struct stat& a, const struct stat& b) {
+    // ctime too: a writer can set the modification time back, not that
     return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
-           a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
+           a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec &&
+           a.st_ctim.tv_sec == b.st_ctim.tv_sec && a.st_ctim.tv_nsec == b.st_ctim.tv_nsec;
 }
 
 void serveKeptMounts(MountSource& source, FileDescriptor listener, const KeeperOptions& options) {
