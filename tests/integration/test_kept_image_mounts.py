@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from conftest import (leftovers, loaded_image_file, popen_as, processes, run_concurrently, suid_keeper_directory,
-                      wait_for_no_leftovers)
+from conftest import (leftovers, loaded_image_file, popen_as, processes, run_as, run_concurrently,
+                      suid_keeper_directory, wait_for_no_leftovers)
 
 BUSYBOX = "load/library/busybox"
 LAYERED = "load/library/layered"
@@ -221,6 +221,23 @@ def test_an_image_rewritten_in_place_is_what_the_next_container_gets(kept, test_
     assert os.stat(image).st_ino == before.st_ino
     r = kept.ok("run", "--entrypoint", "", "load/library/kept", "cat", "/etc/os-release")
     assert "sarus layered test image" in r.stdout, r.stdout
+
+
+def test_the_keeper_keeps_no_directory_of_the_callers_busy(kept):
+    """A keeper outlives its caller: in the caller's working directory it
+    kept that directory (a home on NFS, an automount) busy."""
+    set_idle_time(kept, 600)
+    workdir = f"/var/tmp/sarus-cwd-{os.getpid()}"
+    os.mkdir(workdir, 0o755)
+    try:
+        r = run_as(kept.user, [kept.binary, "run", BUSYBOX, "true"], cwd=workdir,
+                   env={"SARUS_CONFIG_FILE": kept.config_file})
+        assert r.returncode == 0, r.stderr
+        (keeper,) = keepers(kept)
+        assert os.readlink(f"/proc/{keeper}/cwd") == "/"
+    finally:
+        end_keepers(kept)
+        os.rmdir(workdir)
 
 
 def test_a_killed_keeper_takes_its_mounts_and_the_next_container_starts_anew(kept):

@@ -15,6 +15,7 @@
 #include <iterator>
 #include <sstream>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -223,6 +224,12 @@ std::vector<pid_t> killChildrenInOtherSessions(pid_t parent) {
 
 void detachFromCaller(const std::vector<int>& keep) {
     ::setsid();
+    // The caller's working directory stays busy while we live (an NFS or
+    // automounted home that could not be unmounted), and its umask is not ours.
+    if (::chdir("/") != 0) {
+        _exit(1);
+    }
+    ::umask(022);
     int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
     for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
         ::dup2(null, fd);

@@ -61,8 +61,9 @@ private:
 };
 
 // For a process that outlives its caller (a reaper, an image keeper): a
-// session of its own, /dev/null as stdin, stdout and stderr, and every other
-// descriptor closed but those listed.
+// session of its own, / as working directory, umask 022, /dev/null as
+// stdin, stdout and stderr, and every other descriptor closed but those
+// listed.
 void detachFromCaller(const std::vector<int>& keep);
 
 // Closes every descriptor >= 3 except those listed. The first form
