@@ -118,6 +118,7 @@ def run_as(user, argv, env=None, cwd=None, input=None, timeout=600, check=False,
 # --- sarus under test ---------------------------------------------------------
 
 import json
+import socket
 import shutil
 import tempfile
 import threading
@@ -438,6 +439,18 @@ def name_hash(text):
     for byte in text.encode():
         h = ((h ^ byte) * 1099511628211) % 2**64
     return f"{h:016x}"
+
+
+def explicit_rank_group_name(group):
+    """The directory name of the ranks group SARUS_RANK_GROUP=group of a
+    sarus started from this process (src/core/jobs/rank_group.cpp: the key,
+    the caller's cgroups without Slurm's task_N level, the node)."""
+    step = ""
+    with open("/proc/self/cgroup") as f:
+        for line in f.read().splitlines():
+            head, _, last = line.rpartition("/")
+            step += (head if last.startswith("task_") else line) + "\n"
+    return name_hash(f"explicit:{group}-cgroups-{name_hash(step)}@{socket.gethostname()}")
 
 
 def suid_keeper_directory(sarus):

@@ -26,7 +26,7 @@ import uuid
 import pytest
 
 from conftest import (busybox_with_layer, cgroup_leftovers, popen_as, private_hooks_dir, process_tree, read_until,
-                      run_as, run_in_a_terminal, name_hash, suid_keeper_directory, symlink_entries,
+                      run_as, run_in_a_terminal, explicit_rank_group_name, suid_keeper_directory, symlink_entries,
                       wait_for_no_leftovers)
 
 BUSYBOX = "load/library/busybox"
@@ -1416,7 +1416,7 @@ def test_a_planted_shared_container_index_cannot_remove_root_files(suid, tmp_pat
     (victim / "precious").write_text("root's\n")
     os.chmod(tmp_path, 0o755)
     group = f"planted-{uuid.uuid4().hex[:8]}"
-    key = name_hash(f"explicit:{group}@{socket.gethostname()}")
+    key = explicit_rank_group_name(group)
     uid = pwd.getpwnam(suid.user).pw_uid
     group_dir = os.path.join(suid.config.get("tempDir", "/tmp"), f"sarus-ranks-{uid}", key)
     run_as(suid.user, ["mkdir", "-p", "-m", "700", os.path.dirname(group_dir), group_dir], check=True)
