@@ -226,11 +226,10 @@ StandardStreamRelay::StandardStreamRelay(uid_t uid, gid_t gid, const std::vector
         // nothing of root's stays open once this process is the caller's
         closeDescriptorsExcept(relayed.data(), relayed.size());
         ::signal(SIGPIPE, SIG_IGN);
-        if (::setgroups(groups.size(), groups.data()) != 0 || ::setresgid(gid, gid, gid) != 0 ||
-            ::setresuid(uid, uid, uid) != 0) {
+        // not traceable by the caller, whatever fs.suid_dumpable says
+        if (!becomeUntraceably(uid, gid, groups.data(), groups.size())) {
             ::_exit(1);
         }
-        ::prctl(PR_SET_DUMPABLE, 0);  // not traceable by the caller, whatever fs.suid_dumpable says
         // after the identity change, which clears the parent-death signal
         if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != sandbox) {
             ::_exit(1);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <string>
 #include <cstdio>
 #include <fcntl.h>
 #include <sched.h>
@@ -228,4 +229,48 @@ TEST(ForwardSignalsTo, ReachesTheLiveTarget) {
     int status = 0;
     ASSERT_EQ(::waitpid(forwarder, &status, 0), forwarder);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+// The stream relay and the read-ahead helper, which root forks to act as
+// the caller: they end with the caller's ids alone, no capability and no
+// way back to root, and not dumpable (so not traceable by the caller)
+// whatever fs.suid_dumpable says.
+TEST(BecomeUntraceably, EndsAsTheUserAloneAndNotDumpable) {
+    if (::geteuid() != 0) {
+        GTEST_SKIP() << "changing ids needs root";
+    }
+    pid_t child = ::fork();
+    if (child == 0) {
+        gid_t groups[] = {4321};
+        if (!sarus::becomeUntraceably(1234, 5678, groups, 1)) {
+            _exit(1);
+        }
+        uid_t r, e, s;
+        gid_t gr, ge, gs;
+        if (::getresuid(&r, &e, &s) != 0 || ::getresgid(&gr, &ge, &gs) != 0 || r != 1234 || e != 1234 ||
+            s != 1234 || gr != 5678 || ge != 5678 || gs != 5678) {
+            _exit(2);
+        }
+        gid_t now[4];
+        if (::getgroups(4, now) != 1 || now[0] != 4321) {
+            _exit(3);
+        }
+        if (::prctl(PR_GET_DUMPABLE) != 0) {
+            _exit(4);
+        }
+        std::FILE* status = std::fopen("/proc/self/status", "r");
+        char line[256];
+        bool noCapability = false;
+        while (status && std::fgets(line, sizeof line, status)) {
+            noCapability = noCapability || std::string(line) == "CapPrm:\t0000000000000000\n";
+        }
+        if (!noCapability || ::setresuid(0, 0, 0) == 0) {
+            _exit(5);
+        }
+        _exit(0);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "1: failed, 2: ids, 3: groups, 4: dumpable, 5: root kept";
 }

@@ -15,6 +15,7 @@
 #include <iterator>
 #include <sstream>
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/stat.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
@@ -220,6 +221,29 @@ std::vector<pid_t> killChildrenInOtherSessions(pid_t parent) {
         }
     }
     return killed;
+}
+
+namespace {
+
+// In a user namespace whose maps an unprivileged user wrote (one id),
+// setgroups is denied: the groups are the caller's own already.
+bool setgroupsDenied() {
+    int fd = ::open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
+    char text[8] = {};
+    bool denied = fd >= 0 && ::read(fd, text, sizeof text - 1) > 0 && std::strncmp(text, "deny", 4) == 0;
+    if (fd >= 0) {
+        ::close(fd);
+    }
+    return denied;
+}
+
+}  // namespace
+
+bool becomeUntraceably(uid_t uid, gid_t gid, const gid_t* groups, std::size_t groupCount) {
+    return (::setgroups(groupCount, groups) == 0 || (errno == EPERM && setgroupsDenied())) &&
+           ::setresgid(gid, gid, gid) == 0 &&
+           ::setresuid(uid, uid, 0) == 0 && ::prctl(PR_SET_DUMPABLE, 0) == 0 &&
+           ::setresuid(static_cast<uid_t>(-1), static_cast<uid_t>(-1), uid) == 0;
 }
 
 void detachFromCaller(const std::vector<int>& keep) {

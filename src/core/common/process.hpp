@@ -66,6 +66,14 @@ private:
 // listed.
 void detachFromCaller(const std::vector<int>& keep);
 
+// Takes uid, gid and the supplementary groups for good and becomes
+// untraceable (PR_SET_DUMPABLE 0), with no moment in between when the user
+// could trace it: a change of effective ids makes a process dumpable as
+// fs.suid_dumpable says (1: by its user), so root stays the saved uid,
+// which no user may trace, until the process is not dumpable. For a process
+// root forks to act as the caller. Allocation-free; false on failure.
+bool becomeUntraceably(uid_t uid, gid_t gid, const gid_t* groups, std::size_t groupCount);
+
 // Closes every descriptor >= 3 except those listed. The first form
 // allocates nothing (it sorts keep in place): for a child between fork and
 // exec, or one that never execs.

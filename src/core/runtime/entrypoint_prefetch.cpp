@@ -70,11 +70,6 @@ void readThrough(const fs::path& path) {
 
 // Supplementary groups are dropped where the namespace allows it (with a
 // single-id map it does not, and they are already the caller's).
-bool takeIdentity(uid_t uid, gid_t gid) {
-    ::setgroups(0, nullptr);
-    return ::setresgid(gid, gid, gid) == 0 && ::setresuid(uid, uid, uid) == 0;
-}
-
 }  // namespace
 
 fs::path entrypointProgram(const fs::path& rootfs, const ContainerSpec& spec) {
@@ -157,7 +152,7 @@ EntrypointPrefetch::EntrypointPrefetch(const fs::path& rootfs, const ContainerSp
     // traceable once this process is the caller's; the parent-death signal
     // after the identity change, which clears it.
     closeDescriptorsExcept(nullptr, 0);
-    if (!takeIdentity(uid, gid) || ::prctl(PR_SET_DUMPABLE, 0) != 0 || ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 ||
+    if (!becomeUntraceably(uid, gid, nullptr, 0) || ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 ||
         ::getppid() != parent) {
         _exit(0);
     }
