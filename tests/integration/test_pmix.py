@@ -137,6 +137,30 @@ def test_slurm_step_directories_are_mounted(pmix, scratch):
         assert int(f.read()) == uid
 
 
+def test_a_slurm_step_directory_name_another_user_made_a_symlink_is_not_mounted(pmix, scratch):
+    """The names of Slurm's step directories in a shared /tmp are known in
+    advance. Another user's symlink there to a directory of the caller's
+    passed the owner check (stat followed it), and the link, retargeted
+    after the check, could have had the other user's directory mounted."""
+    other = "sarusnosub" if pmix.user == "sarustest" else "sarustest"
+    uid = pwd.getpwnam(pmix.user).pw_uid
+    env = fake_slurm(scratch)
+    tmpfs = os.path.join(scratch, "tmpfs")
+    os.makedirs(tmpfs)
+    os.chmod(tmpfs, 0o1777)
+    own = os.path.join(scratch, "own")
+    owned_dir(own, pmix.user, "the caller's own\n")
+    client = os.path.join(tmpfs, f"spmix_appdir_{uid}_77.3")
+    os.symlink(own, client)
+    pw = pwd.getpwnam(other)
+    os.lchown(client, pw.pw_uid, pw.pw_gid)
+    r = pmix("--verbose", "run", BUSYBOX, "sh", "-c", f"cat {client}/rendezvous 2>/dev/null || echo NOT-MOUNTED",
+             env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "NOT-MOUNTED\n", r.stdout
+    assert f"PMIx: no Slurm step directory {client}" in r.stderr, r.stderr
+
+
 def test_failing_scontrol_is_a_warning(pmix, scratch):
     env = fake_slurm(scratch, status=1)
     r = pmix.ok("run", BUSYBOX, "echo", "ran", env=env)

@@ -190,8 +190,10 @@ void applyPmixSupport(ContainerSpec& spec, const Config& config, const std::vect
     auto env = environmentMap(hostEnv);
     auto slurmConfig = underSlurmPmix(env) ? readSlurmConfig(env) : std::nullopt;
     auto directoryOwner = [](const std::string& path) -> std::optional<uid_t> {
+        // lstat: in a shared /tmp another user may put a symlink at the
+        // name, to a directory of the caller's that passes, then retarget it
         struct stat st {};
-        if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {  // with the caller's ids
+        if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {  // with the caller's ids
             return std::nullopt;
         }
         return st.st_uid;
