@@ -585,12 +585,21 @@ std::string callersStep() {
 int runAsRankOfSharedContainer(const Config& config, const ContainerSpec& spec, const StoredImage& image,
                                Backend& backend, const std::string& key) {
     auto ranksDir = config.tempDir() / ("sarus-ranks-" + std::to_string(::getuid()));
+    // tempDir is usually /tmp: anybody can make this name first, also
+    // between a check and the mkdir. Once the caller's, it stays. Every
+    // rank of the step sees the same, so they all run on, each alone.
+    std::string notOurs;
     if (takenByAnother(ranksDir, 077)) {
-        // tempDir is usually /tmp: anybody can make this name first. Every
-        // rank of the step sees the same, so they all run on, each alone.
-        log::warn("shared container: " + ranksDir.string() +
-                  " is not a private directory of yours (another user may have made it): "
-                  "this rank runs in a container of its own");
+        notOurs = ranksDir.string() + " is not a private directory of yours (another user may have made it)";
+    } else {
+        try {
+            ensurePrivateDirectory(ranksDir, purpose);
+        } catch (const Error& e) {
+            notOurs = e.what();
+        }
+    }
+    if (!notOurs.empty()) {
+        log::warn("shared container: " + notOurs + ": this rank runs in a container of its own");
         return backend.run(spec, image);
     }
     // One container per node: tempDir may be shared between nodes.

@@ -76,6 +76,13 @@ void ContainerRegistry::ensureDirectory() const {
 
 bool ContainerRegistry::takenByAnother() const { return sarus::takenByAnother(directory_, 022); }
 
+bool ContainerRegistry::claim() const {
+    if (::mkdir(directory_.c_str(), 0700) != 0 && errno != EEXIST) {
+        throw systemError("cannot create " + directory_.string(), errno);
+    }
+    return !takenByAnother();
+}
+
 fs::path ContainerRegistry::fileOf(const std::string& name) const { return directory_ / (name + ".json"); }
 
 namespace {
@@ -170,7 +177,7 @@ Registration::Registration(const ContainerRegistry& registry, const RunningConta
     // Checked whether or not it is recorded: the name also names the
     // runtime's state directory, which crun 1.8 does not check.
     checkName(container.name);
-    if (registry_.takenByAnother()) {
+    if (!registry_.claim()) {
         log::warn(registry_.directory().string() +
                   " is not a private directory of yours (another user may have made it): "
                   "'sarus ps' and 'sarus kill' will not see this container");

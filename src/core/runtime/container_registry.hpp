@@ -30,6 +30,9 @@ public:
     // True when the directory exists but is not a private one of the
     // caller's (in a shared /tmp another user may make it first).
     bool takenByAnother() const;
+    // Makes the directory if it is missing; false when it is not the
+    // caller's (another user made it, also just after a check).
+    bool claim() const;
     std::vector<RunningContainer> list() const;
     // Throws if a running container already has this name.
     void add(const RunningContainer& container) const;
