@@ -2,6 +2,7 @@
 range (the `sarus` fixture runs every test as both users)."""
 
 import calendar
+import contextlib
 import fcntl
 import grp
 import hashlib
@@ -1134,6 +1135,39 @@ def test_ps_and_kill_see_only_the_callers_containers(images):
         assert p.poll() is None, "another user's kill reached the container"
         assert "mine" in images.ok("ps").stdout
     finally:
+        images.ok("kill", "mine")
+        p.wait(timeout=20)
+
+
+def test_ps_and_kill_trust_only_records_the_caller_wrote(images):
+    """In a shared /tmp another user could swap a directory of theirs into
+    the registry's name between sarus's check and its reading: a record of
+    theirs naming another sarus of the caller's was listed, and `sarus
+    kill` signalled that process. Planted here directly (as root), owned by
+    the other user."""
+    other = next(u for u in TEST_USERS if u != images.user)
+    env = {"SARUS_CONFIG_FILE": images.config_file}
+    p = popen_as(images.user, [images.binary, "run", "--name", "mine", BUSYBOX, "sh", "-c", "echo ready; sleep 1000"],
+                 env=env)
+    try:
+        assert p.stdout.readline() == "ready\n"
+        (registry,) = {os.path.dirname(path) for path in
+                       [f"/run/user/{pwd.getpwnam(images.user).pw_uid}/sarus/mine.json",
+                        f"/tmp/sarus-{pwd.getpwnam(images.user).pw_uid}/mine.json"] if os.path.exists(path)}
+        with open(os.path.join(registry, "mine.json")) as f:
+            record = json.load(f)
+        planted = os.path.join(registry, "planted.json")
+        with open(planted, "w") as f:
+            json.dump({"name": "planted", "pid": record["pid"], "startTime": record["startTime"]}, f)
+        pw = pwd.getpwnam(other)
+        os.chown(planted, pw.pw_uid, pw.pw_gid)
+        assert "planted" not in images.ok("ps").stdout
+        r = images("kill", "planted")
+        assert r.returncode == 1 and "no running container named 'planted'" in r.stderr, r.stderr
+        assert p.poll() is None, "sarus kill followed a record of another user"
+    finally:
+        with contextlib.suppress(FileNotFoundError, NameError):
+            os.remove(planted)
         images.ok("kill", "mine")
         p.wait(timeout=20)
 

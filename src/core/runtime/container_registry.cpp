@@ -24,14 +24,21 @@ namespace fs = std::filesystem;
 namespace {
 
 // The registered sarus, not another process that got its pid after a
-// kill -9 left the record behind: the start time names a process for good
-// (records of earlier versions have none).
-bool alive(pid_t pid, const std::string& startTime = "") {
-    if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) {
+// kill -9 left the record behind: the start time names a process for good.
+bool alive(pid_t pid, const std::string& startTime) {
+    if (pid <= 0 || startTime.empty() || (::kill(pid, 0) != 0 && errno != EPERM)) {
         return false;
     }
     auto status = readProcessStatus(pid);
-    return status && status->name == "sarus" && (startTime.empty() || status->startTime == startTime);
+    return status && status->name == "sarus" && status->startTime == startTime;
+}
+
+// Only a record the caller wrote: in a shared /tmp another user could swap
+// a directory of theirs into the name between its check and the reading,
+// and `sarus kill` would then signal the pid their record names.
+bool isCallersRecord(const fs::path& path) {
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::getuid();
 }
 
 bool isNameCharacter(char c, bool first) {
@@ -112,7 +119,7 @@ std::vector<RunningContainer> ContainerRegistry::list() const {
             fs::remove(entry.path(), ec);
             continue;
         }
-        if (entry.path().extension() != ".json") {
+        if (entry.path().extension() != ".json" || !isCallersRecord(entry.path())) {
             continue;
         }
         try {
