@@ -1,5 +1,4 @@
 #include "glibc_hook.hpp"
-#include "runtime/root_directory.hpp"
 
 #include "container_state.hpp"
 #include "common/error.hpp"
@@ -9,6 +8,7 @@
 #include "ld_cache.hpp"
 #include "mounts.hpp"
 #include "namespaces.hpp"
+#include "runtime/root_directory.hpp"
 #include "shared_library.hpp"
 #include "user_hook_dir.hpp"
 

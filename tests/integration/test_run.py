@@ -1120,23 +1120,31 @@ def test_the_default_name_is_sarus_container_and_a_random_part(images):
     assert names[0] != names[1]
 
 
+@contextlib.contextmanager
+def named_container(images, name):
+    """`sarus run --name NAME` of a busybox that sleeps, past its "ready"
+    line; killed with `sarus kill` afterwards."""
+    p = popen_as(images.user, [images.binary, "run", "--name", name, BUSYBOX, "sh", "-c", "echo ready; sleep 1000"],
+                 env={"SARUS_CONFIG_FILE": images.config_file})
+    try:
+        assert p.stdout.readline() == "ready\n"
+        yield p
+    finally:
+        images.ok("kill", name)
+        p.wait(timeout=20)
+
+
 def test_ps_and_kill_see_only_the_callers_containers(images):
     # Sarus's CI test_command_ps.py: another user's ps does not show them; nor can kill reach them
     other = next(u for u in TEST_USERS if u != images.user)
     env = {"SARUS_CONFIG_FILE": images.config_file}
-    p = popen_as(images.user, [images.binary, "run", "--name", "mine", BUSYBOX, "sh", "-c", "echo ready; sleep 1000"],
-                 env=env)
-    try:
-        assert p.stdout.readline() == "ready\n"
+    with named_container(images, "mine") as p:
         theirs = run_as(other, [images.binary, "ps"], env=env)
         assert theirs.returncode == 0 and len(theirs.stdout.splitlines()) == 1, theirs.stdout + theirs.stderr
         r = run_as(other, [images.binary, "kill", "mine"], env=env)
         assert r.returncode == 1 and "no running container named 'mine'" in r.stderr
         assert p.poll() is None, "another user's kill reached the container"
         assert "mine" in images.ok("ps").stdout
-    finally:
-        images.ok("kill", "mine")
-        p.wait(timeout=20)
 
 
 def test_ps_and_kill_trust_only_records_the_caller_wrote(images):
@@ -1146,30 +1154,24 @@ def test_ps_and_kill_trust_only_records_the_caller_wrote(images):
     kill` signalled that process. Planted here directly (as root), owned by
     the other user."""
     other = next(u for u in TEST_USERS if u != images.user)
-    env = {"SARUS_CONFIG_FILE": images.config_file}
-    p = popen_as(images.user, [images.binary, "run", "--name", "mine", BUSYBOX, "sh", "-c", "echo ready; sleep 1000"],
-                 env=env)
-    try:
-        assert p.stdout.readline() == "ready\n"
-        (registry,) = {os.path.dirname(path) for path in
-                       [f"/run/user/{pwd.getpwnam(images.user).pw_uid}/sarus/mine.json",
-                        f"/tmp/sarus-{pwd.getpwnam(images.user).pw_uid}/mine.json"] if os.path.exists(path)}
+    uid = pwd.getpwnam(images.user).pw_uid
+    with named_container(images, "mine") as p:
+        registry = next(d for d in (f"/run/user/{uid}/sarus", f"/tmp/sarus-{uid}")
+                        if os.path.exists(os.path.join(d, "mine.json")))
         with open(os.path.join(registry, "mine.json")) as f:
             record = json.load(f)
         planted = os.path.join(registry, "planted.json")
         with open(planted, "w") as f:
             json.dump({"name": "planted", "pid": record["pid"], "startTime": record["startTime"]}, f)
-        pw = pwd.getpwnam(other)
-        os.chown(planted, pw.pw_uid, pw.pw_gid)
-        assert "planted" not in images.ok("ps").stdout
-        r = images("kill", "planted")
-        assert r.returncode == 1 and "no running container named 'planted'" in r.stderr, r.stderr
-        assert p.poll() is None, "sarus kill followed a record of another user"
-    finally:
-        with contextlib.suppress(FileNotFoundError, NameError):
+        try:
+            pw = pwd.getpwnam(other)
+            os.chown(planted, pw.pw_uid, pw.pw_gid)
+            assert "planted" not in images.ok("ps").stdout
+            r = images("kill", "planted")
+            assert r.returncode == 1 and "no running container named 'planted'" in r.stderr, r.stderr
+            assert p.poll() is None, "sarus kill followed a record of another user"
+        finally:
             os.remove(planted)
-        images.ok("kill", "mine")
-        p.wait(timeout=20)
 
 
 def test_a_registry_directory_made_by_another_user_leaves_runs_working(images):

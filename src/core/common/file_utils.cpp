@@ -154,11 +154,15 @@ void refuseDirectoriesOfAnother(const std::filesystem::path& base, const std::fi
     }
 }
 
-void ensurePrivateDirectory(const std::filesystem::path& path, const std::string& purpose) {
+bool claimDirectory(const std::filesystem::path& path, mode_t othersMayNot) {
     if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
         throw systemError("cannot create " + path.string(), errno);
     }
-    if (!isPrivateDirectoryOfCaller(path)) {
+    return !takenByAnother(path, othersMayNot);
+}
+
+void ensurePrivateDirectory(const std::filesystem::path& path, const std::string& purpose) {
+    if (!claimDirectory(path, 077)) {
         throw Error(path.string() + " must be a directory of the caller's that nobody else can use (" + purpose +
                     ")");
     }

@@ -24,6 +24,12 @@ void createDirectories(const std::filesystem::path& path, mode_t mode = 0755);
 // says what it holds, for the message.
 void ensurePrivateDirectory(const std::filesystem::path& path, const std::string& purpose);
 
+// Creates path (mode 0700) unless it exists, then checks it: false when it
+// is not a directory of the caller's without the mode bits in
+// `othersMayNot` (in a shared /tmp another user may make the name first,
+// also just after a check). Throws sarus::Error when it cannot be created.
+bool claimDirectory(const std::filesystem::path& path, mode_t othersMayNot);
+
 // True when something is at path (lstat) that is not a directory of the
 // caller's without the mode bits in `othersMayNot`: in a shared /tmp,
 // another user may have made the name first.

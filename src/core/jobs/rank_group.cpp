@@ -588,18 +588,10 @@ int runAsRankOfSharedContainer(const Config& config, const ContainerSpec& spec, 
     // tempDir is usually /tmp: anybody can make this name first, also
     // between a check and the mkdir. Once the caller's, it stays. Every
     // rank of the step sees the same, so they all run on, each alone.
-    std::string notOurs;
-    if (takenByAnother(ranksDir, 077)) {
-        notOurs = ranksDir.string() + " is not a private directory of yours (another user may have made it)";
-    } else {
-        try {
-            ensurePrivateDirectory(ranksDir, purpose);
-        } catch (const Error& e) {
-            notOurs = e.what();
-        }
-    }
-    if (!notOurs.empty()) {
-        log::warn("shared container: " + notOurs + ": this rank runs in a container of its own");
+    if (!claimDirectory(ranksDir, 077)) {
+        log::warn("shared container: " + ranksDir.string() +
+                  " is not a private directory of yours (another user may have made it): "
+                  "this rank runs in a container of its own");
         return backend.run(spec, image);
     }
     // One container per node: tempDir may be shared between nodes.

@@ -71,24 +71,15 @@ ContainerRegistry ContainerRegistry::forCaller() {
 }
 
 void ContainerRegistry::ensureDirectory() const {
-    if (::mkdir(directory_.c_str(), 0700) != 0 && errno != EEXIST) {
-        throw systemError("cannot create " + directory_.string(), errno);
-    }
-    struct stat st {};
     // In a shared /tmp another user could have created it first: never trust that.
-    if (::lstat(directory_.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::getuid()) {
+    if (!claim()) {
         throw Error(directory_.string() + " is not a directory owned by you: remove it and retry");
     }
 }
 
 bool ContainerRegistry::takenByAnother() const { return sarus::takenByAnother(directory_, 022); }
 
-bool ContainerRegistry::claim() const {
-    if (::mkdir(directory_.c_str(), 0700) != 0 && errno != EEXIST) {
-        throw systemError("cannot create " + directory_.string(), errno);
-    }
-    return !takenByAnother();
-}
+bool ContainerRegistry::claim() const { return claimDirectory(directory_, 022); }
 
 fs::path ContainerRegistry::fileOf(const std::string& name) const { return directory_ / (name + ".json"); }
 

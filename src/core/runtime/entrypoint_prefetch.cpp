@@ -68,8 +68,6 @@ void readThrough(const fs::path& path) {
     ::close(fd);
 }
 
-// Supplementary groups are dropped where the namespace allows it (with a
-// single-id map it does not, and they are already the caller's).
 }  // namespace
 
 fs::path entrypointProgram(const fs::path& rootfs, const ContainerSpec& spec) {
