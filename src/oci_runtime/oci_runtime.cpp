@@ -190,11 +190,32 @@ int parseSignal(const std::string& text) {
     throw RuntimeError("unknown signal '" + text + "'");
 }
 
+namespace {
+
+// /proc/PID/NAME as text, "" when the process is gone: libstdc++'s ifstream
+// throws when a process ends while its file is read (ESRCH).
+std::string readProcessFile(pid_t pid, const std::string& name) {
+    auto path = "/proc/" + std::to_string(pid) + "/" + name;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    std::string text;
+    if (fd < 0) {
+        return text;
+    }
+    char buffer[4096];
+    for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) {
+        text.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return text;
+}
+
+}  // namespace
+
 std::optional<unsigned long long> processStartTime(pid_t pid) {
     if (pid <= 0) {
         return std::nullopt;
     }
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::istringstream in(readProcessFile(pid, "stat"));
     std::string stat;
     if (!std::getline(in, stat)) {
         return std::nullopt;
@@ -222,7 +243,7 @@ namespace {
 
 // The real uid of a live process ("Uid:\tREAL\tEFFECTIVE..." of /proc/PID/status).
 std::optional<uid_t> processRealUid(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::istringstream in(readProcessFile(pid, "status"));
     for (std::string line; std::getline(in, line);) {
         if (line.rfind("Uid:", 0) == 0) {
             return static_cast<uid_t>(std::stoul(line.substr(4)));

@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <csignal>
 #include <string>
+#include <thread>
 #include <cstdio>
 #include <fcntl.h>
 #include <sched.h>
@@ -41,6 +43,42 @@ TEST(ProcessStatus, NothingForAProcessThatIsGone) {
     }
     ::waitpid(child, nullptr, 0);
     EXPECT_FALSE(sarus::readProcessStatus(child));
+}
+
+// A process that ends between the open of its /proc file and the read makes
+// the read fail with ESRCH; sarus reads such files while containers end.
+TEST(ProcessStatus, FilesOfProcessesEndingWhileTheyAreReadReadAsGone) {
+    std::atomic<pid_t> current{0};
+    std::atomic<bool> done{false};
+    std::atomic<long> reads{0};
+    std::string thrown;
+    std::thread reader([&] {
+        while (!done) {
+            pid_t pid = current;
+            try {
+                sarus::readProcessStatus(pid);
+                sarus::childrenOf(pid);
+                sarus::readProcessFile(pid, "status");
+                ++reads;
+            } catch (const std::exception& e) {
+                thrown = e.what();
+                return;
+            }
+        }
+    });
+    for (int i = 0; i < 1500 && thrown.empty(); ++i) {
+        pid_t child = ::fork();
+        if (child == 0) {
+            ::_exit(0);
+        }
+        current = child;
+        ::usleep(100);
+        ::waitpid(child, nullptr, 0);
+    }
+    done = true;
+    reader.join();
+    EXPECT_EQ(thrown, "");
+    EXPECT_GT(reads, 0);
 }
 
 }  // namespace

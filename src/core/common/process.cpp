@@ -11,8 +11,6 @@
 #include <cstdio>
 #include <cstring>
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
 #include <sstream>
 #include <fcntl.h>
 #include <grp.h>
@@ -127,9 +125,14 @@ std::string readToEnd(int fd) {
     }
 }
 
+std::string readProcessFile(pid_t pid, const std::string& name) {
+    auto path = "/proc/" + std::to_string(pid) + "/" + name;
+    FileDescriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    return file.get() < 0 ? std::string() : readToEnd(file.get());
+}
+
 std::optional<ProcessStatus> readProcessStatus(pid_t pid) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    auto content = readProcessFile(pid, "stat");
     // "PID (NAME) STATE PPID ...": NAME may hold anything, so fields count from the last ')'.
     auto open = content.find('(');
     auto close = content.rfind(')');
@@ -167,7 +170,7 @@ bool isChildOf(pid_t pid, pid_t parent) {
 }
 
 std::vector<pid_t> childrenOf(pid_t pid) {
-    std::ifstream list("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+    std::istringstream list(readProcessFile(pid, "task/" + std::to_string(pid) + "/children"));
     std::vector<pid_t> children;
     for (pid_t child; list >> child;) {
         children.push_back(child);

@@ -123,6 +123,11 @@ void makePipe(int fds[2]);
 // read error ends it as EOF does.
 std::string readToEnd(int fd);
 
+// The text of /proc/PID/NAME, "" (or what was read before it ended) when
+// the process is gone. An ifstream would throw here: libstdc++ turns the
+// ESRCH of a process that ends mid-read into an exception.
+std::string readProcessFile(pid_t pid, const std::string& name);
+
 // From /proc/PID/stat: a process's name (comm), its parent, and its start
 // time in clock ticks after boot, which with the pid names it for good.
 struct ProcessStatus {

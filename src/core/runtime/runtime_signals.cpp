@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <poll.h>
+#include <sstream>
 #include <string>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
@@ -50,7 +51,7 @@ unsigned long long signalMask(const std::string& line) {
 }  // namespace
 
 bool droppedAsNamespaceInit(pid_t pid, int sig) {
-    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::istringstream status(readProcessFile(pid, "status"));
     unsigned long long dealtWith = 0;
     bool namespaceInit = false;
     for (std::string line; std::getline(status, line);) {
