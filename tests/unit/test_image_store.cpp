@@ -67,6 +67,25 @@ TEST_F(ImageStoreTest, ReimportReplacesTheEntry) {
     EXPECT_EQ(sarus::readFile(images[0].imageFile), "two!");
 }
 
+TEST_F(ImageStoreTest, AnImageThatCannotBeMovedIntoPlaceLeavesTheOldOnesMetadata) {
+    auto old = import("load/library/a", "one");
+    auto oldMetadata = sarus::readFile(old.metadataFile);
+    // A directory where the new image file goes: rename(2) fails with EISDIR.
+    fs::remove(old.imageFile);
+    fs::create_directories(old.imageFile / "in-the-way");
+    {
+        auto pending = store.beginImport(ImageReference::parse("load/library/a"));
+        std::ofstream(pending.file()) << "two!";
+        sarus::ImageMetadata meta;
+        meta.cmd = std::vector<std::string>{"/bin/other"};
+        EXPECT_THROW(store.commit(pending, meta, "sha256:" + std::string(64, 'b'), ""), sarus::Error);
+    }
+    EXPECT_EQ(sarus::readFile(old.metadataFile), oldMetadata);
+    for (const auto& entry : fs::directory_iterator(old.metadataFile.parent_path())) {
+        EXPECT_EQ(entry.path().filename().string().find(".partial"), std::string::npos) << entry.path();
+    }
+}
+
 TEST_F(ImageStoreTest, FindByTagAndRemove) {
     import("load/library/a:1");
     import("load/library/a:2");

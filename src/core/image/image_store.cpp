@@ -101,6 +101,12 @@ bool fileExists(const fs::path& path) {
     return ::stat(path.c_str(), &st) == 0;
 }
 
+void moveOrThrow(const fs::path& from, const fs::path& to) {
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+        throw systemError("cannot move " + from.string() + " to " + to.string(), errno);
+    }
+}
+
 }  // namespace
 
 namespace {
@@ -440,12 +446,15 @@ StoredImage ImageStore::commit(PendingImage& pending, const ImageMetadata& metad
 
     IndexLock lock(directory_ / ".metadata.lock", indexFile(), lockTimeoutMs_, lockWarningMs_);
     auto index = readIndex();  // before touching files: a corrupt index aborts cleanly
-    writeFileAtomically(image.metadataFile, metadata.toJson().dump(4) + "\n");
-    if (::rename(pending.file().c_str(), image.imageFile.c_str()) != 0) {
-        throw systemError("cannot move " + pending.file().string() + " to " +
-                          image.imageFile.string(), errno);
-    }
+    // The new metadata takes its name only once the new image has its own:
+    // an image that cannot be moved into place leaves the one it would have
+    // replaced with that image's metadata.
+    ScopedFile newMetadata(dir / partialFileName(reference.storeName() + ".meta"));
+    writeFileAtomically(newMetadata.path(), metadata.toJson().dump(4) + "\n");
+    moveOrThrow(pending.file(), image.imageFile);
     pending.markCommitted();
+    moveOrThrow(newMetadata.path(), image.metadataFile);
+    newMetadata.release();
     // The entry of the same image goes, whoever wrote it; entries that cannot
     // be read stay as they are.
     std::vector<StoredImage> replaced;
