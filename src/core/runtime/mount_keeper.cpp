@@ -358,14 +358,26 @@ void detachAsKeeper(const std::vector<int>& keep, const std::string& title) {
     }
 }
 
+namespace {
+
+// prefix, then nothing or "-..." (a Slurm step's scope), then suffix: the
+// prefix of uid 100 does not take the names of uid 1001.
+bool isKeeperName(const std::string& name, const std::string& prefix, const std::string& suffix) {
+    if (name.size() < prefix.size() + suffix.size() || name.rfind(prefix, 0) != 0 ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+        return false;
+    }
+    return name.size() == prefix.size() + suffix.size() || name[prefix.size()] == '-';
+}
+
+}  // namespace
+
 void removeDeadKeeperDirectories(const fs::path& parent, const std::string& prefix, const std::string& suffix,
                                  const std::vector<std::string>& entries) {
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(parent, ec)) {
         auto name = entry.path().filename().string();
-        if (name.size() < prefix.size() + suffix.size() || name.rfind(prefix, 0) != 0 ||
-            name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0 ||
-            !isPrivateDirectoryOfCaller(entry.path())) {
+        if (!isKeeperName(name, prefix, suffix) || !isPrivateDirectoryOfCaller(entry.path())) {
             continue;
         }
         KeeperPaths paths{entry.path()};
