@@ -272,7 +272,7 @@ int pull(const Config& config, const PullOptions& options, const ImageReference&
     // The image is written unnamed at the top of the images directory and
     // only linked to its place in the store once complete: a failed pull
     // leaves not even a new directory behind.
-    createDirectories(store.imagesDirectory());
+    store.ensureLayout();
     removeStalePartialFiles(store.imagesDirectory());
     BlobCache cache(store.cacheDirectory());
     UnnamedFile output(store.imagesDirectory(), "pull.squashfs");

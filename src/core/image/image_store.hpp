@@ -84,6 +84,9 @@ public:
     // the entry it replaces goes, and so do its files if they were elsewhere.
     StoredImage commit(PendingImage& pending, const ImageMetadata& metadata, const std::string& id,
                        const std::string& digest);
+    // Makes the repository (a new local one mode 0700) and checks it is the
+    // caller's: before anything is written into it.
+    void ensureLayout() const;
     // Throws sarus::Error if the image is not in the store.
     StoredImage remove(const ImageReference& reference);
 
@@ -92,7 +95,6 @@ private:
     std::filesystem::path imageDirectory(const ImageReference& reference) const;
     nlohmann::json readIndex() const;
     void writeIndex(const nlohmann::json& index) const;
-    void ensureLayout() const;
     void refuseRepositoryOfAnother() const;
 
     std::filesystem::path directory_;
