@@ -369,6 +369,10 @@ class CountingProxy:
         self.fail_statuses = []
         self.cut_after = None
         self.ranges = []  # Range headers seen on blob GETs
+        # Blob GETs redirected to this host, a storage of another party that
+        # asks for a token at a realm of its own; what it is sent is kept.
+        self.storage_host = None
+        self.storage_authorizations = []
         self.requests = []
         self.relayed = 0  # body bytes of blob answers
         self.active_blobs = 0
@@ -396,10 +400,30 @@ class CountingProxy:
             def log_message(self, *args):
                 pass
 
+            def answer(self, status, headers=(), body=b""):
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def storage(self, url):
+                with proxy.lock:
+                    proxy.storage_authorizations.append((url.path, self.headers.get("Authorization", "")))
+                if url.path == "/token":
+                    return self.answer(200, [("Content-Type", "application/json")], b'{"token": "from-storage"}')
+                realm = f'Bearer realm="http://{proxy.storage_host}/token",service="storage"'
+                self.answer(401, [("WWW-Authenticate", realm)])
+
             def relay(self, method):
                 url = urllib.parse.urlparse(self.path)
                 path = url.path + (("?" + url.query) if url.query else "")
                 is_blob = "/blobs/" in url.path
+                if proxy.storage_host and url.hostname == proxy.storage_host:
+                    return self.storage(url)
+                if proxy.storage_host and is_blob and method == "GET":
+                    return self.answer(307, [("Location", f"http://{proxy.storage_host}/blob{url.path}")])
                 with proxy.lock:
                     proxy.requests.append((method, url.path))
                     status = proxy.fail_statuses.pop(0) if is_blob and proxy.fail_statuses else None

@@ -510,6 +510,40 @@ def test_basic_auth(sarus, registries):
     assert_oracle(os.path.join(registries.images, "busybox.docker.tar"), image_path(sarus, server, "private/busybox"))
 
 
+def test_a_first_pull_makes_the_repository_the_users_alone(sarus, registries):
+    """As with load: layers and images pulled with --login are no other
+    user's to read, whatever the umask and the home directory's mode."""
+    configure(sarus, registries)
+    shutil.rmtree(sarus.repository, ignore_errors=True)
+    os.chmod(os.path.join(sarus.repo_base, sarus.user), 0o755)
+    server = registries.basic.address
+    sarus.ok("pull", "-u", "bob", "--password-stdin", f"{server}/private/busybox",
+             input=BASIC_PASSWORD["bob"] + "\n")
+    assert os.stat(sarus.repository).st_mode & 0o777 == 0o700
+    other = next(u for u in TEST_USERS if u != sarus.user)
+    cache = os.path.join(sarus.repository, "cache")
+    for path in [image_path(sarus, server, "private/busybox")] + [os.path.join(cache, f) for f in os.listdir(cache)]:
+        assert run_as(other, ["cat", path]).returncode != 0, f"{other} read {path}"
+
+
+def test_credentials_go_to_the_registry_alone(sarus, registries):
+    """A blob's storage elsewhere (a CDN, another party's bucket) that asks
+    for a token at a realm of its own gets neither the user's password nor
+    the registry's token: the pull fails, naming where it was sent."""
+    configure(sarus, registries)
+    proxy = rh.CountingProxy()
+    proxy.storage_host = "storage.invalid"
+    try:
+        r = sarus("pull", "-u", "bob", "--password-stdin", f"{registries.basic.address}/private/busybox",
+                  input=BASIC_PASSWORD["bob"] + "\n", env={"HTTP_PROXY": proxy.url})
+        assert proxy.storage_authorizations, "the test storage was never reached"
+        assert all(auth == "" for path, auth in proxy.storage_authorizations), proxy.storage_authorizations
+        line = one_line_error(r)
+        assert "storage.invalid" in line and "credentials" in line, line
+    finally:
+        proxy.stop()
+
+
 def test_login_prompts_on_the_terminal_without_echoing_the_password(sarus, registries):
     configure(sarus, registries)
     server = registries.token.address

@@ -184,7 +184,10 @@ Response Client::perform(const Request& request) {
     }
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, impl_->errorBuffer);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    // A verified https request is not redirected to plain http, where a
+    // manifest asked for by tag or a token could be replaced on the way.
+    bool keepTls = impl_->options.verifyTls && request.url.rfind("https://", 0) == 0;
+    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, keepTls ? "https" : "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);

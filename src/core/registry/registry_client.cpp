@@ -103,6 +103,11 @@ std::string RegistryClient::baseUrl() const {
     return scheme_ + "://" + registryApiHost(options_.server) + "/v2/";
 }
 
+bool RegistryClient::isFromTheRegistry(const http::Response& response) const {
+    auto origin = scheme_ + "://" + registryApiHost(options_.server) + "/";
+    return response.effectiveUrl.rfind(origin, 0) == 0;
+}
+
 Error RegistryClient::translate(const http::TransportError& error, const std::string& url) const {
     auto host = registryApiHost(options_.server);
     if (hostOf(host) == host) {
@@ -144,6 +149,13 @@ http::Response RegistryClient::send(http::Client& client, const std::function<ht
                          std::to_string(delay.count()) + " ms");
             sleepCancellable(delay);
             continue;
+        }
+        if (response.status == 401 && !isFromTheRegistry(response)) {
+            // A blob's storage (a CDN, another party's bucket) may ask for
+            // credentials too: the user's are the registry's alone.
+            throw Error("registry " + registryApiHost(options_.server) + ": " + response.effectiveUrl +
+                        ", where the registry redirected, asks for authentication; sarus gives the "
+                        "registry's credentials to no other host");
         }
         if (response.status == 401 && !answeredChallenge) {
             auth_.answerChallenge(client, response.header("www-authenticate"), authorization);

@@ -82,6 +82,8 @@ private:
     http::Response send(http::Client& client, const std::function<http::Request()>& build,
                         const std::function<bool()>& madeProgress = {});
     Error translate(const http::TransportError& error, const std::string& url) const;
+    // The response came from the registry itself, not from where it redirected.
+    bool isFromTheRegistry(const http::Response& response) const;
     [[noreturn]] void throwManifestError(const http::Response& response, const std::string& reference) const;
 
     Options options_;
