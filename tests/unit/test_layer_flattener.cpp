@@ -513,6 +513,36 @@ TEST_F(LayerFlattenerTest, OpaqueDirectoryKeepsOnlyItsOwnLayer) {
     EXPECT_TRUE(entries.count("other/kept"));
 }
 
+TEST_F(LayerFlattenerTest, RepeatedMarkersInALayerHideOnlyLowerLayers) {
+    std::string lower = LayerBuilder().file("d/old", "o").file("d/sub/older", "o").build();
+    std::string middle = LayerBuilder()
+                             .file("d/a", "a")
+                             .whiteout("d/.wh..wh..opq")
+                             .file("d/b", "b")
+                             .whiteout("d/.wh..wh..opq")
+                             .file("d/sub/new", "n")
+                             .whiteout("d/.wh..wh..opq")
+                             .whiteout("d/sub/.wh..wh..opq")
+                             .whiteout(".wh.d")
+                             .whiteout(".wh.d")
+                             .build();
+    std::string upper = LayerBuilder().file("e/kept", "k").whiteout("e/.wh..wh..opq").build();
+    std::string top = LayerBuilder()
+                          .whiteout("e/.wh..wh..opq")
+                          .file("e/c", "c")
+                          .whiteout("e/.wh..wh..opq")
+                          .build();
+    flatten({lower, middle, upper, top});
+    auto entries = listing(image_);
+    EXPECT_TRUE(entries.count("d/a"));
+    EXPECT_TRUE(entries.count("d/b"));
+    EXPECT_TRUE(entries.count("d/sub/new"));
+    EXPECT_FALSE(entries.count("d/old"));
+    EXPECT_FALSE(entries.count("d/sub/older"));
+    EXPECT_TRUE(entries.count("e/c"));
+    EXPECT_FALSE(entries.count("e/kept")) << "the next layer's marker hides what an earlier one kept";
+}
+
 TEST_F(LayerFlattenerTest, WhiteoutDoesNotRemoveEntriesOfItsOwnLayer) {
     std::string lower = LayerBuilder().file("f", "old").file("g", "old g").build();
     std::string upper = LayerBuilder()

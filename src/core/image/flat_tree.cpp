@@ -200,6 +200,12 @@ void FlatTree::hideLowerLayers(Node& dir, std::string_view name, std::uint32_t l
 }
 
 void FlatTree::hideLowerChildren(Node& dir, std::uint32_t layer) {
+    // A layer can repeat a marker as often as it likes, each for 512 bytes:
+    // walking the subtree again each time would cost N x M.
+    if (dir.hiddenBelowIn == layer) {
+        return;
+    }
+    dir.hiddenBelowIn = layer;
     for (auto it = dir.children.begin(); it != dir.children.end();) {
         Node& child = *it->second;
         if (child.newestLayer < layer) {

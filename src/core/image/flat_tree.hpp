@@ -66,6 +66,9 @@ struct Node {
     Node* parent = nullptr;
     std::uint32_t layer = 0;        // layer that last declared this path
     std::uint32_t newestLayer = 0;  // newest layer of this path or any below it
+    // Layer whose whiteouts already removed every lower entry below this
+    // path: repeated markers in that layer have nothing left to do.
+    std::uint32_t hiddenBelowIn = 0;
     std::uint32_t depth = 0;
     Children children;
 };
