@@ -267,6 +267,7 @@ def rewrite_member(archive, name, change):
         for info, data in members:
             if info.name == name:
                 data = change(data)
+                info.size = len(data)
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
 
 
@@ -293,6 +294,65 @@ def test_a_layer_that_differs_from_its_diff_id_is_refused(sarus, test_images):
         assert "layer extra-layer/layer.tar is corrupt" in r.stderr and "does not match" in r.stderr, r.stderr
         assert tree_snapshot(sarus.repository) == before
         assert partial_files(sarus.repository) == []
+    finally:
+        os.remove(archive)
+
+
+def test_a_compressed_layer_is_checked_against_its_diff_id(sarus, test_images):
+    """A layer an old `docker save` archive names by no digest may come
+    gzipped (made by hand): its diff id is the digest of the tar inside,
+    which is what is checked; libarchive alone would not notice a damaged
+    byte (it does not check gzip's CRC)."""
+    import gzip
+    content = os.urandom(4096) * 4
+    archive = f"/var/tmp/sarus-gzlayer-{uuid.uuid4().hex[:8]}.docker.tar"
+    try:
+        info = tarfile.TarInfo("data.bin")
+        info.mode = 0o644
+        busybox_with_layer(test_images, archive, [(info, content)])
+        rewrite_member(archive, "extra-layer/layer.tar", lambda layer: gzip.compress(layer, compresslevel=0))
+        sarus.ok("load", archive, "keep")
+        assert sarus.ok("run", "load/library/keep", "busybox", "md5sum", "/data.bin").stdout.split()[0] == \
+            __import__("hashlib").md5(content).hexdigest()
+        before = tree_snapshot(sarus.repository)
+
+        def flip_a_stored_byte(layer):
+            at = len(layer) // 2  # inside the stored (level 0) data: the gzip stream stays readable
+            return layer[:at] + bytes([layer[at] ^ 0x20]) + layer[at + 1:]
+        rewrite_member(archive, "extra-layer/layer.tar", flip_a_stored_byte)
+        r = sarus("load", archive, "keep")
+        assert r.returncode == 1, r.stdout
+        assert r.stderr.count("\n") == 1, r.stderr
+        assert "layer extra-layer/layer.tar is corrupt" in r.stderr, r.stderr
+        assert tree_snapshot(sarus.repository) == before
+    finally:
+        os.remove(archive)
+
+
+def test_members_that_are_not_metadata_are_not_kept_in_memory(sarus, test_images):
+    """An archive's members other than its JSON documents are not held in
+    memory while it is read: 60 members of 4 MiB zeros (a few hundred KB
+    gzipped) would otherwise take 240 MB."""
+    import gzip
+    import io
+    archive = f"/var/tmp/sarus-filler-{uuid.uuid4().hex[:8]}.docker.tar.gz"
+    try:
+        with tarfile.open(os.path.join(test_images, "busybox.docker.tar")) as source, \
+                gzip.open(archive, "wb", compresslevel=1) as raw, tarfile.open(fileobj=raw, mode="w") as tar:
+            for member in source.getmembers():
+                tar.addfile(member, source.extractfile(member) if member.isfile() else None)
+            zeros = bytes(4 << 20)
+            for i in range(60):
+                info = tarfile.TarInfo(f"filler/{i:04d}")
+                info.size = len(zeros)
+                tar.addfile(info, io.BytesIO(zeros))
+        os.chmod(archive, 0o644)
+        r = run_as(sarus.user, ["/usr/bin/time", "-f", "maxrss %M", sarus.binary, "load", archive, "filler"],
+                   env={"SARUS_CONFIG_FILE": sarus.config_file})
+        assert r.returncode == 0, r.stderr
+        rss_kb = int(r.stderr.strip().splitlines()[-1].split()[1])
+        assert rss_kb < 120 * 1024, f"load took {rss_kb} KB"
+        assert sarus.ok("run", "load/library/filler", "echo", "ok").stdout == "ok\n"
     finally:
         os.remove(archive)
 

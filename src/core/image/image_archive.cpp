@@ -12,6 +12,7 @@
 #include <archive_entry.h>
 
 #include <algorithm>
+#include <optional>
 
 namespace sarus {
 
@@ -19,8 +20,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Manifests, index and configuration are small; anything larger is a layer.
+// Manifests, index and configuration are small JSON documents; anything
+// larger, or not JSON, is a layer (read again when it is flattened). What is
+// kept is capped: zeros compress to nothing in an archive's outer zstd.
 constexpr std::uint64_t smallMemberLimit = 4 << 20;
+constexpr std::uint64_t keptMembersLimit = 64 << 20;
 constexpr std::size_t readBlockSize = 1 << 20;
 
 using Reader = std::unique_ptr<archive, ArchiveReaderDeleter>;
@@ -133,8 +137,31 @@ ImageArchive::ImageArchive(fs::path file) : file_(std::move(file)) {
     });
 }
 
+std::optional<std::string> ImageArchive::readJsonMember(archive* reader, const std::string& name,
+                                                        std::uint64_t size) const {
+    std::string content(size, '\0');
+    auto read = [&](std::size_t from, std::size_t length) {
+        auto n = archive_read_data(reader, content.data() + from, length);
+        if (n < 0 || static_cast<std::size_t>(n) != length) {
+            throw Error(file_.string() + ": cannot read member " + name + ": " +
+                        (n < 0 ? archive_error_string(reader) : "truncated"));
+        }
+    };
+    // Every document an image archive describes itself with is a JSON object
+    // or list; a layer (tar, gzip, zstd) never starts like one.
+    auto head = std::min<std::size_t>(content.size(), 64);
+    read(0, head);
+    auto first = content.find_first_not_of(" \t\r\n", 0);
+    if (first == std::string::npos ? head < content.size() : (content[first] != '{' && content[first] != '[')) {
+        return std::nullopt;
+    }
+    read(head, content.size() - head);
+    return content;
+}
+
 void ImageArchive::scan() {
     auto reader = openOuter(file_);
+    std::uint64_t kept = 0;
     archive_entry* entry = nullptr;
     int status;
     while ((status = archive_read_next_header(reader.get(), &entry)) == ARCHIVE_OK ||
@@ -149,13 +176,16 @@ void ImageArchive::scan() {
         if (size > smallMemberLimit) {
             continue;  // skipped with a seek, never read
         }
-        std::string content(size, '\0');
-        auto n = archive_read_data(reader.get(), content.data(), content.size());
-        if (n < 0 || static_cast<std::uint64_t>(n) != size) {
-            throw Error(file_.string() + ": cannot read member " + name + ": " +
-                        (n < 0 ? archive_error_string(reader.get()) : "truncated"));
+        auto content = readJsonMember(reader.get(), name, size);
+        if (!content) {
+            continue;
         }
-        smallMembers_[name] = std::move(content);
+        kept += size;
+        if (kept > keptMembersLimit) {
+            throw Error(file_.string() + ": more than " + std::to_string(keptMembersLimit >> 20) +
+                        " MiB of JSON members: not an image archive");
+        }
+        smallMembers_[name] = std::move(*content);
     }
     if (status != ARCHIVE_EOF) {
         throw Error(file_.string() + ": corrupt or truncated archive: " +
@@ -194,7 +224,12 @@ void ImageArchive::resolveDockerArchive() {
         configDigest_ = Sha256::of(configText);
         imageConfig_ = jsonMember(configName);
         auto diffIds = layerDiffIds(imageConfig_);
-        for (const auto& layer : manifest[0].at("Layers")) {
+        const auto& listed = manifest[0].at("Layers");
+        if (!diffIds.empty() && diffIds.size() != listed.size()) {
+            throw Error(file_.string() + ": the image configuration gives " + std::to_string(diffIds.size()) +
+                        " diff ids for " + std::to_string(listed.size()) + " layers");
+        }
+        for (const auto& layer : listed) {
             auto name = normalizeMemberName(layer.get<std::string>());
             if (!memberSizes_.count(name)) {
                 throw Error(file_.string() + ": layer '" + name + "' listed in manifest.json is missing");
@@ -205,7 +240,12 @@ void ImageArchive::resolveDockerArchive() {
                 digest = "sha256:" + name.substr(13);
             }
             auto index = layers_.size();
-            layers_.push_back({name, "", digest, index < diffIds.size() ? diffIds[index] : "", memberSizes_[name]});
+            auto diffId = index < diffIds.size() ? diffIds[index] : "";
+            if (digest.empty() && diffId.empty()) {
+                throw Error(file_.string() + ": layer '" + name +
+                            "' has neither a digest nor a diff id in the image configuration to check it against");
+            }
+            layers_.push_back({name, "", digest, diffId, memberSizes_[name]});
         }
     } catch (const nlohmann::json::exception& e) {
         throw Error(file_.string() + ": malformed manifest.json: " + e.what());
@@ -302,6 +342,35 @@ void ImageArchive::resolveOciArchive() {
     }
 }
 
+std::string ImageArchive::decodedDigest(const std::string& member) const {
+    auto outer = openOuter(file_);
+    archive_entry* entry = nullptr;
+    while (archive_read_next_header(outer.get(), &entry) == ARCHIVE_OK) {
+        if (normalizeMemberName(archive_entry_pathname(entry)) != member) {
+            continue;
+        }
+        MemberStream stream{outer.get()};
+        Reader decoder(archive_read_new());
+        supportFilters(decoder.get(), {gzipFilter, zstdFilter});
+        archive_read_support_format_raw(decoder.get());
+        Sha256 decoded;
+        std::vector<char> buffer(readBlockSize);
+        if (archive_read_open(decoder.get(), &stream, nullptr, readMember, nullptr) == ARCHIVE_OK &&
+            archive_read_next_header(decoder.get(), &entry) == ARCHIVE_OK) {
+            la_ssize_t n;
+            while ((n = archive_read_data(decoder.get(), buffer.data(), buffer.size())) > 0) {
+                cancellation::throwIfRequested();
+                decoded.update(buffer.data(), static_cast<std::size_t>(n));
+            }
+            if (n == 0) {
+                return decoded.digest();
+            }
+        }
+        throw Error(file_.string() + ": layer " + member + ": " + archive_error_string(decoder.get()));
+    }
+    throw Error(file_.string() + ": layer " + member + " vanished while reading");
+}
+
 void ImageArchive::forEachLayer(
     const std::function<void(archive*, const ArchiveLayer&)>& consume) const {
     for (const auto& layer : layers_) {
@@ -337,14 +406,14 @@ void ImageArchive::forEachLayer(
         while (readMember(inner.get(), &stream, &ignored) > 0) {
         }
         // `docker save` before Docker 25 names a layer by no digest: the
-        // configuration's diff id is the digest of its bytes when they are
-        // plain tar, as they are in every docker-archive Docker and Skopeo write.
-        auto expected = layer.digest;
-        if (expected.empty() && archive_filter_code(inner.get(), 0) == ARCHIVE_FILTER_NONE) {
-            expected = layer.diffId;
-        }
+        // configuration's diff id is the digest of its bytes as plain tar,
+        // which every docker-archive Docker and Skopeo write. A compressed
+        // one (made by hand) is decoded once more to be hashed: libarchive
+        // does not check gzip's CRC.
+        auto expected = layer.digest.empty() ? layer.diffId : layer.digest;
         if (!expected.empty()) {
-            auto actual = stream.hash.digest();
+            bool compressed = layer.digest.empty() && archive_filter_code(inner.get(), 0) != ARCHIVE_FILTER_NONE;
+            auto actual = compressed ? decodedDigest(layer.member) : stream.hash.digest();
             if (actual != expected) {
                 throw Error(file_.string() + ": layer " + layer.member + " is corrupt: digest " + actual +
                             " does not match the expected " + expected);

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,10 @@ public:
 
 private:
     void scan();
+    // The member's content if it is a JSON document, from its first bytes.
+    std::optional<std::string> readJsonMember(archive* reader, const std::string& name, std::uint64_t size) const;
+    // The digest of a compressed member's decompressed bytes.
+    std::string decodedDigest(const std::string& member) const;
     void resolveDockerArchive();
     void resolveOciArchive();
     const std::string& member(const std::string& name) const;
