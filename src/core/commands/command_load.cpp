@@ -5,6 +5,7 @@
 #include "config/identity.hpp"
 #include "common/cancellation.hpp"
 #include "common/error.hpp"
+#include "common/unnamed_file.hpp"
 #include "common/file_utils.hpp"
 #include "image/image_archive.hpp"
 #include "image/image_store.hpp"
@@ -58,19 +59,30 @@ int commandLoad(const Config& config, const LoadOptions& options) {
     std::printf("# images directory : %s\n", store.imagesDirectory().string().c_str());
     std::fflush(stdout);
 
-    auto pending = store.beginImport(reference);
-    LayerFlattener flattener(pending.file(), config.squashfsOptions());
-    std::size_t number = 0;
-    archive.forEachLayer([&](struct archive* layer, const ArchiveLayer& info) {
-        ++number;
-        std::printf("> layer %zu/%zu     : %s (%s)\n", number, archive.layers().size(),
-                    info.member.c_str(), humanReadableSize(info.size).c_str());
-        std::fflush(stdout);
-        withContext("loading " + options.archive,
-                    [&] { flattener.addLayer(layer, info.member); });
-    });
-    auto stats = flattener.finish();
+    // As in pull, the image is written unnamed and gets its place in the
+    // store only once complete: a failed or killed load leaves no file and
+    // no new directory.
+    store.ensureLayout();
+    removeStalePartialFiles(store.imagesDirectory());
+    UnnamedFile output(store.imagesDirectory(), "load.squashfs");
+    FlattenStats stats;
+    {
+        LayerFlattener flattener(output.path(), config.squashfsOptions());
+        std::size_t number = 0;
+        archive.forEachLayer([&](struct archive* layer, const ArchiveLayer& info) {
+            ++number;
+            std::printf("> layer %zu/%zu     : %s (%s)\n", number, archive.layers().size(),
+                        info.member.c_str(), humanReadableSize(info.size).c_str());
+            std::fflush(stdout);
+            withContext("loading " + options.archive,
+                        [&] { flattener.addLayer(layer, info.member); });
+        });
+        stats = flattener.finish();
+    }
+    cancellation::throwIfRequested();
     auto metadata = ImageMetadata::fromImageConfig(archive.imageConfig());
+    auto pending = store.beginImport(reference);
+    output.publish(pending.file(), true);
     auto image = store.commit(pending, metadata, archive.configDigest(), "");
 
     auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
