@@ -407,6 +407,33 @@ def test_shared_layers_are_downloaded_once(sarus, registries):
         proxy.stop()
 
 
+def test_a_cached_blob_damaged_after_its_check_is_downloaded_again(sarus, registries):
+    """A byte of a cached layer flipped in place, its modification time put
+    back (bit rot, a copy that keeps times): the cache's stamp still
+    matches, the layer then fails to decode, and the pull downloads it again
+    instead of failing on every later pull."""
+    configure(sarus, registries)
+    server = registries.plain.address
+    _, _, layers = registries.app1
+    sarus.ok("pull", f"{server}/apps/one")
+    blob = os.path.join(sarus.repository, "cache", layers[0])
+    times = os.stat(blob)
+    with open(blob, "r+b") as f:
+        f.seek(os.path.getsize(blob) // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    os.utime(blob, ns=(times.st_atime_ns, times.st_mtime_ns))
+    sarus.ok("rmi", f"{server}/apps/one")
+    r = sarus("pull", f"{server}/apps/one")
+    assert r.returncode == 0, r.stderr
+    assert f"cached blob {blob} is damaged" in r.stderr and "downloading it again" in r.stderr, r.stderr
+    assert_cache_is_verified(sarus)
+    data = subprocess.run(["unsquashfs", "-cat", image_path(sarus, server, "apps/one"), "base/data.bin"],
+                          stdout=subprocess.PIPE, check=True).stdout
+    assert data == rh.pseudo_random("base", 1 << 20)
+
+
 def test_transient_failures_are_retried(sarus, registries):
     """503 and 429 answers, then a connection cut in the middle of a blob:
     the pull retries, resumes the blob with a Range request and succeeds."""

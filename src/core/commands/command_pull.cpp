@@ -150,6 +150,14 @@ nlohmann::json fetchImageConfig(RegistryClient& registry, http::Client& client,
     }
 }
 
+// A layer whose blob came from the cache failed to decode or to match its
+// diff id, and the blob no longer has its digest: it was damaged after it
+// was checked (bit rot, a copy that kept its modification time).
+struct CorruptCachedLayer : Error {
+    CorruptCachedLayer(std::string digest, const std::string& what) : Error(what), digest(std::move(digest)) {}
+    std::string digest;
+};
+
 // Flattens every layer as soon as its download streams in.
 FlattenStats flattenLayers(LayerDownloads& downloads, const manifest::Manifest& image,
                            const std::vector<std::string>& diffIds, LayerFlattener& flattener,
@@ -170,6 +178,9 @@ FlattenStats flattenLayers(LayerDownloads& downloads, const manifest::Manifest& 
         } catch (const Error& e) {
             cancellation::throwIfRequested();
             auto cause = downloads.firstFailure();
+            if (cause.empty() && downloads.cachedBlobIsDamaged(i)) {
+                throw CorruptCachedLayer(layer.digest, e.what());
+            }
             throw cause.empty() ? e : Error(cause);
         }
         progress.flattened(i);
@@ -275,23 +286,35 @@ int pull(const Config& config, const PullOptions& options, const ImageReference&
     store.ensureLayout();
     removeStalePartialFiles(store.imagesDirectory());
     BlobCache cache(store.cacheDirectory());
-    UnnamedFile output(store.imagesDirectory(), "pull.squashfs");
+    std::unique_ptr<UnnamedFile> output;
     FlattenStats stats;
     std::uint64_t downloaded = 0;
     std::size_t fromCache = 0;
-    {
-        LayerFlattener flattener(output.path(), config.squashfsOptions());
-        PullProgress progress(progressLayers(resolved.manifest),
-                              PullProgress::stdoutIsInteractive() && !log::enabled(log::Level::verbose));
-        LayerDownloads downloads(registry, cache, resolved.manifest.layers, parallelism(config), progress);
-        stats = flattenLayers(downloads, resolved.manifest, diffIds, flattener, progress);
-        progress.stop();
-        downloaded = progress.bytesDownloaded();
-        fromCache = progress.layersFromCache();
+    // Each round drops one damaged cached blob, which the next downloads.
+    for (std::size_t round = 0;; ++round) {
+        output = std::make_unique<UnnamedFile>(store.imagesDirectory(), "pull.squashfs");
+        try {
+            LayerFlattener flattener(output->path(), config.squashfsOptions());
+            PullProgress progress(progressLayers(resolved.manifest),
+                                  PullProgress::stdoutIsInteractive() && !log::enabled(log::Level::verbose));
+            LayerDownloads downloads(registry, cache, resolved.manifest.layers, parallelism(config), progress);
+            stats = flattenLayers(downloads, resolved.manifest, diffIds, flattener, progress);
+            progress.stop();
+            downloaded = progress.bytesDownloaded();
+            fromCache = progress.layersFromCache();
+            break;
+        } catch (const CorruptCachedLayer& e) {
+            if (round >= resolved.manifest.layers.size()) {
+                throw;
+            }
+            log::warn("cached blob " + cache.pathOf(e.digest).string() + " is damaged (" + e.what() +
+                      "): downloading it again");
+            cache.remove(e.digest);
+        }
     }
     cancellation::throwIfRequested();
     auto pending = store.beginImport(reference);
-    output.publish(pending.file(), true);
+    output->publish(pending.file(), true);
     auto image = store.commit(pending, metadata, resolved.manifest.config.digest, resolved.digest);
 
     auto seconds = std::chrono::duration<double>(Clock::now() - started).count();

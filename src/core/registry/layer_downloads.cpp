@@ -46,7 +46,11 @@ std::string hashFile(int fd, std::uint64_t size) {
 LayerDownloads::LayerDownloads(RegistryClient& registry, const BlobCache& cache,
                                std::vector<manifest::Descriptor> layers, unsigned parallelism,
                                PullProgress& progress)
-    : registry_(registry), cache_(cache), layers_(std::move(layers)), progress_(progress) {
+    : registry_(registry),
+      cache_(cache),
+      layers_(std::move(layers)),
+      progress_(progress),
+      trustedStamp_(std::make_unique<std::atomic<bool>[]>(layers_.size())) {
     for (std::size_t i = 0; i < layers_.size(); ++i) {
         streams_.push_back(std::make_unique<LayerStream>());
     }
@@ -117,6 +121,15 @@ void LayerDownloads::fetch(http::Client& client, std::size_t layer) {
     }
 }
 
+bool LayerDownloads::cachedBlobIsDamaged(std::size_t layer) const {
+    if (!trustedStamp_[layer]) {
+        return false;
+    }
+    const auto& d = layers_[layer];
+    auto fd = cache_.open(d.digest, static_cast<std::uint64_t>(d.size));
+    return !fd || hashFile(fd->get(), static_cast<std::uint64_t>(d.size)) != d.digest;
+}
+
 bool LayerDownloads::useCached(std::size_t layer) {
     const auto& d = layers_[layer];
     auto fd = cache_.open(d.digest, static_cast<std::uint64_t>(d.size));
@@ -128,6 +141,7 @@ bool LayerDownloads::useCached(std::size_t layer) {
     // fresh download instead of failing the pull.
     if (BlobCache::isMarkedVerified(fd->get(), d.digest)) {
         log::debug("cached blob " + d.digest + " unchanged since its digest was checked: not hashed again");
+        trustedStamp_[layer] = true;
     } else {
         auto actual = hashFile(fd->get(), static_cast<std::uint64_t>(d.size));
         if (actual != d.digest) {

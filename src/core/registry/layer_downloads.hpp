@@ -35,6 +35,9 @@ public:
     // The first download error, which also fails every stream: one bad
     // blob stops the whole pull at once.
     std::string firstFailure() const;
+    // For a layer that failed to decode: its blob came from the cache on the
+    // strength of its stamp, unhashed, and no longer has its digest.
+    bool cachedBlobIsDamaged(std::size_t layer) const;
 
 private:
     void work();
@@ -48,6 +51,7 @@ private:
     std::vector<manifest::Descriptor> layers_;
     PullProgress& progress_;
     std::vector<std::unique_ptr<LayerStream>> streams_;
+    std::unique_ptr<std::atomic<bool>[]> trustedStamp_;
     std::atomic<std::size_t> next_{0};
     std::atomic<bool> stop_{false};
     mutable std::mutex failureMutex_;
