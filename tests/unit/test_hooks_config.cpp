@@ -88,6 +88,21 @@ TEST(HooksConfig, BackReferencesAreRefusedAsOciHooksPatternsHaveNone) {
     }
 }
 
+TEST(HooksConfig, NumbersTooLargeForTheRegexCompilerAreRefused) {
+    // what the fuzzer found: libstdc++ overflows an int reading these
+    for (const char* pattern : {"^com\\11111111111111111111.test$", "a{11111111111111111111}", "a{1,99999999999}"}) {
+        try {
+            sarus::selectHooks(spec(), {hook("big.json", {{"commands", {pattern}}})}, json::object());
+            ADD_FAILURE() << pattern;
+        } catch (const sarus::Error& e) {
+            EXPECT_NE(std::string(e.what()).find("more than 5 digits"), std::string::npos) << e.what();
+        }
+    }
+    // an escaped backslash before digits, and counts of a few digits, are fine
+    EXPECT_TRUE(applies({{"commands", {"/bin/s(h){1,12000}"}}}));
+    EXPECT_FALSE(applies({{"commands", {"\\\\123456789"}}}));
+}
+
 TEST(HooksConfig, InvalidRegexNamesTheFile) {
     try {
         sarus::selectHooks(spec(), {hook("bad.json", {{"commands", {"("}}})}, json::object());

@@ -28,8 +28,8 @@ std::string hookName(const HookFile& file) { return std::filesystem::path(file.n
 std::string mpiTypeColumn(const std::string& pattern, const std::string& defaultType) {
     bool isDefault = false;
     try {
-        isDefault = !defaultType.empty() && std::regex_match(defaultType, std::regex(pattern));
-    } catch (const std::regex_error&) {
+        isDefault = !defaultType.empty() && std::regex_match(defaultType, compileHookPattern(pattern, "mpi type"));
+    } catch (const std::exception&) {  // an invalid pattern, or one too complex to match
     }
     return pattern + (isDefault ? " (default)" : "");
 }

@@ -5,6 +5,7 @@
 #include "common/log.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <regex>
 #include <unistd.h>
@@ -25,7 +26,42 @@ const char* const stages[] = {"prestart", "createRuntime", "createContainer",
 // exponential time, and a hook file would hang every sarus run. Its
 // polynomial matcher cannot, and refuses back-references, which oci-hooks
 // patterns (Go's regexp) do not have either.
-std::regex compile(const std::string& pattern, const std::string& what) {
+// libstdc++ reads a back-reference number or a repetition count into an
+// int with no bound (signed overflow, undefined behaviour); a hook pattern
+// never needs more than a few digits there.
+void refuseOversizedNumbers(const std::string& pattern, const std::string& what) {
+    constexpr std::size_t maxDigits = 5;
+    auto digitsFrom = [&](std::size_t at) {
+        std::size_t end = at;
+        while (end < pattern.size() && std::isdigit(static_cast<unsigned char>(pattern[end]))) {
+            ++end;
+        }
+        return end - at;
+    };
+    for (std::size_t i = 0; i < pattern.size(); ++i) {
+        std::size_t digits = 0;
+        if (pattern[i] == '\\') {
+            digits = digitsFrom(i + 1);
+            ++i;  // the escaped character, which may be a backslash
+        } else if (pattern[i] == '{') {
+            digits = digitsFrom(i + 1);
+            auto comma = i + 1 + digits;
+            if (comma < pattern.size() && pattern[comma] == ',') {
+                digits = std::max(digits, digitsFrom(comma + 1));
+            }
+        }
+        if (digits > maxDigits) {
+            throw Error("invalid regular expression '" + pattern + "' in " + what +
+                        ": a back-reference or repetition count of more than " + std::to_string(maxDigits) +
+                        " digits");
+        }
+    }
+}
+
+}  // namespace
+
+std::regex compileHookPattern(const std::string& pattern, const std::string& what) {
+    refuseOversizedNumbers(pattern, what);
     try {
         return std::regex(pattern, std::regex::ECMAScript | std::regex_constants::__polynomial);
     } catch (const std::regex_error& e) {
@@ -33,8 +69,10 @@ std::regex compile(const std::string& pattern, const std::string& what) {
     }
 }
 
+namespace {
+
 bool fullMatch(const std::string& text, const std::string& pattern, const std::string& what) {
-    return std::regex_match(text, compile(pattern, what));
+    return std::regex_match(text, compileHookPattern(pattern, what));
 }
 
 bool annotationsMatch(const json& conditions, const ContainerSpec& spec) {

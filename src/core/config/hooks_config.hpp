@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,10 @@ std::vector<HookFile> loadHookFiles(const std::filesystem::path& hooksDir,
 
 // True when every condition of `when` holds for the container (all ANDed).
 bool hookApplies(const nlohmann::json& when, const ContainerSpec& spec);
+
+// An oci-hooks(5) pattern, matched with libstdc++'s polynomial matcher;
+// throws sarus::Error naming `what` for a pattern it cannot take.
+std::regex compileHookPattern(const std::string& pattern, const std::string& what);
 
 // {"<stage>": [{"path", "args", "env", "timeout"}...]}: the applying hook
 // files in order, then the legacy OCIHooks entries as they are.
