@@ -360,6 +360,24 @@ def test_members_that_are_not_metadata_are_not_kept_in_memory(sarus, test_images
         os.remove(archive)
 
 
+@pytest.mark.parametrize("first, second", [("ns/coll/latest.squashfs:x", "ns/coll"),
+                                           ("ns/coll", "ns/coll/latest.squashfs:x")])
+def test_a_name_whose_path_another_image_holds_is_refused_naming_it(sarus, test_images, first, second):
+    """Sarus's layout makes a repository a directory and a tag a file, so
+    these two names need one path: the second is refused before any work,
+    in one line, and the first stays."""
+    archive = os.path.join(test_images, "busybox.docker.tar")
+    sarus.ok("load", archive, first)
+    before = tree_snapshot(sarus.repository)
+    r = sarus("load", archive, second)
+    assert r.returncode == 1, r.stdout
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "cannot store image" in r.stderr and "belongs to another image" in r.stderr, r.stderr
+    assert tree_snapshot(sarus.repository) == before
+    assert sarus.ok("run", "load/" + first.split(":")[0] + ":" + (first.split(":") + ["latest"])[1],
+                    "true").returncode == 0
+
+
 def test_missing_archive_file(sarus):
     r = sarus("load", "/nonexistent/archive.tar", "x")
     assert r.returncode == 1

@@ -53,6 +53,7 @@ int commandLoad(const Config& config, const LoadOptions& options) {
     auto store = options.centralizedRepository ? ImageStore::centralized(config)
                                                : ImageStore::local(config);
 
+    store.checkStorable(reference);
     ImageArchive archive(options.archive);
     std::printf("# image            : %s\n", reference.normalized().c_str());
     std::printf("# archive          : %s (%s)\n", options.archive.c_str(), archive.format().c_str());

@@ -241,6 +241,7 @@ int pull(const Config& config, const PullOptions& options, const ImageReference&
     printField("cache directory", store.cacheDirectory().string());
     printField("images directory", store.imagesDirectory().string());
 
+    store.checkStorable(reference);
     auto existing = store.find(reference);
     if (!reference.digest.empty() && upToDate(existing, reference.digest, typed)) {
         return 0;  // content-addressed: nothing to ask the registry

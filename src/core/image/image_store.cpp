@@ -411,6 +411,32 @@ std::optional<StoredImage> ImageStore::find(const ImageReference& given) const {
     return legacy;
 }
 
+void ImageStore::checkStorable(const ImageReference& reference) const {
+    auto clash = [&](const fs::path& path) {
+        return Error("cannot store image '" + reference.normalized() + "': " + path.string() +
+                     " belongs to another image (in Sarus's layout a repository is a directory and a tag a file)");
+    };
+    auto directory = imageDirectory(reference);
+    fs::path path = imagesDirectory();
+    for (const auto& component : directory.lexically_relative(imagesDirectory())) {
+        path /= component;
+        struct stat st {};
+        if (::lstat(path.c_str(), &st) != 0) {
+            return;  // made when the image is stored
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            throw clash(path);
+        }
+    }
+    for (const auto& file : {directory / (reference.storeName() + ".squashfs"),
+                             directory / (reference.storeName() + ".meta")}) {
+        struct stat st {};
+        if (::lstat(file.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+            throw clash(file);
+        }
+    }
+}
+
 PendingImage ImageStore::beginImport(const ImageReference& reference) {
     ensureLayout();
     auto dir = imageDirectory(reference);

@@ -80,6 +80,10 @@ public:
 
     // Reserves a partial file next to the final image location.
     PendingImage beginImport(const ImageReference& reference);
+    // Throws sarus::Error when another image's files stand where this one's
+    // go: Sarus's layout makes a repository a directory and a tag a file, so
+    // "a/latest.squashfs:x" and "a:latest" need the same path.
+    void checkStorable(const ImageReference& reference) const;
     // Moves the partial file into place, writes .meta and the index entry;
     // the entry it replaces goes, and so do its files if they were elsewhere.
     StoredImage commit(PendingImage& pending, const ImageMetadata& metadata, const std::string& id,
