@@ -342,52 +342,45 @@ void ImageArchive::resolveOciArchive() {
     }
 }
 
-std::string ImageArchive::decodedDigest(const std::string& member) const {
+Reader ImageArchive::openAtLayer(const std::string& member) const {
     auto outer = openOuter(file_);
     archive_entry* entry = nullptr;
-    while (archive_read_next_header(outer.get(), &entry) == ARCHIVE_OK) {
-        if (normalizeMemberName(archive_entry_pathname(entry)) != member) {
-            continue;
+    int status;
+    while ((status = archive_read_next_header(outer.get(), &entry)) == ARCHIVE_OK || status == ARCHIVE_WARN) {
+        if (normalizeMemberName(archive_entry_pathname(entry)) == member) {
+            return outer;
         }
-        MemberStream stream{outer.get()};
-        Reader decoder(archive_read_new());
-        supportFilters(decoder.get(), {gzipFilter, zstdFilter});
-        archive_read_support_format_raw(decoder.get());
-        Sha256 decoded;
-        std::vector<char> buffer(readBlockSize);
-        if (archive_read_open(decoder.get(), &stream, nullptr, readMember, nullptr) == ARCHIVE_OK &&
-            archive_read_next_header(decoder.get(), &entry) == ARCHIVE_OK) {
-            la_ssize_t n;
-            while ((n = archive_read_data(decoder.get(), buffer.data(), buffer.size())) > 0) {
-                cancellation::throwIfRequested();
-                decoded.update(buffer.data(), static_cast<std::size_t>(n));
-            }
-            if (n == 0) {
-                return decoded.digest();
-            }
-        }
-        throw Error(file_.string() + ": layer " + member + ": " + archive_error_string(decoder.get()));
     }
     throw Error(file_.string() + ": layer " + member + " vanished while reading");
+}
+
+std::string ImageArchive::decodedDigest(const std::string& member) const {
+    auto outer = openAtLayer(member);
+    MemberStream stream{outer.get()};
+    Reader decoder(archive_read_new());
+    supportFilters(decoder.get(), {gzipFilter, zstdFilter});
+    archive_read_support_format_raw(decoder.get());
+    Sha256 decoded;
+    std::vector<char> buffer(readBlockSize);
+    archive_entry* entry = nullptr;
+    if (archive_read_open(decoder.get(), &stream, nullptr, readMember, nullptr) == ARCHIVE_OK &&
+        archive_read_next_header(decoder.get(), &entry) == ARCHIVE_OK) {
+        la_ssize_t n;
+        while ((n = archive_read_data(decoder.get(), buffer.data(), buffer.size())) > 0) {
+            cancellation::throwIfRequested();
+            decoded.update(buffer.data(), static_cast<std::size_t>(n));
+        }
+        if (n == 0) {
+            return decoded.digest();
+        }
+    }
+    throw Error(file_.string() + ": layer " + member + ": " + archive_error_string(decoder.get()));
 }
 
 void ImageArchive::forEachLayer(
     const std::function<void(archive*, const ArchiveLayer&)>& consume) const {
     for (const auto& layer : layers_) {
-        auto outer = openOuter(file_);
-        archive_entry* entry = nullptr;
-        bool found = false;
-        int status;
-        while ((status = archive_read_next_header(outer.get(), &entry)) == ARCHIVE_OK ||
-               status == ARCHIVE_WARN) {
-            if (normalizeMemberName(archive_entry_pathname(entry)) == layer.member) {
-                found = true;
-                break;
-            }
-        }
-        if (!found) {
-            throw Error(file_.string() + ": layer " + layer.member + " vanished while reading");
-        }
+        auto outer = openAtLayer(layer.member);
         MemberStream stream{outer.get()};
         auto inner = newLayerReader();
         if (archive_read_open(inner.get(), &stream, nullptr, readMember, nullptr) != ARCHIVE_OK) {

@@ -16,6 +16,10 @@ struct archive;
 
 namespace sarus {
 
+struct ArchiveReaderDeleter {
+    void operator()(archive* a) const;
+};
+
 struct ArchiveLayer {
     std::string member;     // path of the layer inside the archive
     std::string mediaType;  // empty for docker-archive (compression is detected)
@@ -42,6 +46,8 @@ private:
     void scan();
     // The member's content if it is a JSON document, from its first bytes.
     std::optional<std::string> readJsonMember(archive* reader, const std::string& name, std::uint64_t size) const;
+    // The archive read up to the header of a layer's member.
+    std::unique_ptr<archive, ArchiveReaderDeleter> openAtLayer(const std::string& member) const;
     // The digest of a compressed member's decompressed bytes.
     std::string decodedDigest(const std::string& member) const;
     void resolveDockerArchive();
@@ -59,9 +65,6 @@ private:
 };
 
 // Opens a libarchive reader for tar layers with every compression filter.
-struct ArchiveReaderDeleter {
-    void operator()(archive* a) const;
-};
 std::unique_ptr<archive, ArchiveReaderDeleter> newLayerReader();
 
 }  // namespace sarus
