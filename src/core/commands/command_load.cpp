@@ -5,7 +5,6 @@
 #include "config/identity.hpp"
 #include "common/cancellation.hpp"
 #include "common/error.hpp"
-#include "common/unnamed_file.hpp"
 #include "common/file_utils.hpp"
 #include "image/image_archive.hpp"
 #include "image/image_store.hpp"
@@ -60,15 +59,11 @@ int commandLoad(const Config& config, const LoadOptions& options) {
     std::printf("# images directory : %s\n", store.imagesDirectory().string().c_str());
     std::fflush(stdout);
 
-    // As in pull, the image is written unnamed and gets its place in the
-    // store only once complete: a failed or killed load leaves no file and
-    // no new directory.
-    store.ensureLayout();
-    removeStalePartialFiles(store.imagesDirectory());
-    UnnamedFile output(store.imagesDirectory(), "load.squashfs");
+    // As in pull, the image gets its place in the store only once complete.
+    auto output = store.newImageFile("load.squashfs");
     FlattenStats stats;
     {
-        LayerFlattener flattener(output.path(), config.squashfsOptions());
+        LayerFlattener flattener(output->path(), config.squashfsOptions());
         std::size_t number = 0;
         archive.forEachLayer([&](struct archive* layer, const ArchiveLayer& info) {
             ++number;
@@ -82,9 +77,7 @@ int commandLoad(const Config& config, const LoadOptions& options) {
     }
     cancellation::throwIfRequested();
     auto metadata = ImageMetadata::fromImageConfig(archive.imageConfig());
-    auto pending = store.beginImport(reference);
-    output.publish(pending.file(), true);
-    auto image = store.commit(pending, metadata, archive.configDigest(), "");
+    auto image = store.commit(reference, *output, metadata, archive.configDigest(), "");
 
     auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     std::printf("# created: %s\n", image.imageFile.string().c_str());

@@ -23,7 +23,6 @@
 #include "registry/registries_conf.hpp"
 #include "registry/registry_client.hpp"
 #include "common/process.hpp"
-#include "common/unnamed_file.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -283,17 +282,15 @@ int pull(const Config& config, const PullOptions& options, const ImageReference&
 
     // The image is written unnamed at the top of the images directory and
     // only linked to its place in the store once complete: a failed pull
-    // leaves not even a new directory behind.
-    store.ensureLayout();
-    removeStalePartialFiles(store.imagesDirectory());
+    // leaves not even a new directory behind. (The store makes the
+    // repository first, before the cache in it.)
+    auto output = store.newImageFile("pull.squashfs");
     BlobCache cache(store.cacheDirectory());
-    std::unique_ptr<UnnamedFile> output;
     FlattenStats stats;
     std::uint64_t downloaded = 0;
     std::size_t fromCache = 0;
     // Each round drops one damaged cached blob, which the next downloads.
     for (std::size_t round = 0;; ++round) {
-        output = std::make_unique<UnnamedFile>(store.imagesDirectory(), "pull.squashfs");
         try {
             LayerFlattener flattener(output->path(), config.squashfsOptions());
             PullProgress progress(progressLayers(resolved.manifest),
@@ -311,12 +308,11 @@ int pull(const Config& config, const PullOptions& options, const ImageReference&
             log::warn("cached blob " + cache.pathOf(e.digest).string() + " is damaged (" + e.what() +
                       "): downloading it again");
             cache.remove(e.digest);
+            output = store.newImageFile("pull.squashfs");
         }
     }
     cancellation::throwIfRequested();
-    auto pending = store.beginImport(reference);
-    output->publish(pending.file(), true);
-    auto image = store.commit(pending, metadata, resolved.manifest.config.digest, resolved.digest);
+    auto image = store.commit(reference, *output, metadata, resolved.manifest.config.digest, resolved.digest);
 
     auto seconds = std::chrono::duration<double>(Clock::now() - started).count();
     std::printf("# created: %s\n", image.imageFile.string().c_str());

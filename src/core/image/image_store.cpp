@@ -515,6 +515,19 @@ StoredImage ImageStore::commit(PendingImage& pending, const ImageMetadata& metad
     return image;
 }
 
+std::unique_ptr<UnnamedFile> ImageStore::newImageFile(const std::string& fallbackName) const {
+    ensureLayout();
+    removeStalePartialFiles(imagesDirectory());
+    return std::make_unique<UnnamedFile>(imagesDirectory(), fallbackName);
+}
+
+StoredImage ImageStore::commit(const ImageReference& reference, UnnamedFile& image, const ImageMetadata& metadata,
+                               const std::string& id, const std::string& digest) {
+    auto pending = beginImport(reference);
+    image.publish(pending.file(), true);
+    return commit(pending, metadata, id, digest);
+}
+
 StoredImage ImageStore::remove(const ImageReference& reference) {
     auto missing = [&] { return Error("Cannot find image '" + reference.identity().normalized() + "'"); };
     if (!fileExists(indexFile())) {

@@ -11,11 +11,13 @@
 
 #include "image/image_metadata.hpp"
 #include "image/image_reference.hpp"
+#include "common/unnamed_file.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -88,9 +90,13 @@ public:
     // the entry it replaces goes, and so do its files if they were elsewhere.
     StoredImage commit(PendingImage& pending, const ImageMetadata& metadata, const std::string& id,
                        const std::string& digest);
-    // Makes the repository (a new local one mode 0700) and checks it is the
-    // caller's: before anything is written into it.
-    void ensureLayout() const;
+    // A new, unnamed image file at the top of the images directory, the
+    // repository made and checked first (and partial files of dead imports
+    // removed): an import that fails or is killed leaves nothing.
+    std::unique_ptr<UnnamedFile> newImageFile(const std::string& fallbackName) const;
+    // Gives a complete image file its place, then commits it as above.
+    StoredImage commit(const ImageReference& reference, UnnamedFile& image, const ImageMetadata& metadata,
+                       const std::string& id, const std::string& digest);
     // Throws sarus::Error if the image is not in the store.
     StoredImage remove(const ImageReference& reference);
 
@@ -99,6 +105,7 @@ private:
     std::filesystem::path imageDirectory(const ImageReference& reference) const;
     nlohmann::json readIndex() const;
     void writeIndex(const nlohmann::json& index) const;
+    void ensureLayout() const;
     void refuseRepositoryOfAnother() const;
 
     std::filesystem::path directory_;
